@@ -1,0 +1,122 @@
+//! The map contract between the data plane and the daemon.
+//!
+//! The daemon is the only writer of every map except the counters. Map names are
+//! the names of the pins under the pin directory (`/sys/fs/bpf/vpn-ctl/` by default).
+
+/// Per-CPU `u64` array indexed by [`crate::counters::Counter`].
+pub const STATS: &str = "VPN_STATS";
+/// Per-CPU `u64` array indexed by [`crate::counters::DropReason`].
+pub const DROPS: &str = "VPN_DROPS";
+/// One-slot array holding the [`DataplaneConfig`].
+pub const CONFIG: &str = "VPN_CONFIG";
+/// Hash: [`TunnelKey`] -> session index.
+pub const TUNNEL_SESSIONS: &str = "VPN_TUNNEL_SESSIONS";
+/// LPM trie: inner IPv4 prefix (network order) -> session index.
+pub const ADDR_SESSIONS: &str = "VPN_ADDR_SESSIONS";
+/// Array: session index -> [`SessionEntry`].
+pub const SESSIONS: &str = "VPN_SESSIONS";
+/// Per-CPU array: session index -> [`SessionStats`].
+pub const SESSION_STATS: &str = "VPN_SESSION_STATS";
+
+/// Every map the daemon pins, in the order `status` reports them.
+pub const PINNED: [&str; 7] = [
+    STATS,
+    DROPS,
+    CONFIG,
+    TUNNEL_SESSIONS,
+    ADDR_SESSIONS,
+    SESSIONS,
+    SESSION_STATS,
+];
+
+/// Capacity of the session tables (and so the hard limit on concurrent sessions).
+pub const MAX_SESSIONS: u32 = 4096;
+/// Capacity of the inner-address trie: each session's /32 plus routed subnets.
+pub const MAX_ADDR_PREFIXES: u32 = 2 * MAX_SESSIONS;
+
+/// `DataplaneConfig::flags`: the config slot has been written by the daemon.
+pub const CONFIG_F_VALID: u32 = 1 << 0;
+
+/// Global settings, written once by the daemon at start-up.
+///
+/// Addresses and masks are in host byte order (the programs convert the packet's
+/// fields); a port of 0 means "protocol not enabled".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataplaneConfig {
+    pub flags: u32,
+    pub wan_ifindex: u32,
+    pub vpn_ifindex: u32,
+    /// Network address of the client pool.
+    pub pool_addr: u32,
+    /// Netmask of the client pool (never 0: a /0 pool is refused by the config).
+    pub pool_mask: u32,
+    pub l2tp_port: u16,
+    pub native_port: u16,
+    pub ike_port: u16,
+    pub natt_port: u16,
+    /// 1 when PPTP (GRE) is enabled.
+    pub pptp_enabled: u32,
+}
+const _: () = assert!(core::mem::size_of::<DataplaneConfig>() == 32);
+
+impl DataplaneConfig {
+    /// True when `addr` (host order) lies inside the pool.
+    #[inline(always)]
+    pub const fn in_pool(&self, addr: u32) -> bool {
+        self.pool_mask != 0 && (addr & self.pool_mask) == self.pool_addr
+    }
+}
+
+/// Tunnel protocols, as stored in [`TunnelKey::proto`] and [`SessionEntry::proto`].
+pub const PROTO_PPTP: u8 = 1;
+pub const PROTO_L2TP: u8 = 2;
+pub const PROTO_NATIVE: u8 = 3;
+
+/// Identifies a tunnel as seen on the WAN: (protocol, peer address, our id).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunnelKey {
+    /// Peer's outer IPv4 address, network order.
+    pub peer_ip: u32,
+    /// Our call id (PPTP), tunnel<<16|session (L2TP) or session id (native).
+    pub local_id: u32,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+const _: () = assert!(core::mem::size_of::<TunnelKey>() == 12);
+
+/// `SessionEntry::flags`: tunnel data is forwarded in the kernel.
+pub const SESSION_F_FAST_PATH: u32 = 1 << 0;
+/// `SessionEntry::flags`: payload is encrypted (MPPE, ESP, AEAD): always userspace.
+pub const SESSION_F_ENCRYPTED: u32 = 1 << 1;
+
+/// One session as the data plane needs it. Addresses and ports in network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub flags: u32,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+    pub peer_ip: u32,
+    pub local_ip: u32,
+    pub peer_port: u16,
+    pub local_port: u16,
+    pub local_id: u32,
+    pub peer_id: u32,
+    /// The inner address assigned to the client (anti-spoofing).
+    pub assigned_ip: u32,
+}
+const _: () = assert!(core::mem::size_of::<SessionEntry>() == 32);
+
+/// Per-session counters (per CPU; userspace sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+const _: () = assert!(core::mem::size_of::<SessionStats>() == 40);

@@ -1,0 +1,9 @@
+//! `aya::Pod` for the map types (userspace only).
+use crate::maps::{DataplaneConfig, SessionEntry, SessionStats, TunnelKey};
+
+// SAFETY: all four are #[repr(C)], made of integers and byte arrays only, with no
+// implicit padding (checked by the size assertions next to their definitions).
+unsafe impl aya::Pod for DataplaneConfig {}
+unsafe impl aya::Pod for TunnelKey {}
+unsafe impl aya::Pod for SessionEntry {}
+unsafe impl aya::Pod for SessionStats {}

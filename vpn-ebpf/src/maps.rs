@@ -1,0 +1,35 @@
+//! Every map of the data plane. Names, key and value types come from
+//! `vpn_common::maps`, the single definition shared with userspace.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+};
+use vpn_common::{
+    counters::{Counter, DropReason},
+    maps::{
+        DataplaneConfig, SessionEntry, SessionStats, TunnelKey, MAX_ADDR_PREFIXES, MAX_SESSIONS,
+    },
+};
+
+#[map(name = "VPN_STATS")]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+#[map(name = "VPN_DROPS")]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DropReason::COUNT, 0);
+
+#[map(name = "VPN_CONFIG")]
+pub static CONFIG: Array<DataplaneConfig> = Array::with_max_entries(1, 0);
+
+#[map(name = "VPN_TUNNEL_SESSIONS")]
+pub static TUNNEL_SESSIONS: HashMap<TunnelKey, u32> = HashMap::with_max_entries(MAX_SESSIONS, 0);
+
+/// Keys are IPv4 addresses in network order.
+#[map(name = "VPN_ADDR_SESSIONS")]
+pub static ADDR_SESSIONS: LpmTrie<u32, u32> =
+    LpmTrie::with_max_entries(MAX_ADDR_PREFIXES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+#[map(name = "VPN_SESSIONS")]
+pub static SESSIONS: Array<SessionEntry> = Array::with_max_entries(MAX_SESSIONS, 0);
+
+#[map(name = "VPN_SESSION_STATS")]
+pub static SESSION_STATS: PerCpuArray<SessionStats> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);

@@ -1,0 +1,132 @@
+//! WAN ingress: parse Ethernet (+ up to two VLAN tags), IPv4, UDP and GRE;
+//! drop pool-sourced spoofs; classify tunnel traffic for the daemon.
+//!
+//! Today every tunnel class goes to the stack (`XDP_PASS`) for the daemon's
+//! sockets; the fast paths of later protocols hook in at `classify_udp`/`classify_gre`.
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_log_ebpf::debug;
+use vpn_common::{
+    counters::{Counter, DropReason},
+    maps::{DataplaneConfig, CONFIG_F_VALID},
+    wire::{
+        EthHdr, GreHdr, Ipv4Hdr, Ipv6Hdr, UdpHdr, VlanHdr, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4,
+        ETH_P_IPV6, GRE_PROTO_PPP, GRE_VERSION_MASK, GRE_VERSION_PPTP, IPPROTO_GRE, IPPROTO_UDP,
+        IPV4_FRAG_OFFSET_MASK, MAX_VLAN_TAGS,
+    },
+};
+
+use crate::{maps::CONFIG, packet::read_at, stats::count};
+
+pub fn process(ctx: &XdpContext) -> Result<u32, DropReason> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    count(Counter::XdpRx);
+
+    let eth: EthHdr = read_at(start, end, 0)?;
+    let mut ethertype = u16::from_be(eth.ethertype);
+    let mut off = core::mem::size_of::<EthHdr>();
+    let mut tagged = false;
+    for _ in 0..MAX_VLAN_TAGS {
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+            break;
+        }
+        let vlan: VlanHdr = read_at(start, end, off)?;
+        ethertype = u16::from_be(vlan.ethertype);
+        off += core::mem::size_of::<VlanHdr>();
+        tagged = true;
+    }
+    if tagged {
+        count(Counter::XdpVlan);
+    }
+
+    match ethertype {
+        ETH_P_IPV4 => ipv4(ctx, start, end, off),
+        ETH_P_IPV6 => {
+            read_at::<Ipv6Hdr>(start, end, off)?;
+            count(Counter::XdpPassIpv6);
+            Ok(xdp_action::XDP_PASS)
+        }
+        _ => {
+            count(Counter::XdpPassNonIp);
+            Ok(xdp_action::XDP_PASS)
+        }
+    }
+}
+
+fn ipv4(ctx: &XdpContext, start: usize, end: usize, off: usize) -> Result<u32, DropReason> {
+    let ip: Ipv4Hdr = read_at(start, end, off)?;
+    let ihl = usize::from(ip.version_ihl & 0x0f) * 4;
+    let total_len = usize::from(u16::from_be(ip.total_len));
+    if ip.version_ihl >> 4 != 4 || ihl < core::mem::size_of::<Ipv4Hdr>() || total_len < ihl {
+        return Err(DropReason::MalformedIpv4);
+    }
+    // Frames may carry Ethernet padding after the datagram, never less than it declares.
+    if start + off + total_len > end {
+        return Err(DropReason::Truncated);
+    }
+
+    let src = u32::from_be(ip.src);
+    let cfg = config();
+    if let Some(cfg) = cfg {
+        if cfg.in_pool(src) {
+            debug!(ctx, "drop: pool source {:i} arrived raw on the WAN", src);
+            return Err(DropReason::SpoofedPoolSource);
+        }
+    }
+
+    if u16::from_be(ip.frag_off) & IPV4_FRAG_OFFSET_MASK != 0 {
+        count(Counter::XdpPassFragment);
+        return Ok(xdp_action::XDP_PASS);
+    }
+
+    let l4 = off + ihl;
+    match ip.proto {
+        IPPROTO_UDP => classify_udp(start, end, l4, cfg),
+        IPPROTO_GRE => classify_gre(start, end, l4, cfg),
+        _ => {
+            count(Counter::XdpPassIpv4);
+            Ok(xdp_action::XDP_PASS)
+        }
+    }
+}
+
+fn classify_udp(
+    start: usize,
+    end: usize,
+    l4: usize,
+    cfg: Option<&DataplaneConfig>,
+) -> Result<u32, DropReason> {
+    let udp: UdpHdr = read_at(start, end, l4)?;
+    let dport = u16::from_be(udp.dst_port);
+    let class = match cfg {
+        Some(c) if dport != 0 && dport == c.l2tp_port => Counter::XdpClassL2tp,
+        Some(c) if dport != 0 && dport == c.native_port => Counter::XdpClassNative,
+        Some(c) if dport != 0 && (dport == c.ike_port || dport == c.natt_port) => {
+            Counter::XdpClassIke
+        }
+        _ => Counter::XdpPassIpv4,
+    };
+    count(class);
+    Ok(xdp_action::XDP_PASS)
+}
+
+fn classify_gre(
+    start: usize,
+    end: usize,
+    l4: usize,
+    cfg: Option<&DataplaneConfig>,
+) -> Result<u32, DropReason> {
+    let gre: GreHdr = read_at(start, end, l4)?;
+    let pptp = u16::from_be(gre.flags_version) & GRE_VERSION_MASK == GRE_VERSION_PPTP
+        && u16::from_be(gre.proto) == GRE_PROTO_PPP;
+    let class = match cfg {
+        Some(c) if pptp && c.pptp_enabled != 0 => Counter::XdpClassGre,
+        _ => Counter::XdpPassIpv4,
+    };
+    count(class);
+    Ok(xdp_action::XDP_PASS)
+}
+
+#[inline(always)]
+fn config() -> Option<&'static DataplaneConfig> {
+    CONFIG.get(0).filter(|c| c.flags & CONFIG_F_VALID != 0)
+}
