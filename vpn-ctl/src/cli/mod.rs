@@ -1,0 +1,28 @@
+//! The command-line front end: one file per subcommand.
+pub mod args;
+mod down;
+mod query;
+mod up;
+mod users;
+
+use crate::config::Config;
+
+/// Runs the parsed command line.
+pub fn run(cli: args::Cli) -> anyhow::Result<()> {
+    let (cfg, source) = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        args::Command::Up { enable } => up::run(cfg, source, &enable),
+        args::Command::Down => down::run(&cfg),
+        args::Command::Status { json } => query::status(&cfg, json),
+        args::Command::Sessions { json } => query::sessions(&cfg, json),
+        args::Command::Kill { id } => query::kill(&cfg, id),
+        args::Command::Users { command } => users::run(&cfg, command),
+    }
+}
+
+
+/// Prints `items` as one JSON array (like `ip -j`).
+pub fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(items)?);
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! The gateway's configuration: a TOML file (`vpn-ctl up -c FILE`) or the
+//! embedded defaults. Unknown keys are errors, reported on one line with their
+//! line number. A commented example lives in docs/vpn-ctl.example.toml.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use crate::net::prefix::Ipv4Prefix;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub paths: PathsConfig,
+    pub nat: NatConfig,
+    pub firewall: FirewallConfig,
+    pub xdp: XdpConfig,
+    pub l2tp: L2tpConfig,
+    pub pptp: PptpConfig,
+    pub native: NativeConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// WAN interface; `None` = the interface of the default route.
+    pub wan: Option<String>,
+    /// Name of the VPN interface (a multi-queue TUN device).
+    pub vpn_interface: String,
+    /// Client address pool; `None` = the first candidate that overlaps no
+    /// network of the host. The pool's first address is the gateway's.
+    pub pool: Option<Ipv4Prefix>,
+    /// Limit on concurrent sessions (at most the data plane's table size).
+    pub max_sessions: u32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            wan: None,
+            vpn_interface: "vpn0".into(),
+            pool: None,
+            max_sessions: 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    /// Secrets and the user database (root-only).
+    pub state_dir: PathBuf,
+    /// Control socket, lock and undo journal (root-only).
+    pub run_dir: PathBuf,
+    /// Where the BPF maps are pinned.
+    pub bpf_pin_dir: PathBuf,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: "/var/lib/vpn-ctl".into(),
+            run_dir: "/run/vpn-ctl".into(),
+            bpf_pin_dir: "/sys/fs/bpf/vpn-ctl".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatConfig {
+    /// Masquerade pool traffic leaving through the WAN.
+    pub masquerade: bool,
+}
+
+impl Default for NatConfig {
+    fn default() -> Self {
+        Self { masquerade: true }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// When the host firewall would reject our ports, insert ACCEPT rules
+    /// (removed again on `down`). Off: only report the problem.
+    pub open_ports: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum XdpModeSetting {
+    /// Native where the driver supports it, generic otherwise.
+    #[default]
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct XdpConfig {
+    pub mode: XdpModeSetting,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct L2tpConfig {
+    pub enabled: bool,
+    pub port: u16,
+    pub ike_port: u16,
+    pub natt_port: u16,
+}
+
+impl Default for L2tpConfig {
+    fn default() -> Self {
+        use vpn_common::wire::{PORT_IKE, PORT_L2TP, PORT_NATT};
+        Self {
+            enabled: true,
+            port: PORT_L2TP,
+            ike_port: PORT_IKE,
+            natt_port: PORT_NATT,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PptpConfig {
+    /// Off by default: PPTP/MS-CHAPv2 is cryptographically weak.
+    pub enabled: bool,
+    pub port: u16,
+}
+
+impl Default for PptpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            port: vpn_common::wire::PORT_PPTP,
+        }
+    }
+}
+
+/// Default TCP (handshake) and UDP (data) port of the native protocol.
+pub const NATIVE_DEFAULT_PORT: u16 = 7443;
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeConfig {
+    pub enabled: bool,
+    pub port: u16,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: NATIVE_DEFAULT_PORT,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// error, warn, info, debug or trace (RUST_LOG overrides it).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Defaults,
+    File(PathBuf),
+}
+
+impl Config {
+    /// Loads `path`, or the embedded defaults when `None`.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, Source)> {
+        let Some(path) = path else {
+            return Ok((Config::default(), Source::Defaults));
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let cfg = Self::parse(&text).with_context(|| format!("config {}", path.display()))?;
+        Ok((cfg, Source::File(path.to_path_buf())))
+    }
+
+    /// Parses and validates TOML text; errors are one line.
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let msg = e.message().replace('\n', " ");
+            match line {
+                Some(l) => anyhow::anyhow!("line {l}: {msg}"),
+                None => anyhow::anyhow!("{msg}"),
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        check_ifname("gateway.vpn_interface", &self.gateway.vpn_interface)?;
+        if let Some(wan) = &self.gateway.wan {
+            check_ifname("gateway.wan", wan)?;
+        }
+        if let Some(pool) = self.gateway.pool {
+            if !(8..=30).contains(&pool.len()) {
+                bail!("gateway.pool {pool}: the prefix length must be between /8 and /30");
+            }
+        }
+        let max = vpn_common::maps::MAX_SESSIONS;
+        if self.gateway.max_sessions == 0 || self.gateway.max_sessions > max {
+            bail!("gateway.max_sessions must be between 1 and {max}");
+        }
+        if log_level(&self.log.level).is_none() {
+            bail!(
+                "log.level `{}`: expected error, warn, info, debug or trace",
+                self.log.level
+            );
+        }
+        let mut seen: Vec<(&str, u16, &str)> = Vec::new();
+        for l in self.listeners() {
+            if l.port == 0 {
+                bail!("{}: port 0 is not allowed", l.service);
+            }
+            if let Some((_, _, other)) = seen.iter().find(|(p, n, _)| *p == l.proto && *n == l.port)
+            {
+                bail!(
+                    "{} and {} both use {} port {}",
+                    other,
+                    l.service,
+                    l.proto.to_uppercase(),
+                    l.port
+                );
+            }
+            seen.push((l.proto, l.port, l.service));
+        }
+        Ok(())
+    }
+
+    /// The sockets the enabled services listen on.
+    pub fn listeners(&self) -> Vec<ListenerSpec> {
+        let mut v = Vec::new();
+        if self.l2tp.enabled {
+            v.push(ListenerSpec::new("l2tp", "udp", self.l2tp.port));
+            v.push(ListenerSpec::new("ike", "udp", self.l2tp.ike_port));
+            v.push(ListenerSpec::new("ike-natt", "udp", self.l2tp.natt_port));
+        }
+        if self.pptp.enabled {
+            v.push(ListenerSpec::new("pptp", "tcp", self.pptp.port));
+        }
+        if self.native.enabled {
+            v.push(ListenerSpec::new("native", "tcp", self.native.port));
+            v.push(ListenerSpec::new("native", "udp", self.native.port));
+        }
+        v
+    }
+}
+
+/// One listening socket of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ListenerSpec {
+    pub service: &'static str,
+    pub proto: &'static str,
+    pub port: u16,
+}
+
+impl ListenerSpec {
+    const fn new(service: &'static str, proto: &'static str, port: u16) -> Self {
+        Self {
+            service,
+            proto,
+            port,
+        }
+    }
+}
+
+pub fn log_level(s: &str) -> Option<log::LevelFilter> {
+    s.parse().ok()
+}
+
+fn check_ifname(key: &str, name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !ok {
+        bail!("{key} `{name}` is not a valid interface name (1-15 of a-z A-Z 0-9 - _ .)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_is_the_defaults() {
+        let text = include_str!("../../docs/vpn-ctl.example.toml");
+        assert_eq!(Config::parse(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_one_line_with_its_line() {
+        let err = Config::parse("[gateway]\nvpn_interface = \"vpn0\"\npoool = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 3: unknown field `poool`"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (text, want) in [
+            ("[gateway]\npool = \"10.0.0.0/31\"", "between /8 and /30"),
+            ("[gateway]\npool = \"10.0.0.1/24\"", "host bits"),
+            ("[gateway]\nvpn_interface = \"a-very-long-ifname\"", "not a valid interface"),
+            ("[native]\nport = 1701", "both use UDP port 1701"),
+            ("[log]\nlevel = \"loud\"", "log.level"),
+            ("[gateway]\nmax_sessions = 0", "max_sessions"),
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+}

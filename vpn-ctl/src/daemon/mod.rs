@@ -1,0 +1,94 @@
+//! `vpn-ctl up`: the gateway daemon. `setup` brings the host into shape step
+//! by step, recording each change in the undo journal; `serve` runs until a
+//! signal or `vpn-ctl down`; then everything is undone.
+mod server;
+mod services;
+mod setup;
+mod tun_reader;
+pub mod undo;
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex,
+};
+
+use anyhow::Context as _;
+use aya::Ebpf;
+use tokio::sync::Notify;
+
+use crate::{
+    config::{Config, Source},
+    control, fsutil,
+    report::{NamedCountExt as _, Status},
+    users::UserDb,
+};
+
+/// State the control server reads while the gateway runs.
+pub struct Shared {
+    pub ebpf: Mutex<Ebpf>,
+    /// The parts of `status` fixed at start-up.
+    pub base: Status,
+    /// Per listener (same order as `base.listeners`): datagrams/connections seen.
+    pub received: Vec<AtomicU64>,
+    /// Packets routed to the pool for an address without a session.
+    pub no_session: AtomicU64,
+    pub users: Mutex<UserDb>,
+    pub shutdown: Notify,
+}
+
+impl Shared {
+    pub fn status(&self) -> anyhow::Result<Status> {
+        let mut s = self.base.clone();
+        {
+            let ebpf = self.ebpf.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            s.maps = crate::dataplane::map_fill(&ebpf)?;
+            s.counters = crate::dataplane::counters(&ebpf)?;
+            s.drops = crate::dataplane::drops(&ebpf)?;
+        }
+        s.drops
+            .push_named("daemon_no_session", self.no_session.load(Ordering::Relaxed));
+        for (l, n) in s.listeners.iter_mut().zip(&self.received) {
+            l.received = n.load(Ordering::Relaxed);
+        }
+        Ok(s)
+    }
+}
+
+/// Runs the gateway in the foreground until SIGINT/SIGTERM or `vpn-ctl down`.
+pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("vpn-ctl up must run as root (it configures interfaces, BPF and nftables)");
+    }
+    let run_dir = cfg.paths.run_dir.clone();
+    fsutil::private_dir(&run_dir)?;
+    let lock_path = run_dir.join(control::LOCK);
+    let Some(_lock) = fsutil::FileLock::try_acquire(&lock_path)? else {
+        anyhow::bail!(
+            "vpn-ctl is already running (it holds {}); stop it with `vpn-ctl down`",
+            lock_path.display()
+        );
+    };
+    if let Some(n) = undo::Journal::recover(&run_dir).context("recovering an earlier run")? {
+        log::warn!("undid {n} changes left behind by an earlier vpn-ctl that did not exit cleanly");
+    }
+
+    let mut journal = undo::Journal::new(&run_dir);
+    let gateway = match setup::setup(&cfg, &source, &mut journal).await {
+        Ok(g) => g,
+        Err(e) => {
+            journal.unwind();
+            cleanup_run_dir(&run_dir);
+            return Err(e);
+        }
+    };
+    let result = server::serve(&cfg, gateway).await;
+    journal.unwind();
+    cleanup_run_dir(&run_dir);
+    println!("vpn-ctl: gateway stopped, host restored");
+    result
+}
+
+fn cleanup_run_dir(run_dir: &std::path::Path) {
+    let _ = std::fs::remove_file(control::socket_path(run_dir));
+}

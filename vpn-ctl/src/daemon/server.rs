@@ -1,0 +1,127 @@
+//! The running gateway: control socket, service sockets, TUN readers,
+//! signals. Returns when asked to stop.
+use std::{os::unix::fs::PermissionsExt as _, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    signal::unix::{signal, SignalKind},
+};
+
+use super::{services, setup::Gateway, tun_reader, Shared};
+use crate::{
+    config::Config,
+    control::{self, Request, Response},
+    report::SessionRow,
+    users::UserDb,
+};
+
+pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
+    let Gateway {
+        shared,
+        tun,
+        sockets,
+        logger,
+    } = gw;
+    let path = control::socket_path(&cfg.paths.run_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot bind control socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, s) in sockets.into_iter().enumerate() {
+        tasks.spawn(services::run(s, i, shared.clone()));
+    }
+    for q in tun.queues {
+        tasks.spawn(tun_reader::run(q, shared.clone()));
+    }
+
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    println!("vpn-ctl: gateway up; control socket {}", path.display());
+    let state_dir = cfg.paths.state_dir.clone();
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => { log::info!("SIGINT: stopping"); break; }
+            _ = sigterm.recv() => { log::info!("SIGTERM: stopping"); break; }
+            _ = shared.shutdown.notified() => { log::info!("vpn-ctl down: stopping"); break; }
+            conn = listener.accept() => match conn {
+                Ok((stream, _)) => {
+                    let shared = shared.clone();
+                    let state_dir = state_dir.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle(stream, &shared, &state_dir).await {
+                            log::warn!("control connection: {e:#}");
+                        }
+                    });
+                }
+                Err(e) => log::warn!("control socket accept: {e}"),
+            },
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if let Some(l) = logger {
+        l.abort();
+    }
+    let _ = std::fs::remove_file(&path);
+    // The last reference to the BPF object: detaches XDP/TC.
+    drop(shared);
+    Ok(())
+}
+
+async fn handle(stream: UnixStream, shared: &Arc<Shared>, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (rd, mut wr) = stream.into_split();
+    if cred.uid() != 0 {
+        let resp = Response::err("the control socket is for root only");
+        wr.write_all(&encode(&resp)).await?;
+        return Ok(());
+    }
+    let mut line = String::new();
+    let mut rd = BufReader::new(rd.take(control::MAX_REQUEST as u64));
+    rd.read_line(&mut line).await?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::err(format!("bad request: {e}")),
+        Ok(req) => answer(req, shared, state_dir),
+    };
+    wr.write_all(&encode(&resp)).await?;
+    Ok(())
+}
+
+fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Response {
+    match req {
+        Request::Status => match shared.status() {
+            Ok(s) => Response::ok(serde_json::to_value(s).unwrap_or_default()),
+            Err(e) => Response::err(format!("{e:#}")),
+        },
+        Request::Sessions => {
+            let rows: Vec<SessionRow> = Vec::new();
+            Response::ok(serde_json::to_value(rows).unwrap_or_default())
+        }
+        Request::Kill { id } => Response::err(format!("no session {id}")),
+        Request::ReloadUsers => match UserDb::load(state_dir) {
+            Ok(db) => {
+                let n = db.users.len();
+                if let Ok(mut u) = shared.users.lock() {
+                    *u = db;
+                }
+                log::info!("user database reloaded: {n} users");
+                Response::ok(serde_json::Value::Null)
+            }
+            Err(e) => Response::err(format!("{e:#}")),
+        },
+        Request::Shutdown => {
+            shared.shutdown.notify_one();
+            Response::ok(serde_json::Value::Null)
+        }
+    }
+}
+
+fn encode(resp: &Response) -> Vec<u8> {
+    let mut v = serde_json::to_vec(resp).unwrap_or_default();
+    v.push(b'\n');
+    v
+}

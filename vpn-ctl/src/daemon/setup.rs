@@ -1,0 +1,251 @@
+//! Start-up, in an order that fails early: checks first (WAN, names, pool,
+//! ports), then changes, each recorded in the undo journal before it is made.
+use std::{
+    path::Path,
+    sync::{atomic::AtomicU64, Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+use vpn_common::maps::{DataplaneConfig, CONFIG_F_VALID};
+
+use super::{
+    undo::{Action, Journal},
+    Shared,
+};
+use crate::{
+    config::{Config, Source},
+    dataplane::{self, bpffs},
+    fsutil,
+    net::{self, firewall, netlink::Netlink, nft, pool, ports, sysctl, tun::Tun},
+    report::{ListenerStatus, Status, VpnStatus, WanStatus},
+    secrets::Secrets,
+    users::UserDb,
+};
+
+const IP_FORWARD: &str = "net.ipv4.ip_forward";
+
+/// Everything the running gateway holds; dropping it releases the TUN
+/// device, the sockets and the BPF links.
+pub struct Gateway {
+    pub shared: Arc<Shared>,
+    pub tun: Tun,
+    pub sockets: Vec<ports::BoundSocket>,
+    pub logger: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyhow::Result<Gateway> {
+    let nl = Netlink::connect()?;
+
+    // --- checks: nothing on the host changes before these pass ---
+    let wan = match &cfg.gateway.wan {
+        Some(name) => name.clone(),
+        None => {
+            let idx = nl.default_route_ifindex().await?.context(
+                "no IPv4 default route to pick the WAN interface from: set gateway.wan",
+            )?;
+            nl.link_name(idx).await?
+        }
+    };
+    let wan_ifindex =
+        net::ifindex(&wan).with_context(|| format!("WAN interface {wan} does not exist"))?;
+    let vpn_name = cfg.gateway.vpn_interface.as_str();
+    if net::ifindex(vpn_name).is_some() {
+        anyhow::bail!("interface {vpn_name} already exists (set gateway.vpn_interface)");
+    }
+    let pool = pool::choose(cfg.gateway.pool, &nl.host_networks().await?)?;
+    let gw_addr = pool.nth(1).context("pool too small")?;
+    let sockets = cfg
+        .listeners()
+        .into_iter()
+        .map(ports::bind)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // --- secrets and users (persistent state, not host configuration) ---
+    let state_dir = &cfg.paths.state_dir;
+    fsutil::private_dir(state_dir)?;
+    let (_secrets, generated) = Secrets::load_or_generate(state_dir)?;
+    let initial_user = UserDb::create_initial(state_dir)?;
+    if generated || initial_user.is_some() {
+        println!(
+            "vpn-ctl: first start: generated the pre-shared key ({}) and user `{}` with a random password ({}), readable by root only",
+            state_dir.join(crate::secrets::FILE).display(),
+            initial_user.unwrap_or(crate::users::INITIAL_USER),
+            UserDb::path(state_dir).display()
+        );
+    }
+    let users = UserDb::load(state_dir)?;
+    for u in &users.users {
+        if let Some(ip) = u.ip.filter(|ip| !pool.contains(*ip) || *ip == gw_addr) {
+            log::warn!("user {}: static address {ip} is not a client address of the pool {pool}", u.name);
+        }
+    }
+
+    // --- host firewall ---
+    let findings = firewall::check(&cfg.listeners(), pool);
+    for f in &findings {
+        if cfg.firewall.open_ports {
+            for rule in &f.fix {
+                journal.record(Action::DeleteIptablesRule { args: rule.clone() })?;
+                firewall::iptables("-I", rule)?;
+            }
+            println!("vpn-ctl: {}: opened (removed again on down)", f.message);
+        } else {
+            println!(
+                "vpn-ctl: warning: {}; set firewall.open_ports = true to let vpn-ctl open it",
+                f.message
+            );
+        }
+    }
+
+    // --- data plane, loaded (verified) before any interface changes ---
+    let level = crate::config::log_level(&cfg.log.level).unwrap_or(log::LevelFilter::Info);
+    let mut ebpf = dataplane::load(level.min(log::max_level()))?;
+    let logger = dataplane::logger::spawn(&mut ebpf);
+
+    // --- the VPN interface ---
+    let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let tun = Tun::create(vpn_name, queues)?;
+    let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;
+    nl.add_address(vpn_ifindex, gw_addr, pool.len()).await?;
+    nl.set_up(vpn_ifindex).await?;
+
+    // --- forwarding and NAT ---
+    let old = sysctl::read(IP_FORWARD)?;
+    if old != "1" {
+        journal.record(Action::RestoreSysctl {
+            key: IP_FORWARD.into(),
+            value: old,
+        })?;
+        sysctl::write(IP_FORWARD, "1")?;
+    }
+    if cfg.nat.masquerade {
+        if nft::table_exists()? {
+            anyhow::bail!(
+                "nftables table {} {} already exists (is another vpn-ctl running in this network namespace?)",
+                nft::FAMILY,
+                nft::TABLE
+            );
+        }
+        journal.record(Action::DeleteNftTable)?;
+        nft::install_masquerade(pool, &wan)?;
+    }
+
+    // --- attach and pin ---
+    let dp_cfg = DataplaneConfig {
+        flags: CONFIG_F_VALID,
+        wan_ifindex,
+        vpn_ifindex,
+        pool_addr: u32::from(pool.network()),
+        pool_mask: pool.mask(),
+        l2tp_port: if cfg.l2tp.enabled { cfg.l2tp.port } else { 0 },
+        native_port: if cfg.native.enabled { cfg.native.port } else { 0 },
+        ike_port: if cfg.l2tp.enabled { cfg.l2tp.ike_port } else { 0 },
+        natt_port: if cfg.l2tp.enabled { cfg.l2tp.natt_port } else { 0 },
+        pptp_enabled: u32::from(cfg.pptp.enabled),
+    };
+    dataplane::write_config(&mut ebpf, &dp_cfg)?;
+    let xdp = dataplane::attach_xdp(&mut ebpf, &wan, cfg.xdp.mode)?;
+    let tc_prog_id = dataplane::attach_tc_egress(&mut ebpf, vpn_name)?;
+    pin(&ebpf, &cfg.paths.bpf_pin_dir, journal)?;
+
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let listeners: Vec<ListenerStatus> = sockets
+        .iter()
+        .map(|s| ListenerStatus {
+            service: s.spec.service.into(),
+            proto: s.spec.proto.into(),
+            port: s.spec.port,
+            received: 0,
+        })
+        .collect();
+    let base = Status {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        started_at,
+        config: match source {
+            Source::Defaults => "defaults".into(),
+            Source::File(p) => p.display().to_string(),
+        },
+        wan: WanStatus {
+            name: wan.clone(),
+            ifindex: wan_ifindex,
+            xdp_mode: xdp.mode.into(),
+            xdp_prog_id: xdp.prog_id,
+        },
+        vpn: VpnStatus {
+            name: vpn_name.into(),
+            ifindex: vpn_ifindex,
+            address: format!("{gw_addr}/{}", pool.len()),
+            queues: tun.queues.len(),
+            tc_attach: "tcx".into(),
+            tc_prog_id,
+        },
+        pool: pool.to_string(),
+        gateway_address: gw_addr.to_string(),
+        masquerade: cfg.nat.masquerade,
+        sessions: 0,
+        maps: Vec::new(),
+        counters: Vec::new(),
+        drops: Vec::new(),
+        firewall: findings.iter().map(|f| f.message.clone()).collect(),
+        listeners,
+    };
+
+    println!(
+        "vpn-ctl: WAN {wan}: XDP attached in {} mode (prog {}){}",
+        xdp.mode,
+        xdp.prog_id,
+        if xdp.mode == "generic" { "; the driver has no native XDP" } else { "" }
+    );
+    println!(
+        "vpn-ctl: {vpn_name} {gw_addr}/{} ({} queues), pool {pool}, NAT {} via {wan}",
+        pool.len(),
+        tun.queues.len(),
+        if cfg.nat.masquerade { "masquerade" } else { "off" }
+    );
+    let listening: Vec<String> = base
+        .listeners
+        .iter()
+        .map(|l| format!("{}/{} ({})", l.proto, l.port, l.service))
+        .collect();
+    println!("vpn-ctl: listening on {}", listening.join(", "));
+    if cfg.pptp.enabled {
+        println!("vpn-ctl: warning: PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak");
+    }
+
+    let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
+    let shared = Arc::new(Shared {
+        ebpf: Mutex::new(ebpf),
+        base,
+        received,
+        no_session: AtomicU64::new(0),
+        users: Mutex::new(users),
+        shutdown: Notify::new(),
+    });
+    Ok(Gateway {
+        shared,
+        tun,
+        sockets,
+        logger,
+    })
+}
+
+/// Pins the maps, mounting bpffs on its conventional place if needed.
+fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()> {
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) && !bpffs::is_bpffs(root) {
+        journal.record(Action::UnmountBpffs { path: root.into() })?;
+        bpffs::ensure_mounted(root)?;
+    }
+    if dir.exists() {
+        // Left by a daemon that died before its journal was written.
+        log::warn!("removing stale pins in {}", dir.display());
+        std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+    }
+    journal.record(Action::RemovePins { dir: dir.into() })?;
+    dataplane::pin_maps(ebpf, dir)
+}

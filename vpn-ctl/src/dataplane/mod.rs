@@ -1,0 +1,190 @@
+//! Loading, attaching and reading the eBPF data plane.
+pub mod bpffs;
+pub mod logger;
+pub mod test_run;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use aya::{
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use serde::{Deserialize, Serialize};
+use vpn_common::{
+    counters::{Counter, DropReason},
+    maps::{self, DataplaneConfig, TunnelKey},
+};
+
+use crate::config::XdpModeSetting;
+
+pub const XDP_PROGRAM: &str = "vpn_xdp_wan";
+pub const TC_PROGRAM: &str = "vpn_tc_egress";
+
+/// Loads the object and both programs into the kernel (verifier), unattached.
+pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
+    let level = log_level as usize as u8;
+    let mut ebpf = EbpfLoader::new()
+        .override_global(aya_log::LEVEL, &level, false)
+        .load(crate::EBPF_OBJECT)
+        .context("cannot load the eBPF object (is this kernel built with BPF and BTF?)")?;
+    let xdp: &mut Xdp = program(&mut ebpf, XDP_PROGRAM)?.try_into()?;
+    xdp.load().context("the kernel rejected the XDP program")?;
+    let tc: &mut SchedClassifier = program(&mut ebpf, TC_PROGRAM)?.try_into()?;
+    tc.load().context("the kernel rejected the TC program")?;
+    Ok(ebpf)
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .with_context(|| format!("program {name} missing from the eBPF object"))
+}
+
+pub fn xdp(ebpf: &Ebpf) -> anyhow::Result<&Xdp> {
+    Ok(ebpf
+        .program(XDP_PROGRAM)
+        .context("XDP program missing")?
+        .try_into()?)
+}
+
+pub fn write_config(ebpf: &mut Ebpf, cfg: &DataplaneConfig) -> anyhow::Result<()> {
+    let mut arr: Array<&mut MapData, DataplaneConfig> =
+        Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map missing")?)?;
+    arr.set(0, cfg, 0).context("write config map")
+}
+
+/// How the XDP program ended up attached.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct XdpAttachment {
+    /// "native" or "generic".
+    pub mode: &'static str,
+    pub prog_id: u32,
+}
+
+/// Attaches XDP to `iface`: native where the driver allows it, else generic.
+pub fn attach_xdp(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    setting: XdpModeSetting,
+) -> anyhow::Result<XdpAttachment> {
+    let prog: &mut Xdp = program(ebpf, XDP_PROGRAM)?.try_into()?;
+    let tries: &[(XdpMode, &str)] = match setting {
+        XdpModeSetting::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "generic")],
+        XdpModeSetting::Native => &[(XdpMode::Driver, "native")],
+        XdpModeSetting::Generic => &[(XdpMode::Skb, "generic")],
+    };
+    let mut last = None;
+    for (mode, name) in tries {
+        match prog.attach(iface, *mode) {
+            Ok(_) => {
+                let prog_id = prog.info()?.id();
+                return Ok(XdpAttachment {
+                    mode: name,
+                    prog_id,
+                });
+            }
+            Err(e) => {
+                log::debug!("XDP {name} attach on {iface}: {e}");
+                last = Some((name, e));
+            }
+        }
+    }
+    let (name, e) = last.context("no XDP mode to try")?;
+    Err(anyhow::anyhow!("cannot attach XDP to {iface} in {name} mode: {e}"))
+}
+
+/// Attaches the TC program to `iface`'s egress (TCX). Returns its program id.
+pub fn attach_tc_egress(ebpf: &mut Ebpf, iface: &str) -> anyhow::Result<u32> {
+    let prog: &mut SchedClassifier = program(ebpf, TC_PROGRAM)?.try_into()?;
+    prog.attach(iface, TcAttachType::Egress)
+        .with_context(|| format!("cannot attach TC egress to {iface}"))?;
+    Ok(prog.info()?.id())
+}
+
+/// Pins the contract maps under `dir` (created here).
+pub fn pin_maps(ebpf: &Ebpf, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for name in maps::PINNED {
+        let map = ebpf.map(name).with_context(|| format!("map {name} missing"))?;
+        let path = dir.join(name);
+        map.pin(&path)
+            .with_context(|| format!("pin {} at {}", name, path.display()))?;
+    }
+    Ok(())
+}
+
+/// One named counter value, summed over CPUs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NamedCount {
+    pub name: String,
+    pub value: u64,
+}
+
+fn sum_per_cpu(ebpf: &Ebpf, map: &str, names: &[(u32, &'static str)]) -> anyhow::Result<Vec<NamedCount>> {
+    let arr: PerCpuArray<&MapData, u64> =
+        PerCpuArray::try_from(ebpf.map(map).with_context(|| format!("map {map} missing"))?)?;
+    names
+        .iter()
+        .map(|(i, name)| {
+            let v = arr.get(i, 0)?;
+            Ok(NamedCount {
+                name: name.to_string(),
+                value: v.iter().sum(),
+            })
+        })
+        .collect()
+}
+
+pub fn counters(ebpf: &Ebpf) -> anyhow::Result<Vec<NamedCount>> {
+    let names: Vec<_> = Counter::ALL.iter().map(|c| (*c as u32, c.name())).collect();
+    sum_per_cpu(ebpf, maps::STATS, &names)
+}
+
+pub fn drops(ebpf: &Ebpf) -> anyhow::Result<Vec<NamedCount>> {
+    let names: Vec<_> = DropReason::ALL.iter().map(|r| (*r as u32, r.name())).collect();
+    sum_per_cpu(ebpf, maps::DROPS, &names)
+}
+
+/// Fill level of one map.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MapFill {
+    pub name: String,
+    pub kind: String,
+    pub max_entries: u32,
+    /// Entries in use: keys of hash/LPM maps; arrays are always full.
+    pub entries: u32,
+}
+
+pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
+    let mut out = Vec::new();
+    for name in maps::PINNED {
+        let map = ebpf.map(name).with_context(|| format!("map {name} missing"))?;
+        let info = match map {
+            aya::maps::Map::HashMap(m) => m.info(),
+            aya::maps::Map::LpmTrie(m) => m.info(),
+            aya::maps::Map::Array(m) | aya::maps::Map::PerCpuArray(m) => m.info(),
+            _ => anyhow::bail!("map {name} has an unexpected type"),
+        }?;
+        let max_entries = info.max_entries();
+        let (kind, entries): (&str, u32) = match name {
+            maps::TUNNEL_SESSIONS => {
+                let m: HashMap<&MapData, TunnelKey, u32> = HashMap::try_from(map)?;
+                ("hash", m.keys().filter(Result::is_ok).count() as u32)
+            }
+            maps::ADDR_SESSIONS => {
+                let m: LpmTrie<&MapData, u32, u32> = LpmTrie::try_from(map)?;
+                ("lpm_trie", m.keys().filter(Result::is_ok).count() as u32)
+            }
+            maps::STATS | maps::DROPS | maps::SESSION_STATS => ("percpu_array", max_entries),
+            _ => ("array", max_entries),
+        };
+        out.push(MapFill {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            max_entries,
+            entries,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,140 @@
+//! rtnetlink queries and changes the gateway makes at start-up.
+use std::net::{IpAddr, Ipv4Addr};
+
+use anyhow::Context as _;
+use futures::TryStreamExt as _;
+use netlink_packet_route::{
+    address::AddressAttribute,
+    link::LinkAttribute,
+    route::{RouteAddress, RouteAttribute},
+};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+
+use super::prefix::Ipv4Prefix;
+
+/// An IPv4 network the host already uses, and where.
+#[derive(Clone, Debug)]
+pub struct HostNetwork {
+    pub prefix: Ipv4Prefix,
+    /// "address 10.0.0.5/24 on eth0" or "route 10.8.0.0/16 via eth1".
+    pub what: String,
+}
+
+pub struct Netlink {
+    handle: Handle,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+impl Netlink {
+    pub fn connect() -> anyhow::Result<Netlink> {
+        let (conn, handle, _) = rtnetlink::new_connection().context("netlink socket")?;
+        Ok(Netlink {
+            handle,
+            conn: tokio::spawn(conn),
+        })
+    }
+
+    pub async fn link_name(&self, index: u32) -> anyhow::Result<String> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        if let Some(msg) = links.try_next().await? {
+            for a in msg.attributes {
+                if let LinkAttribute::IfName(n) = a {
+                    return Ok(n);
+                }
+            }
+        }
+        anyhow::bail!("no interface with index {index}")
+    }
+
+    /// The output interface of the IPv4 default route in the main table.
+    pub async fn default_route_ifindex(&self) -> anyhow::Result<Option<u32>> {
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        while let Some(r) = routes.try_next().await? {
+            if r.header.destination_prefix_length != 0 || r.header.table != libc::RT_TABLE_MAIN {
+                continue;
+            }
+            if let Some(oif) = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            }) {
+                return Ok(Some(oif));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every IPv4 network of the host: interface addresses and non-default routes.
+    pub async fn host_networks(&self) -> anyhow::Result<Vec<HostNetwork>> {
+        let mut out = Vec::new();
+        let mut addrs = self.handle.address().get().execute();
+        while let Some(a) = addrs.try_next().await? {
+            let ip = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+                _ => None,
+            });
+            let Some(ip) = ip else { continue };
+            if ip.is_loopback() {
+                continue;
+            }
+            let name = self.link_name(a.header.index).await.unwrap_or_default();
+            let prefix = Ipv4Prefix::new(ip, a.header.prefix_len).map_err(anyhow::Error::msg)?;
+            out.push(HostNetwork {
+                prefix,
+                what: format!("address {ip}/{} on {name}", a.header.prefix_len),
+            });
+        }
+        let mut routes = self
+            .handle
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute();
+        while let Some(r) = routes.try_next().await? {
+            let len = r.header.destination_prefix_length;
+            if len == 0 || r.header.table == libc::RT_TABLE_LOCAL {
+                continue;
+            }
+            let dst = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => Some(*d),
+                _ => None,
+            });
+            let Some(dst) = dst else { continue };
+            if dst.is_loopback() {
+                continue;
+            }
+            let prefix = Ipv4Prefix::new(dst, len).map_err(anyhow::Error::msg)?;
+            out.push(HostNetwork {
+                prefix,
+                what: format!("route {prefix}"),
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn add_address(&self, index: u32, ip: Ipv4Addr, len: u8) -> anyhow::Result<()> {
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(ip), len)
+            .execute()
+            .await
+            .with_context(|| format!("add address {ip}/{len}"))
+    }
+
+    pub async fn set_up(&self, index: u32) -> anyhow::Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .context("set link up")
+    }
+}

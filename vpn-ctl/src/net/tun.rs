@@ -1,0 +1,63 @@
+//! The VPN interface: a non-persistent multi-queue TUN device. It exists as
+//! long as the daemon holds its queues, so a crashed daemon leaves no link.
+use std::{
+    fs::{File, OpenOptions},
+    os::fd::{AsRawFd as _, OwnedFd},
+};
+
+use anyhow::Context as _;
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
+
+#[repr(C)]
+struct IfReq {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+pub struct Tun {
+    pub name: String,
+    pub queues: Vec<OwnedFd>,
+}
+
+impl Tun {
+    /// Creates `name` with `queues` queues. Fails if the name is taken.
+    pub fn create(name: &str, queues: usize) -> anyhow::Result<Tun> {
+        if super::ifindex(name).is_some() {
+            anyhow::bail!("interface {name} already exists");
+        }
+        let mut fds = Vec::with_capacity(queues);
+        for _ in 0..queues.max(1) {
+            let f: File = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .context("cannot open /dev/net/tun (is the tun module loaded?)")?;
+            let mut req = IfReq {
+                name: [0; libc::IFNAMSIZ],
+                flags: IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE,
+                _pad: [0; 22],
+            };
+            for (d, s) in req.name.iter_mut().zip(name.bytes()) {
+                *d = s as libc::c_char;
+            }
+            // SAFETY: TUNSETIFF reads and writes a struct ifreq, which `IfReq` matches.
+            let rc = unsafe { libc::ioctl(f.as_raw_fd(), TUNSETIFF, &mut req) };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("cannot create TUN device {name}"));
+            }
+            // SAFETY: F_SETFL on a valid fd; queues are read from tokio later.
+            unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+            fds.push(OwnedFd::from(f));
+        }
+        Ok(Tun {
+            name: name.to_string(),
+            queues: fds,
+        })
+    }
+}
