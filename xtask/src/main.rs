@@ -1,1 +1,75 @@
-fn main(){}
+//! `cargo xtask build-ebpf | test | bench`.
+mod bench;
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the eBPF object alone (bpfel-unknown-none, Debian's rustc + bpf-linker).
+    BuildEbpf,
+    /// Lint and run every test (unit, BPF fixtures, network namespaces). Needs root.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        args: Vec<String>,
+    },
+    /// Benchmarks that print ratios measured in one run. Needs root.
+    Bench,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::BuildEbpf => build_ebpf(),
+        Task::Test { args } => test(&args),
+        Task::Bench => bench::run(),
+    }
+}
+
+fn build_ebpf() -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    cmd::run(
+        cmd::debian_cargo()
+            .current_dir(root.join("vpn-ebpf"))
+            .args(["build", "--release", "--target", "bpfel-unknown-none", "--bins"])
+            .arg("--target-dir")
+            .arg(root.join("target/ebpf")),
+    )?;
+    println!(
+        "eBPF object: {}",
+        root.join("target/ebpf/bpfel-unknown-none/release/vpn-ebpf").display()
+    );
+    Ok(())
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    cmd::run(cmd::cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
+    cmd::run(
+        cmd::cargo()
+            .current_dir(&root)
+            .args(["clippy", "--locked", "--all-targets", "--", "-D", "warnings"]),
+    )?;
+    // The eBPF crate, checked for the host (no clippy for bpfel here): it is
+    // no_std without unwinding, so abort on panic, in a target dir of its own.
+    cmd::run(
+        cmd::cargo()
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", root.join("target/clippy-ebpf"))
+            .env("RUSTFLAGS", "-Cpanic=abort")
+            .args(["clippy", "--locked", "-p", "vpn-ebpf", "--", "-D", "warnings"]),
+    )?;
+    build_ebpf()?;
+    cmd::run(
+        cmd::cargo()
+            .current_dir(&root)
+            .args(["test", "--locked"])
+            .args(extra),
+    )
+}

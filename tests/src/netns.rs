@@ -1,0 +1,74 @@
+//! A network namespace that is deleted on drop (also when a test panics).
+use std::{
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+pub struct Netns {
+    pub name: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A short prefix unique to this process and call, for namespace names.
+pub fn unique_prefix() -> String {
+    format!(
+        "vt{}x{}",
+        std::process::id() % 100_000,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("run sh")
+}
+
+/// Runs `cmd` and panics with its output if it fails.
+pub fn must(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Netns {
+    pub fn new(name: String) -> Netns {
+        let _ = sh(&format!("ip netns del {name} 2>/dev/null"));
+        must(&format!("ip netns add {name}"));
+        must(&format!("ip -n {name} link set lo up"));
+        Netns { name }
+    }
+
+    /// Prefix that runs a command inside this namespace. Only the network
+    /// namespace changes (unlike `ip netns exec`, /sys and bpffs stay visible).
+    pub fn enter(&self) -> String {
+        format!("nsenter --net=/run/netns/{}", self.name)
+    }
+
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name)).arg(program);
+        c
+    }
+
+    /// Runs a shell command line in this namespace.
+    pub fn sh(&self, cmd: &str) -> Output {
+        sh(&format!("{} sh -c '{}'", self.enter(), cmd.replace('\'', "'\\''")))
+    }
+
+    pub fn must(&self, cmd: &str) -> String {
+        must(&format!("{} sh -c '{}'", self.enter(), cmd.replace('\'', "'\\''")))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what still runs inside, then delete the namespace.
+        let _ = sh(&format!("ip netns pids {} | xargs -r kill -9", self.name));
+        let _ = sh(&format!("ip netns del {}", self.name));
+    }
+}
