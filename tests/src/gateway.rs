@@ -104,7 +104,11 @@ impl<'a> Gateway<'a> {
     /// `status --json`'s one element.
     pub fn status(&self) -> serde_json::Value {
         let out = self.ctl(&["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
         let arr = v.as_array().expect("status --json prints an array");
         assert_eq!(arr.len(), 1);
@@ -127,9 +131,15 @@ impl<'a> Gateway<'a> {
     /// `vpn-ctl down`, then waits for the daemon to exit; returns its exit status.
     pub fn down(&mut self) -> std::process::ExitStatus {
         let out = self.ctl(&["down"]);
-        assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "down failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let child = self.child.as_mut().unwrap();
-        let st = wait::until("the daemon to exit", START_TIMEOUT, || child.try_wait().unwrap());
+        let st = wait::until("the daemon to exit", START_TIMEOUT, || {
+            child.try_wait().unwrap()
+        });
         self.child = None;
         st
     }

@@ -9,8 +9,9 @@
 //!   c3 ─┘ 192.168.50.0/24, masqueraded to 198.18.2.2
 //! ```
 pub mod gateway;
-pub mod packet;
 pub mod netns;
+pub mod packet;
+pub mod snapshot;
 pub mod topology;
 pub mod wait;
 

@@ -20,7 +20,11 @@ pub fn unique_prefix() -> String {
 }
 
 pub fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("run sh")
+    Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("run sh")
 }
 
 /// Runs `cmd` and panics with its output if it fails.
@@ -51,17 +55,26 @@ impl Netns {
 
     pub fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.name)).arg(program);
+        c.arg(format!("--net=/run/netns/{}", self.name))
+            .arg(program);
         c
     }
 
     /// Runs a shell command line in this namespace.
     pub fn sh(&self, cmd: &str) -> Output {
-        sh(&format!("{} sh -c '{}'", self.enter(), cmd.replace('\'', "'\\''")))
+        sh(&format!(
+            "{} bash -c '{}'",
+            self.enter(),
+            cmd.replace('\'', "'\\''")
+        ))
     }
 
     pub fn must(&self, cmd: &str) -> String {
-        must(&format!("{} sh -c '{}'", self.enter(), cmd.replace('\'', "'\\''")))
+        must(&format!(
+            "{} bash -c '{}'",
+            self.enter(),
+            cmd.replace('\'', "'\\''")
+        ))
     }
 }
 

@@ -1,7 +1,9 @@
 //! Building test frames: Ethernet (+VLAN tags), IPv4 (+options), UDP, GRE, IPv6.
 use std::net::Ipv4Addr;
 
-use vpn_common::wire::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_GRE, IPPROTO_UDP};
+use vpn_common::wire::{
+    ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_GRE, IPPROTO_UDP,
+};
 
 #[derive(Clone, Debug)]
 pub struct Frame {
@@ -16,9 +18,20 @@ pub struct Frame {
 
 #[derive(Clone, Debug)]
 pub enum L4 {
-    Udp { sport: u16, dport: u16, payload: Vec<u8> },
-    Gre { flags_version: u16, proto: u16, payload: Vec<u8> },
-    Raw { proto: u8, payload: Vec<u8> },
+    Udp {
+        sport: u16,
+        dport: u16,
+        payload: Vec<u8>,
+    },
+    Gre {
+        flags_version: u16,
+        proto: u16,
+        payload: Vec<u8>,
+    },
+    Raw {
+        proto: u8,
+        payload: Vec<u8>,
+    },
 }
 
 impl Frame {
@@ -56,7 +69,11 @@ impl Frame {
     pub fn build(&self) -> Vec<u8> {
         let mut l4 = Vec::new();
         let proto = match &self.l4 {
-            L4::Udp { sport, dport, payload } => {
+            L4::Udp {
+                sport,
+                dport,
+                payload,
+            } => {
                 l4.extend(sport.to_be_bytes());
                 l4.extend(dport.to_be_bytes());
                 l4.extend(((8 + payload.len()) as u16).to_be_bytes());
@@ -64,7 +81,11 @@ impl Frame {
                 l4.extend(payload);
                 IPPROTO_UDP
             }
-            L4::Gre { flags_version, proto, payload } => {
+            L4::Gre {
+                flags_version,
+                proto,
+                payload,
+            } => {
                 l4.extend(flags_version.to_be_bytes());
                 l4.extend(proto.to_be_bytes());
                 l4.extend(payload);
@@ -98,7 +119,11 @@ impl Frame {
 pub fn ethernet(vlans: &[u16], ethertype: u16) -> Vec<u8> {
     let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
     for (i, tag) in vlans.iter().enumerate() {
-        let tpid = if vlans.len() > 1 && i == 0 { ETH_P_8021AD } else { ETH_P_8021Q };
+        let tpid = if vlans.len() > 1 && i == 0 {
+            ETH_P_8021AD
+        } else {
+            ETH_P_8021Q
+        };
         f.extend(tpid.to_be_bytes());
         f.extend(tag.to_be_bytes());
     }
@@ -112,8 +137,18 @@ pub fn ipv6_udp() -> Vec<u8> {
     f.extend([0x60, 0, 0, 0]);
     f.extend((payload.len() as u16).to_be_bytes());
     f.extend([IPPROTO_UDP, 64]);
-    f.extend([0x20, 0x01, 0x0d, 0xb8].iter().chain([0u8; 11].iter()).chain([1u8].iter()));
-    f.extend([0x20, 0x01, 0x0d, 0xb8].iter().chain([0u8; 11].iter()).chain([2u8].iter()));
+    f.extend(
+        [0x20, 0x01, 0x0d, 0xb8]
+            .iter()
+            .chain([0u8; 11].iter())
+            .chain([1u8].iter()),
+    );
+    f.extend(
+        [0x20, 0x01, 0x0d, 0xb8]
+            .iter()
+            .chain([0u8; 11].iter())
+            .chain([2u8].iter()),
+    );
     f.extend(payload);
     f
 }

@@ -46,12 +46,43 @@ impl Topology {
             c2: ns("c2"),
             c3: ns("c3"),
         };
-        wire(&t.gw, "wan0", "198.18.0.1/24", &t.inet, "gw0", "198.18.0.2/24");
-        wire(&t.gw, "lan0", "172.16.10.1/24", &t.lan, "eth0", "172.16.10.2/24");
-        wire(&t.c1, "eth0", "198.18.1.2/24", &t.inet, "c1", "198.18.1.1/24");
-        wire(&t.nat, "wan0", "198.18.2.2/24", &t.inet, "nat", "198.18.2.1/24");
+        wire(
+            &t.gw,
+            "wan0",
+            "198.18.0.1/24",
+            &t.inet,
+            "gw0",
+            "198.18.0.2/24",
+        );
+        wire(
+            &t.gw,
+            "lan0",
+            "172.16.10.1/24",
+            &t.lan,
+            "eth0",
+            "172.16.10.2/24",
+        );
+        wire(
+            &t.c1,
+            "eth0",
+            "198.18.1.2/24",
+            &t.inet,
+            "c1",
+            "198.18.1.1/24",
+        );
+        wire(
+            &t.nat,
+            "wan0",
+            "198.18.2.2/24",
+            &t.inet,
+            "nat",
+            "198.18.2.1/24",
+        );
         must(&format!("ip -n {} link add br0 type bridge", t.nat.name));
-        must(&format!("ip -n {} addr add 192.168.50.1/24 dev br0", t.nat.name));
+        must(&format!(
+            "ip -n {} addr add 192.168.50.1/24 dev br0",
+            t.nat.name
+        ));
         must(&format!("ip -n {} link set br0 up", t.nat.name));
         wire(&t.c2, "eth0", "192.168.50.2/24", &t.nat, "c2", "");
         wire(&t.c3, "eth0", "192.168.50.3/24", &t.nat, "c3", "");

@@ -124,25 +124,95 @@ fn fixtures(pptp: bool) -> Vec<Fixture> {
     };
     let gre_class = if pptp { XdpClassGre } else { XdpPassIpv4 };
     vec![
-        pass("ipv4 udp to another port", Frame::udp(WAN_PEER, GW, 53).build(), &[XdpRx, XdpPassIpv4]),
+        pass(
+            "ipv4 udp to another port",
+            Frame::udp(WAN_PEER, GW, 53).build(),
+            &[XdpRx, XdpPassIpv4],
+        ),
         pass("ipv4 icmp", icmp.build(), &[XdpRx, XdpPassIpv4]),
-        pass("ethernet padding after the datagram", padded, &[XdpRx, XdpPassIpv4]),
-        pass("l2tp", Frame::udp(WAN_PEER, GW, PORT_L2TP).build(), &[XdpRx, XdpClassL2tp]),
-        pass("native", Frame::udp(WAN_PEER, GW, NATIVE).build(), &[XdpRx, XdpClassNative]),
-        pass("ike", Frame::udp(WAN_PEER, GW, PORT_IKE).build(), &[XdpRx, XdpClassIke]),
-        pass("ike nat-t", Frame::udp(WAN_PEER, GW, PORT_NATT).build(), &[XdpRx, XdpClassIke]),
-        pass("ipv4 options before udp", options.build(), &[XdpRx, XdpClassL2tp]),
-        pass("non-first fragment", fragment.build(), &[XdpRx, XdpPassFragment]),
-        pass("pptp gre", Frame::gre(WAN_PEER, GW, 0x3081, GRE_PROTO_PPP).build(), &[XdpRx, gre_class]),
-        pass("plain gre v0", Frame::gre(WAN_PEER, GW, 0x0000, 0x0800).build(), &[XdpRx, XdpPassIpv4]),
-        pass("802.1q udp", Frame::udp(WAN_PEER, GW, 53).with_vlans(&[100]).build(), &[XdpRx, XdpVlan, XdpPassIpv4]),
-        pass("802.1ad+802.1q l2tp", Frame::udp(WAN_PEER, GW, PORT_L2TP).with_vlans(&[10, 20]).build(), &[XdpRx, XdpVlan, XdpClassL2tp]),
+        pass(
+            "ethernet padding after the datagram",
+            padded,
+            &[XdpRx, XdpPassIpv4],
+        ),
+        pass(
+            "l2tp",
+            Frame::udp(WAN_PEER, GW, PORT_L2TP).build(),
+            &[XdpRx, XdpClassL2tp],
+        ),
+        pass(
+            "native",
+            Frame::udp(WAN_PEER, GW, NATIVE).build(),
+            &[XdpRx, XdpClassNative],
+        ),
+        pass(
+            "ike",
+            Frame::udp(WAN_PEER, GW, PORT_IKE).build(),
+            &[XdpRx, XdpClassIke],
+        ),
+        pass(
+            "ike nat-t",
+            Frame::udp(WAN_PEER, GW, PORT_NATT).build(),
+            &[XdpRx, XdpClassIke],
+        ),
+        pass(
+            "ipv4 options before udp",
+            options.build(),
+            &[XdpRx, XdpClassL2tp],
+        ),
+        pass(
+            "non-first fragment",
+            fragment.build(),
+            &[XdpRx, XdpPassFragment],
+        ),
+        pass(
+            "pptp gre",
+            Frame::gre(WAN_PEER, GW, 0x3081, GRE_PROTO_PPP).build(),
+            &[XdpRx, gre_class],
+        ),
+        pass(
+            "plain gre v0",
+            Frame::gre(WAN_PEER, GW, 0x0000, 0x0800).build(),
+            &[XdpRx, XdpPassIpv4],
+        ),
+        pass(
+            "802.1q udp",
+            Frame::udp(WAN_PEER, GW, 53).with_vlans(&[100]).build(),
+            &[XdpRx, XdpVlan, XdpPassIpv4],
+        ),
+        pass(
+            "802.1ad+802.1q l2tp",
+            Frame::udp(WAN_PEER, GW, PORT_L2TP)
+                .with_vlans(&[10, 20])
+                .build(),
+            &[XdpRx, XdpVlan, XdpClassL2tp],
+        ),
         pass("ipv6", ipv6_udp(), &[XdpRx, XdpPassIpv6]),
         pass("arp", arp(), &[XdpRx, XdpPassNonIp]),
-        drop("pool source on the wan", Frame::udp(IN_POOL, GW, 53).build(), &[XdpRx], DropReason::SpoofedPoolSource),
-        drop("pool source to l2tp", Frame::udp(IN_POOL, GW, PORT_L2TP).build(), &[XdpRx], DropReason::SpoofedPoolSource),
-        drop("pool source in a vlan", Frame::udp(IN_POOL, GW, 53).with_vlans(&[7]).build(), &[XdpRx, XdpVlan], DropReason::SpoofedPoolSource),
-        drop("ihl below 5", bad_ihl.build(), &[XdpRx], DropReason::MalformedIpv4),
+        drop(
+            "pool source on the wan",
+            Frame::udp(IN_POOL, GW, 53).build(),
+            &[XdpRx],
+            DropReason::SpoofedPoolSource,
+        ),
+        drop(
+            "pool source to l2tp",
+            Frame::udp(IN_POOL, GW, PORT_L2TP).build(),
+            &[XdpRx],
+            DropReason::SpoofedPoolSource,
+        ),
+        drop(
+            "pool source in a vlan",
+            Frame::udp(IN_POOL, GW, 53).with_vlans(&[7]).build(),
+            &[XdpRx, XdpVlan],
+            DropReason::SpoofedPoolSource,
+        ),
+        drop(
+            "ihl below 5",
+            bad_ihl.build(),
+            &[XdpRx],
+            DropReason::MalformedIpv4,
+        ),
     ]
 }
 
@@ -176,8 +246,16 @@ fn every_truncated_prefix_is_dropped_and_counted() {
     // (name, frame, number of VLAN tags)
     let frames = [
         ("udp", Frame::udp(WAN_PEER, GW, PORT_L2TP).build(), 0),
-        ("qinq udp", Frame::udp(WAN_PEER, GW, 53).with_vlans(&[10, 20]).build(), 2),
-        ("gre", Frame::gre(WAN_PEER, GW, 0x3081, GRE_PROTO_PPP).build(), 0),
+        (
+            "qinq udp",
+            Frame::udp(WAN_PEER, GW, 53).with_vlans(&[10, 20]).build(),
+            2,
+        ),
+        (
+            "gre",
+            Frame::gre(WAN_PEER, GW, 0x3081, GRE_PROTO_PPP).build(),
+            0,
+        ),
         ("spoofed", Frame::udp(IN_POOL, GW, 53).build(), 0),
     ];
     for (name, frame, tags) in frames {
@@ -189,7 +267,11 @@ fn every_truncated_prefix_is_dropped_and_counted() {
             if vlan {
                 *want.entry("xdp_vlan".into()).or_default() += 1;
             }
-            assert_eq!((action, &delta), (XDP_DROP, &want), "{name} cut to {len} bytes");
+            assert_eq!(
+                (action, &delta),
+                (XDP_DROP, &want),
+                "{name} cut to {len} bytes"
+            );
         }
     }
     // IPv6: the fixed header must be complete; the payload is not ours to check.
@@ -197,9 +279,23 @@ fn every_truncated_prefix_is_dropped_and_counted() {
     for len in 14..v6.len() {
         let (action, _, delta) = h.run(&v6[..len]);
         if len < 14 + 40 {
-            assert_eq!((action, delta), (XDP_DROP, expect(&[Counter::XdpRx], &[DropReason::Truncated])), "ipv6 cut to {len}");
+            assert_eq!(
+                (action, delta),
+                (
+                    XDP_DROP,
+                    expect(&[Counter::XdpRx], &[DropReason::Truncated])
+                ),
+                "ipv6 cut to {len}"
+            );
         } else {
-            assert_eq!((action, delta), (XDP_PASS, expect(&[Counter::XdpRx, Counter::XdpPassIpv6], &[])), "ipv6 cut to {len}");
+            assert_eq!(
+                (action, delta),
+                (
+                    XDP_PASS,
+                    expect(&[Counter::XdpRx, Counter::XdpPassIpv6], &[])
+                ),
+                "ipv6 cut to {len}"
+            );
         }
     }
 }

@@ -201,7 +201,7 @@ impl Config {
         let cfg: Config = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             let msg = e.message().replace('\n', " ");
             match line {
                 Some(l) => anyhow::anyhow!("line {l}: {msg}"),
@@ -219,7 +219,7 @@ impl Config {
             check_ifname("gateway.wan", wan)?;
         }
         if let Some(pool) = self.gateway.pool {
-            if !(8..=30).contains(&pool.len()) {
+            if !(8..=30).contains(&pool.prefix_len()) {
                 bail!("gateway.pool {pool}: the prefix length must be between /8 and /30");
             }
         }
@@ -330,7 +330,10 @@ mod tests {
         for (text, want) in [
             ("[gateway]\npool = \"10.0.0.0/31\"", "between /8 and /30"),
             ("[gateway]\npool = \"10.0.0.1/24\"", "host bits"),
-            ("[gateway]\nvpn_interface = \"a-very-long-ifname\"", "not a valid interface"),
+            (
+                "[gateway]\nvpn_interface = \"a-very-long-ifname\"",
+                "not a valid interface",
+            ),
             ("[native]\nport = 1701", "both use UDP port 1701"),
             ("[log]\nlevel = \"loud\"", "log.level"),
             ("[gateway]\nmax_sessions = 0", "max_sessions"),

@@ -46,7 +46,12 @@ impl FileLock {
     pub fn try_acquire(path: &Path) -> anyhow::Result<Option<FileLock>> {
         let f = Self::open(path)?;
         // SAFETY: flock on a valid, owned file descriptor.
-        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
         if rc == 0 {
             return Ok(Some(FileLock { _file: f }));
         }

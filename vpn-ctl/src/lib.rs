@@ -11,5 +11,4 @@ pub mod secrets;
 pub mod users;
 
 /// The compiled eBPF object (built by build.rs from `vpn-ebpf`).
-pub static EBPF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vpn-ebpf"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vpn-ebpf"));

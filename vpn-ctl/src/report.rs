@@ -60,7 +60,11 @@ pub struct ListenerStatus {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "vpn-ctl {} (pid {}), up since {}, config: {}", self.version, self.pid, self.started_at, self.config)?;
+        writeln!(
+            f,
+            "vpn-ctl {} (pid {}), up since {}, config: {}",
+            self.version, self.pid, self.started_at, self.config
+        )?;
         writeln!(
             f,
             "wan:       {} (ifindex {}) XDP {} mode, prog {}",
@@ -69,17 +73,36 @@ impl fmt::Display for Status {
         writeln!(
             f,
             "vpn:       {} (ifindex {}) {} , {} queues, TC egress ({}) prog {}",
-            self.vpn.name, self.vpn.ifindex, self.vpn.address, self.vpn.queues, self.vpn.tc_attach, self.vpn.tc_prog_id
+            self.vpn.name,
+            self.vpn.ifindex,
+            self.vpn.address,
+            self.vpn.queues,
+            self.vpn.tc_attach,
+            self.vpn.tc_prog_id
         )?;
-        writeln!(f, "pool:      {} (gateway {}), masquerade {}", self.pool, self.gateway_address, if self.masquerade { "on" } else { "off" })?;
+        writeln!(
+            f,
+            "pool:      {} (gateway {}), masquerade {}",
+            self.pool,
+            self.gateway_address,
+            if self.masquerade { "on" } else { "off" }
+        )?;
         writeln!(f, "sessions:  {}", self.sessions)?;
         writeln!(f, "listening:")?;
         for l in &self.listeners {
-            writeln!(f, "  {:<9} {}/{:<6} received {}", l.service, l.proto, l.port, l.received)?;
+            writeln!(
+                f,
+                "  {:<9} {}/{:<6} received {}",
+                l.service, l.proto, l.port, l.received
+            )?;
         }
         writeln!(f, "maps:")?;
         for m in &self.maps {
-            writeln!(f, "  {:<20} {:<13} {}/{}", m.name, m.kind, m.entries, m.max_entries)?;
+            writeln!(
+                f,
+                "  {:<20} {:<13} {}/{}",
+                m.name, m.kind, m.entries, m.max_entries
+            )?;
         }
         writeln!(f, "counters:")?;
         for c in &self.counters {

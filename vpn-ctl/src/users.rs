@@ -85,7 +85,11 @@ impl UserDb {
             }
             if let Some(ip) = u.ip {
                 if let Some(o) = self.users[..i].iter().find(|o| o.ip == Some(ip)) {
-                    bail!("users `{}` and `{}` both have static address {ip}", o.name, u.name);
+                    bail!(
+                        "users `{}` and `{}` both have static address {ip}",
+                        o.name,
+                        u.name
+                    );
                 }
             }
         }
@@ -220,11 +224,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(UserDb::create_initial(&dir).unwrap(), Some(INITIAL_USER));
         assert_eq!(UserDb::create_initial(&dir).unwrap(), None);
-        UserDb::modify(&dir, |db| db.add(user("carol", Some(Ipv4Addr::new(10, 0, 0, 9))))).unwrap();
+        UserDb::modify(&dir, |db| {
+            db.add(user("carol", Some(Ipv4Addr::new(10, 0, 0, 9))))
+        })
+        .unwrap();
         let db = UserDb::load(&dir).unwrap();
         assert_eq!(db.users.len(), 2);
         assert_eq!(db.users[1].ip, Some(Ipv4Addr::new(10, 0, 0, 9)));
-        let mode = std::fs::metadata(UserDb::path(&dir)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(UserDb::path(&dir))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         std::fs::remove_dir_all(&dir).unwrap();
     }

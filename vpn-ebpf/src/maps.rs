@@ -32,4 +32,5 @@ pub static ADDR_SESSIONS: LpmTrie<u32, u32> =
 pub static SESSIONS: Array<SessionEntry> = Array::with_max_entries(MAX_SESSIONS, 0);
 
 #[map(name = "VPN_SESSION_STATS")]
-pub static SESSION_STATS: PerCpuArray<SessionStats> = PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+pub static SESSION_STATS: PerCpuArray<SessionStats> =
+    PerCpuArray::with_max_entries(MAX_SESSIONS, 0);

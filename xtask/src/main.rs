@@ -37,25 +37,39 @@ fn build_ebpf() -> anyhow::Result<()> {
     cmd::run(
         cmd::debian_cargo()
             .current_dir(root.join("vpn-ebpf"))
-            .args(["build", "--release", "--target", "bpfel-unknown-none", "--bins"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "--bins",
+            ])
             .arg("--target-dir")
             .arg(root.join("target/ebpf")),
     )?;
     println!(
         "eBPF object: {}",
-        root.join("target/ebpf/bpfel-unknown-none/release/vpn-ebpf").display()
+        root.join("target/ebpf/bpfel-unknown-none/release/vpn-ebpf")
+            .display()
     );
     Ok(())
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = cmd::workspace_root();
-    cmd::run(cmd::cargo().current_dir(&root).args(["fmt", "--all", "--check"]))?;
     cmd::run(
         cmd::cargo()
             .current_dir(&root)
-            .args(["clippy", "--locked", "--all-targets", "--", "-D", "warnings"]),
+            .args(["fmt", "--all", "--check"]),
     )?;
+    cmd::run(cmd::cargo().current_dir(&root).args([
+        "clippy",
+        "--locked",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // The eBPF crate, checked for the host (no clippy for bpfel here): it is
     // no_std without unwinding, so abort on panic, in a target dir of its own.
     cmd::run(
@@ -63,9 +77,18 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             .current_dir(&root)
             .env("CARGO_TARGET_DIR", root.join("target/clippy-ebpf"))
             .env("RUSTFLAGS", "-Cpanic=abort")
-            .args(["clippy", "--locked", "-p", "vpn-ebpf", "--", "-D", "warnings"]),
+            .args([
+                "clippy", "--locked", "-p", "vpn-ebpf", "--", "-D", "warnings",
+            ]),
     )?;
     build_ebpf()?;
+    // The integration tests run the vpn-ctl binary; `cargo test` alone does
+    // not build a dependency's binary.
+    cmd::run(
+        cmd::cargo()
+            .current_dir(&root)
+            .args(["build", "--locked", "-p", "vpn-ctl", "--bins"]),
+    )?;
     cmd::run(
         cmd::cargo()
             .current_dir(&root)

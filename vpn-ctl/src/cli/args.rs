@@ -4,7 +4,11 @@ use std::{net::Ipv4Addr, path::PathBuf};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "vpn-ctl", version, about = "VPN gateway with an in-kernel (XDP/TC) data plane")]
+#[command(
+    name = "vpn-ctl",
+    version,
+    about = "VPN gateway with an in-kernel (XDP/TC) data plane"
+)]
 pub struct Cli {
     /// Configuration file (TOML). Without it: the embedded defaults.
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]

@@ -36,5 +36,8 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    anyhow::bail!("the daemon did not stop within {}s", STOP_DEADLINE.as_secs())
+    anyhow::bail!(
+        "the daemon did not stop within {}s",
+        STOP_DEADLINE.as_secs()
+    )
 }

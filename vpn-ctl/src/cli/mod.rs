@@ -20,7 +20,6 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
     }
 }
 
-
 /// Prints `items` as one JSON array (like `ip -j`).
 pub fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(items)?);

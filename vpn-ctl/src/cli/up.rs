@@ -22,6 +22,8 @@ fn init_logging(cfg: &Config) {
     let level = crate::config::log_level(&cfg.log.level).unwrap_or(log::LevelFilter::Info);
     env_logger::Builder::new()
         .filter_level(level)
+        // It warns about replies to dumps we stopped reading; not actionable.
+        .filter_module("netlink_proto", log::LevelFilter::Error)
         .parse_env("RUST_LOG")
         .format_target(false)
         .init();

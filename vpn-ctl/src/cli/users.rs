@@ -1,9 +1,6 @@
 //! `vpn-ctl users add/del/list`: edits the database under its lock, then asks
 //! a running daemon to reload it.
-use std::{
-    io::IsTerminal as _,
-    path::Path,
-};
+use std::{io::IsTerminal as _, path::Path};
 
 use anyhow::Context as _;
 
@@ -23,7 +20,13 @@ pub fn run(cfg: &Config, cmd: UsersCommand) -> anyhow::Result<()> {
             ip,
         } => {
             let password = read_password(password_file.as_deref())?;
-            UserDb::modify(state_dir, |db| db.add(User { name: name.clone(), password, ip }))?;
+            UserDb::modify(state_dir, |db| {
+                db.add(User {
+                    name: name.clone(),
+                    password,
+                    ip,
+                })
+            })?;
             println!("user {name} added");
             reload(cfg)
         }
@@ -61,7 +64,8 @@ fn read_password(file: Option<&Path>) -> anyhow::Result<String> {
     match file {
         Some(p) if p == Path::new("-") => first_line(std::io::stdin().lock()),
         Some(p) => {
-            let f = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
             first_line(std::io::BufReader::new(f))
         }
         None if std::io::stdin().is_terminal() => {

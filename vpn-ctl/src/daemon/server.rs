@@ -72,7 +72,11 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn handle(stream: UnixStream, shared: &Arc<Shared>, state_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    shared: &Arc<Shared>,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let cred = stream.peer_cred()?;
     let (rd, mut wr) = stream.into_split();
     if cred.uid() != 0 {

@@ -2,10 +2,7 @@
 //! start-up (so conflicts are found then, and the data plane passes control
 //! traffic to them). Protocol engines attach here as they land; until then
 //! traffic is counted and, once per service, logged.
-use std::{
-    os::fd::OwnedFd,
-    sync::{atomic::Ordering, Arc},
-};
+use std::sync::{atomic::Ordering, Arc};
 
 use super::Shared;
 use crate::net::ports::BoundSocket;
@@ -25,7 +22,8 @@ pub async fn run(sock: BoundSocket, index: usize, shared: Arc<Shared>) {
     };
     match spec.proto {
         "tcp" => {
-            let Ok(l) = tokio::net::TcpListener::from_std(std::net::TcpListener::from(sock.fd)) else {
+            let Ok(l) = tokio::net::TcpListener::from_std(std::net::TcpListener::from(sock.fd))
+            else {
                 return;
             };
             while let Ok((conn, from)) = l.accept().await {
@@ -34,7 +32,7 @@ pub async fn run(sock: BoundSocket, index: usize, shared: Arc<Shared>) {
             }
         }
         _ => {
-            let std_sock = std::net::UdpSocket::from(OwnedFd::from(sock.fd));
+            let std_sock = std::net::UdpSocket::from(sock.fd);
             let Ok(s) = tokio::net::UdpSocket::from_std(std_sock) else {
                 return;
             };

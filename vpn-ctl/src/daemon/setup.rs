@@ -35,16 +35,21 @@ pub struct Gateway {
     pub logger: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyhow::Result<Gateway> {
+pub async fn setup(
+    cfg: &Config,
+    source: &Source,
+    journal: &mut Journal,
+) -> anyhow::Result<Gateway> {
     let nl = Netlink::connect()?;
 
     // --- checks: nothing on the host changes before these pass ---
     let wan = match &cfg.gateway.wan {
         Some(name) => name.clone(),
         None => {
-            let idx = nl.default_route_ifindex().await?.context(
-                "no IPv4 default route to pick the WAN interface from: set gateway.wan",
-            )?;
+            let idx = nl
+                .default_route_ifindex()
+                .await?
+                .context("no IPv4 default route to pick the WAN interface from: set gateway.wan")?;
             nl.link_name(idx).await?
         }
     };
@@ -78,7 +83,10 @@ pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyh
     let users = UserDb::load(state_dir)?;
     for u in &users.users {
         if let Some(ip) = u.ip.filter(|ip| !pool.contains(*ip) || *ip == gw_addr) {
-            log::warn!("user {}: static address {ip} is not a client address of the pool {pool}", u.name);
+            log::warn!(
+                "user {}: static address {ip} is not a client address of the pool {pool}",
+                u.name
+            );
         }
     }
 
@@ -108,7 +116,8 @@ pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyh
     let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
     let tun = Tun::create(vpn_name, queues)?;
     let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;
-    nl.add_address(vpn_ifindex, gw_addr, pool.len()).await?;
+    nl.add_address(vpn_ifindex, gw_addr, pool.prefix_len())
+        .await?;
     nl.set_up(vpn_ifindex).await?;
 
     // --- forwarding and NAT ---
@@ -140,9 +149,21 @@ pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyh
         pool_addr: u32::from(pool.network()),
         pool_mask: pool.mask(),
         l2tp_port: if cfg.l2tp.enabled { cfg.l2tp.port } else { 0 },
-        native_port: if cfg.native.enabled { cfg.native.port } else { 0 },
-        ike_port: if cfg.l2tp.enabled { cfg.l2tp.ike_port } else { 0 },
-        natt_port: if cfg.l2tp.enabled { cfg.l2tp.natt_port } else { 0 },
+        native_port: if cfg.native.enabled {
+            cfg.native.port
+        } else {
+            0
+        },
+        ike_port: if cfg.l2tp.enabled {
+            cfg.l2tp.ike_port
+        } else {
+            0
+        },
+        natt_port: if cfg.l2tp.enabled {
+            cfg.l2tp.natt_port
+        } else {
+            0
+        },
         pptp_enabled: u32::from(cfg.pptp.enabled),
     };
     dataplane::write_config(&mut ebpf, &dp_cfg)?;
@@ -179,7 +200,7 @@ pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyh
         vpn: VpnStatus {
             name: vpn_name.into(),
             ifindex: vpn_ifindex,
-            address: format!("{gw_addr}/{}", pool.len()),
+            address: format!("{gw_addr}/{}", pool.prefix_len()),
             queues: tun.queues.len(),
             tc_attach: "tcx".into(),
             tc_prog_id,
@@ -199,13 +220,21 @@ pub async fn setup(cfg: &Config, source: &Source, journal: &mut Journal) -> anyh
         "vpn-ctl: WAN {wan}: XDP attached in {} mode (prog {}){}",
         xdp.mode,
         xdp.prog_id,
-        if xdp.mode == "generic" { "; the driver has no native XDP" } else { "" }
+        if xdp.mode == "generic" {
+            "; the driver has no native XDP"
+        } else {
+            ""
+        }
     );
     println!(
         "vpn-ctl: {vpn_name} {gw_addr}/{} ({} queues), pool {pool}, NAT {} via {wan}",
-        pool.len(),
+        pool.prefix_len(),
         tun.queues.len(),
-        if cfg.nat.masquerade { "masquerade" } else { "off" }
+        if cfg.nat.masquerade {
+            "masquerade"
+        } else {
+            "off"
+        }
     );
     let listening: Vec<String> = base
         .listeners

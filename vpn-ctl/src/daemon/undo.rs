@@ -21,12 +21,21 @@ const FILE: &str = "undo.json";
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    RestoreSysctl { key: String, value: String },
+    RestoreSysctl {
+        key: String,
+        value: String,
+    },
     DeleteNftTable,
-    DeleteIptablesRule { args: Vec<String> },
-    RemovePins { dir: PathBuf },
+    DeleteIptablesRule {
+        args: Vec<String>,
+    },
+    RemovePins {
+        dir: PathBuf,
+    },
     /// Unmount bpffs we mounted, if nothing else was pinned there meanwhile.
-    UnmountBpffs { path: PathBuf },
+    UnmountBpffs {
+        path: PathBuf,
+    },
 }
 
 impl Action {

@@ -91,7 +91,9 @@ pub fn attach_xdp(
         }
     }
     let (name, e) = last.context("no XDP mode to try")?;
-    Err(anyhow::anyhow!("cannot attach XDP to {iface} in {name} mode: {e}"))
+    Err(anyhow::anyhow!(
+        "cannot attach XDP to {iface} in {name} mode: {e}"
+    ))
 }
 
 /// Attaches the TC program to `iface`'s egress (TCX). Returns its program id.
@@ -106,7 +108,9 @@ pub fn attach_tc_egress(ebpf: &mut Ebpf, iface: &str) -> anyhow::Result<u32> {
 pub fn pin_maps(ebpf: &Ebpf, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     for name in maps::PINNED {
-        let map = ebpf.map(name).with_context(|| format!("map {name} missing"))?;
+        let map = ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing"))?;
         let path = dir.join(name);
         map.pin(&path)
             .with_context(|| format!("pin {} at {}", name, path.display()))?;
@@ -121,9 +125,15 @@ pub struct NamedCount {
     pub value: u64,
 }
 
-fn sum_per_cpu(ebpf: &Ebpf, map: &str, names: &[(u32, &'static str)]) -> anyhow::Result<Vec<NamedCount>> {
-    let arr: PerCpuArray<&MapData, u64> =
-        PerCpuArray::try_from(ebpf.map(map).with_context(|| format!("map {map} missing"))?)?;
+fn sum_per_cpu(
+    ebpf: &Ebpf,
+    map: &str,
+    names: &[(u32, &'static str)],
+) -> anyhow::Result<Vec<NamedCount>> {
+    let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(
+        ebpf.map(map)
+            .with_context(|| format!("map {map} missing"))?,
+    )?;
     names
         .iter()
         .map(|(i, name)| {
@@ -142,7 +152,10 @@ pub fn counters(ebpf: &Ebpf) -> anyhow::Result<Vec<NamedCount>> {
 }
 
 pub fn drops(ebpf: &Ebpf) -> anyhow::Result<Vec<NamedCount>> {
-    let names: Vec<_> = DropReason::ALL.iter().map(|r| (*r as u32, r.name())).collect();
+    let names: Vec<_> = DropReason::ALL
+        .iter()
+        .map(|r| (*r as u32, r.name()))
+        .collect();
     sum_per_cpu(ebpf, maps::DROPS, &names)
 }
 
@@ -159,7 +172,9 @@ pub struct MapFill {
 pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
     let mut out = Vec::new();
     for name in maps::PINNED {
-        let map = ebpf.map(name).with_context(|| format!("map {name} missing"))?;
+        let map = ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing"))?;
         let info = match map {
             aya::maps::Map::HashMap(m) => m.info(),
             aya::maps::Map::LpmTrie(m) => m.info(),

@@ -69,7 +69,10 @@ fn parse_rule(line: &str) -> Rule {
                 }
             }
             "-j" => r.target = arg,
-            "-m" if matches!(arg.as_deref(), Some("tcp" | "udp" | "comment" | "multiport")) => {}
+            "-m" if matches!(
+                arg.as_deref(),
+                Some("tcp" | "udp" | "comment" | "multiport")
+            ) => {}
             "--comment" | "--reject-with" => {}
             _ => {
                 r.other_conditions = true;
@@ -142,18 +145,40 @@ pub struct Finding {
 
 fn accept_port(l: &ListenerSpec) -> Vec<String> {
     let port = l.port.to_string();
-    ["INPUT", "-p", l.proto, "--dport", &port, "-m", "comment", "--comment", COMMENT, "-j", "ACCEPT"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "INPUT",
+        "-p",
+        l.proto,
+        "--dport",
+        &port,
+        "-m",
+        "comment",
+        "--comment",
+        COMMENT,
+        "-j",
+        "ACCEPT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn accept_pool(dir: &str, pool: Ipv4Prefix) -> Vec<String> {
     let p = pool.to_string();
-    ["FORWARD", dir, &p, "-m", "comment", "--comment", COMMENT, "-j", "ACCEPT"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "FORWARD",
+        dir,
+        &p,
+        "-m",
+        "comment",
+        "--comment",
+        COMMENT,
+        "-j",
+        "ACCEPT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// Checks INPUT for each listener and FORWARD for the pool.
@@ -189,7 +214,9 @@ pub fn check(listeners: &[ListenerSpec], pool: Ipv4Prefix) -> Vec<Finding> {
 
 /// Runs `iptables ACTION args...` (`-I` inserts at the top, `-D` deletes).
 pub fn iptables(action: &str, args: &[String]) -> anyhow::Result<()> {
-    let (chain, rest) = args.split_first().ok_or_else(|| anyhow::anyhow!("empty rule"))?;
+    let (chain, rest) = args
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("empty rule"))?;
     let mut cmd = Command::new("iptables");
     cmd.arg(action).arg(chain);
     if action == "-I" {
@@ -222,7 +249,10 @@ mod tests {
             "-A INPUT -j REJECT --reject-with icmp-host-prohibited",
         ]);
         let v = verdict("ACCEPT", &r, Some("udp"), Some(1701)).unwrap();
-        assert!(v.contains("REJECT --reject-with icmp-host-prohibited"), "{v}");
+        assert!(
+            v.contains("REJECT --reject-with icmp-host-prohibited"),
+            "{v}"
+        );
         assert_eq!(verdict("ACCEPT", &r, Some("tcp"), Some(22)), None);
     }
 
@@ -238,9 +268,15 @@ mod tests {
 
     #[test]
     fn policy_and_unknown_conditions() {
-        let r = rules(&["-A INPUT -s 10.0.0.0/8 -j REJECT", "-A INPUT -p udp -m multiport --dports 500,1701,4400:4600 -j ACCEPT"]);
+        let r = rules(&[
+            "-A INPUT -s 10.0.0.0/8 -j REJECT",
+            "-A INPUT -p udp -m multiport --dports 500,1701,4400:4600 -j ACCEPT",
+        ]);
         assert_eq!(verdict("DROP", &r, Some("udp"), Some(4500)), None);
-        assert_eq!(verdict("DROP", &r, Some("tcp"), Some(7443)).unwrap(), "policy DROP");
+        assert_eq!(
+            verdict("DROP", &r, Some("tcp"), Some(7443)).unwrap(),
+            "policy DROP"
+        );
         assert_eq!(verdict("ACCEPT", &r, Some("tcp"), Some(7443)), None);
     }
 

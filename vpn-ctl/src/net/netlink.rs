@@ -41,15 +41,24 @@ impl Netlink {
     }
 
     pub async fn link_name(&self, index: u32) -> anyhow::Result<String> {
-        let mut links = self.handle.link().get().match_index(index).execute();
-        if let Some(msg) = links.try_next().await? {
-            for a in msg.attributes {
-                if let LinkAttribute::IfName(n) = a {
-                    return Ok(n);
-                }
-            }
-        }
-        anyhow::bail!("no interface with index {index}")
+        // Read the whole reply: dropping a stream early leaves netlink-proto
+        // with a response it cannot deliver.
+        let links: Vec<_> = self
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_collect()
+            .await?;
+        links
+            .into_iter()
+            .flat_map(|m| m.attributes)
+            .find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n),
+                _ => None,
+            })
+            .with_context(|| format!("no interface with index {index}"))
     }
 
     /// The output interface of the IPv4 default route in the main table.
@@ -59,18 +68,19 @@ impl Netlink {
             .route()
             .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
             .execute();
+        let mut found = None;
         while let Some(r) = routes.try_next().await? {
             if r.header.destination_prefix_length != 0 || r.header.table != libc::RT_TABLE_MAIN {
                 continue;
             }
-            if let Some(oif) = r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            }) {
-                return Ok(Some(oif));
+            if found.is_none() {
+                found = r.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Oif(i) => Some(*i),
+                    _ => None,
+                });
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// Every IPv4 network of the host: interface addresses and non-default routes.

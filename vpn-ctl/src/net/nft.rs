@@ -28,7 +28,9 @@ fn nft(args: &[&str], stdin: Option<&str>) -> anyhow::Result<std::process::Outpu
 }
 
 pub fn table_exists() -> anyhow::Result<bool> {
-    Ok(nft(&["list", "table", FAMILY, TABLE], None)?.status.success())
+    Ok(nft(&["list", "table", FAMILY, TABLE], None)?
+        .status
+        .success())
 }
 
 /// Creates the table with a masquerade rule for `pool` leaving through `wan`.
@@ -48,7 +50,11 @@ pub fn install_masquerade(pool: Ipv4Prefix, wan: &str) -> anyhow::Result<()> {
     if !out.status.success() {
         bail!(
             "nft could not create table {FAMILY} {TABLE}: {}",
-            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("").trim()
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
         );
     }
     Ok(())

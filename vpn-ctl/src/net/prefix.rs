@@ -33,7 +33,7 @@ impl Ipv4Prefix {
     pub fn network(&self) -> Ipv4Addr {
         self.addr
     }
-    pub fn len(&self) -> u8 {
+    pub fn prefix_len(&self) -> u8 {
         self.len
     }
     pub fn mask(&self) -> u32 {
@@ -67,8 +67,12 @@ impl FromStr for Ipv4Prefix {
         let (a, l) = s
             .split_once('/')
             .ok_or_else(|| format!("`{s}` is not an IPv4 prefix like 10.99.0.0/24"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("`{a}` is not an IPv4 address"))?;
-        let len: u8 = l.parse().map_err(|_| format!("`{l}` is not a prefix length"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("`{a}` is not an IPv4 address"))?;
+        let len: u8 = l
+            .parse()
+            .map_err(|_| format!("`{l}` is not a prefix length"))?;
         let p = Self::new(addr, len)?;
         if p.addr != addr {
             return Err(format!("`{s}` has host bits set (did you mean {p}?)"));
