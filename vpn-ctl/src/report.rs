@@ -72,7 +72,7 @@ impl fmt::Display for Status {
         )?;
         writeln!(
             f,
-            "vpn:       {} (ifindex {}) {} , {} queues, TC egress ({}) prog {}",
+            "vpn:       {} (ifindex {}) {}, {} queues, TC egress ({}) prog {}",
             self.vpn.name,
             self.vpn.ifindex,
             self.vpn.address,

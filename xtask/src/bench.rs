@@ -44,7 +44,7 @@ pub fn run() -> anyhow::Result<()> {
         ebpf_build.as_secs_f64()
     );
     println!(
-        "  release binaries (incremental): {:>9.1} s",
+        "  release binaries:            {:>12.1} s",
         release_build.as_secs_f64()
     );
     println!(
