@@ -9,19 +9,7 @@ pub fn run() -> anyhow::Result<()> {
     let dir = root.join("target/bench-ebpf");
     let _ = std::fs::remove_dir_all(&dir);
     let t0 = Instant::now();
-    cmd::output(
-        cmd::debian_cargo()
-            .current_dir(root.join("vpn-ebpf"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "bpfel-unknown-none",
-                "--bins",
-                "--target-dir",
-            ])
-            .arg(&dir),
-    )?;
+    cmd::output(&mut cmd::build_ebpf(&dir))?;
     let ebpf_build = t0.elapsed();
     let t0 = Instant::now();
     cmd::output(cmd::cargo().current_dir(&root).args([

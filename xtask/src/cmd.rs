@@ -36,6 +36,22 @@ pub fn debian_cargo() -> Command {
     c
 }
 
+/// Builds the eBPF object into `target_dir` (Debian's toolchain).
+pub fn build_ebpf(target_dir: &std::path::Path) -> Command {
+    let mut c = debian_cargo();
+    c.current_dir(workspace_root().join("vpn-ebpf"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "--bins",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    c
+}
+
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let status = cmd
         .stdin(Stdio::null())
@@ -43,6 +59,34 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
         .with_context(|| format!("cannot run {cmd:?}"))?;
     anyhow::ensure!(status.success(), "{cmd:?} failed: {status}");
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and sums its `test result:` lines.
+pub fn run_tests(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
+    use std::io::BufRead as _;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in std::io::BufReader::new(child.stdout.take().context("stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(['.', ';']) {
+                let mut w = part.split_whitespace();
+                match (w.next().map(str::parse::<u64>), w.next()) {
+                    (Some(Ok(n)), Some("passed")) => passed += n,
+                    (Some(Ok(n)), Some("failed")) => failed += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(status.success() || failed > 0, "{cmd:?} failed: {status}");
+    Ok((passed, failed))
 }
 
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {

@@ -89,10 +89,14 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             .current_dir(&root)
             .args(["build", "--locked", "-p", "vpn-ctl", "--bins"]),
     )?;
-    cmd::run(
+    let (passed, failed) = cmd::run_tests(
         cmd::cargo()
             .current_dir(&root)
             .args(["test", "--locked"])
             .args(extra),
-    )
+    )?;
+    // One closing line for the whole run (cargo ends on the last doc-test binary).
+    println!("tests: {passed} passed, {failed} failed");
+    anyhow::ensure!(failed == 0 && passed > 0, "tests failed or none ran");
+    Ok(())
 }
