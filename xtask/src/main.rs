@@ -34,19 +34,7 @@ fn main() -> anyhow::Result<()> {
 
 fn build_ebpf() -> anyhow::Result<()> {
     let root = cmd::workspace_root();
-    cmd::run(
-        cmd::debian_cargo()
-            .current_dir(root.join("vpn-ebpf"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "bpfel-unknown-none",
-                "--bins",
-            ])
-            .arg("--target-dir")
-            .arg(root.join("target/ebpf")),
-    )?;
+    cmd::run(&mut cmd::build_ebpf(&root.join("target/ebpf")))?;
     println!(
         "eBPF object: {}",
         root.join("target/ebpf/bpfel-unknown-none/release/vpn-ebpf")

@@ -143,42 +143,21 @@ pub struct Finding {
     pub fix: Vec<Vec<String>>,
 }
 
+/// `CHAIN match... -m comment --comment vpn-ctl -j ACCEPT`.
+fn tagged_accept(chain: &str, matches: &[&str]) -> Vec<String> {
+    std::iter::once(chain)
+        .chain(matches.iter().copied())
+        .chain(["-m", "comment", "--comment", COMMENT, "-j", "ACCEPT"])
+        .map(str::to_string)
+        .collect()
+}
+
 fn accept_port(l: &ListenerSpec) -> Vec<String> {
-    let port = l.port.to_string();
-    [
-        "INPUT",
-        "-p",
-        l.proto,
-        "--dport",
-        &port,
-        "-m",
-        "comment",
-        "--comment",
-        COMMENT,
-        "-j",
-        "ACCEPT",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    tagged_accept("INPUT", &["-p", l.proto, "--dport", &l.port.to_string()])
 }
 
 fn accept_pool(dir: &str, pool: Ipv4Prefix) -> Vec<String> {
-    let p = pool.to_string();
-    [
-        "FORWARD",
-        dir,
-        &p,
-        "-m",
-        "comment",
-        "--comment",
-        COMMENT,
-        "-j",
-        "ACCEPT",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    tagged_accept("FORWARD", &[dir, &pool.to_string()])
 }
 
 /// Checks INPUT for each listener and FORWARD for the pool.
