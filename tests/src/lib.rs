@@ -9,6 +9,8 @@
 //!   c3 ─┘ 192.168.50.0/24, masqueraded to 198.18.2.2
 //! ```
 pub mod gateway;
+pub mod guest;
+pub mod guest_agent;
 pub mod netns;
 pub mod packet;
 pub mod snapshot;

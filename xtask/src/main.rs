@@ -1,6 +1,7 @@
-//! `cargo xtask build-ebpf | test | bench`.
+//! `cargo xtask build-ebpf | guest-image | test | bench`.
 mod bench;
 mod cmd;
+mod guest;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,8 @@ struct Cli {
 enum Task {
     /// Build the eBPF object alone (bpfel-unknown-none, Debian's rustc + bpf-linker).
     BuildEbpf,
+    /// Build (or find cached) the QEMU guest image for interop tests. Needs root.
+    GuestImage,
     /// Lint and run every test (unit, BPF fixtures, network namespaces). Needs root.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -27,6 +30,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::BuildEbpf => build_ebpf(),
+        Task::GuestImage => guest::ensure().map(drop),
         Task::Test { args } => test(&args),
         Task::Bench => bench::run(),
     }
@@ -70,6 +74,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             ]),
     )?;
     build_ebpf()?;
+    guest::ensure()?;
     // The integration tests run the vpn-ctl binary; `cargo test` alone does
     // not build a dependency's binary.
     cmd::run(
