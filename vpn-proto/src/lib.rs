@@ -1,1 +1,4 @@
-#![no_std]
+//! Sans-IO protocol engines: they take bytes and the current time and return
+//! bytes to send, events and their next deadline. No sockets, no clocks, so
+//! tests drive both ends of a protocol on a virtual clock.
+pub mod native;

@@ -1,0 +1,161 @@
+//! Keys and AEAD of the native protocol: the Noise handshake (snow), key
+//! derivation from its split (HKDF-SHA256), and the data ciphers (ring).
+use ring::{
+    aead::{self, Aad, LessSafeKey, Nonce, UnboundKey},
+    digest, hkdf,
+};
+
+use super::consts::*;
+
+/// Data-channel ciphers, by wire code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cipher {
+    Aes256Gcm = 1,
+    ChaCha20Poly1305 = 2,
+}
+
+impl Cipher {
+    /// Preference order when the client offers several.
+    pub const ALL: [Cipher; 2] = [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305];
+
+    pub fn from_code(c: u8) -> Option<Cipher> {
+        Cipher::ALL.into_iter().find(|x| *x as u8 == c)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cipher::Aes256Gcm => "aes-256-gcm",
+            Cipher::ChaCha20Poly1305 => "chacha20-poly1305",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Cipher> {
+        Cipher::ALL.into_iter().find(|x| x.name() == s)
+    }
+
+    fn algorithm(self) -> &'static aead::Algorithm {
+        match self {
+            Cipher::Aes256Gcm => &aead::AES_256_GCM,
+            Cipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        }
+    }
+}
+
+/// The 32-byte Noise PSK from the configured pre-shared key text.
+pub fn noise_psk(psk_text: &str) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(PSK_LABEL);
+    ctx.update(psk_text.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// HKDF-SHA256 (RFC 5869) with an empty salt: 32 bytes of `info` from `ikm`.
+pub fn derive(ikm: &[u8; 32], info: &[u8]) -> [u8; 32] {
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(ikm);
+    let infos = [info];
+    let okm = prk
+        .expand(&infos, Len32)
+        .expect("32 bytes is a valid HKDF-SHA256 length");
+    let mut out = [0u8; 32];
+    okm.fill(&mut out).expect("length matches");
+    out
+}
+
+/// Keys of one direction pair, named from the local side's point of view.
+#[derive(Clone)]
+pub struct KeyPair {
+    pub send: [u8; 32],
+    pub recv: [u8; 32],
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyPair { <redacted> }")
+    }
+}
+
+/// Control-frame and data keys derived from a Noise split
+/// (`i2r`: initiator to responder). The client is always the initiator.
+pub fn session_keys(i2r: &[u8; 32], r2i: &[u8; 32], client: bool) -> (KeyPair, KeyPair) {
+    let (c2s, s2c) = (
+        (derive(i2r, LABEL_CONTROL_C2S), derive(i2r, LABEL_DATA_C2S)),
+        (derive(r2i, LABEL_CONTROL_S2C), derive(r2i, LABEL_DATA_S2C)),
+    );
+    let pair = |send: [u8; 32], recv: [u8; 32]| KeyPair { send, recv };
+    if client {
+        (pair(c2s.0, s2c.0), pair(c2s.1, s2c.1))
+    } else {
+        (pair(s2c.0, c2s.0), pair(s2c.1, c2s.1))
+    }
+}
+
+/// The data keys of a rekey handshake (no control keys after the first).
+pub fn data_keys(i2r: &[u8; 32], r2i: &[u8; 32], client: bool) -> KeyPair {
+    session_keys(i2r, r2i, client).1
+}
+
+/// A Noise NNpsk0 handshake state. `prologue` binds context (the client's
+/// hello, or the session and epoch of a rekey) into the transcript.
+pub fn noise(
+    psk: &[u8; 32],
+    prologue: &[u8],
+    initiator: bool,
+    fixed_ephemeral: Option<&[u8; 32]>,
+) -> Result<snow::HandshakeState, snow::Error> {
+    let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
+    let mut b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
+    if let Some(e) = fixed_ephemeral {
+        b = b.fixed_ephemeral_key_for_testing_only(e);
+    }
+    if initiator {
+        b.build_initiator()
+    } else {
+        b.build_responder()
+    }
+}
+
+/// One direction's AEAD key. Nonce = 4 zero bytes then the 64-bit counter,
+/// big-endian; counters never repeat under one key.
+pub struct AeadKey {
+    key: LessSafeKey,
+}
+
+impl AeadKey {
+    pub fn new(cipher: Cipher, key: &[u8; 32]) -> AeadKey {
+        let unbound = UnboundKey::new(cipher.algorithm(), key).expect("32-byte key");
+        AeadKey {
+            key: LessSafeKey::new(unbound),
+        }
+    }
+
+    fn nonce(counter: u64) -> Nonce {
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&counter.to_be_bytes());
+        Nonce::assume_unique_for_key(n)
+    }
+
+    /// Encrypts `buf[at..]` in place and appends the tag; `aad` is authenticated.
+    pub fn seal(&self, counter: u64, aad: &[u8], buf: &mut Vec<u8>, at: usize) {
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Self::nonce(counter), Aad::from(aad), &mut buf[at..])
+            .expect("plaintext within AEAD limits");
+        buf.extend_from_slice(tag.as_ref());
+    }
+
+    /// Decrypts ciphertext+tag in place; returns the plaintext length.
+    pub fn open(&self, counter: u64, aad: &[u8], buf: &mut [u8]) -> Option<usize> {
+        self.key
+            .open_in_place(Self::nonce(counter), Aad::from(aad), buf)
+            .ok()
+            .map(|p| p.len())
+    }
+}

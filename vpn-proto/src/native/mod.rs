@@ -1,0 +1,13 @@
+//! vpn-ctl's native protocol (docs/native-protocol.md): a TCP handshake
+//! (Noise NNpsk0 plus user authentication inside it), then AEAD-encrypted IP
+//! packets over UDP with a session ID, replay window, keepalive, rekey and
+//! roaming.
+pub mod consts;
+pub mod crypto;
+pub mod handshake;
+pub mod messages;
+pub mod replay;
+pub mod session;
+
+#[cfg(test)]
+mod tests;
