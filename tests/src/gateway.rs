@@ -67,7 +67,23 @@ pub struct Gateway<'a> {
 impl<'a> Gateway<'a> {
     /// Starts `vpn-ctl up` and waits until its control socket answers.
     pub fn start(ns: &'a Netns, extra: &str) -> Gateway<'a> {
-        let files = GatewayFiles::new(ns, extra);
+        Self::start_with(ns, GatewayFiles::new(ns, extra))
+    }
+
+    /// `down`, then `up` again with the same files (state, users, secrets).
+    pub fn restart(&mut self) {
+        self.down();
+        let files = GatewayFiles {
+            dir: self.files.dir.clone(),
+            config: self.files.config.clone(),
+            pin_dir: self.files.pin_dir.clone(),
+        };
+        let old_log = self.log();
+        std::fs::write(self.files.dir.join("daemon.log.1"), old_log).unwrap();
+        *self = Self::start_with(self.ns, files);
+    }
+
+    fn start_with(ns: &'a Netns, files: GatewayFiles) -> Gateway<'a> {
         let log = std::fs::File::create(files.dir.join("daemon.log")).unwrap();
         let child = ns
             .cmd(vpn_ctl_bin().to_str().unwrap())

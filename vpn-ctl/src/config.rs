@@ -1,10 +1,15 @@
 //! The gateway's configuration: a TOML file (`vpn-ctl up -c FILE`) or the
 //! embedded defaults. Unknown keys are errors, reported on one line with their
 //! line number. A commented example lives in docs/vpn-ctl.example.toml.
-use std::path::{Path, PathBuf};
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
+
+use vpn_proto::native::crypto::Cipher;
 
 use crate::net::prefix::Ipv4Prefix;
 
@@ -34,6 +39,11 @@ pub struct GatewayConfig {
     pub pool: Option<Ipv4Prefix>,
     /// Limit on concurrent sessions (at most the data plane's table size).
     pub max_sessions: u32,
+    /// DNS servers pushed to clients (none: clients keep their own).
+    pub dns: Vec<Ipv4Addr>,
+    /// Routes pushed to split-tunnel clients; `None` = the networks directly
+    /// connected to the gateway other than the WAN's (its LANs).
+    pub push_routes: Option<Vec<Ipv4Prefix>>,
 }
 
 impl Default for GatewayConfig {
@@ -43,6 +53,8 @@ impl Default for GatewayConfig {
             vpn_interface: "vpn0".into(),
             pool: None,
             max_sessions: 1024,
+            dns: Vec::new(),
+            push_routes: None,
         }
     }
 }
@@ -151,14 +163,43 @@ pub const NATIVE_DEFAULT_PORT: u16 = 7443;
 pub struct NativeConfig {
     pub enabled: bool,
     pub port: u16,
+    /// Data ciphers the gateway accepts, most preferred first.
+    pub ciphers: Vec<String>,
+    /// Clients send a keepalive after this many quiet seconds; a session
+    /// with nothing for 3 intervals is over.
+    pub keepalive_secs: u16,
+    /// Clients renew the data keys (a fresh key exchange) this often.
+    pub rekey_secs: u32,
+    /// MTU of the tunnel (vpn0 and the clients' interfaces).
+    pub mtu: u16,
+    /// Handshakes in progress at once; more connections are refused.
+    pub max_half_open: u32,
+    /// A handshake must finish within this many seconds.
+    pub handshake_timeout_secs: u16,
 }
 
 impl Default for NativeConfig {
     fn default() -> Self {
+        use vpn_proto::native::consts;
         Self {
             enabled: true,
             port: NATIVE_DEFAULT_PORT,
+            ciphers: Cipher::ALL.iter().map(|c| c.name().to_string()).collect(),
+            keepalive_secs: consts::DEFAULT_KEEPALIVE.as_secs() as u16,
+            rekey_secs: consts::DEFAULT_REKEY.as_secs() as u32,
+            mtu: consts::DEFAULT_MTU,
+            max_half_open: 64,
+            handshake_timeout_secs: 10,
         }
+    }
+}
+
+impl NativeConfig {
+    pub fn cipher_list(&self) -> Vec<Cipher> {
+        self.ciphers
+            .iter()
+            .filter_map(|c| Cipher::from_name(c))
+            .collect()
     }
 }
 
@@ -226,6 +267,25 @@ impl Config {
         let max = vpn_common::maps::MAX_SESSIONS;
         if self.gateway.max_sessions == 0 || self.gateway.max_sessions > max {
             bail!("gateway.max_sessions must be between 1 and {max}");
+        }
+        let n = &self.native;
+        if n.ciphers.is_empty() {
+            bail!("native.ciphers must name at least one cipher");
+        }
+        if let Some(c) = n.ciphers.iter().find(|c| Cipher::from_name(c).is_none()) {
+            bail!("native.ciphers: unknown cipher `{c}` (aes-256-gcm or chacha20-poly1305)");
+        }
+        if !(1..=300).contains(&n.keepalive_secs) {
+            bail!("native.keepalive_secs must be between 1 and 300");
+        }
+        if n.rekey_secs < 10 {
+            bail!("native.rekey_secs must be at least 10");
+        }
+        if !(576..=9000).contains(&n.mtu) {
+            bail!("native.mtu must be between 576 and 9000");
+        }
+        if n.max_half_open == 0 || n.handshake_timeout_secs == 0 {
+            bail!("native.max_half_open and native.handshake_timeout_secs must be positive");
         }
         if log_level(&self.log.level).is_none() {
             bail!(

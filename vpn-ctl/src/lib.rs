@@ -1,5 +1,6 @@
 //! vpn-ctl: the gateway daemon, its CLI, the BPF loader and host networking.
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -42,11 +42,52 @@ pub enum Command {
         /// Session id (from `sessions`).
         id: u64,
     },
+    /// Connect to a vpn-ctl gateway with the native protocol (runs until
+    /// Ctrl-C or SIGTERM; reconnects after network loss).
+    Connect(ConnectArgs),
     /// Manage the user database.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// The gateway: HOST or HOST:PORT (default port 7443).
+    pub server: String,
+    /// User name.
+    #[arg(short, long, default_value = "vpn")]
+    pub user: String,
+    /// File whose first line is the gateway's pre-shared key ("-": stdin).
+    /// Without it: asked on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub psk_file: Option<PathBuf>,
+    /// File whose first line is the password ("-": stdin).
+    /// Without it: asked on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Send all traffic through the tunnel (the gateway stays reachable by a host route).
+    #[arg(long, conflicts_with = "route")]
+    pub full_tunnel: bool,
+    /// Route this network through the tunnel, besides what the gateway pushes (repeatable).
+    #[arg(long = "route", value_name = "CIDR")]
+    pub route: Vec<crate::net::prefix::Ipv4Prefix>,
+    /// Name of the tunnel interface.
+    #[arg(long, default_value = "vpnc0")]
+    pub interface: String,
+    /// Leave DNS alone even if the gateway pushes servers.
+    #[arg(long)]
+    pub no_dns: bool,
+    /// The resolver file to point at the pushed DNS servers (restored on exit).
+    #[arg(long, default_value = "/etc/resolv.conf", value_name = "FILE")]
+    pub resolv_conf: PathBuf,
+    /// Offer only this data cipher (aes-256-gcm or chacha20-poly1305).
+    #[arg(long)]
+    pub cipher: Option<String>,
+    /// Exit instead of reconnecting when the connection is lost.
+    #[arg(long)]
+    pub no_reconnect: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -1,7 +1,9 @@
 //! The command-line front end: one file per subcommand.
 pub mod args;
+mod connect;
 mod down;
 mod query;
+mod secret_input;
 mod up;
 mod users;
 
@@ -16,6 +18,7 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Status { json } => query::status(&cfg, json),
         args::Command::Sessions { json } => query::sessions(&cfg, json),
         args::Command::Kill { id } => query::kill(&cfg, id),
+        args::Command::Connect(a) => connect::run(&cfg, a),
         args::Command::Users { command } => users::run(&cfg, command),
     }
 }

@@ -1,10 +1,6 @@
 //! `vpn-ctl users add/del/list`: edits the database under its lock, then asks
 //! a running daemon to reload it.
-use std::{io::IsTerminal as _, path::Path};
-
-use anyhow::Context as _;
-
-use super::args::UsersCommand;
+use super::{args::UsersCommand, secret_input::read_secret};
 use crate::{
     config::Config,
     control::{self, NotRunning, Request},
@@ -19,7 +15,7 @@ pub fn run(cfg: &Config, cmd: UsersCommand) -> anyhow::Result<()> {
             password_file,
             ip,
         } => {
-            let password = read_password(password_file.as_deref())?;
+            let password = read_secret(password_file.as_deref(), "Password", true)?;
             UserDb::modify(state_dir, |db| {
                 db.add(User {
                     name: name.clone(),
@@ -52,30 +48,5 @@ fn reload(cfg: &Config) -> anyhow::Result<()> {
     match control::call(&cfg.paths.run_dir, &Request::ReloadUsers) {
         Err(e) if e.is::<NotRunning>() => Ok(()),
         other => other.map(|_| ()),
-    }
-}
-
-fn first_line(r: impl std::io::BufRead) -> anyhow::Result<String> {
-    let line = r.lines().next().transpose()?.unwrap_or_default();
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-fn read_password(file: Option<&Path>) -> anyhow::Result<String> {
-    match file {
-        Some(p) if p == Path::new("-") => first_line(std::io::stdin().lock()),
-        Some(p) => {
-            let f =
-                std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-            first_line(std::io::BufReader::new(f))
-        }
-        None if std::io::stdin().is_terminal() => {
-            let a = rpassword::prompt_password("Password: ")?;
-            let b = rpassword::prompt_password("Again: ")?;
-            if a != b {
-                anyhow::bail!("the passwords do not match");
-            }
-            Ok(a)
-        }
-        None => first_line(std::io::stdin().lock()),
     }
 }

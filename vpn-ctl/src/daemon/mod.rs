@@ -1,10 +1,10 @@
 //! `vpn-ctl up`: the gateway daemon. `setup` brings the host into shape step
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
+pub mod native;
 mod server;
 mod services;
 mod setup;
-mod tun_reader;
 pub mod undo;
 
 use std::sync::{
@@ -33,7 +33,15 @@ pub struct Shared {
     /// Packets routed to the pool for an address without a session.
     pub no_session: AtomicU64,
     pub users: Mutex<UserDb>,
+    pub native: native::Native,
     pub shutdown: Notify,
+}
+
+/// Seconds since the Unix epoch (for reports).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Shared {
@@ -47,6 +55,13 @@ impl Shared {
         }
         s.drops
             .push_named("daemon_no_session", self.no_session.load(Ordering::Relaxed));
+        for (name, v) in self.native.drops() {
+            s.drops.push_named(&format!("daemon_{name}"), v);
+        }
+        for (name, v) in self.native.counters() {
+            s.counters.push_named(name, v);
+        }
+        s.sessions = self.native.registry.len();
         for (l, n) in s.listeners.iter_mut().zip(&self.received) {
             l.received = n.load(Ordering::Relaxed);
         }

@@ -9,7 +9,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{services, setup::Gateway, tun_reader, Shared};
+use super::{native, services, setup::Gateway, Shared};
 use crate::{
     config::Config,
     control::{self, Request, Response},
@@ -31,12 +31,22 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
 
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, s) in sockets.into_iter().enumerate() {
-        tasks.spawn(services::run(s, i, shared.clone()));
+    for s in sockets {
+        let index = shared
+            .base
+            .listeners
+            .iter()
+            .position(|l| l.proto == s.spec.proto && l.port == s.spec.port)
+            .unwrap_or_default();
+        if s.spec.service == "native" && s.spec.proto == "tcp" {
+            let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
+            tasks.spawn(native::serve_handshakes(listener, index, shared.clone()));
+        } else {
+            tasks.spawn(services::run(s, index, shared.clone()));
+        }
     }
-    for q in tun.queues {
-        tasks.spawn(tun_reader::run(q, shared.clone()));
-    }
+    tasks.spawn(native::run_timers(shared.clone()));
+    let workers = native::spawn_workers(tun.queues, shared.clone());
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -61,8 +71,11 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
             },
         }
     }
+    // Tell clients (they reconnect once the gateway is back), then stop.
+    shared.native.end_all(vpn_proto::native::messages::Reason::Shutdown);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    drop(workers);
     if let Some(l) = logger {
         l.abort();
     }
@@ -102,10 +115,19 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Err(e) => Response::err(format!("{e:#}")),
         },
         Request::Sessions => {
-            let rows: Vec<SessionRow> = Vec::new();
+            let rows: Vec<SessionRow> = shared.native.rows();
             Response::ok(serde_json::to_value(rows).unwrap_or_default())
         }
-        Request::Kill { id } => Response::err(format!("no session {id}")),
+        Request::Kill { id } => {
+            if shared
+                .native
+                .end(id, vpn_proto::native::messages::Reason::Killed)
+            {
+                Response::ok(serde_json::Value::Null)
+            } else {
+                Response::err(format!("no session {id}"))
+            }
+        }
         Request::ReloadUsers => match UserDb::load(state_dir) {
             Ok(db) => {
                 let n = db.users.len();

@@ -1,9 +1,10 @@
 //! Start-up, in an order that fails early: checks first (WAN, names, pool,
 //! ports), then changes, each recorded in the undo journal before it is made.
 use std::{
+    net::Ipv4Addr,
     path::Path,
     sync::{atomic::AtomicU64, Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context as _;
@@ -11,6 +12,7 @@ use tokio::sync::Notify;
 use vpn_common::maps::{DataplaneConfig, CONFIG_F_VALID};
 
 use super::{
+    native::{registry::Registry, Native},
     undo::{Action, Journal},
     Shared,
 };
@@ -18,7 +20,14 @@ use crate::{
     config::{Config, Source},
     dataplane::{self, bpffs},
     fsutil,
-    net::{self, firewall, netlink::Netlink, nft, pool, ports, sysctl, tun::Tun},
+    net::{
+        self, firewall,
+        netlink::{HostNetwork, Netlink},
+        nft, pool, ports,
+        prefix::Ipv4Prefix,
+        sysctl,
+        tun::Tun,
+    },
     report::{ListenerStatus, Status, VpnStatus, WanStatus},
     secrets::Secrets,
     users::UserDb,
@@ -59,7 +68,8 @@ pub async fn setup(
     if net::ifindex(vpn_name).is_some() {
         anyhow::bail!("interface {vpn_name} already exists (set gateway.vpn_interface)");
     }
-    let pool = pool::choose(cfg.gateway.pool, &nl.host_networks().await?)?;
+    let host_networks = nl.host_networks().await?;
+    let pool = pool::choose(cfg.gateway.pool, &host_networks)?;
     let gw_addr = pool.nth(1).context("pool too small")?;
     let sockets = cfg
         .listeners()
@@ -70,7 +80,7 @@ pub async fn setup(
     // --- secrets and users (persistent state, not host configuration) ---
     let state_dir = &cfg.paths.state_dir;
     fsutil::private_dir(state_dir)?;
-    let (_secrets, generated) = Secrets::load_or_generate(state_dir)?;
+    let (secrets, generated) = Secrets::load_or_generate(state_dir)?;
     let initial_user = UserDb::create_initial(state_dir)?;
     if generated || initial_user.is_some() {
         println!(
@@ -118,6 +128,8 @@ pub async fn setup(
     let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;
     nl.add_address(vpn_ifindex, gw_addr, pool.prefix_len())
         .await?;
+    // Tunnel MTU: packets bigger than this get ICMP "fragmentation needed".
+    nl.set_mtu(vpn_ifindex, cfg.native.mtu.into()).await?;
     nl.set_up(vpn_ifindex).await?;
 
     // --- forwarding and NAT ---
@@ -246,6 +258,8 @@ pub async fn setup(
         println!("vpn-ctl: warning: PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak");
     }
 
+    let mut sockets = sockets;
+    let native = native_service(cfg, &secrets, pool, gw_addr, &wan, &host_networks, &mut sockets, tun.queues.len())?;
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let shared = Arc::new(Shared {
         ebpf: Mutex::new(ebpf),
@@ -253,6 +267,7 @@ pub async fn setup(
         received,
         no_session: AtomicU64::new(0),
         users: Mutex::new(users),
+        native,
         shutdown: Notify::new(),
     });
     Ok(Gateway {
@@ -277,4 +292,71 @@ fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()
     }
     journal.record(Action::RemovePins { dir: dir.into() })?;
     dataplane::pin_maps(ebpf, dir)
+}
+
+/// The native protocol's state: keys, policy, the WELCOME template and the
+/// UDP sockets of its workers (the bound one plus one per extra TUN queue).
+#[allow(clippy::too_many_arguments)]
+fn native_service(
+    cfg: &Config,
+    secrets: &Secrets,
+    pool: Ipv4Prefix,
+    gw_addr: Ipv4Addr,
+    wan: &str,
+    host_networks: &[HostNetwork],
+    sockets: &mut Vec<ports::BoundSocket>,
+    workers: usize,
+) -> anyhow::Result<Native> {
+    use vpn_proto::native::{crypto, messages::Welcome, session::Params};
+    let n = &cfg.native;
+    let mut udp = Vec::new();
+    if let Some(i) = sockets
+        .iter()
+        .position(|s| s.spec.service == "native" && s.spec.proto == "udp")
+    {
+        udp.push(sockets.remove(i).fd);
+        for _ in 1..workers {
+            udp.push(
+                net::batch::udp_reuseport(n.port)
+                    .with_context(|| format!("bind UDP port {} for a worker", n.port))?,
+            );
+        }
+    }
+    let routes: Vec<Ipv4Prefix> = match &cfg.gateway.push_routes {
+        Some(r) => r.clone(),
+        None => host_networks
+            .iter()
+            .filter(|h| h.ifname.as_deref().is_some_and(|i| i != wan && i != "lo"))
+            .map(|h| h.prefix)
+            .filter(|p| !p.overlaps(&pool))
+            .collect(),
+    };
+    let params = Params {
+        keepalive: Duration::from_secs(n.keepalive_secs.into()),
+        rekey: Duration::from_secs(n.rekey_secs.into()),
+    };
+    Ok(Native {
+        enabled: n.enabled,
+        registry: Registry::new(pool, gw_addr, cfg.gateway.max_sessions as usize),
+        psk: crypto::noise_psk(&secrets.psk),
+        ciphers: n.cipher_list(),
+        params,
+        port: n.port,
+        max_half_open: n.max_half_open as usize,
+        handshake_timeout: Duration::from_secs(n.handshake_timeout_secs.into()),
+        welcome: Welcome {
+            session_id: 0,
+            address: Ipv4Addr::UNSPECIFIED,
+            prefix_len: pool.prefix_len(),
+            gateway: gw_addr,
+            routes: routes.iter().map(|r| (r.network(), r.prefix_len())).collect(),
+            dns: cfg.gateway.dns.clone(),
+            mtu: n.mtu,
+            keepalive: params.keepalive,
+            rekey: params.rekey,
+            udp_port: n.port,
+        },
+        udp,
+        handshakes: Default::default(),
+    })
 }

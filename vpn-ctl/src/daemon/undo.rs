@@ -36,6 +36,19 @@ pub enum Action {
     UnmountBpffs {
         path: PathBuf,
     },
+    /// A route `connect` added outside its tunnel interface.
+    DeleteRoute {
+        prefix: String,
+        via: Option<std::net::Ipv4Addr>,
+        oif: u32,
+    },
+    /// Put a file back as it was (`connect` and resolv.conf): its content,
+    /// or the symlink it was, or nothing if it did not exist.
+    RestoreFile {
+        path: PathBuf,
+        content: Option<String>,
+        symlink: Option<PathBuf>,
+    },
 }
 
 impl Action {
@@ -65,6 +78,39 @@ impl Action {
                     .unwrap_or(false);
                 if empty {
                     crate::dataplane::bpffs::unmount(path)?;
+                }
+                Ok(())
+            }
+            Action::DeleteRoute { prefix, via, oif } => {
+                let prefix = prefix.parse().map_err(anyhow::Error::msg)?;
+                let (via, oif) = (*via, *oif);
+                // Undo may run inside or outside a runtime: netlink on a thread of its own.
+                std::thread::spawn(move || -> anyhow::Result<()> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async {
+                        let nl = crate::net::netlink::Netlink::connect()?;
+                        // Already gone (e.g. its interface went away) is fine.
+                        let _ = nl.del_route(prefix, via, oif).await;
+                        Ok(())
+                    })
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("route removal panicked"))?
+            }
+            Action::RestoreFile {
+                path,
+                content,
+                symlink,
+            } => {
+                let _ = std::fs::remove_file(path);
+                if let Some(target) = symlink {
+                    std::os::unix::fs::symlink(target, path)
+                        .with_context(|| format!("restore symlink {}", path.display()))?;
+                } else if let Some(text) = content {
+                    std::fs::write(path, text)
+                        .with_context(|| format!("restore {}", path.display()))?;
                 }
                 Ok(())
             }

@@ -1,5 +1,6 @@
 //! Host networking: netlink, the TUN device, sysctls, nftables, the host
 //! firewall and port ownership.
+pub mod batch;
 pub mod firewall;
 pub mod netlink;
 pub mod nft;

@@ -18,6 +18,8 @@ pub struct HostNetwork {
     pub prefix: Ipv4Prefix,
     /// "address 10.0.0.5/24 on eth0" or "route 10.8.0.0/16 via eth1".
     pub what: String,
+    /// For interface addresses: the interface.
+    pub ifname: Option<String>,
 }
 
 pub struct Netlink {
@@ -63,24 +65,86 @@ impl Netlink {
 
     /// The output interface of the IPv4 default route in the main table.
     pub async fn default_route_ifindex(&self) -> anyhow::Result<Option<u32>> {
+        Ok(self.default_route().await?.map(|(_, oif)| oif))
+    }
+
+    /// The IPv4 default route of the main table: (gateway, output interface).
+    pub async fn default_route(&self) -> anyhow::Result<Option<(Option<Ipv4Addr>, u32)>> {
         let mut routes = self
             .handle
             .route()
             .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
             .execute();
         let mut found = None;
+        // Read the whole dump (see link_name).
         while let Some(r) = routes.try_next().await? {
             if r.header.destination_prefix_length != 0 || r.header.table != libc::RT_TABLE_MAIN {
                 continue;
             }
-            if found.is_none() {
-                found = r.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Oif(i) => Some(*i),
-                    _ => None,
-                });
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            let gw = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                _ => None,
+            });
+            if let (None, Some(oif)) = (found, oif) {
+                found = Some((gw, oif));
             }
         }
         Ok(found)
+    }
+
+    fn route_msg(
+        prefix: Ipv4Prefix,
+        via: Option<Ipv4Addr>,
+        oif: u32,
+    ) -> netlink_packet_route::route::RouteMessage {
+        let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(prefix.network(), prefix.prefix_len())
+            .output_interface(oif);
+        if let Some(g) = via {
+            b = b.gateway(g);
+        }
+        b.build()
+    }
+
+    pub async fn add_route(
+        &self,
+        prefix: Ipv4Prefix,
+        via: Option<Ipv4Addr>,
+        oif: u32,
+    ) -> anyhow::Result<()> {
+        self.handle
+            .route()
+            .add(Self::route_msg(prefix, via, oif))
+            .execute()
+            .await
+            .with_context(|| format!("add route {prefix}"))
+    }
+
+    pub async fn del_route(
+        &self,
+        prefix: Ipv4Prefix,
+        via: Option<Ipv4Addr>,
+        oif: u32,
+    ) -> anyhow::Result<()> {
+        self.handle
+            .route()
+            .del(Self::route_msg(prefix, via, oif))
+            .execute()
+            .await
+            .with_context(|| format!("delete route {prefix}"))
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> anyhow::Result<()> {
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).mtu(mtu).build())
+            .execute()
+            .await
+            .context("set MTU")
     }
 
     /// Every IPv4 network of the host: interface addresses and non-default routes.
@@ -101,6 +165,7 @@ impl Netlink {
             out.push(HostNetwork {
                 prefix,
                 what: format!("address {ip}/{} on {name}", a.header.prefix_len),
+                ifname: Some(name),
             });
         }
         let mut routes = self
@@ -125,6 +190,7 @@ impl Netlink {
             out.push(HostNetwork {
                 prefix,
                 what: format!("route {prefix}"),
+                ifname: None,
             });
         }
         Ok(out)

@@ -41,6 +41,7 @@ mod tests {
         HostNetwork {
             prefix: s.parse().unwrap(),
             what: format!("route {s}"),
+            ifname: None,
         }
     }
 

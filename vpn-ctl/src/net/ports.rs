@@ -15,11 +15,13 @@ pub struct BoundSocket {
 /// Binds `spec` on all IPv4 addresses. The error is one line naming the owner.
 pub fn bind(spec: ListenerSpec) -> anyhow::Result<BoundSocket> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, spec.port));
-    let res = match spec.proto {
-        "tcp" => TcpListener::bind(addr).and_then(|l| {
+    let res = match (spec.proto, spec.service) {
+        ("tcp", _) => TcpListener::bind(addr).and_then(|l| {
             l.set_nonblocking(true)?;
             Ok(OwnedFd::from(l))
         }),
+        // The native data path binds one socket per worker on this port.
+        ("udp", "native") => super::batch::udp_reuseport(spec.port),
         _ => UdpSocket::bind(addr).and_then(|s| {
             s.set_nonblocking(true)?;
             Ok(OwnedFd::from(s))

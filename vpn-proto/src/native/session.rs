@@ -472,6 +472,15 @@ impl Session {
         Ok(())
     }
 
+    /// Client: sends a keepalive now (e.g. right after the handshake, so the
+    /// gateway learns the client's UDP address before traffic needs it).
+    pub fn probe(&mut self, now: Instant) {
+        if self.role == Role::Client && !self.closed {
+            self.queue_control(now, &[CTL_KEEPALIVE]);
+            self.last_probe = now;
+        }
+    }
+
     /// Runs timers: keepalive, rekey (client), dead-peer detection (both).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {

@@ -1,0 +1,215 @@
+//! TCP handshakes: at most `max_half_open` at once (more are refused with a
+//! clear BUSY), each bounded by a deadline; credentials checked in constant
+//! time; a session admitted into the registry and sent its WELCOME.
+use std::{
+    net::SocketAddr,
+    sync::{atomic::Ordering, Arc},
+    time::Instant,
+};
+
+use ring::digest;
+use subtle::ConstantTimeEq as _;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use vpn_proto::native::{
+    consts::ERROR_BUSY,
+    handshake::{ServerHandshake, ServerStep},
+    messages::{self, AuthRequest, Reason, Welcome},
+    session::{Role, Session, Setup},
+};
+
+use super::{registry::Claim, reserved_addresses};
+use crate::daemon::Shared;
+
+/// `index`: this listener's slot in `status` (connections received).
+pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
+    let native = &shared.native;
+    let slots = Arc::new(Semaphore::new(native.max_half_open));
+    loop {
+        let Ok((mut conn, from)) = listener.accept().await else {
+            continue;
+        };
+        if let Some(c) = shared.received.get(index) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            native.handshakes.busy.fetch_add(1, Ordering::Relaxed);
+            log::debug!("native: refusing {from}: {} handshakes in progress", native.max_half_open);
+            let busy = messages::frame(&messages::error_body(ERROR_BUSY, "the gateway is busy, try again"));
+            let _ = conn.try_write(&busy);
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let native = &shared.native;
+            let limit = native.handshake_timeout;
+            match tokio::time::timeout(limit, handshake(&mut conn, from, &shared)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    native.handshakes.failed.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("native: handshake from {from} failed: {e}");
+                }
+                Err(_) => {
+                    native.handshakes.timeout.fetch_add(1, Ordering::Relaxed);
+                    log::info!("native: handshake from {from} did not finish within {limit:?}");
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Runs one handshake to its end. Err: a protocol failure worth a log line.
+async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> anyhow::Result<()> {
+    let native = &shared.native;
+    let mut hs = ServerHandshake::new(native.psk, &native.ciphers);
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed mid-handshake");
+        }
+        hs.push(&buf[..n]);
+        loop {
+            match hs.poll() {
+                Ok(None) => break,
+                Ok(Some(ServerStep::Send(b))) => conn.write_all(&b).await?,
+                Ok(Some(ServerStep::Authenticate(req))) => {
+                    return decide(conn, from, shared, hs, req).await;
+                }
+                Err(e) => {
+                    if let Some(r) = &e.reply {
+                        let _ = conn.write_all(r).await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+}
+
+fn sha256(b: &[u8]) -> digest::Digest {
+    digest::digest(&digest::SHA256, b)
+}
+
+/// Whether the password is right, in time independent of where it differs
+/// (hashes of equal length are compared; unknown users are compared too).
+fn password_ok(stored: Option<&str>, given: &str) -> bool {
+    let want = sha256(stored.unwrap_or("\u{0}no such user").as_bytes());
+    let got = sha256(given.as_bytes());
+    bool::from(want.as_ref().ct_eq(got.as_ref())) && stored.is_some()
+}
+
+/// A user name fit for a log line (it comes from the network).
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .take(64)
+        .collect()
+}
+
+async fn decide(
+    conn: &mut TcpStream,
+    from: SocketAddr,
+    shared: &Shared,
+    hs: ServerHandshake,
+    req: AuthRequest,
+) -> anyhow::Result<()> {
+    let native = &shared.native;
+    let (user, reserved) = {
+        let db = shared.users.lock().unwrap_or_else(|e| e.into_inner());
+        let user = db.users.iter().find(|u| u.name == req.user).cloned();
+        (user, reserved_addresses(&db))
+    };
+    if !password_ok(user.as_ref().map(|u| u.password.as_str()), &req.password) {
+        native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "native: login failed for user `{}` from {from}: wrong user name or password",
+            printable(&req.user)
+        );
+        conn.write_all(&hs.reject(Reason::BadCredentials, "")).await?;
+        return Ok(());
+    }
+    let user = user.expect("password_ok implies a user");
+    let claim = Claim {
+        user: &user.name,
+        static_ip: user.ip,
+        want_ip: req.want_ip,
+        reserved: &reserved,
+    };
+    let mut hs = Some(hs);
+    let admitted = native.registry.admit(&claim, |addr, wire_id, _row| {
+        let welcome = Welcome {
+            session_id: wire_id,
+            address: addr,
+            ..native.welcome.clone()
+        };
+        let (frame, keys) = hs.take().expect("admit builds once").accept(&welcome);
+        let engine = Session::new(
+            Setup {
+                role: Role::Server,
+                id: wire_id,
+                cipher: keys.cipher,
+                data: keys.data,
+                psk: native.psk,
+                params: native.params,
+                inner_addr: Some(addr),
+                peer: None,
+            },
+            Instant::now(),
+        );
+        (engine, keys.cipher, frame)
+    });
+    let admitted = match admitted {
+        Ok(a) => a,
+        Err(reason) => {
+            log::warn!(
+                "native: refused user `{}` from {from}: {}",
+                user.name,
+                reason.describe()
+            );
+            if let Some(hs) = hs {
+                conn.write_all(&hs.reject(reason, "")).await?;
+            }
+            return Ok(());
+        }
+    };
+    let s = &admitted.session;
+    if let Some(old) = admitted.replaced {
+        log::info!(
+            "native: session {} of `{}` replaced by a new login (same address)",
+            old.row_id,
+            old.user
+        );
+    }
+    if let Err(e) = conn.write_all(&admitted.extra).await {
+        native.registry.remove(s.row_id);
+        anyhow::bail!("client went away before WELCOME: {e}");
+    }
+    native.handshakes.ok.fetch_add(1, Ordering::Relaxed);
+    log::info!(
+        "native: session {} for `{}` from {from}: address {}, {}",
+        s.row_id,
+        s.user,
+        s.addr,
+        s.cipher.name()
+    );
+    let _ = conn.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_check_needs_a_user_and_the_exact_password() {
+        assert!(password_ok(Some("s3cret-pw"), "s3cret-pw"));
+        assert!(!password_ok(Some("s3cret-pw"), "s3cret-pW"));
+        assert!(!password_ok(Some("s3cret-pw"), ""));
+        assert!(!password_ok(None, "\u{0}no such user"));
+    }
+}

@@ -1,0 +1,143 @@
+//! The gateway side of the native protocol (docs/native-protocol.md): the
+//! TCP handshake listener, the UDP/TUN data-path workers, and the timers
+//! that run keepalive, expiry and rekey answers.
+mod datapath;
+mod listener;
+pub mod registry;
+mod timers;
+
+use std::{
+    collections::HashSet,
+    net::Ipv4Addr,
+    os::fd::{AsRawFd as _, OwnedFd, RawFd},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use vpn_proto::native::{
+    crypto::Cipher,
+    messages::{Reason, Welcome},
+    session::Params,
+};
+
+pub use datapath::spawn_workers;
+pub use listener::serve as serve_handshakes;
+pub use timers::run as run_timers;
+
+use self::registry::Registry;
+use crate::{report::SessionRow, users::UserDb};
+
+/// Handshake outcomes, for `status`.
+#[derive(Default)]
+pub struct HandshakeCounters {
+    pub ok: AtomicU64,
+    pub bad_login: AtomicU64,
+    pub failed: AtomicU64,
+    pub timeout: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+pub struct Native {
+    pub enabled: bool,
+    pub registry: Registry,
+    pub psk: [u8; 32],
+    pub ciphers: Vec<Cipher>,
+    pub params: Params,
+    pub port: u16,
+    pub max_half_open: usize,
+    pub handshake_timeout: Duration,
+    /// WELCOME without the per-session fields (ID, address).
+    pub welcome: Welcome,
+    /// One UDP socket per worker, all bound to `port` (SO_REUSEPORT).
+    pub udp: Vec<OwnedFd>,
+    pub handshakes: HandshakeCounters,
+}
+
+impl Native {
+    /// A socket for one-off sends (timers, BYE).
+    pub fn control_fd(&self) -> Option<RawFd> {
+        self.udp.first().map(|f| f.as_raw_fd())
+    }
+
+    pub fn rows(&self) -> Vec<SessionRow> {
+        self.registry
+            .all()
+            .iter()
+            .map(|s| {
+                let e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
+                SessionRow {
+                    id: s.row_id,
+                    protocol: "native".into(),
+                    user: s.user.clone(),
+                    peer: e.peer().map_or_else(|| "-".into(), |p| p.to_string()),
+                    assigned_ip: s.addr.to_string(),
+                    state: if e.peer().is_some() { "up" } else { "handshaken" }.into(),
+                    started_at: s.started_at,
+                    rx_bytes: e.stats.rx_bytes,
+                    rx_packets: e.stats.rx_packets,
+                    tx_bytes: e.stats.tx_bytes,
+                    tx_packets: e.stats.tx_packets,
+                    fast_path: false,
+                    fast_path_rx_packets: 0,
+                    fast_path_tx_packets: 0,
+                    encryption: s.cipher.name().into(),
+                    drops: e.stats.drops.iter().sum(),
+                }
+            })
+            .collect()
+    }
+
+    /// Ends a session: BYE to the client, address freed.
+    pub fn end(&self, row_id: u64, reason: Reason) -> bool {
+        let Some(s) = self.registry.remove(row_id) else {
+            return false;
+        };
+        let mut e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
+        let byes = e.close(Instant::now(), reason, "");
+        if let (Some(peer), Some(fd)) = (e.peer(), self.control_fd()) {
+            for b in byes {
+                let _ = crate::net::batch::send_to(fd, &b, peer);
+            }
+        }
+        log::info!(
+            "native: session {} ({}, {}) ended: {}",
+            s.row_id,
+            s.user,
+            s.addr,
+            reason.describe()
+        );
+        true
+    }
+
+    /// Ends every session (gateway shutdown): clients reconnect later.
+    pub fn end_all(&self, reason: Reason) {
+        for s in self.registry.all() {
+            self.end(s.row_id, reason);
+        }
+    }
+
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let h = &self.handshakes;
+        vec![
+            ("native_sessions", self.registry.len() as u64),
+            ("native_handshakes_ok", h.ok.load(Ordering::Relaxed)),
+        ]
+    }
+
+    pub fn drops(&self) -> Vec<(&'static str, u64)> {
+        let h = &self.handshakes;
+        let mut v = self.registry.drops();
+        v.extend([
+            ("native_login_failed", h.bad_login.load(Ordering::Relaxed)),
+            ("native_handshake_failed", h.failed.load(Ordering::Relaxed)),
+            ("native_handshake_timeout", h.timeout.load(Ordering::Relaxed)),
+            ("native_handshake_busy", h.busy.load(Ordering::Relaxed)),
+        ]);
+        v
+    }
+}
+
+/// Static addresses of all users: never handed out from the pool.
+pub fn reserved_addresses(db: &UserDb) -> HashSet<Ipv4Addr> {
+    db.users.iter().filter_map(|u| u.ip).collect()
+}
