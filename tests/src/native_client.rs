@@ -48,7 +48,13 @@ mod toml_lite {
 pub fn add_user(gw: &Gateway, name: &str, password: &str, ip: Option<&str>) {
     let pw = gw.files.dir.join(format!("{name}.pw"));
     std::fs::write(&pw, format!("{password}\n")).unwrap();
-    let mut args = vec!["users", "add", name, "--password-file", pw.to_str().unwrap()];
+    let mut args = vec![
+        "users",
+        "add",
+        name,
+        "--password-file",
+        pw.to_str().unwrap(),
+    ];
     if let Some(ip) = ip {
         args.extend(["--ip", ip]);
     }
@@ -156,7 +162,9 @@ impl Client {
     /// Waits for the client to exit; returns its status.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let child = self.child.as_mut().unwrap();
-        let st = wait::until("vpn-ctl connect to exit", timeout, || child.try_wait().unwrap());
+        let st = wait::until("vpn-ctl connect to exit", timeout, || {
+            child.try_wait().unwrap()
+        });
         self.child = None;
         // Let the pumps drain the last lines.
         std::thread::sleep(Duration::from_millis(50));

@@ -18,7 +18,11 @@ fn ping(ns: &vpn_tests::netns::Netns, dst: &str) -> bool {
 
 fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
     let out = gw.ctl(&["sessions", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .unwrap()
         .as_array()
@@ -40,13 +44,24 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     let b_ip = b.wait_connected();
     assert_ne!(a_ip, b_ip);
     let b_line = b.wait_line("connected to", 1, T);
-    assert!(b_line.contains("routes [172.16.10.0/24]"), "pushed LAN route: {b_line}");
+    assert!(
+        b_line.contains("routes [172.16.10.0/24]"),
+        "pushed LAN route: {b_line}"
+    );
     assert!(b_line.contains("aes-256-gcm"), "{b_line}");
-    assert!(b.resolv_conf().contains("nameserver 172.16.10.2"), "{}", b.resolv_conf());
+    assert!(
+        b.resolv_conf().contains("nameserver 172.16.10.2"),
+        "{}",
+        b.resolv_conf()
+    );
 
     // LAN, each other, and (A is full-tunnel) the internet through the gateway's NAT.
-    wait::until("alice reaches the LAN host", T, || ping(&t.c1, LAN_HOST).then_some(()));
-    wait::until("bob reaches the LAN host", T, || ping(&t.c2, LAN_HOST).then_some(()));
+    wait::until("alice reaches the LAN host", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+    wait::until("bob reaches the LAN host", T, || {
+        ping(&t.c2, LAN_HOST).then_some(())
+    });
     wait::until("bob reaches alice", T, || ping(&t.c2, &a_ip).then_some(()));
     wait::until("alice reaches bob", T, || ping(&t.c1, &b_ip).then_some(()));
     let route = t.c1.must(&format!("ip -4 route get {INET}"));
@@ -57,7 +72,11 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
         t.c1.enter()
     ));
     let seen = String::from_utf8_lossy(&seen.stdout).trim().to_string();
-    assert_eq!(seen, vpn_tests::topology::GW_WAN, "the internet host sees the gateway's NAT address");
+    assert_eq!(
+        seen,
+        vpn_tests::topology::GW_WAN,
+        "the internet host sees the gateway's NAT address"
+    );
 
     let rows = sessions(&gw);
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -69,21 +88,306 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     }
     let alice = rows.iter().find(|r| r["user"] == "alice").unwrap();
     assert_eq!(alice["assigned_ip"], a_ip.as_str());
-    assert!(alice["peer"].as_str().unwrap().starts_with("198.18.1.2:"), "{alice}");
+    assert!(
+        alice["peer"].as_str().unwrap().starts_with("198.18.1.2:"),
+        "{alice}"
+    );
     let bob = rows.iter().find(|r| r["user"] == "bob").unwrap();
-    assert!(bob["peer"].as_str().unwrap().starts_with("198.18.2.2:"), "bob is behind the NAT: {bob}");
+    assert!(
+        bob["peer"].as_str().unwrap().starts_with("198.18.2.2:"),
+        "bob is behind the NAT: {bob}"
+    );
     let rx_before = alice["rx_packets"].as_u64().unwrap();
     assert!(ping(&t.c1, LAN_HOST));
     let rx_after = sessions(&gw).iter().find(|r| r["user"] == "alice").unwrap()["rx_packets"]
         .as_u64()
         .unwrap();
-    assert!(rx_after > rx_before, "counters grow: {rx_before} -> {rx_after}");
+    assert!(
+        rx_after > rx_before,
+        "counters grow: {rx_before} -> {rx_after}"
+    );
 
     // Exit restores the client host: DNS, the host route, the interface.
     assert!(b.stop().success(), "{}", b.stderr());
     assert_eq!(b.resolv_conf(), "nameserver 192.0.2.53\n");
     assert!(a.stop().success(), "{}", a.stderr());
     let routes = t.c1.must("ip -4 route; ip link show");
-    assert!(!routes.contains("198.18.0.1 via") && !routes.contains("vpnc0"), "{routes}");
-    wait::until("the gateway to drop both sessions", T, || sessions(&gw).is_empty().then_some(()));
+    assert!(
+        !routes.contains("198.18.0.1 via") && !routes.contains("vpnc0"),
+        "{routes}"
+    );
+    wait::until("the gateway to drop both sessions", T, || {
+        sessions(&gw).is_empty().then_some(())
+    });
+}
+
+fn drop_count(gw: &Gateway, name: &str) -> u64 {
+    gw.count("drops", name)
+}
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn replayed_modified_truncated_and_foreign_datagrams_are_dropped_and_counted() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    a.wait_connected();
+    wait::until("alice reaches the LAN host", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+
+    // Capture some of alice's real datagrams on the wire.
+    let pcap = a.dir.join("c1.pcap");
+    let err = a.dir.join("tcpdump.err");
+    t.c1.must(&format!(
+        "tcpdump -i eth0 -n -U -c 10 -w {p} 'udp and dst port 7443' 2>{e} & \
+         until grep -q listening {e}; do sleep 0.05; done; \
+         ping -c 12 -i 0.1 {LAN_HOST} >/dev/null; wait",
+        p = pcap.display(),
+        e = err.display()
+    ));
+    let peer_before = sessions(&gw)[0]["peer"].clone();
+    for (mode, counter) in [
+        ("replay", "daemon_native_replayed"),
+        ("flip", "daemon_native_auth_failed"),
+        ("truncate", "daemon_native_truncated"),
+        ("unknown", "daemon_native_unknown_session"),
+    ] {
+        let before = drop_count(&gw, counter);
+        let sent: u64 =
+            t.c1.must(&format!(
+                "python3 {} {} 198.18.0.1 7443 {mode} 10",
+                script("udp_inject.py"),
+                pcap.display()
+            ))
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(sent, 10);
+        wait::until(
+            &format!("{counter} to count the {mode} datagrams"),
+            T,
+            || (drop_count(&gw, counter) >= before + sent).then_some(()),
+        );
+    }
+    // None of it moved the session or stopped it.
+    let row = &sessions(&gw)[0];
+    assert_eq!(row["peer"], peer_before);
+    assert!(
+        row["drops"].as_u64().unwrap() >= 20,
+        "per-session drops: {row}"
+    );
+    assert!(ping(&t.c1, LAN_HOST), "the session still carries traffic");
+}
+
+#[test]
+fn wrong_psk_and_wrong_password_fail_with_clear_messages() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gateway_psk(&gw);
+
+    let mut c = Client::start(
+        &t.c1,
+        "alice",
+        "alice-password-1",
+        "not-the-psk-at-all",
+        &[],
+    );
+    assert_eq!(c.wait_exit(T).code(), Some(1));
+    assert!(
+        c.stderr().contains("pre-shared key does not match"),
+        "{}",
+        c.stderr()
+    );
+
+    let mut c = Client::start(&t.c1, "alice", "wrong-password-xyz", &psk, &[]);
+    assert_eq!(c.wait_exit(T).code(), Some(1));
+    assert!(
+        c.stderr().contains("wrong user name or password"),
+        "{}",
+        c.stderr()
+    );
+
+    let mut c = Client::start(&t.c1, "mallory", "whatever-pw", &psk, &[]);
+    assert_eq!(c.wait_exit(T).code(), Some(1));
+    assert!(
+        c.stderr().contains("wrong user name or password"),
+        "{}",
+        c.stderr()
+    );
+
+    let log = gw.log();
+    assert!(log.contains("login failed for user `alice`"), "{log}");
+    assert!(
+        !log.contains("wrong-password-xyz"),
+        "password in the log:\n{log}"
+    );
+    assert_eq!(drop_count(&gw, "daemon_native_login_failed"), 2);
+    assert_eq!(drop_count(&gw, "daemon_native_handshake_failed"), 1);
+    assert!(sessions(&gw).is_empty());
+}
+
+#[test]
+fn a_handshake_flood_does_not_stop_existing_sessions() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        "[native]\nmax_half_open = 16\nhandshake_timeout_secs = 3",
+    );
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gateway_psk(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
+    a.wait_connected();
+
+    let mut flood = t
+        .inet
+        .cmd("python3")
+        .args([&script("tcp_flood.py"), "198.18.0.1", "7443", "200", "6"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait::until("the flood to fill the handshake slots", T, || {
+        (drop_count(&gw, "daemon_native_handshake_busy") > 0).then_some(())
+    });
+    // While the slots are full, the established session carries traffic.
+    for _ in 0..5 {
+        assert!(ping(&t.c1, LAN_HOST), "existing session during the flood");
+    }
+    // A new client is refused as busy for now, retries, and gets in once
+    // the flood's connections time out.
+    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
+    b.wait_line("connected to", 1, Duration::from_secs(60));
+    let _ = flood.wait();
+    assert!(drop_count(&gw, "daemon_native_handshake_timeout") > 0);
+    assert!(
+        drop_count(&gw, "daemon_native_handshake_failed") > 0,
+        "garbage hellos"
+    );
+    assert!(ping(&t.c2, LAN_HOST));
+}
+
+#[test]
+fn a_roaming_client_keeps_its_session_across_address_and_port_changes() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", Some("10.99.0.77"));
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gateway_psk(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
+    assert_eq!(a.wait_connected(), "10.99.0.77", "static address");
+    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
+    b.wait_connected();
+    wait::until("alice reaches the LAN host", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+    wait::until("bob reaches the LAN host", T, || {
+        ping(&t.c2, LAN_HOST).then_some(())
+    });
+    let row = |user: &str| {
+        sessions(&gw)
+            .into_iter()
+            .find(|r| r["user"] == user)
+            .unwrap()
+    };
+    let (a_id, b_id) = (row("alice")["id"].clone(), row("bob")["id"].clone());
+
+    // Alice's host changes address.
+    t.c1.must(
+        "ip addr del 198.18.1.2/24 dev eth0 && ip addr add 198.18.1.3/24 dev eth0 && \
+         ip route add default via 198.18.1.1",
+    );
+    wait::until("alice's session to follow her new address", T, || {
+        let _ = ping(&t.c1, LAN_HOST);
+        row("alice")["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("198.18.1.3:")
+            .then_some(())
+    });
+    assert!(ping(&t.c1, LAN_HOST));
+    assert_eq!(row("alice")["id"], a_id, "same session, no reconnect");
+
+    // Bob's NAT box forgets its mapping and picks another source port.
+    let old_port = row("bob")["peer"].as_str().unwrap().to_string();
+    t.nat.must(
+        "nft flush chain ip natbox post && \
+         nft add rule ip natbox post oifname wan0 ip saddr 192.168.50.0/24 meta l4proto udp masquerade to :40000-40100 && \
+         nft add rule ip natbox post oifname wan0 ip saddr 192.168.50.0/24 masquerade && \
+         conntrack -D -p udp >/dev/null 2>&1; true",
+    );
+    wait::until("bob's session to follow his new port", T, || {
+        let _ = ping(&t.c2, LAN_HOST);
+        let p = row("bob")["peer"].as_str().unwrap().to_string();
+        (p != old_port && p.starts_with("198.18.2.2:4")).then_some(())
+    });
+    assert!(ping(&t.c2, LAN_HOST));
+    assert_eq!(row("bob")["id"], b_id);
+    assert!(!a.stdout().contains("reconnected") && !b.stdout().contains("reconnected"));
+    wait::until("the gateway to log alice's move", T, || {
+        gw.log().contains("moved to 198.18.1.3:").then_some(())
+    });
+}
+
+#[test]
+fn after_a_gateway_restart_the_client_reconnects_with_the_same_address() {
+    let t = Topology::build();
+    let mut gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gateway_psk(&gw);
+    // Bob first, so alice's address is not simply the pool's first.
+    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
+    b.wait_connected();
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
+    let a_ip = a.wait_connected();
+    b.stop();
+
+    gw.restart();
+    let line = a.wait_line("reconnected to", 1, Duration::from_secs(60));
+    assert_eq!(vpn_tests::native_client::address_of(&line), a_ip);
+    assert!(
+        a.stderr().contains("the gateway is shutting down"),
+        "{}",
+        a.stderr()
+    );
+    wait::until("alice reaches the LAN host again", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+}
+
+#[test]
+fn kill_disconnects_the_client_and_it_says_why() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    a.wait_connected();
+    let id = sessions(&gw)[0]["id"].as_u64().unwrap();
+    let out = gw.ctl(&["kill", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(a.wait_exit(T).code(), Some(1));
+    assert!(
+        a.stderr().contains(
+            "disconnected by the gateway: the session was ended by the gateway's administrator"
+        ),
+        "{}",
+        a.stderr()
+    );
+    assert!(sessions(&gw).is_empty());
+    assert!(
+        !t.c1.must("ip link show").contains("vpnc0"),
+        "interface removed"
+    );
+    let out = gw.ctl(&["kill", &id.to_string()]);
+    assert!(!out.status.success(), "killing a gone session fails");
 }

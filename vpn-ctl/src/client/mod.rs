@@ -145,7 +145,11 @@ fn session_loop(
         let routes: Vec<String> = h.routes.iter().map(Ipv4Prefix::to_string).collect();
         println!(
             "vpn-ctl: {} {server} as {}: address {}/{} on {}, routes [{}], dns [{}], {}",
-            if reconnected { "reconnected to" } else { "connected to" },
+            if reconnected {
+                "reconnected to"
+            } else {
+                "connected to"
+            },
             opts.user,
             welcome.address,
             welcome.prefix_len,
@@ -192,11 +196,18 @@ fn session_loop(
                 return Ok(());
             }
             Ended::Closed(reason, msg) if !reason.retry() || !opts.reconnect => {
-                let extra = if msg.is_empty() { String::new() } else { format!(" ({msg})") };
+                let extra = if msg.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({msg})")
+                };
                 anyhow::bail!("disconnected by the gateway: {}{extra}", reason.describe());
             }
             Ended::Closed(reason, _) => {
-                eprintln!("vpn-ctl: the gateway ended the session: {}; reconnecting", reason.describe());
+                eprintln!(
+                    "vpn-ctl: the gateway ended the session: {}; reconnecting",
+                    reason.describe()
+                );
             }
             Ended::PeerDead if !opts.reconnect => {
                 anyhow::bail!("connection lost: no answer from the gateway");

@@ -72,7 +72,9 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         }
     }
     // Tell clients (they reconnect once the gateway is back), then stop.
-    shared.native.end_all(vpn_proto::native::messages::Reason::Shutdown);
+    shared
+        .native
+        .end_all(vpn_proto::native::messages::Reason::Shutdown);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     drop(workers);

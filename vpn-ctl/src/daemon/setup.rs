@@ -259,7 +259,16 @@ pub async fn setup(
     }
 
     let mut sockets = sockets;
-    let native = native_service(cfg, &secrets, pool, gw_addr, &wan, &host_networks, &mut sockets, tun.queues.len())?;
+    let native = native_service(
+        cfg,
+        &secrets,
+        pool,
+        gw_addr,
+        &wan,
+        &host_networks,
+        &mut sockets,
+        tun.queues.len(),
+    )?;
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let shared = Arc::new(Shared {
         ebpf: Mutex::new(ebpf),
@@ -349,7 +358,10 @@ fn native_service(
             address: Ipv4Addr::UNSPECIFIED,
             prefix_len: pool.prefix_len(),
             gateway: gw_addr,
-            routes: routes.iter().map(|r| (r.network(), r.prefix_len())).collect(),
+            routes: routes
+                .iter()
+                .map(|r| (r.network(), r.prefix_len()))
+                .collect(),
             dns: cfg.gateway.dns.clone(),
             mtu: n.mtu,
             keepalive: params.keepalive,

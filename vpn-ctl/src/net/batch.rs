@@ -79,7 +79,13 @@ pub fn poll_readable(fds: &[RawFd], timeout: Duration) -> io::Result<Vec<bool>> 
         })
         .collect();
     // SAFETY: p is a valid array of pollfd of the given length.
-    let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout.as_millis() as i32) };
+    let rc = unsafe {
+        libc::poll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            timeout.as_millis() as i32,
+        )
+    };
     if rc < 0 {
         let e = io::Error::last_os_error();
         if e.kind() == io::ErrorKind::Interrupted {
@@ -232,7 +238,8 @@ impl SendBatch {
                     let mut h: libc::mmsghdr = unsafe { zeroed() };
                     h.msg_hdr.msg_iov = &mut iovs[i];
                     h.msg_hdr.msg_iovlen = 1;
-                    h.msg_hdr.msg_name = (&mut self.dsts[sent + i] as *mut libc::sockaddr_in).cast();
+                    h.msg_hdr.msg_name =
+                        (&mut self.dsts[sent + i] as *mut libc::sockaddr_in).cast();
                     h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
                     h
                 })

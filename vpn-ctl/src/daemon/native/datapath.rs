@@ -60,7 +60,12 @@ pub fn spawn_workers(queues: Vec<OwnedFd>, shared: Arc<Shared>) -> Workers {
     Workers { stop, threads }
 }
 
-fn run(tun: &OwnedFd, udp: Option<RawFd>, shared: &Shared, stop: &AtomicBool) -> std::io::Result<()> {
+fn run(
+    tun: &OwnedFd,
+    udp: Option<RawFd>,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
     let tun = tun.as_raw_fd();
     let mut rx = RecvBatch::new();
     let mut tx = SendBatch::new();
@@ -141,7 +146,8 @@ fn datagram_in(
 
 /// A packet the kernel routed into vpn0: encrypt it for its session.
 fn packet_out(p: &[u8], now: Instant, udp: Option<RawFd>, tx: &mut SendBatch, shared: &Shared) {
-    let dst = (p.len() >= 20 && p[0] >> 4 == 4).then(|| std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]));
+    let dst = (p.len() >= 20 && p[0] >> 4 == 4)
+        .then(|| std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]));
     let session = dst.and_then(|d| shared.native.registry.by_addr(d));
     let (Some(session), Some(udp)) = (session, udp) else {
         shared.no_session.fetch_add(1, Ordering::Relaxed);

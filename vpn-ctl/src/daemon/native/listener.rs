@@ -37,8 +37,14 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             native.handshakes.busy.fetch_add(1, Ordering::Relaxed);
-            log::debug!("native: refusing {from}: {} handshakes in progress", native.max_half_open);
-            let busy = messages::frame(&messages::error_body(ERROR_BUSY, "the gateway is busy, try again"));
+            log::debug!(
+                "native: refusing {from}: {} handshakes in progress",
+                native.max_half_open
+            );
+            let busy = messages::frame(&messages::error_body(
+                ERROR_BUSY,
+                "the gateway is busy, try again",
+            ));
             let _ = conn.try_write(&busy);
             continue;
         };
@@ -130,7 +136,8 @@ async fn decide(
             "native: login failed for user `{}` from {from}: wrong user name or password",
             printable(&req.user)
         );
-        conn.write_all(&hs.reject(Reason::BadCredentials, "")).await?;
+        conn.write_all(&hs.reject(Reason::BadCredentials, ""))
+            .await?;
         return Ok(());
     }
     let user = user.expect("password_ok implies a user");

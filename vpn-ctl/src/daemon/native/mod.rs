@@ -71,7 +71,12 @@ impl Native {
                     user: s.user.clone(),
                     peer: e.peer().map_or_else(|| "-".into(), |p| p.to_string()),
                     assigned_ip: s.addr.to_string(),
-                    state: if e.peer().is_some() { "up" } else { "handshaken" }.into(),
+                    state: if e.peer().is_some() {
+                        "up"
+                    } else {
+                        "handshaken"
+                    }
+                    .into(),
                     started_at: s.started_at,
                     rx_bytes: e.stats.rx_bytes,
                     rx_packets: e.stats.rx_packets,
@@ -130,7 +135,10 @@ impl Native {
         v.extend([
             ("native_login_failed", h.bad_login.load(Ordering::Relaxed)),
             ("native_handshake_failed", h.failed.load(Ordering::Relaxed)),
-            ("native_handshake_timeout", h.timeout.load(Ordering::Relaxed)),
+            (
+                "native_handshake_timeout",
+                h.timeout.load(Ordering::Relaxed),
+            ),
             ("native_handshake_busy", h.busy.load(Ordering::Relaxed)),
         ]);
         v

@@ -142,7 +142,8 @@ impl Registry {
         let mut m = self.write();
         // The same user may take over its own address (a reconnect whose old
         // session has not timed out yet).
-        let own = |m: &Maps, ip: Ipv4Addr| m.by_addr.get(&ip).filter(|s| s.user == claim.user).cloned();
+        let own =
+            |m: &Maps, ip: Ipv4Addr| m.by_addr.get(&ip).filter(|s| s.user == claim.user).cloned();
         let free = |m: &Maps, ip: Ipv4Addr| !m.by_addr.contains_key(&ip);
         let addr = if let Some(ip) = claim.static_ip {
             if !self.client_addr_ok(ip) || !(free(&m, ip) || own(&m, ip).is_some()) {

@@ -49,7 +49,12 @@ pub async fn run(shared: Arc<Shared>) {
                         ),
                         r => format!("the client said: {}", r.describe()),
                     };
-                    log::info!("native: session {} ({}, {}) ended, {why}", s.row_id, s.user, s.addr);
+                    log::info!(
+                        "native: session {} ({}, {}) ended, {why}",
+                        s.row_id,
+                        s.user,
+                        s.addr
+                    );
                 }
             }
         }
