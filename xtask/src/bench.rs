@@ -3,16 +3,47 @@ use std::time::Instant;
 
 use crate::cmd;
 
-pub fn run() -> anyhow::Result<()> {
-    let root = cmd::workspace_root();
-    // Cold eBPF build: a fresh target directory each time.
-    let dir = root.join("target/bench-ebpf");
-    let _ = std::fs::remove_dir_all(&dir);
+pub fn run(what: Option<&str>) -> anyhow::Result<()> {
+    match what {
+        None => data_plane(),
+        Some("native") => native(),
+        Some(other) => anyhow::bail!("unknown benchmark `{other}` (omit it, or `native`)"),
+    }
+}
+
+/// boringtun-cli (the WireGuard reference peer) and wg, installed if missing.
+fn ensure_boringtun() -> anyhow::Result<()> {
+    let have = |c: &str, arg: &str| {
+        std::process::Command::new(c)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("wg", "--version") {
+        cmd::run(std::process::Command::new("apt-get").args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "wireguard-tools",
+        ]))?;
+    }
+    if !have("boringtun-cli", "--version") {
+        println!("installing boringtun-cli 0.7.1 (about a minute)");
+        cmd::run(cmd::cargo().args([
+            "install",
+            "--locked",
+            "boringtun-cli",
+            "--version",
+            "0.7.1",
+        ]))?;
+    }
+    Ok(())
+}
+
+fn release_bins(root: &std::path::Path) -> anyhow::Result<std::time::Duration> {
     let t0 = Instant::now();
-    cmd::output(&mut cmd::build_ebpf(&dir))?;
-    let ebpf_build = t0.elapsed();
-    let t0 = Instant::now();
-    cmd::output(cmd::cargo().current_dir(&root).args([
+    cmd::output(cmd::cargo().current_dir(root).args([
         "build",
         "--release",
         "--locked",
@@ -22,7 +53,27 @@ pub fn run() -> anyhow::Result<()> {
         "vpn-tests",
         "--bins",
     ]))?;
-    let release_build = t0.elapsed();
+    Ok(t0.elapsed())
+}
+
+fn native() -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    ensure_boringtun()?;
+    release_bins(&root)?;
+    cmd::run(&mut std::process::Command::new(
+        root.join("target/release/vpn-bench-native"),
+    ))
+}
+
+fn data_plane() -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    // Cold eBPF build: a fresh target directory each time.
+    let dir = root.join("target/bench-ebpf");
+    let _ = std::fs::remove_dir_all(&dir);
+    let t0 = Instant::now();
+    cmd::output(&mut cmd::build_ebpf(&dir))?;
+    let ebpf_build = t0.elapsed();
+    let release_build = release_bins(&root)?;
     let t0 = Instant::now();
     cmd::output(&mut std::process::Command::new(root.join("scripts/setup")))?;
     let setup = t0.elapsed();

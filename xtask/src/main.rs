@@ -24,7 +24,12 @@ enum Task {
         args: Vec<String>,
     },
     /// Benchmarks that print ratios measured in one run. Needs root.
-    Bench,
+    /// `bench`: the XDP data plane; `bench native`: the native protocol
+    /// against boringtun, and handshakes per second.
+    Bench {
+        /// What to measure: omitted (data plane) or `native`.
+        what: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         Task::BuildEbpf => build_ebpf(),
         Task::GuestImage => guest::ensure().map(drop),
         Task::Test { args } => test(&args),
-        Task::Bench => bench::run(),
+        Task::Bench { what } => bench::run(what.as_deref()),
     }
 }
 

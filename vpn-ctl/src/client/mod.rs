@@ -183,6 +183,10 @@ fn session_loop(
         let udp = std::net::UdpSocket::bind("0.0.0.0:0").context("UDP socket")?;
         udp.set_nonblocking(true)?;
         let udp = std::os::fd::OwnedFd::from(udp);
+        crate::net::batch::set_buffers(
+            std::os::fd::AsRawFd::as_raw_fd(&udp),
+            crate::net::batch::SOCKET_BUFFER,
+        );
         let ended = datapath::run(&mut session, &h.tun.queues[0], &udp, data_server, &STOP)?;
         match ended {
             Ended::Stopped => {

@@ -42,6 +42,7 @@ pub fn udp_reuseport(port: u16) -> io::Result<OwnedFd> {
             (&one as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as u32,
         ))?;
+        set_buffers(fd.as_raw_fd(), SOCKET_BUFFER);
         let sa = sockaddr_in(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
         cvt(libc::bind(
             fd.as_raw_fd(),
@@ -66,6 +67,28 @@ fn from_sockaddr_in(sa: &libc::sockaddr_in) -> SocketAddr {
         Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
         u16::from_be(sa.sin_port),
     ))
+}
+
+/// Socket buffers of the data path: room for bursts while a worker is busy
+/// encrypting (the default ~200 KB drops under a single fast TCP flow).
+pub const SOCKET_BUFFER: libc::c_int = 4 << 20;
+
+/// Sets both socket buffers to `bytes`, past the sysctl limits (needs
+/// CAP_NET_ADMIN; falls back to the capped request).
+pub fn set_buffers(fd: RawFd, bytes: libc::c_int) {
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        // SAFETY: setsockopt with a valid int option value.
+        unsafe {
+            let v = (&bytes as *const libc::c_int).cast();
+            let len = size_of::<libc::c_int>() as u32;
+            if libc::setsockopt(fd, libc::SOL_SOCKET, force, v, len) != 0 {
+                libc::setsockopt(fd, libc::SOL_SOCKET, plain, v, len);
+            }
+        }
+    }
 }
 
 /// Waits until one of `fds` is readable or `timeout` passes; returns which.

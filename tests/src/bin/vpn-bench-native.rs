@@ -1,0 +1,239 @@
+//! `cargo xtask bench native`: the native protocol against a real peer, in
+//! one run on the standard topology:
+//!
+//! - iperf3 TCP from a client host (c1) to the LAN host through our tunnel
+//!   (`vpn-ctl connect` -> `vpn-ctl up`), then through boringtun (userspace
+//!   WireGuard) between the same two namespaces; both figures and the ratio;
+//! - handshakes per second (TCP connect, Noise handshake, login, WELCOME).
+//!
+//! Both ends share the machine's cores: read the ratios, not the absolutes.
+use std::{
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    process::{Child, Stdio},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use vpn_proto::native::{
+    crypto::{self, Cipher},
+    handshake::{ClientHandshake, ClientStep},
+    messages::AuthRequest,
+};
+use vpn_tests::{
+    gateway::Gateway,
+    native_client::{add_user, gateway_psk, Client},
+    netns::Netns,
+    topology::{Topology, GW_WAN, LAN_HOST},
+    wait,
+};
+
+const ROUNDS: usize = 3;
+const IPERF_SECS: u32 = 4;
+const HANDSHAKE_SECS: u64 = 3;
+const HANDSHAKE_THREADS: usize = 4;
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password-1";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("handshakes") => handshakes(&args[2]),
+        _ => orchestrate(),
+    }
+}
+
+/// Median of iperf3 runs from c1 to the LAN host, in Mbit/s.
+fn iperf(t: &Topology, what: &str) -> f64 {
+    let mut v: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            // Bounded: a server whose client never came must not hang the run.
+            let mut server: Child = t
+                .lan
+                .cmd("timeout")
+                .args(["60", "iperf3", "-s", "-1"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let out = wait::until("iperf3 to connect", Duration::from_secs(10), || {
+                let o = t.c1.sh(&format!(
+                    "timeout 30 iperf3 -c {LAN_HOST} -t {IPERF_SECS} -O 1 -J"
+                ));
+                o.status.success().then_some(o)
+            });
+            let _ = server.wait();
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let bps = j["end"]["sum_received"]["bits_per_second"].as_f64();
+            bps.unwrap_or_else(|| panic!("iperf3 through {what}: {}", j["error"])) / 1e6
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[ROUNDS / 2]
+}
+
+fn must_sh(ns: &Netns, cmd: &str) -> String {
+    ns.must(cmd)
+}
+
+/// boringtun in `ns` as interface `name`, configured with `wg`.
+fn boringtun(ns: &Netns, name: &str, addr: &str, key: &str, peer_pub: &str, extra: &str) -> Child {
+    let child = ns
+        .cmd("boringtun-cli")
+        .args([name, "--foreground", "--disable-drop-privileges"])
+        .env("WG_SUDO", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("boringtun-cli (cargo install boringtun-cli)");
+    wait::until(
+        &format!("boringtun's {name}"),
+        Duration::from_secs(10),
+        || {
+            ns.sh(&format!("ip link show {name}"))
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    must_sh(
+        ns,
+        &format!(
+            "echo {key} > /tmp/{name}.key && wg set {name} private-key /tmp/{name}.key \
+             peer {peer_pub} allowed-ips 0.0.0.0/0 {extra} && \
+             ip addr add {addr}/24 dev {name} && ip link set {name} up"
+        ),
+    );
+    child
+}
+
+fn orchestrate() -> anyhow::Result<()> {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, USER, PASSWORD, None);
+    let psk = gateway_psk(&gw);
+
+    // Ours.
+    let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &[]);
+    c.wait_connected();
+    let ours = iperf(&t, "vpn-ctl");
+    c.stop();
+
+    // boringtun between the same namespaces, the gateway forwarding to the LAN.
+    let (ka, kb) = (must_sh(&t.c1, "wg genkey"), must_sh(&t.gw, "wg genkey"));
+    let (ka, kb) = (ka.trim(), kb.trim());
+    let pa = must_sh(&t.c1, &format!("echo {ka} | wg pubkey"));
+    let pb = must_sh(&t.gw, &format!("echo {kb} | wg pubkey"));
+    // Distinct names: their UAPI sockets share /var/run/wireguard across namespaces.
+    let mut wgb = boringtun(&t.gw, "wgb", "10.77.0.1", kb, pa.trim(), "");
+    wgb_listen(&t.gw);
+    let mut wga = boringtun(
+        &t.c1,
+        "wga",
+        "10.77.0.2",
+        ka,
+        pb.trim(),
+        &format!("endpoint {GW_WAN}:51820 persistent-keepalive 5"),
+    );
+    must_sh(&t.c1, "ip route add 172.16.10.0/24 dev wga");
+    wait::until("the WireGuard tunnel", Duration::from_secs(20), || {
+        t.c1.sh(&format!("ping -c 1 -W 1 {LAN_HOST}"))
+            .status
+            .success()
+            .then_some(())
+    });
+    let theirs = iperf(&t, "boringtun");
+    let _ = wga.kill();
+    let _ = wgb.kill();
+    let _ = wga.wait();
+    let _ = wgb.wait();
+
+    // Handshakes per second, from c1.
+    let out =
+        t.c1.cmd(std::env::current_exe()?.to_str().unwrap())
+            .args(["handshakes", &psk])
+            .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "handshake bench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rate: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+
+    println!("native protocol (median of {ROUNDS} iperf3 TCP runs of {IPERF_SECS} s, c1 -> LAN host through the gateway)");
+    println!("  vpn-ctl native, aes-256-gcm:      {ours:>10.0} Mbit/s");
+    println!("  boringtun 0.7 (WireGuard):        {theirs:>10.0} Mbit/s");
+    println!(
+        "  ratio native / boringtun:         {:>10.2}  (target >= 1.5)",
+        ours / theirs
+    );
+    println!(
+        "  handshakes per second ({HANDSHAKE_THREADS} clients): {rate:>10.0}  (target >= 1000)"
+    );
+    Ok(())
+}
+
+fn wgb_listen(gw: &Netns) {
+    must_sh(gw, "wg set wgb listen-port 51820");
+}
+
+/// Full handshakes (TCP connect to WELCOME) from several threads for a few
+/// seconds; prints handshakes per second. Each thread asks for its own
+/// earlier address, so each login takes over that thread's previous session
+/// instead of filling the gateway's pool.
+fn handshakes(psk_text: &str) -> anyhow::Result<()> {
+    let psk = crypto::noise_psk(psk_text);
+    let server: SocketAddr = format!("{GW_WAN}:7443").parse()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + Duration::from_secs(HANDSHAKE_SECS);
+    let threads: Vec<_> = (0..HANDSHAKE_THREADS)
+        .map(|_| {
+            let done = done.clone();
+            std::thread::spawn(move || -> anyhow::Result<()> {
+                let mut want: Option<Ipv4Addr> = None;
+                while Instant::now() < end {
+                    let auth = AuthRequest {
+                        user: USER.into(),
+                        password: PASSWORD.into(),
+                        want_ip: want,
+                    };
+                    want = Some(one_handshake(server, &psk, auth)?);
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("{:.0}", done.load(Ordering::Relaxed) as f64 / secs);
+    Ok(())
+}
+
+fn one_handshake(
+    server: SocketAddr,
+    psk: &[u8; 32],
+    auth: AuthRequest,
+) -> anyhow::Result<Ipv4Addr> {
+    let mut conn = TcpStream::connect(server)?;
+    conn.set_nodelay(true)?;
+    let (mut hs, first) = ClientHandshake::start(psk, auth, &[Cipher::Aes256Gcm], None);
+    conn.write_all(&first)?;
+    let mut buf = [0u8; 2048];
+    loop {
+        while let Some(step) = hs.poll()? {
+            match step {
+                ClientStep::Send(b) => conn.write_all(&b)?,
+                ClientStep::Established(_, w) => return Ok(w.address),
+            }
+        }
+        let n = conn.read(&mut buf)?;
+        anyhow::ensure!(n > 0, "the gateway closed the connection");
+        hs.push(&buf[..n]);
+    }
+}
