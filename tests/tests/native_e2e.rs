@@ -30,6 +30,20 @@ fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
         .clone()
 }
 
+/// The source address the internet host sees on a datagram from `ns`.
+fn source_seen_by_internet_host(t: &Topology, ns: &vpn_tests::netns::Netns) -> String {
+    let out = t.inet.must(&format!(
+        "python3 -c \"import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+         s.bind(('0.0.0.0', 9999)); s.settimeout(10); print('ready', flush=True); \
+         print(s.recvfrom(100)[1][0])\" > /tmp/{n}.src & \
+         until grep -q ready /tmp/{n}.src; do sleep 0.05; done; \
+         {enter} bash -c 'echo hi > /dev/udp/{INET}/9999'; wait; tail -1 /tmp/{n}.src; rm -f /tmp/{n}.src",
+        n = t.inet.name,
+        enter = ns.enter()
+    ));
+    out.trim().to_string()
+}
+
 #[test]
 fn two_clients_reach_each_other_the_lan_and_the_internet() {
     let t = Topology::build();
@@ -39,14 +53,21 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     let psk = gateway_psk(&gw);
 
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &["--full-tunnel"]);
-    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
+    // Bob: split tunnel, the pushed LAN route plus one internet host.
+    let mut b = Client::start(
+        &t.c2,
+        "bob",
+        "bob-password-22",
+        &psk,
+        &["--route", &format!("{INET}/32")],
+    );
     let a_ip = a.wait_connected();
     let b_ip = b.wait_connected();
     assert_ne!(a_ip, b_ip);
     let b_line = b.wait_line("connected to", 1, T);
     assert!(
-        b_line.contains("routes [172.16.10.0/24]"),
-        "pushed LAN route: {b_line}"
+        b_line.contains("routes [172.16.10.0/24, 198.18.0.2/32]"),
+        "pushed LAN route and --route: {b_line}"
     );
     assert!(b_line.contains("aes-256-gcm"), "{b_line}");
     assert!(
@@ -64,19 +85,15 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     });
     wait::until("bob reaches alice", T, || ping(&t.c2, &a_ip).then_some(()));
     wait::until("alice reaches bob", T, || ping(&t.c1, &b_ip).then_some(()));
-    let route = t.c1.must(&format!("ip -4 route get {INET}"));
-    assert!(route.contains("dev vpnc0"), "full tunnel: {route}");
-    let seen = t.inet.sh(&format!(
-        "timeout 10 python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9999)); print(s.recvfrom(100)[1][0])\" & sleep 0.5; \
-         {} bash -c 'echo hi > /dev/udp/{INET}/9999'; wait",
-        t.c1.enter()
-    ));
-    let seen = String::from_utf8_lossy(&seen.stdout).trim().to_string();
-    assert_eq!(
-        seen,
-        vpn_tests::topology::GW_WAN,
-        "the internet host sees the gateway's NAT address"
-    );
+    for (ns, how) in [(&t.c1, "full tunnel"), (&t.c2, "--route")] {
+        let route = ns.must(&format!("ip -4 route get {INET}"));
+        assert!(route.contains("dev vpnc0"), "{how}: {route}");
+        assert_eq!(
+            source_seen_by_internet_host(&t, ns),
+            vpn_tests::topology::GW_WAN,
+            "{how}: the internet host sees the gateway's NAT address"
+        );
+    }
 
     let rows = sessions(&gw);
     assert_eq!(rows.len(), 2, "{rows:?}");

@@ -67,6 +67,13 @@ fn run(
     stop: &AtomicBool,
 ) -> std::io::Result<()> {
     let tun = tun.as_raw_fd();
+    // This port's `received` counter in `status`.
+    let received = shared
+        .base
+        .listeners
+        .iter()
+        .position(|l| l.service == "native" && l.proto == "udp")
+        .and_then(|i| shared.received.get(i));
     let mut rx = RecvBatch::new();
     let mut tx = SendBatch::new();
     let mut packet = vec![0u8; batch::DATAGRAM_MAX];
@@ -76,6 +83,9 @@ fn run(
         if let (Some(udp), Some(true)) = (udp, ready.get(1)) {
             loop {
                 let n = rx.recv(udp)?;
+                if let Some(r) = received {
+                    r.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 let now = Instant::now();
                 for i in 0..n {
                     datagram_in(&mut rx, i, now, tun, udp, &mut tx, shared);
