@@ -2,3 +2,4 @@
 //! bytes to send, events and their next deadline. No sockets, no clocks, so
 //! tests drive both ends of a protocol on a virtual clock.
 pub mod native;
+pub mod ppp;
