@@ -39,8 +39,8 @@ pub trait Options {
     fn check(&mut self, opts: &[u8], must_reject: bool) -> Verdict;
     /// The peer acked our request (already checked to match it).
     fn acked(&mut self, _opts: &[u8]) {}
-    /// The peer suggested other values.
-    fn naked(&mut self, opts: &[u8]);
+    /// The peer suggested other values; false if none of them will do.
+    fn naked(&mut self, opts: &[u8]) -> bool;
     /// The peer rejected options; false if we cannot do without them.
     fn rejected(&mut self, opts: &[u8]) -> bool;
     /// Negotiation (re)starts: forget what the peer asked for before.
@@ -326,8 +326,7 @@ impl<O: Options> Fsm<O> {
             CONF_NAK | CONF_REJ => {
                 if id == self.id {
                     let ok = if code == CONF_NAK {
-                        self.opts.naked(data);
-                        true
+                        self.opts.naked(data)
                     } else {
                         self.opts.rejected(data)
                     };
@@ -527,10 +526,11 @@ mod tests {
                 }
             }
         }
-        fn naked(&mut self, opts: &[u8]) {
+        fn naked(&mut self, opts: &[u8]) -> bool {
             if let Some(Some((_, v))) = options(opts).next() {
                 self.want = v[0];
             }
+            true
         }
         fn rejected(&mut self, _: &[u8]) -> bool {
             false

@@ -2,4 +2,5 @@
 //! MS-CHAPv2), IPCP and CCP/MPPE. Sans-IO, like everything in this crate.
 pub mod consts;
 pub mod fsm;
+pub mod lcp;
 pub mod mschap;
