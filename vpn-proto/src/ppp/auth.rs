@@ -1,0 +1,341 @@
+//! The authenticator's side of PAP (RFC 1334), CHAP-MD5 (RFC 1994) and
+//! MS-CHAPv2 (RFC 2759). The caller looks the user's password up; secrets
+//! are compared in constant time and never kept after the decision.
+use std::time::Instant;
+
+use md5::{Digest as _, Md5};
+use subtle::ConstantTimeEq as _;
+
+use super::{consts::*, fsm::packet, lcp::Auth, mschap};
+
+/// Our name in CHAP challenges.
+pub const NAME: &[u8] = b"vpn-ctl";
+const MAX_CHALLENGES: u32 = 10;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Authenticated; MS-CHAPv2 also yields the MPPE master key.
+    Success {
+        user: String,
+        mppe_master: Option<[u8; 16]>,
+    },
+    /// Wrong name or password (the user name, for the log).
+    Failure { user: String },
+}
+
+/// The peer answered none of our challenges.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NoAnswer;
+
+pub struct Authenticator {
+    method: Auth,
+    challenge: [u8; 16],
+    id: u8,
+    sent: u32,
+    deadline: Option<Instant>,
+    done: bool,
+}
+
+impl Authenticator {
+    /// `random`: 16 fresh random bytes (the challenge).
+    pub fn new(method: Auth, random: [u8; 16]) -> Authenticator {
+        Authenticator {
+            method,
+            challenge: random,
+            id: random[0],
+            sent: 0,
+            deadline: None,
+            done: false,
+        }
+    }
+
+    pub fn method(&self) -> Auth {
+        self.method
+    }
+
+    fn challenge_len(&self) -> usize {
+        16
+    }
+
+    /// The challenge to send now (CHAP), or None (PAP: the peer speaks first).
+    pub fn start(&mut self, now: Instant) -> Option<(u16, Vec<u8>)> {
+        if self.method == Auth::Pap || self.done {
+            return None;
+        }
+        self.sent += 1;
+        self.deadline = Some(now + RESTART_INTERVAL);
+        let mut data = vec![self.challenge_len() as u8];
+        data.extend_from_slice(&self.challenge[..self.challenge_len()]);
+        data.extend_from_slice(NAME);
+        Some((PROTO_CHAP, packet(CHAP_CHALLENGE, self.id, &data)))
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Retransmits the challenge; Err when the peer never answered.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<Option<(u16, Vec<u8>)>, NoAnswer> {
+        if self.deadline.is_none_or(|d| now < d) {
+            return Ok(None);
+        }
+        if self.sent >= MAX_CHALLENGES {
+            self.deadline = None;
+            return Err(NoAnswer);
+        }
+        Ok(self.start(now))
+    }
+
+    /// Handles a PAP or CHAP packet; `password` looks a user up. Returns the
+    /// reply to send and the outcome once decided.
+    pub fn input(
+        &mut self,
+        proto: u16,
+        p: &[u8],
+        password: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<((u16, Vec<u8>), Outcome)> {
+        if self.done {
+            return None;
+        }
+        let (code, id, data) = super::fsm::parse(p)?;
+        let result = match (self.method, proto, code) {
+            (Auth::Pap, PROTO_PAP, PAP_REQ) => self.pap(id, data, password),
+            (Auth::ChapMd5 | Auth::MsChapV2, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
+                self.chap(data, password)
+            }
+            _ => None,
+        };
+        if result.is_some() {
+            self.done = true;
+            self.deadline = None;
+        }
+        result
+    }
+
+    fn pap(
+        &self,
+        id: u8,
+        data: &[u8],
+        password: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<((u16, Vec<u8>), Outcome)> {
+        let ulen = *data.first()? as usize;
+        let user = data.get(1..1 + ulen)?;
+        let plen = *data.get(1 + ulen)? as usize;
+        let given = data.get(2 + ulen..2 + ulen + plen)?;
+        let user = String::from_utf8_lossy(user).into_owned();
+        let ok = password(&user).is_some_and(|pw| ct_eq(pw.as_bytes(), given));
+        let (code, msg) = if ok {
+            (PAP_ACK, "welcome")
+        } else {
+            (PAP_NAK, "denied")
+        };
+        let mut reply = vec![msg.len() as u8];
+        reply.extend_from_slice(msg.as_bytes());
+        let outcome = if ok {
+            Outcome::Success {
+                user,
+                mppe_master: None,
+            }
+        } else {
+            Outcome::Failure { user }
+        };
+        Some(((PROTO_PAP, packet(code, id, &reply)), outcome))
+    }
+
+    fn chap(
+        &self,
+        data: &[u8],
+        password: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<((u16, Vec<u8>), Outcome)> {
+        let vlen = *data.first()? as usize;
+        let value = data.get(1..1 + vlen)?;
+        let name = String::from_utf8_lossy(data.get(1 + vlen..)?).into_owned();
+        // MS-CHAPv2 names may carry a Windows domain: DOMAIN\user.
+        let user = name.rsplit('\\').next().unwrap_or(&name).to_string();
+        let pw = password(&user);
+        let fail = |user: String, msg: &str| {
+            let reply = packet(CHAP_FAILURE, self.id, msg.as_bytes());
+            Some(((PROTO_CHAP, reply), Outcome::Failure { user }))
+        };
+        match self.method {
+            Auth::ChapMd5 => {
+                let expect = pw.as_ref().map(|pw| {
+                    let mut h = Md5::new();
+                    h.update([self.id]);
+                    h.update(pw.as_bytes());
+                    h.update(&self.challenge[..self.challenge_len()]);
+                    h.finalize().to_vec()
+                });
+                if vlen == 16 && expect.is_some_and(|e| ct_eq(&e, value)) {
+                    let reply = packet(CHAP_SUCCESS, self.id, b"welcome");
+                    Some((
+                        (PROTO_CHAP, reply),
+                        Outcome::Success {
+                            user,
+                            mppe_master: None,
+                        },
+                    ))
+                } else {
+                    fail(user, "denied")
+                }
+            }
+            Auth::MsChapV2 => {
+                if vlen != 49 {
+                    return fail(user, "E=691 R=0 V=3 M=malformed response");
+                }
+                let peer: [u8; 16] = value[..16].try_into().ok()?;
+                let nt: [u8; 24] = value[24..48].try_into().ok()?;
+                let Some(pw) = pw else {
+                    return fail(user, "E=691 R=0 V=3 M=Authentication failure");
+                };
+                // The challenge hash covers the name exactly as sent (with any domain).
+                let expect = mschap::nt_response(&self.challenge, &peer, &name, &pw);
+                if !ct_eq(&expect, &nt) {
+                    return fail(user, "E=691 R=0 V=3 M=Authentication failure");
+                }
+                let proof = mschap::authenticator_response(&pw, &nt, &peer, &self.challenge, &name);
+                let msg = format!("{proof} M=Access granted");
+                let reply = packet(CHAP_SUCCESS, self.id, msg.as_bytes());
+                Some((
+                    (PROTO_CHAP, reply),
+                    Outcome::Success {
+                        user,
+                        mppe_master: Some(mschap::master_key(&pw, &nt)),
+                    },
+                ))
+            }
+            Auth::Pap => None,
+        }
+    }
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The peer's side of CHAP, for tests and a future client: the Response
+/// packet to a Challenge.
+pub fn chap_response(
+    method: Auth,
+    challenge_pkt: &[u8],
+    user: &str,
+    password: &str,
+    peer_challenge: [u8; 16],
+) -> Option<Vec<u8>> {
+    let (code, id, data) = super::fsm::parse(challenge_pkt)?;
+    if code != CHAP_CHALLENGE {
+        return None;
+    }
+    let vlen = *data.first()? as usize;
+    let challenge = data.get(1..1 + vlen)?;
+    let value = match method {
+        Auth::ChapMd5 => {
+            let mut h = Md5::new();
+            h.update([id]);
+            h.update(password.as_bytes());
+            h.update(challenge);
+            h.finalize().to_vec()
+        }
+        Auth::MsChapV2 => {
+            let auth: [u8; 16] = challenge.try_into().ok()?;
+            let nt = mschap::nt_response(&auth, &peer_challenge, user, password);
+            [&peer_challenge[..], &[0u8; 8], &nt, &[0]].concat()
+        }
+        Auth::Pap => return None,
+    };
+    let mut d = vec![value.len() as u8];
+    d.extend_from_slice(&value);
+    d.extend_from_slice(user.as_bytes());
+    Some(packet(CHAP_RESPONSE, id, &d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(u: &str) -> Option<String> {
+        (u == "alice").then(|| "s3cret-pass".to_string())
+    }
+
+    #[test]
+    fn mschapv2_right_and_wrong_password() {
+        let now = Instant::now();
+        for (pw, ok) in [("s3cret-pass", true), ("guess", false)] {
+            let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+            let (_, ch) = a.start(now).unwrap();
+            let resp = chap_response(Auth::MsChapV2, &ch, "alice", pw, [9; 16]).unwrap();
+            let ((_, reply), outcome) = a.input(PROTO_CHAP, &resp, &users).unwrap();
+            match outcome {
+                Outcome::Success { user, mppe_master } => {
+                    assert!(ok);
+                    assert_eq!(user, "alice");
+                    assert!(mppe_master.is_some());
+                    assert_eq!(reply[0], CHAP_SUCCESS);
+                    assert!(String::from_utf8_lossy(&reply[4..]).starts_with("S="));
+                }
+                Outcome::Failure { user } => {
+                    assert!(!ok);
+                    assert_eq!(user, "alice");
+                    assert!(String::from_utf8_lossy(&reply[4..]).contains("E=691"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chap_md5_and_pap_and_domain_names() {
+        let now = Instant::now();
+        let mut a = Authenticator::new(Auth::ChapMd5, [3; 16]);
+        let (_, ch) = a.start(now).unwrap();
+        let resp = chap_response(Auth::ChapMd5, &ch, "alice", "s3cret-pass", [0; 16]).unwrap();
+        assert!(matches!(
+            a.input(PROTO_CHAP, &resp, &users).unwrap().1,
+            Outcome::Success { .. }
+        ));
+
+        let mut a = Authenticator::new(Auth::Pap, [1; 16]);
+        assert!(a.start(now).is_none());
+        let req = packet(PAP_REQ, 5, b"\x05alice\x0bs3cret-pass");
+        let ((_, reply), out) = a.input(PROTO_PAP, &req, &users).unwrap();
+        assert_eq!(reply[0], PAP_ACK);
+        assert!(matches!(out, Outcome::Success { .. }));
+
+        let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+        let (_, ch) = a.start(now).unwrap();
+        let resp =
+            chap_response(Auth::MsChapV2, &ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
+        assert!(matches!(
+            a.input(PROTO_CHAP, &resp, &users).unwrap().1,
+            Outcome::Success { .. }
+        ));
+    }
+
+    #[test]
+    fn garbage_and_silence() {
+        let mut now = Instant::now();
+        let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+        a.start(now);
+        for bad in [
+            &b""[..],
+            b"\x02",
+            b"\x02\x07\x00\x05\x31",
+            b"\x02\x07\x00\x06\x05\x00",
+        ] {
+            assert!(a
+                .input(PROTO_CHAP, bad, &users)
+                .is_none_or(|(_, o)| matches!(o, Outcome::Failure { .. })));
+        }
+        let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+        a.start(now);
+        let mut resent = 0;
+        loop {
+            now += RESTART_INTERVAL;
+            match a.handle_timeout(now) {
+                Ok(Some(_)) => resent += 1,
+                Ok(None) => {}
+                Err(NoAnswer) => break,
+            }
+        }
+        assert_eq!(resent, MAX_CHALLENGES - 1);
+    }
+}

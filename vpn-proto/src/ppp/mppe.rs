@@ -1,0 +1,414 @@
+//! MPPE (RFC 3078): RC4 over PPP payloads with a 12-bit coherency count,
+//! 40- or 128-bit keys from MS-CHAPv2 (RFC 3079), stateless (a new key per
+//! packet) or stateful (a new key every 256 packets, resynchronised with CCP
+//! Reset-Request after loss). And the CCP options that negotiate it.
+use super::{consts::*, fsm::*, mschap};
+
+/// RC4, for MPPE only (which mandates it).
+#[derive(Clone)]
+struct Rc4 {
+    s: [u8; 256],
+    i: u8,
+    j: u8,
+}
+
+impl Rc4 {
+    fn new(key: &[u8]) -> Rc4 {
+        let mut s = [0u8; 256];
+        for (i, x) in s.iter_mut().enumerate() {
+            *x = i as u8;
+        }
+        let mut j = 0u8;
+        for i in 0..256 {
+            j = j.wrapping_add(s[i]).wrapping_add(key[i % key.len()]);
+            s.swap(i, j as usize);
+        }
+        Rc4 { s, i: 0, j: 0 }
+    }
+
+    fn apply(&mut self, data: &mut [u8]) {
+        for b in data {
+            self.i = self.i.wrapping_add(1);
+            self.j = self.j.wrapping_add(self.s[self.i as usize]);
+            self.s.swap(self.i as usize, self.j as usize);
+            let k =
+                self.s[(self.s[self.i as usize].wrapping_add(self.s[self.j as usize])) as usize];
+            *b ^= k;
+        }
+    }
+}
+
+const CCOUNT_SPACE: u16 = 4096;
+const BIT_FLUSHED: u8 = 0x80;
+const BIT_ENCRYPTED: u8 = 0x10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strength {
+    Bits40,
+    Bits128,
+}
+
+impl Strength {
+    fn key_len(self) -> usize {
+        match self {
+            Strength::Bits40 => 8,
+            Strength::Bits128 => 16,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum MppeError {
+    Malformed,
+    NotEncrypted,
+    /// Stateful mode lost sync: send a CCP Reset-Request, drop until a flushed packet.
+    NeedReset,
+}
+
+/// One direction of MPPE.
+#[derive(Clone)]
+pub struct Mppe {
+    start: Vec<u8>,
+    session: Vec<u8>,
+    rc4: Rc4,
+    ccount: u16,
+    stateful: bool,
+    strength: Strength,
+    /// Stateful receive: waiting for a flushed packet after a reset request.
+    discarding: bool,
+    /// Stateful send: the peer asked for a reset; flush on the next packet.
+    flush_next: bool,
+}
+
+impl Mppe {
+    /// `start`: the start key of this direction (RFC 3079 GetAsymmetricStartKey).
+    pub fn new(start: &[u8], strength: Strength, stateful: bool) -> Mppe {
+        let start = start[..strength.key_len()].to_vec();
+        let mut m = Mppe {
+            session: start.clone(),
+            rc4: Rc4::new(&start),
+            start,
+            ccount: CCOUNT_SPACE - 1,
+            stateful,
+            strength,
+            discarding: false,
+            flush_next: false,
+        };
+        m.rekey(true);
+        m
+    }
+
+    /// The server's send and receive directions from the MS-CHAPv2 master key.
+    pub fn server_pair(master: &[u8; 16], strength: Strength, stateful: bool) -> (Mppe, Mppe) {
+        let (send, recv) = mschap::server_start_keys(master, 16);
+        (
+            Mppe::new(&send, strength, stateful),
+            Mppe::new(&recv, strength, stateful),
+        )
+    }
+
+    fn rekey(&mut self, initial: bool) {
+        let interim = mschap::new_key_from_sha(&self.start, &self.session);
+        if initial {
+            self.session = interim;
+        } else {
+            let mut k = interim.clone();
+            Rc4::new(&interim).apply(&mut k);
+            self.session = k;
+        }
+        if self.strength == Strength::Bits40 {
+            self.session[..3].copy_from_slice(&[0xd1, 0x26, 0x9e]);
+        }
+        self.rc4 = Rc4::new(&self.session);
+    }
+
+    /// The peer sent a CCP Reset-Request (stateful mode).
+    pub fn reset_requested(&mut self) {
+        self.flush_next = true;
+    }
+
+    /// Encrypts `inner` (PPP protocol field and payload) into the body of a
+    /// 0x00FD frame: the 2-byte header, then the ciphertext.
+    pub fn encrypt(&mut self, inner: &[u8], out: &mut Vec<u8>) {
+        self.ccount = (self.ccount + 1) % CCOUNT_SPACE;
+        let mut h = self.ccount.to_be_bytes();
+        if !self.stateful || self.ccount & 0xff == 0xff || self.flush_next {
+            self.flush_next = false;
+            self.rekey(false);
+            h[0] |= BIT_FLUSHED;
+        }
+        if self.stateful && h[0] & BIT_FLUSHED != 0 {
+            // A flushed packet restarts the RC4 stream on the receiver.
+            self.rc4 = Rc4::new(&self.session);
+        }
+        h[0] |= BIT_ENCRYPTED;
+        out.clear();
+        out.extend_from_slice(&h);
+        let at = out.len();
+        out.extend_from_slice(inner);
+        self.rc4.apply(&mut out[at..]);
+    }
+
+    /// Decrypts a 0x00FD frame body in place; returns the inner frame's range.
+    pub fn decrypt(&mut self, body: &mut [u8]) -> Result<std::ops::Range<usize>, MppeError> {
+        if body.len() < 3 {
+            return Err(MppeError::Malformed);
+        }
+        if body[0] & BIT_ENCRYPTED == 0 {
+            return Err(MppeError::NotEncrypted);
+        }
+        let flushed = body[0] & BIT_FLUSHED != 0;
+        let ccount = u16::from_be_bytes([body[0] & 0x0f, body[1]]);
+        let gap = (ccount + CCOUNT_SPACE - self.ccount) % CCOUNT_SPACE;
+        if !self.stateful {
+            // One key per packet: catch up over lost ones (a reordered older packet is dropped).
+            if gap == 0 || gap > CCOUNT_SPACE / 2 {
+                return Err(MppeError::Malformed);
+            }
+            for _ in 0..gap {
+                self.rekey(false);
+            }
+        } else {
+            if self.discarding && !flushed {
+                return Err(MppeError::NeedReset);
+            }
+            if gap != 1 && !flushed {
+                self.discarding = true;
+                return Err(MppeError::NeedReset);
+            }
+            // Key changes on each 0xff boundary crossed.
+            let mut c = self.ccount;
+            while c != ccount {
+                c = (c + 1) % CCOUNT_SPACE;
+                if c & 0xff == 0xff {
+                    self.rekey(false);
+                }
+            }
+            if flushed {
+                if ccount & 0xff != 0xff {
+                    self.rekey(false);
+                }
+                self.rc4 = Rc4::new(&self.session);
+                self.discarding = false;
+            }
+        }
+        self.ccount = ccount;
+        self.rc4.apply(&mut body[2..]);
+        Ok(2..body.len())
+    }
+}
+
+/// CCP options: MPPE only. The gateway's policy says which strengths it
+/// allows and whether it requires MPPE at all.
+pub struct Ccp {
+    pub allow_128: bool,
+    pub allow_40: bool,
+    pub allow_stateful: bool,
+    /// What both ends agreed (bits of the MPPE option), once open.
+    pub agreed: Option<u32>,
+    wanted: u32,
+}
+
+impl Ccp {
+    pub fn new(allow_128: bool, allow_40: bool, allow_stateful: bool) -> Ccp {
+        let mut wanted = MPPE_STATELESS;
+        wanted |= if allow_128 { MPPE_128 } else { MPPE_40 };
+        Ccp {
+            allow_128,
+            allow_40,
+            allow_stateful,
+            agreed: None,
+            wanted,
+        }
+    }
+
+    /// The single set of bits we accept for what the peer offers.
+    fn choose(&self, offered: u32) -> Option<u32> {
+        let strength = if self.allow_128 && offered & MPPE_128 != 0 {
+            MPPE_128
+        } else if self.allow_40 && offered & MPPE_40 != 0 {
+            MPPE_40
+        } else {
+            return None;
+        };
+        let stateless = offered & MPPE_STATELESS != 0 || !self.allow_stateful;
+        Some(strength | if stateless { MPPE_STATELESS } else { 0 })
+    }
+
+    /// Keys' strength and mode of the agreed option.
+    pub fn mode(&self) -> Option<(Strength, bool)> {
+        self.agreed.map(|b| {
+            let s = if b & MPPE_128 != 0 {
+                Strength::Bits128
+            } else {
+                Strength::Bits40
+            };
+            (s, b & MPPE_STATELESS == 0)
+        })
+    }
+}
+
+impl Options for Ccp {
+    fn request(&mut self) -> Vec<u8> {
+        let mut o = Vec::new();
+        put_option(&mut o, CCP_MPPE, &self.wanted.to_be_bytes());
+        o
+    }
+
+    fn check(&mut self, opts: &[u8], must_reject: bool) -> Verdict {
+        let mut rej = Vec::new();
+        let mut mppe = None;
+        for o in options(opts) {
+            let Some((t, v)) = o else {
+                return Verdict::Reject(opts.to_vec());
+            };
+            match (t, <[u8; 4]>::try_from(v)) {
+                (CCP_MPPE, Ok(b)) => mppe = Some(u32::from_be_bytes(b)),
+                // Other compressors (deflate, BSD, ...): we only do MPPE.
+                _ => put_option(&mut rej, t, v),
+            }
+        }
+        if !rej.is_empty() {
+            return Verdict::Reject(rej);
+        }
+        let Some(offered) = mppe else {
+            return Verdict::Ack; // an empty request: no compression from the peer
+        };
+        match self.choose(offered) {
+            Some(b) if b == offered => {
+                self.agreed = Some(b);
+                Verdict::Ack
+            }
+            Some(b) if !must_reject => {
+                let mut o = Vec::new();
+                put_option(&mut o, CCP_MPPE, &b.to_be_bytes());
+                Verdict::Nak(o)
+            }
+            _ => {
+                let mut o = Vec::new();
+                put_option(&mut o, CCP_MPPE, &offered.to_be_bytes());
+                Verdict::Reject(o)
+            }
+        }
+    }
+
+    fn acked(&mut self, _opts: &[u8]) {
+        if self.agreed.is_none() {
+            self.agreed = Some(self.wanted);
+        }
+    }
+
+    fn naked(&mut self, opts: &[u8]) -> bool {
+        for (t, v) in options(opts).flatten() {
+            if let (CCP_MPPE, Ok(b)) = (t, <[u8; 4]>::try_from(v)) {
+                match self.choose(u32::from_be_bytes(b)) {
+                    Some(c) => self.wanted = c,
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+
+    fn rejected(&mut self, _opts: &[u8]) -> bool {
+        false // MPPE is all CCP is for here
+    }
+
+    fn reset(&mut self) {
+        self.agreed = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rc4_known_answer() {
+        // The classic vector: key "Key", plaintext "Plaintext".
+        let mut d = *b"Plaintext";
+        Rc4::new(b"Key").apply(&mut d);
+        assert_eq!(d, [0xBB, 0xF3, 0x16, 0xE8, 0xD9, 0x40, 0xAF, 0x0A, 0xD3]);
+    }
+
+    #[test]
+    fn initial_128_bit_session_key_is_rfc3079s() {
+        let start = [
+            0x8B, 0x7C, 0xDC, 0x14, 0x9B, 0x99, 0x3A, 0x1B, 0xA1, 0x18, 0xCB, 0x15, 0x3F, 0x56,
+            0xDC, 0xCB,
+        ];
+        let m = Mppe::new(&start, Strength::Bits128, false);
+        let hex: String = m.session.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex, "405CB2247A7956E6E211007AE27B22D4");
+    }
+
+    fn roundtrip(
+        strength: Strength,
+        stateful: bool,
+        lose: impl Fn(usize) -> bool,
+    ) -> (usize, usize) {
+        let key = [0x42u8; 16];
+        let (mut tx, mut rx) = (
+            Mppe::new(&key, strength, stateful),
+            Mppe::new(&key, strength, stateful),
+        );
+        let (mut ok, mut resets) = (0, 0);
+        for i in 0..1000usize {
+            let inner = [&[0x00, 0x21][..], &i.to_be_bytes()].concat();
+            let mut body = Vec::new();
+            tx.encrypt(&inner, &mut body);
+            if lose(i) {
+                continue;
+            }
+            match rx.decrypt(&mut body) {
+                Ok(r) => {
+                    assert_eq!(&body[r], &inner[..], "packet {i}");
+                    ok += 1;
+                }
+                Err(MppeError::NeedReset) => {
+                    resets += 1;
+                    tx.reset_requested();
+                }
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        (ok, resets)
+    }
+
+    #[test]
+    fn stateless_survives_loss_without_resets() {
+        for s in [Strength::Bits40, Strength::Bits128] {
+            let (ok, resets) = roundtrip(s, false, |i| i % 7 == 3);
+            assert_eq!((ok, resets), (1000 - 143, 0));
+        }
+    }
+
+    #[test]
+    fn stateful_crosses_key_changes_and_resyncs_after_loss() {
+        assert_eq!(roundtrip(Strength::Bits128, true, |_| false), (1000, 0));
+        let (ok, resets) = roundtrip(Strength::Bits128, true, |i| i == 100 || i == 600);
+        assert!(resets >= 2 && ok >= 990, "ok {ok}, resets {resets}");
+    }
+
+    #[test]
+    fn ccp_agrees_on_128_bit_stateless() {
+        use std::time::Instant;
+        let now = Instant::now();
+        let mut s = Fsm::new(Ccp::new(true, false, false));
+        let mut c = Fsm::new(Ccp::new(true, true, true));
+        for f in [&mut s, &mut c] {
+            f.open(now);
+            f.up(now);
+        }
+        for _ in 0..10 {
+            while let Some(p) = s.poll_packet() {
+                let _ = c.input(now, &p);
+            }
+            while let Some(p) = c.poll_packet() {
+                let _ = s.input(now, &p);
+            }
+        }
+        assert!(s.is_open() && c.is_open());
+        assert_eq!(s.opts.mode(), Some((Strength::Bits128, false)));
+    }
+}
