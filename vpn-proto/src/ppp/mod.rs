@@ -5,5 +5,6 @@ pub mod consts;
 pub mod fsm;
 pub mod ipcp;
 pub mod lcp;
+pub mod link;
 pub mod mppe;
 pub mod mschap;

@@ -107,6 +107,12 @@ impl Mppe {
         )
     }
 
+    /// The peer's (client's) send and receive directions: the server's, swapped.
+    pub fn client_pair(master: &[u8; 16], strength: Strength, stateful: bool) -> (Mppe, Mppe) {
+        let (send, recv) = Self::server_pair(master, strength, stateful);
+        (recv, send)
+    }
+
     fn rekey(&mut self, initial: bool) {
         let interim = mschap::new_key_from_sha(&self.start, &self.session);
         if initial {

@@ -1,0 +1,784 @@
+//! One PPP link, the gateway's side: LCP, then authentication, then IPCP
+//! (and CCP/MPPE when the policy wants encryption), then IP both ways; LCP
+//! echo as keepalive. Tunnel-agnostic: PPTP (and L2TP next) feed it PPP
+//! frames and send the frames it produces.
+use std::{
+    collections::VecDeque,
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use super::{
+    auth::{Authenticator, Outcome},
+    consts::*,
+    fsm::{self, Fsm, LayerEvent},
+    ipcp::Ipcp,
+    lcp::{echo_data, Auth, Lcp},
+    mppe::{Ccp, Mppe, MppeError, Strength},
+};
+
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// Accepted authentication protocols, preferred first.
+    pub auth: Vec<Auth>,
+    /// Refuse IP until MPPE is up.
+    pub require_mppe: bool,
+    /// Offer/accept MPPE at all (and which strengths).
+    pub allow_mppe_128: bool,
+    pub allow_mppe_40: bool,
+    pub mru: u16,
+    /// LCP echo: interval, and unanswered echoes that end the link.
+    pub echo_interval: Duration,
+    pub echo_failures: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The peer proved who it is; call `set_addresses` to continue.
+    Authenticated { user: String },
+    /// Wrong user name or password; the link is being closed.
+    AuthFailed { user: String },
+    /// IP can flow. `encryption`: "mppe-128", "mppe-40" or "none".
+    Up { encryption: &'static str },
+    /// The link is over.
+    Down { reason: String },
+}
+
+/// Why a frame carried no IP packet for the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    Malformed,
+    /// IP before the link is up, or unencrypted when MPPE is required.
+    NotReady,
+    Decrypt,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Establish,
+    Authenticate,
+    AwaitAddress,
+    Network,
+    Dead,
+}
+
+pub struct Link {
+    cfg: LinkConfig,
+    phase: Phase,
+    lcp: Fsm<Lcp>,
+    auth: Option<Authenticator>,
+    ipcp: Option<Fsm<Ipcp>>,
+    ccp: Option<Fsm<Ccp>>,
+    mppe_master: Option<[u8; 16]>,
+    tx: Option<Mppe>,
+    rx: Option<Mppe>,
+    random: [u8; 16],
+    up: bool,
+    next_echo: Option<Instant>,
+    echoes_unanswered: u32,
+    frames: VecDeque<Vec<u8>>,
+    events: VecDeque<LinkEvent>,
+}
+
+/// Strips the optional address/control field and the (possibly compressed)
+/// protocol field: (protocol, payload offset).
+pub fn parse_frame(f: &[u8]) -> Option<(u16, usize)> {
+    let at = if f.starts_with(&[0xff, 0x03]) { 2 } else { 0 };
+    let first = *f.get(at)?;
+    if first & 1 == 1 {
+        Some((u16::from(first), at + 1)) // PFC: one-byte protocol
+    } else {
+        let second = *f.get(at + 1)?;
+        Some((u16::from_be_bytes([first, second]), at + 2))
+    }
+}
+
+fn frame(proto: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0xff, 0x03];
+    f.extend_from_slice(&proto.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+impl Link {
+    /// A link whose lower layer (the tunnel call) is up. `random`: 32 fresh
+    /// random bytes (magic number seed, auth challenge).
+    pub fn new(cfg: LinkConfig, random: [u8; 32], now: Instant) -> Link {
+        let seed = u32::from_be_bytes(random[..4].try_into().expect("4 bytes"));
+        let mut lcp = Lcp::new(cfg.auth.clone(), Vec::new(), seed);
+        lcp.mru = cfg.mru;
+        let mut link = Link {
+            phase: Phase::Establish,
+            lcp: Fsm::new(lcp),
+            auth: None,
+            ipcp: None,
+            ccp: None,
+            mppe_master: None,
+            tx: None,
+            rx: None,
+            random: random[16..].try_into().expect("16 bytes"),
+            up: false,
+            next_echo: None,
+            echoes_unanswered: 0,
+            frames: VecDeque::new(),
+            events: VecDeque::new(),
+            cfg,
+        };
+        link.lcp.open(now);
+        link.lcp.up(now);
+        link.pump(now);
+        link
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.phase == Phase::Dead
+    }
+
+    pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
+        self.frames.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    fn down(&mut self, reason: String) {
+        if self.phase != Phase::Dead {
+            self.phase = Phase::Dead;
+            self.up = false;
+            self.events.push_back(LinkEvent::Down { reason });
+        }
+    }
+
+    /// Ends the link (Terminate-Request to the peer).
+    pub fn close(&mut self, now: Instant, reason: &str) {
+        self.down(reason.to_string());
+        self.lcp.close(now);
+        self.pump(now);
+    }
+
+    /// After `Authenticated`: our address, the peer's, and DNS to hand out.
+    pub fn set_addresses(
+        &mut self,
+        now: Instant,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        dns: Vec<Ipv4Addr>,
+    ) {
+        if self.phase != Phase::AwaitAddress {
+            return;
+        }
+        self.phase = Phase::Network;
+        let mut ipcp = Fsm::new(Ipcp::server(local, peer, dns));
+        ipcp.open(now);
+        ipcp.up(now);
+        self.ipcp = Some(ipcp);
+        let mppe = self.cfg.allow_mppe_128 || self.cfg.allow_mppe_40;
+        if mppe && self.mppe_master.is_some() {
+            let mut ccp = Fsm::new(Ccp::new(
+                self.cfg.allow_mppe_128,
+                self.cfg.allow_mppe_40,
+                false,
+            ));
+            ccp.open(now);
+            ccp.up(now);
+            self.ccp = Some(ccp);
+        } else if self.cfg.require_mppe {
+            self.close(
+                now,
+                "MPPE is required but the authentication gave no keys (use MS-CHAPv2)",
+            );
+        }
+        self.pump(now);
+    }
+
+    /// Collects what the automata queued and reacts to their layer events.
+    fn pump(&mut self, now: Instant) {
+        while let Some(p) = self.lcp.poll_packet() {
+            self.frames.push_back(frame(PROTO_LCP, &p));
+        }
+        while let Some(e) = self.lcp.poll_event() {
+            match e {
+                LayerEvent::Up if self.phase == Phase::Establish => {
+                    self.next_echo = Some(now + self.cfg.echo_interval);
+                    match self.lcp.opts.agreed.auth {
+                        Some(method) => {
+                            self.phase = Phase::Authenticate;
+                            let mut a = Authenticator::new(method, self.random);
+                            if let Some((proto, p)) = a.start(now) {
+                                self.frames.push_back(frame(proto, &p));
+                            }
+                            self.auth = Some(a);
+                        }
+                        None => self.close(now, "the peer would not authenticate"),
+                    }
+                }
+                LayerEvent::Down => self.down("the peer renegotiated or terminated LCP".into()),
+                LayerEvent::Finished => self.down("LCP finished".into()),
+                _ => {}
+            }
+        }
+        let mut ncp_up = true;
+        if let Some(ipcp) = &mut self.ipcp {
+            while let Some(p) = ipcp.poll_packet() {
+                self.frames.push_back(frame(PROTO_IPCP, &p));
+            }
+            while ipcp.poll_event().is_some() {}
+            ncp_up &= ipcp.is_open();
+        } else {
+            ncp_up = false;
+        }
+        if let Some(ccp) = &mut self.ccp {
+            while let Some(p) = ccp.poll_packet() {
+                self.frames.push_back(frame(PROTO_CCP, &p));
+            }
+            while ccp.poll_event().is_some() {}
+            if ccp.is_open() && self.tx.is_none() {
+                if let (Some((strength, stateful)), Some(master)) =
+                    (ccp.opts.mode(), self.mppe_master)
+                {
+                    let (tx, rx) = Mppe::server_pair(&master, strength, stateful);
+                    self.tx = Some(tx);
+                    self.rx = Some(rx);
+                }
+            }
+            if self.cfg.require_mppe {
+                ncp_up &= self.tx.is_some();
+            }
+        } else if self.cfg.require_mppe {
+            ncp_up = false;
+        }
+        if ncp_up && !self.up && self.phase == Phase::Network {
+            self.up = true;
+            let encryption = match self.ccp.as_ref().and_then(|c| c.opts.mode()) {
+                Some((Strength::Bits128, _)) if self.tx.is_some() => "mppe-128",
+                Some((Strength::Bits40, _)) if self.tx.is_some() => "mppe-40",
+                _ => "none",
+            };
+            self.events.push_back(LinkEvent::Up { encryption });
+        }
+    }
+
+    /// A PPP frame from the peer. `Ok(Some(range))`: an IP packet at
+    /// `frame[range]` (decrypted in place). `password` looks users up.
+    pub fn input(
+        &mut self,
+        now: Instant,
+        f: &mut [u8],
+        password: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<std::ops::Range<usize>>, Dropped> {
+        if self.phase == Phase::Dead {
+            return Err(Dropped::NotReady);
+        }
+        let (proto, at) = parse_frame(f).ok_or(Dropped::Malformed)?;
+        let result = match proto {
+            PROTO_IPV4 => {
+                if self.up && self.tx.is_none() {
+                    Ok(Some(at..f.len()))
+                } else {
+                    Err(Dropped::NotReady)
+                }
+            }
+            PROTO_COMPRESSED => self.decrypt(now, f, at),
+            PROTO_LCP => {
+                self.lcp_input(now, &f[at..]);
+                Ok(None)
+            }
+            PROTO_PAP | PROTO_CHAP => {
+                self.auth_input(now, proto, &f[at..], password);
+                Ok(None)
+            }
+            PROTO_IPCP => {
+                if let Some(ipcp) = &mut self.ipcp {
+                    let _ = ipcp.input(now, &f[at..]);
+                }
+                Ok(None)
+            }
+            PROTO_CCP => {
+                self.ccp_input(now, &f[at..]);
+                Ok(None)
+            }
+            _ => {
+                // RFC 1661 §5.7: reject what we do not speak, once LCP is open.
+                if self.lcp.is_open() {
+                    let mut data = proto.to_be_bytes().to_vec();
+                    data.extend_from_slice(&f[at..f.len().min(at + 1400)]);
+                    let id = self.lcp.fresh_id();
+                    self.lcp.send_raw(fsm::packet(PROTO_REJ, id, &data));
+                }
+                Ok(None)
+            }
+        };
+        self.pump(now);
+        result
+    }
+
+    fn decrypt(
+        &mut self,
+        now: Instant,
+        f: &mut [u8],
+        at: usize,
+    ) -> Result<Option<std::ops::Range<usize>>, Dropped> {
+        let Some(rx) = &mut self.rx else {
+            return Err(Dropped::NotReady);
+        };
+        match rx.decrypt(&mut f[at..]) {
+            Ok(r) => {
+                let inner = at + r.start..at + r.end;
+                let (proto, off) = parse_frame(&f[inner.clone()]).ok_or(Dropped::Malformed)?;
+                if proto == PROTO_IPV4 && self.up {
+                    Ok(Some(inner.start + off..inner.end))
+                } else {
+                    Err(Dropped::NotReady)
+                }
+            }
+            Err(MppeError::NeedReset) => {
+                if let Some(ccp) = &mut self.ccp {
+                    let id = ccp.fresh_id();
+                    ccp.send_raw(fsm::packet(RESET_REQ, id, &[]));
+                }
+                let _ = now;
+                Err(Dropped::Decrypt)
+            }
+            Err(_) => Err(Dropped::Decrypt),
+        }
+    }
+
+    fn lcp_input(&mut self, now: Instant, p: &[u8]) {
+        if let Err((code, id, data)) = self.lcp.input(now, p) {
+            match code {
+                ECHO_REQ if self.lcp.is_open() => {
+                    let extra = data.get(4..).unwrap_or_default();
+                    let reply =
+                        fsm::packet(ECHO_REPLY, id, &echo_data(self.lcp.opts.magic(), extra));
+                    self.lcp.send_raw(reply);
+                }
+                ECHO_REPLY => self.echoes_unanswered = 0,
+                DISCARD_REQ => {}
+                PROTO_REJ => {
+                    let rejected = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                    if rejected == Some(PROTO_CCP) && self.cfg.require_mppe {
+                        self.close(now, "the peer refuses CCP, but MPPE is required");
+                    }
+                }
+                _ => self.lcp.code_reject(p),
+            }
+        }
+    }
+
+    fn auth_input(
+        &mut self,
+        now: Instant,
+        proto: u16,
+        p: &[u8],
+        password: &dyn Fn(&str) -> Option<String>,
+    ) {
+        if self.phase != Phase::Authenticate {
+            return;
+        }
+        let Some(auth) = &mut self.auth else { return };
+        if let Some(((rproto, reply), outcome)) = auth.input(proto, p, password) {
+            self.frames.push_back(frame(rproto, &reply));
+            match outcome {
+                Outcome::Success { user, mppe_master } => {
+                    self.mppe_master = mppe_master;
+                    self.phase = Phase::AwaitAddress;
+                    self.events.push_back(LinkEvent::Authenticated { user });
+                }
+                Outcome::Failure { user } => {
+                    self.events.push_back(LinkEvent::AuthFailed { user });
+                    self.close(now, "authentication failed");
+                }
+            }
+        }
+    }
+
+    fn ccp_input(&mut self, now: Instant, p: &[u8]) {
+        let Some(ccp) = &mut self.ccp else {
+            // No CCP here (MPPE off, or before the network phase).
+            if self.lcp.is_open() && self.phase == Phase::Network {
+                let mut data = PROTO_CCP.to_be_bytes().to_vec();
+                data.extend_from_slice(p);
+                let id = self.lcp.fresh_id();
+                self.lcp.send_raw(fsm::packet(PROTO_REJ, id, &data));
+            }
+            return;
+        };
+        if let Err((code, id, _)) = ccp.input(now, p) {
+            match code {
+                RESET_REQ => {
+                    if let Some(tx) = &mut self.tx {
+                        tx.reset_requested();
+                    }
+                    ccp.send_raw(fsm::packet(RESET_ACK, id, &[]));
+                }
+                RESET_ACK => {}
+                _ => ccp.code_reject(p),
+            }
+        }
+    }
+
+    /// Frames an IP packet for the peer (encrypted when MPPE is on).
+    /// False when the link cannot carry it (not up).
+    pub fn encap_ip(&mut self, ip: &[u8], out: &mut Vec<u8>) -> bool {
+        if !self.up {
+            return false;
+        }
+        out.clear();
+        out.extend_from_slice(&[0xff, 0x03]);
+        match &mut self.tx {
+            Some(tx) => {
+                out.extend_from_slice(&PROTO_COMPRESSED.to_be_bytes());
+                let inner = [&PROTO_IPV4.to_be_bytes()[..], ip].concat();
+                let mut body = Vec::with_capacity(inner.len() + 2);
+                tx.encrypt(&inner, &mut body);
+                out.extend_from_slice(&body);
+            }
+            None => {
+                out.extend_from_slice(&PROTO_IPV4.to_be_bytes());
+                out.extend_from_slice(ip);
+            }
+        }
+        true
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        [
+            self.lcp.deadline(),
+            self.auth.as_ref().and_then(Authenticator::deadline),
+            self.ipcp.as_ref().and_then(Fsm::deadline),
+            self.ccp.as_ref().and_then(Fsm::deadline),
+            self.next_echo,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::Dead {
+            return;
+        }
+        self.lcp.handle_timeout(now);
+        if let Some(ipcp) = &mut self.ipcp {
+            ipcp.handle_timeout(now);
+        }
+        if let Some(ccp) = &mut self.ccp {
+            ccp.handle_timeout(now);
+        }
+        if let Some(a) = &mut self.auth {
+            match a.handle_timeout(now) {
+                Ok(Some((proto, p))) => self.frames.push_back(frame(proto, &p)),
+                Ok(None) => {}
+                Err(_) => self.close(now, "the peer did not answer the authentication challenge"),
+            }
+        }
+        if self.next_echo.is_some_and(|t| now >= t) {
+            if self.echoes_unanswered >= self.cfg.echo_failures {
+                self.close(now, "the peer stopped answering LCP echo requests");
+                return;
+            }
+            self.echoes_unanswered += 1;
+            let id = self.lcp.fresh_id();
+            self.lcp.send_raw(fsm::packet(
+                ECHO_REQ,
+                id,
+                &echo_data(self.lcp.opts.magic(), &[]),
+            ));
+            self.next_echo = Some(now + self.cfg.echo_interval);
+        }
+        self.pump(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The gateway's link against a minimal peer built from the same parts
+    //! (LCP and IPCP client-side, CHAP responses, MPPE client keys).
+    use super::*;
+    use crate::ppp::{auth::chap_response, mschap};
+
+    const GW: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 9);
+
+    fn cfg(require_mppe: bool) -> LinkConfig {
+        LinkConfig {
+            auth: vec![Auth::MsChapV2],
+            require_mppe,
+            allow_mppe_128: require_mppe,
+            allow_mppe_40: false,
+            mru: 1400,
+            echo_interval: Duration::from_secs(10),
+            echo_failures: 3,
+        }
+    }
+
+    fn users(u: &str) -> Option<String> {
+        (u == "alice").then(|| "pw-alice-1".to_string())
+    }
+
+    struct Peer {
+        password: String,
+        lcp: Fsm<Lcp>,
+        ipcp: Fsm<Ipcp>,
+        ccp: Fsm<Ccp>,
+        master: Option<[u8; 16]>,
+        mppe: Option<(Mppe, Mppe)>,
+        ncp_started: bool,
+        out: Vec<Vec<u8>>,
+        ip_in: Vec<Vec<u8>>,
+    }
+
+    impl Peer {
+        fn new(now: Instant, password: &str) -> Peer {
+            let mut lcp = Fsm::new(Lcp::new(vec![], vec![Auth::MsChapV2], 99));
+            lcp.open(now);
+            lcp.up(now);
+            Peer {
+                password: password.into(),
+                lcp,
+                ipcp: Fsm::new(Ipcp::client()),
+                ccp: Fsm::new(Ccp::new(true, true, false)),
+                master: None,
+                mppe: None,
+                ncp_started: false,
+                out: Vec::new(),
+                ip_in: Vec::new(),
+            }
+        }
+
+        fn input(&mut self, now: Instant, f: &mut [u8]) {
+            let (proto, at) = parse_frame(f).unwrap();
+            match proto {
+                PROTO_LCP => {
+                    if let Err((ECHO_REQ, id, d)) = self.lcp.input(now, &f[at..]) {
+                        let r =
+                            fsm::packet(ECHO_REPLY, id, &echo_data(self.lcp.opts.magic(), &d[4..]));
+                        self.lcp.send_raw(r);
+                    }
+                }
+                PROTO_CHAP => match f[at] {
+                    CHAP_CHALLENGE => {
+                        let (_, _, d) = fsm::parse(&f[at..]).unwrap();
+                        let auth: [u8; 16] = d[1..17].try_into().unwrap();
+                        let pc = [5u8; 16];
+                        let r =
+                            chap_response(Auth::MsChapV2, &f[at..], "alice", &self.password, pc)
+                                .unwrap();
+                        let nt = mschap::nt_response(&auth, &pc, "alice", &self.password);
+                        self.master = Some(mschap::master_key(&self.password, &nt));
+                        self.out.push(frame(PROTO_CHAP, &r));
+                    }
+                    CHAP_SUCCESS if !self.ncp_started => {
+                        self.ncp_started = true;
+                        for f in [&mut self.ipcp as &mut dyn Start, &mut self.ccp] {
+                            f.start(now);
+                        }
+                    }
+                    _ => {}
+                },
+                PROTO_IPCP => {
+                    let _ = self.ipcp.input(now, &f[at..]);
+                }
+                PROTO_CCP => {
+                    let _ = self.ccp.input(now, &f[at..]);
+                    if self.ccp.is_open() && self.mppe.is_none() {
+                        let (s, st) = self.ccp.opts.mode().unwrap();
+                        self.mppe = Some(Mppe::client_pair(&self.master.unwrap(), s, st));
+                    }
+                }
+                PROTO_COMPRESSED => {
+                    let (_, rx) = self.mppe.as_mut().unwrap();
+                    let r = rx.decrypt(&mut f[at..]).unwrap();
+                    let inner = &f[at + r.start..at + r.end];
+                    assert_eq!(&inner[..2], &PROTO_IPV4.to_be_bytes());
+                    self.ip_in.push(inner[2..].to_vec());
+                }
+                PROTO_IPV4 => self.ip_in.push(f[at..].to_vec()),
+                _ => {}
+            }
+            for (proto, fsm) in [
+                (PROTO_LCP, &mut self.lcp as &mut dyn Drain),
+                (PROTO_IPCP, &mut self.ipcp),
+                (PROTO_CCP, &mut self.ccp),
+            ] {
+                while let Some(p) = fsm.next() {
+                    self.out.push(frame(proto, &p));
+                }
+            }
+        }
+
+        fn send_ip(&mut self, ip: &[u8]) -> Vec<u8> {
+            match &mut self.mppe {
+                Some((tx, _)) => {
+                    let mut body = Vec::new();
+                    tx.encrypt(&[&PROTO_IPV4.to_be_bytes()[..], ip].concat(), &mut body);
+                    frame(PROTO_COMPRESSED, &body)
+                }
+                None => frame(PROTO_IPV4, ip),
+            }
+        }
+    }
+
+    trait Start {
+        fn start(&mut self, now: Instant);
+    }
+    impl<O: fsm::Options> Start for Fsm<O> {
+        fn start(&mut self, now: Instant) {
+            self.open(now);
+            self.up(now);
+        }
+    }
+    trait Drain {
+        fn next(&mut self) -> Option<Vec<u8>>;
+    }
+    impl<O: fsm::Options> Drain for Fsm<O> {
+        fn next(&mut self) -> Option<Vec<u8>> {
+            self.poll_packet()
+        }
+    }
+
+    /// Runs both ends until quiet; answers `Authenticated` with addresses.
+    fn converse(link: &mut Link, peer: &mut Peer, now: Instant) -> Vec<LinkEvent> {
+        let mut events = Vec::new();
+        // The peer's first LCP request.
+        while let Some(p) = peer.lcp.poll_packet() {
+            peer.out.push(frame(PROTO_LCP, &p));
+        }
+        for _ in 0..50 {
+            while let Some(mut f) = link.poll_frame() {
+                peer.input(now, &mut f);
+            }
+            for mut f in std::mem::take(&mut peer.out) {
+                let _ = link.input(now, &mut f, &users);
+            }
+            while let Some(e) = link.poll_event() {
+                if let LinkEvent::Authenticated { .. } = e {
+                    link.set_addresses(now, GW, CLIENT, vec![Ipv4Addr::new(172, 16, 10, 2)]);
+                }
+                events.push(e);
+            }
+        }
+        events
+    }
+
+    fn ip(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 24, 0, 0, 0, 0, 64, 17, 0, 0];
+        p.extend_from_slice(&src.octets());
+        p.extend_from_slice(&dst.octets());
+        p.extend_from_slice(b"data");
+        p
+    }
+
+    #[test]
+    fn mschapv2_with_mppe_128_then_ip_both_ways() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(true), [1; 32], now);
+        let mut peer = Peer::new(now, "pw-alice-1");
+        let events = converse(&mut link, &mut peer, now);
+        assert_eq!(
+            events,
+            vec![
+                LinkEvent::Authenticated {
+                    user: "alice".into()
+                },
+                LinkEvent::Up {
+                    encryption: "mppe-128"
+                }
+            ]
+        );
+        assert_eq!(peer.ipcp.opts.local, CLIENT);
+        assert_eq!(peer.ipcp.opts.got_dns[0], Ipv4Addr::new(172, 16, 10, 2));
+        // Up: the peer's packets decrypt to IP; ours decrypt at the peer.
+        for i in 0..20 {
+            let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
+            let mut f = peer.send_ip(&p);
+            let r = link.input(now, &mut f, &users).unwrap().unwrap();
+            assert_eq!(&f[r], &p[..]);
+            let mut out = Vec::new();
+            assert!(link.encap_ip(&p, &mut out));
+            assert_eq!(&out[2..4], &PROTO_COMPRESSED.to_be_bytes());
+            peer.input(now, &mut out);
+        }
+        assert_eq!(peer.ip_in.len(), 20);
+        // Plain IP is refused on an encrypted link.
+        let mut plain = frame(PROTO_IPV4, &ip(CLIENT, GW));
+        assert_eq!(link.input(now, &mut plain, &users), Err(Dropped::NotReady));
+    }
+
+    #[test]
+    fn without_mppe_ip_flows_in_the_clear() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(false), [2; 32], now);
+        let mut peer = Peer::new(now, "pw-alice-1");
+        let events = converse(&mut link, &mut peer, now);
+        assert!(
+            events.contains(&LinkEvent::Up { encryption: "none" }),
+            "{events:?}"
+        );
+        let p = ip(CLIENT, GW);
+        let mut f = frame(PROTO_IPV4, &p);
+        let r = link.input(now, &mut f, &users).unwrap().unwrap();
+        assert_eq!(&f[r], &p[..]);
+    }
+
+    #[test]
+    fn a_wrong_password_ends_the_link() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(true), [3; 32], now);
+        let mut peer = Peer::new(now, "not-it");
+        let events = converse(&mut link, &mut peer, now);
+        assert_eq!(
+            events[0],
+            LinkEvent::AuthFailed {
+                user: "alice".into()
+            }
+        );
+        assert!(matches!(events[1], LinkEvent::Down { .. }));
+        assert!(link.is_dead());
+    }
+
+    #[test]
+    fn an_unanswering_peer_is_dropped_by_lcp_echo() {
+        let mut now = Instant::now();
+        let mut link = Link::new(cfg(false), [4; 32], now);
+        let mut peer = Peer::new(now, "pw-alice-1");
+        converse(&mut link, &mut peer, now);
+        assert!(link.is_up());
+        // The peer goes silent.
+        while !link.is_dead() {
+            now = link.next_timeout().unwrap();
+            link.handle_timeout(now);
+            while link.poll_frame().is_some() {}
+        }
+        let ev: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert!(
+            matches!(&ev[..], [LinkEvent::Down { reason }] if reason.contains("echo")),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_protocols_are_rejected_and_garbage_is_dropped() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(false), [5; 32], now);
+        let mut peer = Peer::new(now, "pw-alice-1");
+        converse(&mut link, &mut peer, now);
+        let mut f = frame(0x8057, b"\x01\x01\x00\x04"); // IPv6CP
+        assert_eq!(link.input(now, &mut f, &users), Ok(None));
+        let rej = link.poll_frame().unwrap();
+        assert_eq!(&rej[2..4], &PROTO_LCP.to_be_bytes());
+        assert_eq!(rej[4], PROTO_REJ);
+        for bad in [&[][..], &[0xff], &[0xff, 0x03], &[0xc0]] {
+            let mut b = bad.to_vec();
+            assert!(
+                link.input(now, &mut b, &users).is_err() || link.input(now, &mut b, &users).is_ok()
+            );
+        }
+        assert!(link.is_up(), "garbage does not take the link down");
+    }
+}
