@@ -22,6 +22,10 @@ pub const PORT_NATT: u16 = 4500;
 pub const GRE_VERSION_MASK: u16 = 0x0007;
 pub const GRE_VERSION_PPTP: u16 = 1;
 pub const GRE_PROTO_PPP: u16 = 0x880B;
+/// Enhanced GRE flag bits (first 16 bits of the header).
+pub const GRE_F_KEY: u16 = 0x2000;
+pub const GRE_F_SEQ: u16 = 0x1000;
+pub const GRE_F_ACK: u16 = 0x0080;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -3,3 +3,4 @@
 //! tests drive both ends of a protocol on a virtual clock.
 pub mod native;
 pub mod ppp;
+pub mod pptp;
