@@ -144,6 +144,15 @@ pub struct PptpConfig {
     /// Off by default: PPTP/MS-CHAPv2 is cryptographically weak.
     pub enabled: bool,
     pub port: u16,
+    /// Refuse IP until MPPE-128 is up (the usual pptpd setup).
+    pub require_mppe: bool,
+    /// Accept PAP (the password in clear inside the tunnel) after MS-CHAPv2.
+    pub allow_pap: bool,
+    /// LCP echo interval; a peer missing `echo_failures` echoes is dropped.
+    pub echo_interval_secs: u16,
+    pub echo_failures: u32,
+    /// Control connections that have not set up a call yet, at once.
+    pub max_half_open: u32,
 }
 
 impl Default for PptpConfig {
@@ -151,6 +160,11 @@ impl Default for PptpConfig {
         Self {
             enabled: false,
             port: vpn_common::wire::PORT_PPTP,
+            require_mppe: true,
+            allow_pap: false,
+            echo_interval_secs: 10,
+            echo_failures: 3,
+            max_half_open: 32,
         }
     }
 }
@@ -286,6 +300,12 @@ impl Config {
         }
         if n.max_half_open == 0 || n.handshake_timeout_secs == 0 {
             bail!("native.max_half_open and native.handshake_timeout_secs must be positive");
+        }
+        if self.pptp.echo_interval_secs == 0
+            || self.pptp.echo_failures == 0
+            || self.pptp.max_half_open == 0
+        {
+            bail!("pptp.echo_interval_secs, pptp.echo_failures and pptp.max_half_open must be positive");
         }
         if log_level(&self.log.level).is_none() {
             bail!(

@@ -2,6 +2,7 @@
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
 pub mod native;
+pub mod pptp;
 mod server;
 mod services;
 mod setup;
@@ -34,6 +35,9 @@ pub struct Shared {
     pub no_session: AtomicU64,
     pub users: Mutex<UserDb>,
     pub native: native::Native,
+    pub pptp: pptp::Pptp,
+    /// Set when the daemon stops: data-path threads exit.
+    pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
 }
 
@@ -61,7 +65,13 @@ impl Shared {
         for (name, v) in self.native.counters() {
             s.counters.push_named(name, v);
         }
-        s.sessions = self.native.registry.len();
+        for (name, v) in self.pptp.drops() {
+            s.drops.push_named(&format!("daemon_{name}"), v);
+        }
+        for (name, v) in self.pptp.counters() {
+            s.counters.push_named(name, v);
+        }
+        s.sessions = self.native.registry.len() + self.pptp.all().len();
         for (l, n) in s.listeners.iter_mut().zip(&self.received) {
             l.received = n.load(Ordering::Relaxed);
         }

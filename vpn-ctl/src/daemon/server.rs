@@ -9,7 +9,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{native, services, setup::Gateway, Shared};
+use super::{native, pptp, services, setup::Gateway, Shared};
 use crate::{
     config::Config,
     control::{self, Request, Response},
@@ -41,11 +41,20 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         if s.spec.service == "native" && s.spec.proto == "tcp" {
             let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
             tasks.spawn(native::serve_handshakes(listener, index, shared.clone()));
+        } else if s.spec.service == "pptp" {
+            let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
+            tasks.spawn(pptp::serve(listener, index, shared.clone()));
         } else {
             tasks.spawn(services::run(s, index, shared.clone()));
         }
     }
     tasks.spawn(native::run_timers(shared.clone()));
+    let mut gre_reader = None;
+    if shared.pptp.enabled {
+        tasks.spawn(pptp::run_timers(shared.clone()));
+        let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
+        gre_reader = Some(pptp::spawn_reader(shared.clone(), q));
+    }
     let workers = native::spawn_workers(tun.queues, shared.clone());
 
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -77,7 +86,13 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         .end_all(vpn_proto::native::messages::Reason::Shutdown);
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     drop(workers);
+    if let Some(t) = gre_reader {
+        let _ = t.join();
+    }
     if let Some(l) = logger {
         l.abort();
     }
@@ -117,13 +132,16 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Err(e) => Response::err(format!("{e:#}")),
         },
         Request::Sessions => {
-            let rows: Vec<SessionRow> = shared.native.rows();
+            let mut rows: Vec<SessionRow> = shared.native.rows();
+            rows.extend(shared.pptp.rows());
+            rows.sort_by_key(|r| r.id);
             Response::ok(serde_json::to_value(rows).unwrap_or_default())
         }
         Request::Kill { id } => {
             if shared
                 .native
                 .end(id, vpn_proto::native::messages::Reason::Killed)
+                || shared.pptp.kill(id)
             {
                 Response::ok(serde_json::Value::Null)
             } else {

@@ -277,6 +277,8 @@ pub async fn setup(
         no_session: AtomicU64::new(0),
         users: Mutex::new(users),
         native,
+        pptp: pptp_service(cfg)?,
+        stopping: Default::default(),
         shutdown: Notify::new(),
     });
     Ok(Gateway {
@@ -371,4 +373,36 @@ fn native_service(
         udp,
         handshakes: Default::default(),
     })
+}
+
+/// PPTP's policy (docs/decisions.md) and its raw GRE socket.
+fn pptp_service(cfg: &Config) -> anyhow::Result<super::pptp::Pptp> {
+    use vpn_proto::ppp::{lcp::Auth, link::LinkConfig};
+    let p = &cfg.pptp;
+    let mut auth = vec![Auth::MsChapV2];
+    if p.allow_pap && !p.require_mppe {
+        auth.push(Auth::Pap);
+    }
+    let link = LinkConfig {
+        auth,
+        require_mppe: p.require_mppe,
+        allow_mppe_128: true,
+        allow_mppe_40: false,
+        // PPTP's GRE (16) and IP (20) headers in a 1500-byte path, rounded down.
+        mru: 1400,
+        echo_interval: Duration::from_secs(p.echo_interval_secs.into()),
+        echo_failures: p.echo_failures,
+    };
+    let gre = if p.enabled {
+        Some(super::pptp::open_socket()?)
+    } else {
+        None
+    };
+    Ok(super::pptp::Pptp::new(
+        p.enabled,
+        link,
+        cfg.gateway.dns.clone(),
+        p.max_half_open as usize,
+        gre,
+    ))
 }

@@ -159,6 +159,14 @@ fn packet_out(p: &[u8], now: Instant, udp: Option<RawFd>, tx: &mut SendBatch, sh
     let dst = (p.len() >= 20 && p[0] >> 4 == 4)
         .then(|| std::net::Ipv4Addr::new(p[16], p[17], p[18], p[19]));
     let session = dst.and_then(|d| shared.native.registry.by_addr(d));
+    if session.is_none() {
+        if let Some(call) = dst.and_then(|d| shared.pptp.by_addr(d)) {
+            if !crate::daemon::pptp::packet_out(shared, &call, p) {
+                shared.no_session.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+    }
     let (Some(session), Some(udp)) = (session, udp) else {
         shared.no_session.fetch_add(1, Ordering::Relaxed);
         return;

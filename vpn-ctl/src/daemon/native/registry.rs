@@ -33,6 +33,14 @@ pub struct NativeSession {
 struct Maps {
     by_wire: HashMap<u32, Arc<NativeSession>>,
     by_addr: HashMap<Ipv4Addr, Arc<NativeSession>>,
+    /// Addresses held by sessions of other protocols (PPTP).
+    external: HashSet<Ipv4Addr>,
+}
+
+/// A native session of the same user holding `ip` (a reconnect whose old
+/// session has not timed out yet may take it over).
+fn own(m: &Maps, claim: &Claim<'_>, ip: Ipv4Addr) -> Option<Arc<NativeSession>> {
+    m.by_addr.get(&ip).filter(|s| s.user == claim.user).cloned()
 }
 
 pub struct Registry {
@@ -123,6 +131,54 @@ impl Registry {
         m.by_wire.remove(&s.wire_id);
         m.by_addr.remove(&s.addr);
         Some(s)
+    }
+
+    /// The address for `claim`: the user's static one, else the one it
+    /// wants if free (or its own), else the first free one.
+    fn pick(&self, m: &Maps, claim: &Claim<'_>) -> Result<Ipv4Addr, Reason> {
+        let free = |ip: Ipv4Addr| !m.by_addr.contains_key(&ip) && !m.external.contains(&ip);
+        if let Some(ip) = claim.static_ip {
+            if !self.client_addr_ok(ip) || !(free(ip) || own(m, claim, ip).is_some()) {
+                return Err(Reason::ServerError);
+            }
+            return Ok(ip);
+        }
+        if let Some(ip) = claim
+            .want_ip
+            .filter(|ip| self.client_addr_ok(*ip) && !claim.reserved.contains(ip))
+            .filter(|ip| free(*ip) || own(m, claim, *ip).is_some())
+        {
+            return Ok(ip);
+        }
+        (2..)
+            .map_while(|n| self.pool.nth(n))
+            .filter(|ip| self.client_addr_ok(*ip))
+            .find(|ip| free(*ip) && !claim.reserved.contains(ip))
+            .ok_or(Reason::PoolExhausted)
+    }
+
+    /// An address for a session of another protocol (PPTP); kept until released.
+    pub fn claim_external(&self, claim: &Claim<'_>) -> Result<Ipv4Addr, Reason> {
+        let mut m = self.write();
+        let ip = self.pick(&m, claim)?;
+        if m.by_addr.contains_key(&ip) || m.external.contains(&ip) {
+            return Err(Reason::ServerError); // a static address already in use
+        }
+        m.external.insert(ip);
+        Ok(ip)
+    }
+
+    pub fn release_external(&self, ip: Ipv4Addr) {
+        self.write().external.remove(&ip);
+    }
+
+    /// Session IDs for `sessions`/`kill`, unique across protocols.
+    pub fn next_row_id(&self) -> u64 {
+        self.next_row.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
     }
 
     fn client_addr_ok(&self, ip: Ipv4Addr) -> bool {

@@ -1,0 +1,162 @@
+//! PPTP with the real client: pppd + pptp-linux in a QEMU guest against
+//! `vpn-ctl up` with PPTP enabled. Needs root.
+use std::time::Duration;
+
+use vpn_tests::{
+    gateway::Gateway,
+    guest::{Guest, Site},
+    native_client::add_user,
+    topology::{Topology, GW_WAN, LAN_HOST},
+    wait,
+};
+
+const T: Duration = Duration::from_secs(60);
+
+/// A pppd peers file and `pppd call gw`, returning once IPCP is up (updetach).
+fn connect_script(user: &str, password: &str, mppe: bool) -> String {
+    let enc = if mppe { "require-mppe-128" } else { "noccp" };
+    format!(
+        r#"mkdir -p /etc/ppp/peers
+cat > /etc/ppp/peers/gw <<PEERS
+pty "pptp {GW_WAN} --nolaunchpppd"
+name {user}
+password {password}
+remotename vpn-ctl
+{enc}
+refuse-pap
+refuse-eap
+refuse-chap
+refuse-mschap
+noauth
+nodefaultroute
+usepeerdns
+maxfail 1
+lcp-echo-interval 5
+lcp-echo-failure 3
+PEERS
+pppd call gw updetach debug logfd 2 || exit 1
+ip route add 172.16.10.0/24 dev ppp0
+ip -4 addr show dev ppp0
+cat /etc/ppp/resolv.conf
+"#
+    )
+}
+
+fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
+    let out = gw.ctl(&["sessions", "--json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn run_case(mppe: bool) {
+    let t = Topology::build();
+    let config = format!(
+        "[gateway]\ndns = [\"172.16.10.2\"]\n[pptp]\nenabled = true\nrequire_mppe = {mppe}\n"
+    );
+    let gw = Gateway::start(&t.gw, &config);
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    let out = g.must(&connect_script("alice", "alice-password-1", mppe), T);
+    assert!(out.contains("inet 10.99.0."), "address on ppp0:\n{out}");
+    assert!(out.contains("nameserver 172.16.10.2"), "DNS pushed:\n{out}");
+    if mppe {
+        assert!(out.contains("MPPE 128-bit"), "MPPE negotiated:\n{out}");
+    }
+    g.must(
+        &format!("ping -c 3 -W 5 10.99.0.1 && ping -c 3 -W 5 {LAN_HOST}"),
+        T,
+    );
+
+    let rows = sessions(&gw);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["protocol"], "pptp");
+    assert_eq!(r["user"], "alice");
+    assert_eq!(r["state"], "up");
+    assert_eq!(r["encryption"], if mppe { "mppe-128" } else { "none" });
+    assert!(r["rx_packets"].as_u64().unwrap() >= 6, "{r}");
+
+    // 10 MB over TCP through the tunnel: iperf3 completes, and a byte-exact
+    // transfer arrives whole (length and SHA-256 match).
+    let mut server = t
+        .lan
+        .cmd("timeout")
+        .args(["90", "iperf3", "-s", "-1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    g.must(
+        &format!(
+            "for i in $(seq 50); do iperf3 -c {LAN_HOST} -n 10M && exit 0; sleep 0.2; done; exit 1"
+        ),
+        Duration::from_secs(120),
+    );
+    let _ = server.wait();
+    let mut sink = t
+        .lan
+        .cmd("python3")
+        .args([
+            &format!("{}/scripts/tcp_sink.py", env!("CARGO_MANIFEST_DIR")),
+            "5001",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sink_out = std::io::BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let sent = g.must(
+        &format!(
+            "head -c 10485760 /dev/urandom > /tmp/blob && nc -N {LAN_HOST} 5001 < /tmp/blob && \
+             echo \"$(stat -c %s /tmp/blob) $(sha256sum < /tmp/blob | cut -d' ' -f1)\""
+        ),
+        Duration::from_secs(120),
+    );
+    line.clear();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), sent.trim(), "bytes and SHA-256 at both ends");
+    assert!(sent.starts_with("10485760 "));
+    let _ = sink.wait();
+
+    // kill: the client sees the link go down.
+    let id = r["id"].as_u64().unwrap();
+    assert!(gw.ctl(&["kill", &id.to_string()]).status.success());
+    g.must(
+        "for i in $(seq 200); do ip link show ppp0 >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1",
+        T,
+    );
+    wait::until("the session to be gone", T, || {
+        sessions(&gw).is_empty().then_some(())
+    });
+}
+
+#[test]
+fn pptp_with_mschapv2_and_mppe_128() {
+    run_case(true);
+}
+
+#[test]
+fn pptp_with_mschapv2_without_mppe() {
+    run_case(false);
+}
+
+#[test]
+fn pptp_wrong_password_is_refused_and_not_logged() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    let r = g.run(&connect_script("alice", "wrong-password-xyz", true), T);
+    assert_ne!(r.code, 0, "pppd must fail:\n{}", r.output);
+    wait::until("the failed login in the log", T, || {
+        gw.log()
+            .contains("login failed for user `alice`")
+            .then_some(())
+    });
+    assert!(!gw.log().contains("wrong-password-xyz"));
+    assert!(gw.count("drops", "daemon_pptp_login_failed") >= 1);
+}

@@ -1,0 +1,268 @@
+//! The PPTP server (RFC 2637) in its userspace form: TCP control
+//! connections, one raw GRE socket for all calls, and a PPP link per call
+//! (vpn-proto's engine). IP to and from a call goes through vpn0 like the
+//! native protocol's; MPPE runs here.
+mod control;
+mod gre;
+mod timers;
+
+use std::{
+    collections::HashMap,
+    net::Ipv4Addr,
+    os::fd::{AsRawFd as _, OwnedFd, RawFd},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
+    time::Instant,
+};
+
+use tokio::sync::Notify;
+use vpn_proto::{
+    ppp::link::{Link, LinkConfig},
+    pptp::gre::GreHeader,
+};
+
+pub use control::serve;
+pub use gre::{open_socket, packet_out, spawn_reader};
+pub use timers::run as run_timers;
+
+use crate::report::SessionRow;
+
+/// Per-call data state: the PPP link and GRE sequencing.
+pub struct CallState {
+    pub link: Link,
+    /// Next sequence number we send.
+    pub seq_out: u32,
+    /// Highest sequence number received, and whether we owe an ack for it.
+    pub seq_in: Option<u32>,
+    pub ack_owed: bool,
+    pub user: Option<String>,
+    pub addr: Option<Ipv4Addr>,
+    pub encryption: &'static str,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+
+pub struct Call {
+    pub row_id: u64,
+    /// Ours: the key of GRE packets the client sends us.
+    pub call_id: u16,
+    /// The client's: the key of GRE packets we send.
+    pub peer_call_id: u16,
+    pub peer: Ipv4Addr,
+    /// The client's TCP control address, for `sessions`.
+    pub control_peer: std::net::SocketAddr,
+    pub started_at: u64,
+    pub state: Mutex<CallState>,
+    /// Wakes the call's control connection to clear dead calls (kill, link down).
+    pub clear: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Calls {
+    by_id: HashMap<u16, Arc<Call>>,
+    by_addr: HashMap<Ipv4Addr, Arc<Call>>,
+}
+
+/// Counters for `status`.
+#[derive(Default)]
+pub struct PptpCounters {
+    pub control_bad: AtomicU64,
+    pub control_busy: AtomicU64,
+    pub gre_unknown_call: AtomicU64,
+    pub gre_malformed: AtomicU64,
+    pub gre_wrong_peer: AtomicU64,
+    pub ppp_dropped: AtomicU64,
+    pub login_failed: AtomicU64,
+}
+
+pub struct Pptp {
+    pub enabled: bool,
+    pub link: LinkConfig,
+    pub dns: Vec<Ipv4Addr>,
+    pub max_half_open: usize,
+    calls: RwLock<Calls>,
+    next_call_id: Mutex<u16>,
+    pub gre: Option<OwnedFd>,
+    pub counters: PptpCounters,
+}
+
+impl Pptp {
+    pub fn new(
+        enabled: bool,
+        link: LinkConfig,
+        dns: Vec<Ipv4Addr>,
+        max_half_open: usize,
+        gre: Option<OwnedFd>,
+    ) -> Pptp {
+        Pptp {
+            enabled,
+            link,
+            dns,
+            max_half_open,
+            calls: RwLock::default(),
+            next_call_id: Mutex::new(rand::random::<u16>().max(1)),
+            gre,
+            counters: PptpCounters::default(),
+        }
+    }
+
+    pub fn gre_fd(&self) -> Option<RawFd> {
+        self.gre.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Calls> {
+        self.calls.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Calls> {
+        self.calls.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn by_id(&self, id: u16) -> Option<Arc<Call>> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    pub fn by_addr(&self, ip: Ipv4Addr) -> Option<Arc<Call>> {
+        self.read().by_addr.get(&ip).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Call>> {
+        let mut v: Vec<_> = self.read().by_id.values().cloned().collect();
+        v.sort_by_key(|c| c.row_id);
+        v
+    }
+
+    /// A call ID no other call uses (clients behind one NAT share a peer address).
+    pub(super) fn fresh_call_id(&self) -> u16 {
+        let calls = self.read();
+        let mut next = self.next_call_id.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let id = *next;
+            *next = next.wrapping_add(1).max(1);
+            if !calls.by_id.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub(super) fn insert(&self, call: Arc<Call>) {
+        self.write().by_id.insert(call.call_id, call);
+    }
+
+    /// Makes the call reachable by its assigned address.
+    pub fn bind_addr(&self, call: &Arc<Call>, ip: Ipv4Addr) {
+        self.write().by_addr.insert(ip, call.clone());
+    }
+
+    /// Forgets a call; returns its address so the caller can release it.
+    pub fn remove(&self, call_id: u16) -> Option<Arc<Call>> {
+        let mut c = self.write();
+        let call = c.by_id.remove(&call_id)?;
+        c.by_addr.retain(|_, v| v.call_id != call_id);
+        Some(call)
+    }
+
+    pub fn rows(&self) -> Vec<SessionRow> {
+        self.all()
+            .iter()
+            .map(|c| {
+                let s = c.state.lock().unwrap_or_else(|e| e.into_inner());
+                SessionRow {
+                    id: c.row_id,
+                    protocol: "pptp".into(),
+                    user: s.user.clone().unwrap_or_default(),
+                    peer: c.control_peer.to_string(),
+                    assigned_ip: s.addr.map(|a| a.to_string()).unwrap_or_default(),
+                    state: if s.link.is_up() { "up" } else { "negotiating" }.into(),
+                    started_at: c.started_at,
+                    rx_bytes: s.rx_bytes,
+                    rx_packets: s.rx_packets,
+                    tx_bytes: s.tx_bytes,
+                    tx_packets: s.tx_packets,
+                    fast_path: false,
+                    fast_path_rx_packets: 0,
+                    fast_path_tx_packets: 0,
+                    encryption: s.encryption.into(),
+                    drops: s.drops,
+                }
+            })
+            .collect()
+    }
+
+    /// Ends a call by row ID (`vpn-ctl kill`).
+    pub fn kill(&self, row_id: u64) -> bool {
+        let Some(call) = self.all().into_iter().find(|c| c.row_id == row_id) else {
+            return false;
+        };
+        {
+            let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.link.close(Instant::now(), "ended by the administrator");
+            self.flush_frames(&call, &mut s);
+        }
+        call.clear.notify_one();
+        true
+    }
+
+    /// Sends every PPP frame the link queued, as GRE to the client.
+    pub fn flush_frames(&self, call: &Call, s: &mut CallState) {
+        let Some(fd) = self.gre_fd() else { return };
+        let mut buf = Vec::with_capacity(1600);
+        while let Some(f) = s.link.poll_frame() {
+            gre_encap(call, s, &f, &mut buf);
+            let _ = gre::send(fd, &buf, call.peer);
+        }
+    }
+
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let n = self.read().by_id.len() as u64;
+        vec![("pptp_calls", n)]
+    }
+
+    pub fn drops(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        vec![
+            ("pptp_control_bad", l(&c.control_bad)),
+            ("pptp_control_busy", l(&c.control_busy)),
+            ("pptp_gre_unknown_call", l(&c.gre_unknown_call)),
+            ("pptp_gre_malformed", l(&c.gre_malformed)),
+            ("pptp_gre_wrong_peer", l(&c.gre_wrong_peer)),
+            ("pptp_ppp_dropped", l(&c.ppp_dropped)),
+            ("pptp_login_failed", l(&c.login_failed)),
+        ]
+    }
+}
+
+/// GRE header + PPP frame for the client: the next sequence number, and
+/// the acknowledgement of what we received (one sequence space per call).
+pub fn gre_encap(call: &Call, s: &mut CallState, ppp: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let h = GreHeader {
+        call_id: call.peer_call_id,
+        seq: Some(s.seq_out),
+        ack: s.seq_in,
+        payload_len: ppp.len() as u16,
+    };
+    s.seq_out = s.seq_out.wrapping_add(1);
+    s.ack_owed = false;
+    h.encode(out);
+    out.extend_from_slice(ppp);
+}
+
+/// An ack-only GRE packet (no payload, no sequence number).
+pub fn gre_ack(call: &Call, s: &mut CallState, out: &mut Vec<u8>) {
+    out.clear();
+    let h = GreHeader {
+        call_id: call.peer_call_id,
+        seq: None,
+        ack: s.seq_in,
+        payload_len: 0,
+    };
+    s.ack_owed = false;
+    h.encode(out);
+}
