@@ -103,6 +103,13 @@ impl Topology {
              nft add chain ip natbox post { type nat hook postrouting priority srcnat \\; } && \
              nft add rule ip natbox post oifname wan0 ip saddr 192.168.50.0/24 masquerade",
         );
+        // PPTP passthrough, as home routers do: the conntrack helper tracks
+        // the control connection and NATs each call's GRE by its call ID.
+        t.nat.must(
+            "nft 'add ct helper ip natbox pptp { type \"pptp\" protocol tcp; }' && \
+             nft 'add chain ip natbox pre { type filter hook prerouting priority filter; }' && \
+             nft 'add rule ip natbox pre tcp dport 1723 ct helper set \"pptp\"'",
+        );
         t
     }
 }

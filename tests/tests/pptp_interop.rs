@@ -37,7 +37,7 @@ PEERS
 pppd call gw updetach debug logfd 2 || exit 1
 ip route add 172.16.10.0/24 dev ppp0
 ip -4 addr show dev ppp0
-cat /etc/ppp/resolv.conf
+cat /etc/ppp/resolv.conf 2>/dev/null || true
 "#
     )
 }
@@ -159,4 +159,95 @@ fn pptp_wrong_password_is_refused_and_not_logged() {
     });
     assert!(!gw.log().contains("wrong-password-xyz"));
     assert!(gw.count("drops", "daemon_pptp_login_failed") >= 1);
+}
+
+#[test]
+fn two_pptp_clients_behind_one_nat_reach_each_other_and_a_dead_client_is_dropped() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        "[pptp]\nenabled = true\necho_interval_secs = 2\necho_failures = 3\n",
+    );
+    add_user(&gw, "alice", "alice-password-1", Some("10.99.0.50"));
+    add_user(&gw, "bob", "bob-password-22", None);
+    let mut guests = Guest::start_all(
+        &t,
+        &[("n1", Site::BehindNat(1)), ("n2", Site::BehindNat(2))],
+    );
+    let pool_route = "ip route add 10.99.0.0/24 dev ppp0";
+    let a = guests[0].must(
+        &format!(
+            "{}\n{pool_route}",
+            connect_script("alice", "alice-password-1", true)
+        ),
+        T,
+    );
+    assert!(a.contains("inet 10.99.0.50"), "static address:\n{a}");
+    let b = guests[1].must(
+        &format!(
+            "{}\n{pool_route}",
+            connect_script("bob", "bob-password-22", true)
+        ),
+        T,
+    );
+    let b_ip = b
+        .split("inet ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .to_string();
+    // Both sessions come from the NAT box's one address, told apart by call ID.
+    let rows = sessions(&gw);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r["peer"].as_str().unwrap().starts_with("198.18.2.2:")));
+    guests[0].must(
+        &format!("ping -c 3 -W 5 {LAN_HOST} && ping -c 3 -W 5 {b_ip}"),
+        T,
+    );
+    guests[1].must("ping -c 3 -W 5 10.99.0.50", T);
+
+    // Bob's pppd dies without a word: the gateway notices and frees the session.
+    guests[1].must(
+        "kill -9 $(pidof pppd); kill -STOP $(pidof pptp) 2>/dev/null; true",
+        T,
+    );
+    wait::until(
+        "bob's session to be dropped",
+        Duration::from_secs(30),
+        || (sessions(&gw).len() == 1).then_some(()),
+    );
+    assert_eq!(sessions(&gw)[0]["user"], "alice");
+    guests[0].must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
+}
+
+#[test]
+fn malformed_pptp_input_is_counted_and_the_session_keeps_working() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\nmax_half_open = 8\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    g.must(&connect_script("alice", "alice-password-1", true), T);
+    let bad_before = gw.count("drops", "daemon_pptp_control_bad");
+    // From the internet host: broken control connections, stray GRE, a flood
+    // of half-open connections.
+    t.inet.must(&format!(
+        "python3 {}/scripts/pptp_garbage.py {GW_WAN}",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    wait::until("the broken control messages to be counted", T, || {
+        (gw.count("drops", "daemon_pptp_control_bad") >= bad_before + 4).then_some(())
+    });
+    wait::until("stray GRE to be counted", T, || {
+        (gw.count("drops", "daemon_pptp_gre_unknown_call") >= 10).then_some(())
+    });
+    assert!(
+        gw.count("drops", "daemon_pptp_control_busy") > 0,
+        "half-open flood refused"
+    );
+    // Meanwhile the real session still carries traffic.
+    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    assert_eq!(sessions(&gw).len(), 1);
+    assert!(gw.log().contains("wrong magic cookie"), "{}", gw.log());
 }
