@@ -7,7 +7,8 @@ pub fn run(what: Option<&str>) -> anyhow::Result<()> {
     match what {
         None => data_plane(),
         Some("native") => native(),
-        Some(other) => anyhow::bail!("unknown benchmark `{other}` (omit it, or `native`)"),
+        Some("pptp") => pptp(),
+        Some(other) => anyhow::bail!("unknown benchmark `{other}` (omit it, `native` or `pptp`)"),
     }
 }
 
@@ -62,6 +63,15 @@ fn native() -> anyhow::Result<()> {
     release_bins(&root)?;
     cmd::run(&mut std::process::Command::new(
         root.join("target/release/vpn-bench-native"),
+    ))
+}
+
+fn pptp() -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    crate::guest::ensure()?;
+    release_bins(&root)?;
+    cmd::run(&mut std::process::Command::new(
+        root.join("target/release/vpn-bench-pptp"),
     ))
 }
 

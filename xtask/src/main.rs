@@ -25,9 +25,10 @@ enum Task {
     },
     /// Benchmarks that print ratios measured in one run. Needs root.
     /// `bench`: the XDP data plane; `bench native`: the native protocol
-    /// against boringtun, and handshakes per second.
+    /// against boringtun, and handshakes per second; `bench pptp`: PPTP's
+    /// paths with the real client.
     Bench {
-        /// What to measure: omitted (data plane) or `native`.
+        /// What to measure: omitted (data plane), `native` or `pptp`.
         what: Option<String>,
     },
 }

@@ -27,7 +27,7 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 const ECHO_IDLE: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_secs(1);
 /// Our receive window, told to the client in OCRP.
-const RECV_WINDOW: u16 = 64;
+const RECV_WINDOW: u16 = 256;
 
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.pptp.max_half_open));

@@ -63,8 +63,22 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
         if !ready[0] {
             continue;
         }
+        let mut touched: Vec<Arc<super::Call>> = Vec::new();
         while let Some(n) = recv(fd, &mut buf)? {
-            packet(shared, &mut buf[..n], tun);
+            if let Some(call) = packet(shared, &mut buf[..n], tun) {
+                if !touched.iter().any(|c| c.call_id == call.call_id) {
+                    touched.push(call);
+                }
+            }
+        }
+        // Acknowledge each burst at once: the client's send window waits on it.
+        for call in touched {
+            let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
+            if s.ack_owed {
+                let mut ack = Vec::new();
+                super::gre_ack(&call, &mut s, &mut ack);
+                let _ = send(fd, &ack, call.peer);
+            }
         }
     }
 }
@@ -83,10 +97,12 @@ fn recv(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
 }
 
 /// One IPv4 packet of protocol GRE, as the raw socket delivers it.
-fn packet(shared: &Shared, p: &mut [u8], tun: RawFd) {
+/// Returns the call it belonged to.
+fn packet(shared: &Shared, p: &mut [u8], tun: RawFd) -> Option<Arc<super::Call>> {
     let pptp = &shared.pptp;
     let bad = |c: &std::sync::atomic::AtomicU64| {
         c.fetch_add(1, Ordering::Relaxed);
+        None
     };
     if p.len() < 20 || p[0] >> 4 != 4 {
         return bad(&pptp.counters.gre_malformed);
@@ -118,7 +134,7 @@ fn packet(shared: &Shared, p: &mut [u8], tun: RawFd) {
         s.ack_owed = true;
     }
     if payload.is_empty() {
-        return; // an ack-only packet
+        return None; // an ack-only packet
     }
     let users = &shared.users;
     let lookup = |name: &str| {
@@ -140,16 +156,18 @@ fn packet(shared: &Shared, p: &mut [u8], tun: RawFd) {
                 let _ = batch::write_fd(tun, ip);
             } else {
                 s.drops += 1;
-                bad(&pptp.counters.ppp_dropped);
+                pptp.counters.ppp_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
         Ok(None) => {}
         Err(_) => {
             s.drops += 1;
-            bad(&pptp.counters.ppp_dropped);
+            pptp.counters.ppp_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
     super::timers::process(shared, &call, &mut s, now);
+    drop(s);
+    Some(call)
 }
 
 /// A packet from vpn0 for a PPTP call's address: PPP, GRE, out.
