@@ -11,10 +11,11 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("{}", ebpf_dir.display()))?;
     let ebpf_dir = ebpf_dir.to_str().context("non-UTF-8 path")?;
     println!("cargo:rerun-if-changed=../vpn-common/src");
-    // aya-ebpf needs `asm_experimental_arch`; allow unstable features for that one
-    // crate only. RUSTC_BOOTSTRAP=1 would make aya-build add -Z build-std.
+    // aya-ebpf needs `asm_experimental_arch` and vpn-ebpf one inline
+    // atomic; allow unstable features for those two crates only.
+    // RUSTC_BOOTSTRAP=1 would make aya-build add -Z build-std.
     // SAFETY-free in edition 2021: the build script is single-threaded here.
-    std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf");
+    std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf,vpn_ebpf");
     let toolchain = std::env::var("VPN_EBPF_TOOLCHAIN").unwrap_or_else(|_| "/usr".to_string());
     println!("cargo:rerun-if-env-changed=VPN_EBPF_TOOLCHAIN");
     aya_build::build_ebpf(

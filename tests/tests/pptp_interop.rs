@@ -122,6 +122,24 @@ fn run_case(mppe: bool) {
     assert!(sent.starts_with("10485760 "));
     let _ = sink.wait();
 
+    // Without MPPE the kernel carries the data: every IP packet of the
+    // session went through the fast path, none through the daemon.
+    let row = &sessions(&gw)[0];
+    assert_eq!(row["fast_path"], !mppe, "{row}");
+    if !mppe {
+        let fast_rx = row["fast_path_rx_packets"].as_u64().unwrap();
+        assert!(fast_rx > 7000, "10 MB in ~1400-byte packets: {row}");
+        assert_eq!(
+            fast_rx,
+            row["rx_packets"].as_u64().unwrap(),
+            "daemon handled none: {row}"
+        );
+        assert_eq!(row["fast_path_tx_packets"], row["tx_packets"], "{row}");
+        assert!(gw.count("counters", "fast_rx") >= fast_rx);
+    } else {
+        assert_eq!(row["fast_path_rx_packets"], 0);
+    }
+
     // kill: the client sees the link go down.
     let id = r["id"].as_u64().unwrap();
     assert!(gw.ctl(&["kill", &id.to_string()]).status.success());

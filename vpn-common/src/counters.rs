@@ -13,14 +13,20 @@ pub enum DropReason {
     MalformedIpv4 = 1,
     /// A raw packet on the WAN with a source address inside the VPN pool.
     SpoofedPoolSource = 2,
+    /// A fast-path tunnel packet whose inner source is not the session's address.
+    SpoofedInnerSource = 3,
+    /// A fast-path packet the kernel could not re-encapsulate or redirect.
+    FastPathFailed = 4,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 3;
+    pub const COUNT: u32 = 5;
     pub const ALL: [DropReason; Self::COUNT as usize] = [
         DropReason::Truncated,
         DropReason::MalformedIpv4,
         DropReason::SpoofedPoolSource,
+        DropReason::SpoofedInnerSource,
+        DropReason::FastPathFailed,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -28,6 +34,8 @@ impl DropReason {
             DropReason::Truncated => "truncated",
             DropReason::MalformedIpv4 => "malformed_ipv4",
             DropReason::SpoofedPoolSource => "spoofed_pool_source",
+            DropReason::SpoofedInnerSource => "spoofed_inner_source",
+            DropReason::FastPathFailed => "fast_path_failed",
         }
     }
 }
@@ -62,10 +70,16 @@ pub enum Counter {
     TcToDaemon = 11,
     /// Non-IPv4 packets leaving vpn0: passed to the daemon.
     TcPassNonIpv4 = 12,
+    /// Fast-path tunnel packets decapsulated on the WAN and sent into vpn0.
+    FastRx = 13,
+    /// Packets to fast-path clients encapsulated on vpn0 and sent out the WAN.
+    FastTx = 14,
+    /// Tunnel packets of fast-path sessions that are not IP (PPP control): to the daemon.
+    FastToDaemon = 15,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 16;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::XdpRx,
         Counter::XdpVlan,
@@ -80,6 +94,9 @@ impl Counter {
         Counter::TcRx,
         Counter::TcToDaemon,
         Counter::TcPassNonIpv4,
+        Counter::FastRx,
+        Counter::FastTx,
+        Counter::FastToDaemon,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -97,6 +114,9 @@ impl Counter {
             Counter::TcRx => "tc_rx",
             Counter::TcToDaemon => "tc_to_daemon",
             Counter::TcPassNonIpv4 => "tc_pass_non_ipv4",
+            Counter::FastRx => "fast_rx",
+            Counter::FastTx => "fast_tx",
+            Counter::FastToDaemon => "fast_to_daemon",
         }
     }
 }

@@ -17,9 +17,10 @@ pub const ADDR_SESSIONS: &str = "VPN_ADDR_SESSIONS";
 pub const SESSIONS: &str = "VPN_SESSIONS";
 /// Per-CPU array: session index -> [`SessionStats`].
 pub const SESSION_STATS: &str = "VPN_SESSION_STATS";
+pub const GRE_SEQ: &str = "VPN_GRE_SEQ";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 7] = [
+pub const PINNED: [&str; 8] = [
     STATS,
     DROPS,
     CONFIG,
@@ -27,6 +28,7 @@ pub const PINNED: [&str; 7] = [
     ADDR_SESSIONS,
     SESSIONS,
     SESSION_STATS,
+    GRE_SEQ,
 ];
 
 /// Capacity of the session tables (and so the hard limit on concurrent sessions).
@@ -120,3 +122,23 @@ pub struct SessionStats {
     pub drops: u64,
 }
 const _: () = assert!(core::mem::size_of::<SessionStats>() == 40);
+
+/// PPTP's GRE sequence space of one fast-path session, shared by the kernel
+/// and the daemon: both take `seq_out` with an atomic fetch-add (the map is
+/// `BPF_F_MMAPABLE`; the daemon maps it), so data the kernel sends and
+/// control frames the daemon sends never reuse a number. `seq_in` is the
+/// highest sequence number received, acknowledged by both.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GreSeq {
+    /// The next sequence number to send; only its low 32 bits go on the wire
+    /// (64-bit because BPF has 64-bit atomics only).
+    pub seq_out: u64,
+    pub seq_in: u32,
+    /// Non-zero once `seq_in` holds a received number.
+    pub have_in: u32,
+}
+const _: () = assert!(core::mem::size_of::<GreSeq>() == 16);
+
+/// `BPF_F_MMAPABLE` (linux/bpf.h): the array can be mmap'd by userspace.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;

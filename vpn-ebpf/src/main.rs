@@ -2,9 +2,12 @@
 //! `maps.rs`, all packet access goes through `packet.rs`.
 #![no_std]
 #![no_main]
+// Inline BPF assembly (the GRE sequence fetch-add in pptp_fast.rs).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod maps;
 mod packet;
+mod pptp_fast;
 mod stats;
 mod tc_vpn;
 mod xdp_wan;
@@ -31,6 +34,18 @@ pub fn vpn_xdp_wan(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn vpn_tc_egress(ctx: TcContext) -> i32 {
     match tc_vpn::process(&ctx) {
+        Ok(action) => action,
+        Err(reason) => {
+            stats::drop(reason);
+            aya_ebpf::bindings::TC_ACT_SHOT
+        }
+    }
+}
+
+/// TC ingress on the WAN interface: the PPTP fast path's decapsulation.
+#[classifier]
+pub fn vpn_tc_wan_ingress(ctx: TcContext) -> i32 {
+    match pptp_fast::ingress(&ctx) {
         Ok(action) => action,
         Err(reason) => {
             stats::drop(reason);

@@ -7,7 +7,8 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, SessionEntry, SessionStats, TunnelKey, MAX_ADDR_PREFIXES, MAX_SESSIONS,
+        DataplaneConfig, GreSeq, SessionEntry, SessionStats, TunnelKey, BPF_F_MMAPABLE,
+        MAX_ADDR_PREFIXES, MAX_SESSIONS,
     },
 };
 
@@ -34,3 +35,7 @@ pub static SESSIONS: Array<SessionEntry> = Array::with_max_entries(MAX_SESSIONS,
 #[map(name = "VPN_SESSION_STATS")]
 pub static SESSION_STATS: PerCpuArray<SessionStats> =
     PerCpuArray::with_max_entries(MAX_SESSIONS, 0);
+
+/// Shared with the daemon through mmap (see `GreSeq`).
+#[map(name = "VPN_GRE_SEQ")]
+pub static GRE_SEQ: Array<GreSeq> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);

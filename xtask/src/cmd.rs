@@ -20,8 +20,9 @@ pub fn cargo() -> Command {
 /// Debian's cargo, whose rustc has a prebuilt `core` for bpfel-unknown-none.
 pub fn debian_cargo() -> Command {
     let mut c = Command::new("/usr/bin/cargo");
-    // aya-ebpf needs asm_experimental_arch; unlock it for that crate only.
-    c.env("RUSTC_BOOTSTRAP", "aya_ebpf")
+    // aya-ebpf needs asm_experimental_arch, vpn-ebpf one inline
+    // atomic; unlock them for those crates only.
+    c.env("RUSTC_BOOTSTRAP", "aya_ebpf,vpn_ebpf")
         .env("RUSTC", "/usr/bin/rustc")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env(

@@ -133,7 +133,7 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
         },
         Request::Sessions => {
             let mut rows: Vec<SessionRow> = shared.native.rows();
-            rows.extend(shared.pptp.rows());
+            rows.extend(shared.pptp.rows(&shared.ebpf));
             rows.sort_by_key(|r| r.id);
             Response::ok(serde_json::to_value(rows).unwrap_or_default())
         }

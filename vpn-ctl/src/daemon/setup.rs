@@ -181,6 +181,14 @@ pub async fn setup(
     dataplane::write_config(&mut ebpf, &dp_cfg)?;
     let xdp = dataplane::attach_xdp(&mut ebpf, &wan, cfg.xdp.mode)?;
     let tc_prog_id = dataplane::attach_tc_egress(&mut ebpf, vpn_name)?;
+    if cfg.pptp.enabled {
+        dataplane::attach_tc_wan_ingress(&mut ebpf, &wan)?;
+    }
+    let seq_page = if cfg.pptp.enabled {
+        Some(dataplane::fastpath::SeqPage::map(&ebpf)?)
+    } else {
+        None
+    };
     pin(&ebpf, &cfg.paths.bpf_pin_dir, journal)?;
 
     let started_at = SystemTime::now()
@@ -277,7 +285,7 @@ pub async fn setup(
         no_session: AtomicU64::new(0),
         users: Mutex::new(users),
         native,
-        pptp: pptp_service(cfg)?,
+        pptp: pptp_service(cfg, seq_page)?,
         stopping: Default::default(),
         shutdown: Notify::new(),
     });
@@ -376,7 +384,10 @@ fn native_service(
 }
 
 /// PPTP's policy (docs/decisions.md) and its raw GRE socket.
-fn pptp_service(cfg: &Config) -> anyhow::Result<super::pptp::Pptp> {
+fn pptp_service(
+    cfg: &Config,
+    seq: Option<dataplane::fastpath::SeqPage>,
+) -> anyhow::Result<super::pptp::Pptp> {
     use vpn_proto::ppp::{lcp::Auth, link::LinkConfig};
     let p = &cfg.pptp;
     let mut auth = vec![Auth::MsChapV2];
@@ -404,5 +415,6 @@ fn pptp_service(cfg: &Config) -> anyhow::Result<super::pptp::Pptp> {
         cfg.gateway.dns.clone(),
         p.max_half_open as usize,
         gre,
+        seq,
     ))
 }

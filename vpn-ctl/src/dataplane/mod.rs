@@ -1,5 +1,6 @@
 //! Loading, attaching and reading the eBPF data plane.
 pub mod bpffs;
+pub mod fastpath;
 pub mod logger;
 pub mod test_run;
 
@@ -21,6 +22,7 @@ use crate::config::XdpModeSetting;
 
 pub const XDP_PROGRAM: &str = "vpn_xdp_wan";
 pub const TC_PROGRAM: &str = "vpn_tc_egress";
+pub const TC_WAN_PROGRAM: &str = "vpn_tc_wan_ingress";
 
 /// Loads the object and both programs into the kernel (verifier), unattached.
 pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
@@ -33,6 +35,9 @@ pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
     xdp.load().context("the kernel rejected the XDP program")?;
     let tc: &mut SchedClassifier = program(&mut ebpf, TC_PROGRAM)?.try_into()?;
     tc.load().context("the kernel rejected the TC program")?;
+    let wan: &mut SchedClassifier = program(&mut ebpf, TC_WAN_PROGRAM)?.try_into()?;
+    wan.load()
+        .context("the kernel rejected the WAN TC ingress program")?;
     Ok(ebpf)
 }
 
@@ -94,6 +99,14 @@ pub fn attach_xdp(
     Err(anyhow::anyhow!(
         "cannot attach XDP to {iface} in {name} mode: {e}"
     ))
+}
+
+/// Attaches the fast path's decapsulation to the WAN's ingress (TCX).
+pub fn attach_tc_wan_ingress(ebpf: &mut Ebpf, iface: &str) -> anyhow::Result<u32> {
+    let prog: &mut SchedClassifier = program(ebpf, TC_WAN_PROGRAM)?.try_into()?;
+    prog.attach(iface, TcAttachType::Ingress)
+        .with_context(|| format!("cannot attach TC ingress to {iface}"))?;
+    Ok(prog.info()?.id())
 }
 
 /// Attaches the TC program to `iface`'s egress (TCX). Returns its program id.

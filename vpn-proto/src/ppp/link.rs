@@ -361,8 +361,12 @@ impl Link {
                 DISCARD_REQ => {}
                 PROTO_REJ => {
                     let rejected = data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-                    if rejected == Some(PROTO_CCP) && self.cfg.require_mppe {
-                        self.close(now, "the peer refuses CCP, but MPPE is required");
+                    if rejected == Some(PROTO_CCP) {
+                        if self.cfg.require_mppe {
+                            self.close(now, "the peer refuses CCP, but MPPE is required");
+                        } else {
+                            self.ccp = None; // no compression: stop asking
+                        }
                     }
                 }
                 _ => self.lcp.code_reject(p),

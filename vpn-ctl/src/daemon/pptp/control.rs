@@ -188,6 +188,9 @@ impl Connection<'_> {
         let IpAddr::V4(peer) = self.from.ip() else {
             anyhow::bail!("IPv6 clients are not supported");
         };
+        let IpAddr::V4(local) = stream.local_addr()?.ip() else {
+            anyhow::bail!("IPv6 is not supported");
+        };
         let call_id = pptp.fresh_call_id();
         let now = Instant::now();
         let link = Link::new(pptp.link.clone(), rand::random(), now);
@@ -196,6 +199,7 @@ impl Connection<'_> {
             call_id,
             peer_call_id,
             peer,
+            local,
             control_peer: self.from,
             started_at: crate::daemon::unix_now(),
             state: Mutex::new(CallState {
@@ -206,6 +210,7 @@ impl Connection<'_> {
                 user: None,
                 addr: None,
                 encryption: "none",
+                fast: None,
                 rx_packets: 0,
                 rx_bytes: 0,
                 tx_packets: 0,
@@ -261,7 +266,8 @@ impl Connection<'_> {
         self.calls.retain(|x| x.call_id != c.call_id);
         let pptp = &self.shared.pptp;
         pptp.remove(c.call_id);
-        let s = c.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = c.state.lock().unwrap_or_else(|e| e.into_inner());
+        pptp.disable_fast_path(&self.shared.ebpf, c, &mut s);
         if let Some(ip) = s.addr {
             self.shared.native.registry.release_external(ip);
         }

@@ -76,7 +76,7 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
             let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
             if s.ack_owed {
                 let mut ack = Vec::new();
-                super::gre_ack(&call, &mut s, &mut ack);
+                super::gre_ack(&call, &mut s, pptp.seq.as_ref(), &mut ack);
                 let _ = send(fd, &ack, call.peer);
             }
         }
@@ -181,7 +181,7 @@ pub fn packet_out(shared: &Shared, call: &super::Call, ip: &[u8]) -> bool {
         return false;
     }
     let mut out = Vec::with_capacity(ppp.len() + 16);
-    super::gre_encap(call, &mut s, &ppp, &mut out);
+    super::gre_encap(call, &mut s, shared.pptp.seq.as_ref(), &ppp, &mut out);
     s.tx_packets += 1;
     s.tx_bytes += ip.len() as u64;
     send(fd, &out, call.peer).is_ok()

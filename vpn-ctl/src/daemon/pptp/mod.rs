@@ -27,7 +27,12 @@ pub use control::serve;
 pub use gre::{open_socket, packet_out, spawn_reader};
 pub use timers::run as run_timers;
 
-use crate::report::SessionRow;
+use vpn_common::maps::{SessionEntry, TunnelKey, PROTO_PPTP, SESSION_F_FAST_PATH};
+
+use crate::{
+    dataplane::fastpath::{self, SeqPage},
+    report::SessionRow,
+};
 
 /// Per-call data state: the PPP link and GRE sequencing.
 pub struct CallState {
@@ -40,6 +45,8 @@ pub struct CallState {
     pub user: Option<String>,
     pub addr: Option<Ipv4Addr>,
     pub encryption: &'static str,
+    /// The fast-path slot, while the kernel carries this call's IP packets.
+    pub fast: Option<u32>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -54,6 +61,8 @@ pub struct Call {
     /// The client's: the key of GRE packets we send.
     pub peer_call_id: u16,
     pub peer: Ipv4Addr,
+    /// Our address the client talks to (the outer source of our GRE).
+    pub local: Ipv4Addr,
     /// The client's TCP control address, for `sessions`.
     pub control_peer: std::net::SocketAddr,
     pub started_at: u64,
@@ -89,6 +98,10 @@ pub struct Pptp {
     next_call_id: Mutex<u16>,
     pub gre: Option<OwnedFd>,
     pub counters: PptpCounters,
+    /// The GRE sequence space shared with the kernel (None: no fast path).
+    pub seq: Option<SeqPage>,
+    /// Fast-path slots in use.
+    slots: Mutex<Vec<bool>>,
 }
 
 impl Pptp {
@@ -98,8 +111,11 @@ impl Pptp {
         dns: Vec<Ipv4Addr>,
         max_half_open: usize,
         gre: Option<OwnedFd>,
+        seq: Option<SeqPage>,
     ) -> Pptp {
         Pptp {
+            seq,
+            slots: Mutex::new(vec![false; vpn_common::maps::MAX_SESSIONS as usize]),
             enabled,
             link,
             dns,
@@ -109,6 +125,86 @@ impl Pptp {
             gre,
             counters: PptpCounters::default(),
         }
+    }
+
+    fn alloc_slot(&self) -> Option<u32> {
+        let mut s = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let i = s.iter().position(|used| !used)?;
+        s[i] = true;
+        Some(i as u32)
+    }
+
+    fn free_slot(&self, i: u32) {
+        if let Some(x) = self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(i as usize)
+        {
+            *x = false;
+        }
+    }
+
+    fn tunnel_key(call: &Call) -> TunnelKey {
+        TunnelKey {
+            peer_ip: fastpath::wire_ip(call.peer),
+            local_id: u32::from(call.call_id),
+            proto: PROTO_PPTP,
+            _pad: [0; 3],
+        }
+    }
+
+    /// Moves an unencrypted call's IP packets into the kernel (decisions #27).
+    pub fn enable_fast_path(&self, ebpf: &Mutex<aya::Ebpf>, call: &Call, s: &mut CallState) {
+        let (Some(seq), Some(addr)) = (&self.seq, s.addr) else {
+            return;
+        };
+        let Some(idx) = self.alloc_slot() else {
+            log::warn!(
+                "pptp: no fast-path slot left; session {} stays in userspace",
+                call.row_id
+            );
+            return;
+        };
+        seq.init(idx, s.seq_out, s.seq_in);
+        let entry = SessionEntry {
+            flags: SESSION_F_FAST_PATH,
+            proto: PROTO_PPTP,
+            peer_ip: fastpath::wire_ip(call.peer),
+            local_ip: fastpath::wire_ip(call.local),
+            local_id: u32::from(call.call_id),
+            peer_id: u32::from(call.peer_call_id),
+            assigned_ip: fastpath::wire_ip(addr),
+            ..Default::default()
+        };
+        let mut e = ebpf.lock().unwrap_or_else(|e| e.into_inner());
+        match fastpath::enable(&mut e, idx, Self::tunnel_key(call), entry) {
+            Ok(()) => {
+                s.fast = Some(idx);
+                log::info!("pptp: session {} on the in-kernel fast path", call.row_id);
+            }
+            Err(err) => {
+                self.free_slot(idx);
+                log::warn!("pptp: session {} stays in userspace: {err:#}", call.row_id);
+            }
+        }
+    }
+
+    /// Takes a call off the fast path (before it is forgotten).
+    pub fn disable_fast_path(&self, ebpf: &Mutex<aya::Ebpf>, call: &Call, s: &mut CallState) {
+        let (Some(idx), Some(addr)) = (s.fast.take(), s.addr) else {
+            return;
+        };
+        let mut e = ebpf.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(err) =
+            fastpath::disable(&mut e, idx, Self::tunnel_key(call), fastpath::wire_ip(addr))
+        {
+            log::warn!(
+                "pptp: session {}: removing it from the fast path: {err:#}",
+                call.row_id
+            );
+        }
+        self.free_slot(idx);
     }
 
     pub fn gre_fd(&self) -> Option<RawFd> {
@@ -167,11 +263,17 @@ impl Pptp {
         Some(call)
     }
 
-    pub fn rows(&self) -> Vec<SessionRow> {
+    pub fn rows(&self, ebpf: &Mutex<aya::Ebpf>) -> Vec<SessionRow> {
         self.all()
             .iter()
             .map(|c| {
                 let s = c.state.lock().unwrap_or_else(|e| e.into_inner());
+                let fast = s
+                    .fast
+                    .and_then(|i| {
+                        fastpath::stats(&ebpf.lock().unwrap_or_else(|e| e.into_inner()), i).ok()
+                    })
+                    .unwrap_or_default();
                 SessionRow {
                     id: c.row_id,
                     protocol: "pptp".into(),
@@ -180,13 +282,13 @@ impl Pptp {
                     assigned_ip: s.addr.map(|a| a.to_string()).unwrap_or_default(),
                     state: if s.link.is_up() { "up" } else { "negotiating" }.into(),
                     started_at: c.started_at,
-                    rx_bytes: s.rx_bytes,
-                    rx_packets: s.rx_packets,
-                    tx_bytes: s.tx_bytes,
-                    tx_packets: s.tx_packets,
-                    fast_path: false,
-                    fast_path_rx_packets: 0,
-                    fast_path_tx_packets: 0,
+                    rx_bytes: s.rx_bytes + fast.rx_bytes,
+                    rx_packets: s.rx_packets + fast.rx_packets,
+                    tx_bytes: s.tx_bytes + fast.tx_bytes,
+                    tx_packets: s.tx_packets + fast.tx_packets,
+                    fast_path: s.fast.is_some(),
+                    fast_path_rx_packets: fast.rx_packets,
+                    fast_path_tx_packets: fast.tx_packets,
                     encryption: s.encryption.into(),
                     drops: s.drops,
                 }
@@ -213,7 +315,7 @@ impl Pptp {
         let Some(fd) = self.gre_fd() else { return };
         let mut buf = Vec::with_capacity(1600);
         while let Some(f) = s.link.poll_frame() {
-            gre_encap(call, s, &f, &mut buf);
+            gre_encap(call, s, self.seq.as_ref(), &f, &mut buf);
             let _ = gre::send(fd, &buf, call.peer);
         }
     }
@@ -238,29 +340,52 @@ impl Pptp {
     }
 }
 
+/// The next sequence number and the ack to send: from the space shared with
+/// the kernel while the call is on the fast path, else our own counters.
+fn next_seq(s: &mut CallState, seq: Option<&SeqPage>) -> (u32, Option<u32>) {
+    match (s.fast, seq) {
+        (Some(i), Some(page)) => (page.next_seq(i), page.seq_in(i)),
+        _ => {
+            let n = s.seq_out;
+            s.seq_out = n.wrapping_add(1);
+            (n, s.seq_in)
+        }
+    }
+}
+
 /// GRE header + PPP frame for the client: the next sequence number, and
 /// the acknowledgement of what we received (one sequence space per call).
-pub fn gre_encap(call: &Call, s: &mut CallState, ppp: &[u8], out: &mut Vec<u8>) {
+pub fn gre_encap(
+    call: &Call,
+    s: &mut CallState,
+    seq: Option<&SeqPage>,
+    ppp: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.clear();
+    let (n, ack) = next_seq(s, seq);
     let h = GreHeader {
         call_id: call.peer_call_id,
-        seq: Some(s.seq_out),
-        ack: s.seq_in,
+        seq: Some(n),
+        ack,
         payload_len: ppp.len() as u16,
     };
-    s.seq_out = s.seq_out.wrapping_add(1);
     s.ack_owed = false;
     h.encode(out);
     out.extend_from_slice(ppp);
 }
 
 /// An ack-only GRE packet (no payload, no sequence number).
-pub fn gre_ack(call: &Call, s: &mut CallState, out: &mut Vec<u8>) {
+pub fn gre_ack(call: &Call, s: &mut CallState, seq: Option<&SeqPage>, out: &mut Vec<u8>) {
     out.clear();
+    let ack = match (s.fast, seq) {
+        (Some(i), Some(page)) => page.seq_in(i),
+        _ => s.seq_in,
+    };
     let h = GreHeader {
         call_id: call.peer_call_id,
         seq: None,
-        ack: s.seq_in,
+        ack,
         payload_len: 0,
     };
     s.ack_owed = false;

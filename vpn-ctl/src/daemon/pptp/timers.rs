@@ -27,7 +27,7 @@ pub async fn run(shared: Arc<Shared>) {
             if s.ack_owed {
                 if let Some(fd) = shared.pptp.gre_fd() {
                     let mut buf = Vec::new();
-                    gre_ack(&call, &mut s, &mut buf);
+                    gre_ack(&call, &mut s, shared.pptp.seq.as_ref(), &mut buf);
                     let _ = gre::send(fd, &buf, call.peer);
                 }
             }
@@ -90,6 +90,9 @@ pub fn process(shared: &Shared, call: &Call, s: &mut CallState, now: Instant) {
             }
             LinkEvent::Up { encryption } => {
                 s.encryption = encryption;
+                if encryption == "none" {
+                    pptp.enable_fast_path(&shared.ebpf, call, s);
+                }
                 log::info!(
                     "pptp: session {} up: {} at {}, encryption {encryption}",
                     call.row_id,
