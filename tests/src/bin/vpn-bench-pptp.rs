@@ -15,7 +15,6 @@
 //! handled by each path.
 use std::{
     net::Ipv4Addr,
-    os::fd::AsRawFd as _,
     process::Stdio,
     time::{Duration, Instant},
 };
