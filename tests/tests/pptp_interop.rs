@@ -6,7 +6,7 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     native_client::add_user,
-    topology::{Topology, GW_WAN, LAN_HOST},
+    topology::{Topology, GW_WAN, INET, LAN_HOST},
     wait,
 };
 
@@ -67,6 +67,11 @@ fn run_case(mppe: bool) {
     }
     g.must(
         &format!("ping -c 3 -W 5 10.99.0.1 && ping -c 3 -W 5 {LAN_HOST}"),
+        T,
+    );
+    // The internet host through the tunnel and the gateway's NAT.
+    g.must(
+        &format!("ip route add {INET}/32 dev ppp0 && ping -c 3 -W 5 {INET}"),
         T,
     );
 

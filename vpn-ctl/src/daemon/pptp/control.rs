@@ -211,6 +211,7 @@ impl Connection<'_> {
                 addr: None,
                 encryption: "none",
                 fast: None,
+                fast_acked: None,
                 rx_packets: 0,
                 rx_bytes: 0,
                 tx_packets: 0,

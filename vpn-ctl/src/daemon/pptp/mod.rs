@@ -47,6 +47,8 @@ pub struct CallState {
     pub encryption: &'static str,
     /// The fast-path slot, while the kernel carries this call's IP packets.
     pub fast: Option<u32>,
+    /// Fast path: the last `seq_in` we acknowledged on our own.
+    pub fast_acked: Option<u32>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,

@@ -11,7 +11,9 @@ use vpn_proto::ppp::link::LinkEvent;
 use super::{gre, gre_ack, Call, CallState};
 use crate::daemon::{native::registry::Claim, native::reserved_addresses, Shared};
 
-const TICK: Duration = Duration::from_millis(250);
+/// Also the longest a fast-path call's data waits for an acknowledgement
+/// when no traffic flows back to piggyback one on.
+const TICK: Duration = Duration::from_millis(100);
 
 pub async fn run(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(TICK);
@@ -24,6 +26,16 @@ pub async fn run(shared: Arc<Shared>) {
                 s.link.handle_timeout(now);
             }
             process(&shared, &call, &mut s, now);
+            // Fast path: the kernel records what arrived and acknowledges it on
+            // data it sends back; when nothing goes back, acknowledge here, or
+            // the client's send window fills and the call stalls.
+            if let (Some(idx), Some(page)) = (s.fast, shared.pptp.seq.as_ref()) {
+                let seen = page.seq_in(idx);
+                if seen.is_some() && seen != s.fast_acked {
+                    s.fast_acked = seen;
+                    s.ack_owed = true;
+                }
+            }
             if s.ack_owed {
                 if let Some(fd) = shared.pptp.gre_fd() {
                     let mut buf = Vec::new();
