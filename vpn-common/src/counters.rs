@@ -76,10 +76,12 @@ pub enum Counter {
     FastTx = 14,
     /// Tunnel packets of fast-path sessions that are not IP (PPP control): to the daemon.
     FastToDaemon = 15,
+    /// Client-to-client packets between two fast-path sessions, turned around on the WAN.
+    FastHairpin = 16,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::XdpRx,
         Counter::XdpVlan,
@@ -97,6 +99,7 @@ impl Counter {
         Counter::FastRx,
         Counter::FastTx,
         Counter::FastToDaemon,
+        Counter::FastHairpin,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -117,6 +120,7 @@ impl Counter {
             Counter::FastRx => "fast_rx",
             Counter::FastTx => "fast_tx",
             Counter::FastToDaemon => "fast_to_daemon",
+            Counter::FastHairpin => "fast_hairpin",
         }
     }
 }

@@ -178,13 +178,33 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     if inner_src != entry.assigned_ip {
         return Err(DropReason::SpoofedInnerSource);
     }
+    let inner_dst = ctx
+        .load::<u32>(off + 16)
+        .map_err(|_| DropReason::Truncated)?;
     let strip = (off - ETH_LEN) as i32;
     ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0)
         .map_err(|_| DropReason::FastPathFailed)?;
-    add_stats(idx, true, u64::from(ctx.len()) - ETH_LEN as u64);
+    let inner_len = ctx.len() as usize - ETH_LEN;
+    add_stats(idx, true, inner_len as u64);
     count(Counter::FastRx);
+    // Client to client, both on the fast path: straight back out, the stack
+    // never sees it.
+    if let Some((to, to_entry)) = session_for(inner_dst) {
+        encap(ctx, to, &to_entry, inner_len, true)?;
+        count(Counter::FastHairpin);
+        // SAFETY: plain helper call; the FIB decides the next hop.
+        return Ok(
+            unsafe { bpf_redirect_neigh(cfg.wan_ifindex, core::ptr::null_mut(), 0, 0) } as i32,
+        );
+    }
     // SAFETY: plain helper call.
     Ok(unsafe { bpf_redirect(cfg.vpn_ifindex, u64::from(BPF_F_INGRESS)) } as i32)
+}
+
+/// The fast-path session of an inner destination, if any.
+fn session_for(dst: u32) -> Option<(u32, SessionEntry)> {
+    let idx = ADDR_SESSIONS.get(Key::new(32, dst)).copied()?;
+    Some((idx, session(idx)?))
 }
 
 /// vpn0 egress for `ip` (already parsed). `Ok(None)`: not a fast-path client.
@@ -195,14 +215,31 @@ pub fn egress(ctx: &TcContext, ip: &Ipv4Hdr) -> Result<Option<i32>, DropReason> 
     if cfg.pptp_enabled == 0 {
         return Ok(None);
     }
-    let Some(idx) = ADDR_SESSIONS.get(Key::new(32, ip.dst)).copied() else {
+    let Some((idx, entry)) = session_for(ip.dst) else {
         return Ok(None);
     };
-    let Some(entry) = session(idx) else {
-        return Ok(None);
-    };
+    let inner_len = ctx.len() as usize;
+    encap(ctx, idx, &entry, inner_len, false)?;
+    count(Counter::FastTx);
+    // SAFETY: plain helper call; no neighbour parameters (the FIB decides).
+    Ok(Some(
+        unsafe { bpf_redirect_neigh(cfg.wan_ifindex, core::ptr::null_mut(), 0, 0) } as i32,
+    ))
+}
+
+/// Pushes IPv4+GRE+PPP for session `idx` in front of an inner IPv4 packet
+/// of `inner_len` bytes. `has_eth`: the packet starts with an Ethernet
+/// header (WAN ingress); else it starts at IPv4 (vpn0, an L3 device), and a
+/// placeholder Ethernet header is added, as `bpf_redirect_neigh` pulls one.
+fn encap(
+    ctx: &TcContext,
+    idx: u32,
+    entry: &SessionEntry,
+    inner_len: usize,
+    has_eth: bool,
+) -> Result<(), DropReason> {
     let Some(seqs) = GRE_SEQ.get_ptr_mut(idx) else {
-        return Ok(None);
+        return Err(DropReason::FastPathFailed);
     };
     // SAFETY: a valid slot; seq_out is only ever taken with atomic fetch-add,
     // by this program and by the daemon (through its mmap of the array).
@@ -210,18 +247,17 @@ pub fn egress(ctx: &TcContext, ip: &Ipv4Hdr) -> Result<Option<i32>, DropReason> 
         let seq = fetch_add(&raw mut (*seqs).seq_out);
         (seq as u32, (*seqs).seq_in)
     };
-    let inner_len = ctx.len() as usize;
     let flags = u64::from(BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_GRE);
     ctx.adjust_room(ENCAP_LEN as i32, BPF_ADJ_ROOM_MAC, flags)
         .map_err(|_| DropReason::FastPathFailed)?;
-    // bpf_redirect_neigh expects an Ethernet header in front (it pulls it and
-    // writes the real one after the FIB and neighbour lookups): vpn0 is L3.
-    // SAFETY: plain helper call on this program's skb.
-    if unsafe { bpf_skb_change_head(ctx.skb.skb, ETH_LEN as u32, 0) } != 0 {
-        return Err(DropReason::FastPathFailed);
+    if !has_eth {
+        // SAFETY: plain helper call on this program's skb.
+        if unsafe { bpf_skb_change_head(ctx.skb.skb, ETH_LEN as u32, 0) } != 0 {
+            return Err(DropReason::FastPathFailed);
+        }
+        ctx.store(12, &ETH_P_IP.to_be_bytes(), 0)
+            .map_err(|_| DropReason::FastPathFailed)?;
     }
-    ctx.store(12, &ETH_P_IP.to_be_bytes(), 0)
-        .map_err(|_| DropReason::FastPathFailed)?;
     let mut h = [0u8; ENCAP_LEN];
     h[0] = 0x45;
     h[2..4].copy_from_slice(&((ENCAP_LEN + inner_len) as u16).to_be_bytes());
@@ -250,9 +286,5 @@ pub fn egress(ctx: &TcContext, ip: &Ipv4Hdr) -> Result<Option<i32>, DropReason> 
     ctx.store(ETH_LEN, &h, 0)
         .map_err(|_| DropReason::FastPathFailed)?;
     add_stats(idx, false, inner_len as u64);
-    count(Counter::FastTx);
-    // SAFETY: plain helper call; no neighbour parameters (the FIB decides).
-    Ok(Some(
-        unsafe { bpf_redirect_neigh(cfg.wan_ifindex, core::ptr::null_mut(), 0, 0) } as i32,
-    ))
+    Ok(())
 }
