@@ -34,6 +34,9 @@ pub struct Authenticator {
     sent: u32,
     deadline: Option<Instant>,
     done: bool,
+    /// The Success/Failure we sent, resent if the peer repeats its Response
+    /// (RFC 1994 §4.1: ours may have been lost).
+    last_reply: Option<(u16, Vec<u8>)>,
 }
 
 impl Authenticator {
@@ -46,6 +49,7 @@ impl Authenticator {
             sent: 0,
             deadline: None,
             done: false,
+            last_reply: None,
         }
     }
 
@@ -86,8 +90,24 @@ impl Authenticator {
         Ok(self.start(now))
     }
 
+    /// After the decision: the same reply again for a repeated Response or
+    /// Authenticate-Request (the first reply was lost on the way).
+    pub fn repeat(&self, proto: u16, p: &[u8]) -> Option<(u16, Vec<u8>)> {
+        let (code, id, _) = super::fsm::parse(p)?;
+        let repeated = match proto {
+            PROTO_CHAP => code == CHAP_RESPONSE && id == self.id,
+            PROTO_PAP => code == PAP_REQ,
+            _ => false,
+        };
+        if self.done && repeated {
+            self.last_reply.clone()
+        } else {
+            None
+        }
+    }
+
     /// Handles a PAP or CHAP packet; `password` looks a user up. Returns the
-    /// reply to send and the outcome once decided.
+    /// reply to send and the outcome once decided (once; see `repeat`).
     pub fn input(
         &mut self,
         proto: u16,
@@ -105,9 +125,10 @@ impl Authenticator {
             }
             _ => None,
         };
-        if result.is_some() {
+        if let Some((reply, _)) = &result {
             self.done = true;
             self.deadline = None;
+            self.last_reply = Some(reply.clone());
         }
         result
     }

@@ -629,6 +629,43 @@ mod tests {
     }
 
     #[test]
+    fn duplicated_and_reordered_packets_still_end_opened() {
+        let mut now = Instant::now();
+        let (mut a, mut b) = (fsm(7, &[7, 9]), fsm(9, &[7, 9]));
+        start(&mut a, now);
+        start(&mut b, now);
+        // Every packet twice, each batch in reverse order, for a while.
+        for _ in 0..6 {
+            let pa: Vec<_> = std::iter::from_fn(|| a.poll_packet()).collect();
+            let pb: Vec<_> = std::iter::from_fn(|| b.poll_packet()).collect();
+            for p in pa.iter().rev().chain(pa.iter()) {
+                let _ = b.input(now, p);
+            }
+            for p in pb.iter().rev().chain(pb.iter()) {
+                let _ = a.input(now, p);
+            }
+        }
+        // Then a clean channel: whatever state the duplicates left, both end open.
+        for _ in 0..20 {
+            if a.is_open() && b.is_open() {
+                break;
+            }
+            exchange(&mut a, &mut b, now, &mut |_| false);
+            now += RESTART_INTERVAL;
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        exchange(&mut a, &mut b, now, &mut |_| false);
+        assert!(
+            a.is_open() && b.is_open(),
+            "{:?} {:?}",
+            a.state(),
+            b.state()
+        );
+        assert_eq!((a.opts.agreed, b.opts.agreed), (Some(9), Some(7)));
+    }
+
+    #[test]
     fn a_silent_peer_exhausts_max_configure() {
         let mut now = Instant::now();
         let mut a = fsm(7, &[7]);

@@ -786,3 +786,133 @@ mod tests {
         assert!(link.is_up(), "garbage does not take the link down");
     }
 }
+
+#[cfg(test)]
+mod unreliable {
+    //! The link over a lossy, reordering tunnel (GRE gives no delivery
+    //! guarantees): negotiation still converges, via retransmits. (Duplicated
+    //! Configure-Requests force an LCP renegotiation by RFC 1661 design, which
+    //! the link treats as the end of the session; the automaton's own test
+    //! covers duplication.)
+    use super::*;
+    use crate::ppp::{auth::chap_response, mschap};
+
+    fn users(u: &str) -> Option<String> {
+        (u == "alice").then(|| "pw-alice-1".to_string())
+    }
+
+    /// A scrambled channel: drops every 5th frame and delivers each batch in
+    /// reverse order.
+    fn scramble(frames: Vec<Vec<u8>>, n: &mut usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for f in frames {
+            *n += 1;
+            if (*n).is_multiple_of(5) {
+                continue;
+            }
+            out.push(f);
+        }
+        out.reverse();
+        out
+    }
+
+    #[test]
+    fn negotiation_converges_through_loss_and_reordering() {
+        let mut now = Instant::now();
+        let cfg = LinkConfig {
+            auth: vec![Auth::MsChapV2],
+            require_mppe: false,
+            allow_mppe_128: false,
+            allow_mppe_40: false,
+            mru: 1400,
+            echo_interval: Duration::from_secs(30),
+            echo_failures: 3,
+        };
+        let mut link = Link::new(cfg, [9; 32], now);
+        // The peer: LCP and IPCP automata plus CHAP answers.
+        let mut lcp = Fsm::new(Lcp::new(vec![], vec![Auth::MsChapV2], 77));
+        let mut ipcp = Fsm::new(Ipcp::client());
+        lcp.open(now);
+        lcp.up(now);
+        let (mut n, mut ipcp_started) = (0usize, false);
+        let mut last_response: Option<Vec<u8>> = None;
+        for step in 0..200 {
+            let from_link: Vec<_> = std::iter::from_fn(|| link.poll_frame()).collect();
+            let mut to_link = Vec::new();
+            for mut f in scramble(from_link, &mut n) {
+                let (proto, at) = parse_frame(&f).unwrap();
+                match proto {
+                    PROTO_LCP => {
+                        let _ = lcp.input(now, &f[at..]);
+                    }
+                    PROTO_CHAP if f[at] == CHAP_CHALLENGE => {
+                        let r =
+                            chap_response(Auth::MsChapV2, &f[at..], "alice", "pw-alice-1", [4; 16])
+                                .unwrap();
+                        to_link.push(frame(PROTO_CHAP, &r));
+                        last_response = Some(frame(PROTO_CHAP, &r));
+                    }
+                    PROTO_CHAP if f[at] == CHAP_SUCCESS && !ipcp_started => {
+                        ipcp_started = true;
+                        ipcp.open(now);
+                        ipcp.up(now);
+                    }
+                    PROTO_IPCP => {
+                        let _ = ipcp.input(now, &f[at..]);
+                    }
+                    _ => {
+                        let _ = &mut f;
+                    }
+                }
+            }
+            while let Some(p) = lcp.poll_packet() {
+                to_link.push(frame(PROTO_LCP, &p));
+            }
+            while let Some(p) = ipcp.poll_packet() {
+                to_link.push(frame(PROTO_IPCP, &p));
+            }
+            for mut f in scramble(to_link, &mut n) {
+                let _ = link.input(now, &mut f, &users);
+            }
+            while let Some(e) = link.poll_event() {
+                if let LinkEvent::Authenticated { .. } = e {
+                    link.set_addresses(
+                        now,
+                        Ipv4Addr::new(10, 99, 0, 1),
+                        Ipv4Addr::new(10, 99, 0, 9),
+                        vec![],
+                    );
+                }
+            }
+            if link.is_up() && ipcp.is_open() {
+                assert_eq!(ipcp.opts.local, Ipv4Addr::new(10, 99, 0, 9));
+                let _ = mschap::nt_password_hash("unused"); // keep the import honest
+                return;
+            }
+            // Several exchanges per restart interval (a round trip is far
+            // shorter); then time passes and timers retransmit what was lost.
+            if step % 4 != 3 {
+                continue;
+            }
+            // The peer repeats its Response until it hears Success.
+            if !ipcp_started {
+                if let Some(r) = &last_response {
+                    let mut r = r.clone();
+                    let _ = link.input(now, &mut r, &users);
+                }
+            }
+            now += RESTART_INTERVAL;
+            link.handle_timeout(now);
+            lcp.handle_timeout(now);
+            ipcp.handle_timeout(now);
+        }
+        panic!(
+            "no convergence: link up {}, peer LCP {:?}, peer IPCP {:?}, link LCP {:?}, response {}",
+            link.is_up(),
+            lcp.state(),
+            ipcp.state(),
+            link.lcp.state(),
+            last_response.is_some()
+        );
+    }
+}
