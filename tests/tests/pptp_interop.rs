@@ -318,3 +318,43 @@ fn two_fast_path_clients_talk_without_the_stack() {
     assert!(gw.count("counters", "fast_hairpin") >= hairpin + 10);
     assert_eq!(via_vpn0(), to_vpn0, "no IPv4 packet entered vpn0");
 }
+
+#[test]
+fn an_lcp_flood_is_rate_limited_and_the_session_keeps_working() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    g.must(&connect_script("alice", "alice-password-1", true), T);
+    let call = gw
+        .log()
+        .lines()
+        .find_map(|l| {
+            l.split("pptp: call ")
+                .nth(1)
+                .map(|r| r.split(' ').next().unwrap().to_string())
+        })
+        .expect("call ID in the log");
+    // 5000 LCP Echo-Requests on alice's call, as if from her host, while she pings.
+    let mut flood = t
+        .inet
+        .cmd("python3")
+        .args([
+            &format!("{}/scripts/lcp_flood.py", env!("CARGO_MANIFEST_DIR")),
+            "198.18.21.2",
+            GW_WAN,
+            &call,
+            "5000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    g.must(&format!("ping -c 5 -i 0.5 -W 5 {LAN_HOST}"), T);
+    assert!(flood.wait().unwrap().success());
+    wait::until("the flood to be counted", T, || {
+        (gw.count("drops", "daemon_pptp_ppp_flood") > 1000).then_some(())
+    });
+    assert!(gw.log().contains("PPP control flood"), "{}", gw.log());
+    g.must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
+    assert_eq!(sessions(&gw).len(), 1);
+}

@@ -212,6 +212,8 @@ impl Connection<'_> {
                 encryption: "none",
                 fast: None,
                 fast_acked: None,
+                control_budget: super::TokenBucket::new(now),
+                flood_logged: false,
                 rx_packets: 0,
                 rx_bytes: 0,
                 tx_packets: 0,

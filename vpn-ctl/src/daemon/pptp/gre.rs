@@ -136,6 +136,27 @@ fn packet(shared: &Shared, p: &mut [u8], tun: RawFd) -> Option<Arc<super::Call>>
     if payload.is_empty() {
         return None; // an ack-only packet
     }
+    // PPP control frames (anything but IP and MPPE data) are rate-limited per
+    // call: a flood costs one counter increment each, not a reply.
+    let is_data = matches!(
+        vpn_proto::ppp::link::parse_frame(payload),
+        Some((0x0021 | 0x00fd, _))
+    );
+    if !is_data && !s.control_budget.take(now) {
+        s.drops += 1;
+        pptp.counters.ppp_flood.fetch_add(1, Ordering::Relaxed);
+        if !std::mem::replace(&mut s.flood_logged, true) {
+            log::warn!(
+                "pptp: session {} ({}): PPP control flood from {}; dropping control frames over {} per second",
+                call.row_id,
+                s.user.as_deref().unwrap_or("-"),
+                call.peer,
+                super::CONTROL_RATE
+            );
+        }
+        drop(s);
+        return Some(call);
+    }
     let users = &shared.users;
     let lookup = |name: &str| {
         let db = users.lock().unwrap_or_else(|e| e.into_inner());

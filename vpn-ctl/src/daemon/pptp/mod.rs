@@ -49,6 +49,10 @@ pub struct CallState {
     pub fast: Option<u32>,
     /// Fast path: the last `seq_in` we acknowledged on our own.
     pub fast_acked: Option<u32>,
+    /// PPP control frames this call may still send (flood guard).
+    pub control_budget: TokenBucket,
+    /// The flood was logged once already.
+    pub flood_logged: bool,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -79,6 +83,39 @@ struct Calls {
     by_addr: HashMap<Ipv4Addr, Arc<Call>>,
 }
 
+/// PPP control frames per second a call may send (LCP echo, renegotiation
+/// and CCP resets need a handful).
+pub const CONTROL_RATE: u32 = 50;
+
+/// A token bucket: `CONTROL_RATE` per second, bursts of twice that.
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(now: Instant) -> TokenBucket {
+        TokenBucket {
+            tokens: f64::from(2 * CONTROL_RATE),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let refill =
+            now.saturating_duration_since(self.last).as_secs_f64() * f64::from(CONTROL_RATE);
+        self.tokens = (self.tokens + refill).min(f64::from(2 * CONTROL_RATE));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Counters for `status`.
 #[derive(Default)]
 pub struct PptpCounters {
@@ -88,6 +125,7 @@ pub struct PptpCounters {
     pub gre_malformed: AtomicU64,
     pub gre_wrong_peer: AtomicU64,
     pub ppp_dropped: AtomicU64,
+    pub ppp_flood: AtomicU64,
     pub login_failed: AtomicU64,
 }
 
@@ -337,6 +375,7 @@ impl Pptp {
             ("pptp_gre_malformed", l(&c.gre_malformed)),
             ("pptp_gre_wrong_peer", l(&c.gre_wrong_peer)),
             ("pptp_ppp_dropped", l(&c.ppp_dropped)),
+            ("pptp_ppp_flood", l(&c.ppp_flood)),
             ("pptp_login_failed", l(&c.login_failed)),
         ]
     }
