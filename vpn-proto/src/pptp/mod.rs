@@ -1,5 +1,5 @@
-//! PPTP (RFC 2637): the TCP control connection's messages and the enhanced
-//! GRE that carries PPP frames. The control-connection state machine lives
-//! with the gateway that drives it; these are its wire formats.
+//! PPTP (RFC 2637): the control connection (messages and the PAC's state
+//! machine) and the enhanced GRE that carries PPP frames.
+pub mod control;
 pub mod gre;
 pub mod messages;

@@ -1,11 +1,10 @@
-//! PPTP control connections (RFC 2637 §2-3), the gateway as PAC: answer
-//! SCCRQ, accept outgoing calls (OCRQ -> OCRP, each with a call ID unique
-//! across all clients), echo, clear calls (CCRQ -> CDN), stop
-//! (StopCCRQ/StopCCRP). Bad input closes the connection with a log line.
+//! PPTP control connections: the socket side of vpn-proto's PAC engine.
+//! Calls get call IDs unique across all clients; bad input closes the
+//! connection with a log line and a counter.
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{atomic::Ordering, Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use tokio::{
@@ -15,19 +14,11 @@ use tokio::{
 };
 use vpn_proto::{
     ppp::link::Link,
-    pptp::messages::{self as m, Message},
+    pptp::control::{ControlConnection, ControlEvent},
 };
 
 use super::{Call, CallState};
 use crate::daemon::Shared;
-
-/// A new control connection must set up a call within this time.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Echo-Request after this much silence; the connection ends if unanswered.
-const ECHO_IDLE: Duration = Duration::from_secs(60);
-const TICK: Duration = Duration::from_secs(1);
-/// Our receive window, told to the client in OCRP.
-const RECV_WINDOW: u16 = 256;
 
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
     let slots = Arc::new(Semaphore::new(shared.pptp.max_half_open));
@@ -81,14 +72,13 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    /// Drives the sans-IO engine (`vpn_proto::pptp::control`) with the socket.
     async fn run(&mut self, mut stream: TcpStream) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let mut buf = Vec::new();
+        let mut ctl = ControlConnection::new(Instant::now(), rand::random());
         let mut chunk = [0u8; 4096];
-        let mut established = false;
-        let mut last_rx = Instant::now();
-        let mut echo_sent: Option<u32> = None;
         loop {
+            let wait = ctl.next_timeout().saturating_duration_since(Instant::now());
+            let mut cleared = false;
             tokio::select! {
                 r = stream.read(&mut chunk) => {
                     let n = r?;
@@ -96,94 +86,64 @@ impl Connection<'_> {
                         log::info!("pptp: {} closed its control connection", self.from);
                         return Ok(());
                     }
-                    last_rx = Instant::now();
-                    echo_sent = None;
-                    buf.extend_from_slice(&chunk[..n]);
-                    while let Some(msg) = m::take(&mut buf)? {
-                        let msg = m::parse(&msg)?;
-                        if !self.handle(&mut stream, msg, &mut established).await? {
-                            return Ok(());
-                        }
-                    }
+                    ctl.push(Instant::now(), &chunk[..n])?;
                 }
                 _ = self.notify.notified() => {
-                    if self.clear_dead_calls(&mut stream).await? {
-                        return Ok(());
+                    for c in self.dead_calls() {
+                        ctl.clear_call(c.call_id);
+                        self.drop_call(&c, "the PPP link ended");
+                        cleared = true;
                     }
                 }
-                _ = tokio::time::sleep(TICK) => {
-                    if self.calls.is_empty() && started.elapsed() > SETUP_TIMEOUT {
-                        anyhow::bail!("no call set up within {SETUP_TIMEOUT:?}");
+                _ = tokio::time::sleep(wait) => ctl.handle_timeout(Instant::now())?,
+            }
+            let mut new_calls = Vec::new();
+            let mut stopped = false;
+            while let Some(ev) = ctl.poll_event() {
+                match ev {
+                    ControlEvent::CallRequested { peer_call_id } => {
+                        let call = self.new_call(&stream, peer_call_id)?;
+                        ctl.accept_call(call.call_id, peer_call_id);
+                        new_calls.push(call);
                     }
-                    if last_rx.elapsed() > ECHO_IDLE {
-                        if echo_sent.is_some() {
-                            anyhow::bail!("no answer to our Echo-Request");
+                    ControlEvent::CallCleared { call_id } => {
+                        if let Some(c) = self.calls.iter().find(|c| c.call_id == call_id).cloned() {
+                            self.drop_call(&c, "the client cleared the call");
                         }
-                        let id = rand::random();
-                        stream.write_all(&m::echo_rq(id)).await?;
-                        echo_sent = Some(id);
-                        last_rx = Instant::now();
                     }
+                    ControlEvent::Ignored { kind } => {
+                        self.shared
+                            .pptp
+                            .counters
+                            .control_bad
+                            .fetch_add(1, Ordering::Relaxed);
+                        log::warn!(
+                            "pptp: {} sent control message type {kind}, which a PAC does not handle; ignored",
+                            self.from
+                        );
+                    }
+                    ControlEvent::Stopped => stopped = true,
                 }
             }
-        }
-    }
-
-    /// Handles one message; false when the connection should end.
-    async fn handle(
-        &mut self,
-        stream: &mut TcpStream,
-        msg: Message,
-        established: &mut bool,
-    ) -> anyhow::Result<bool> {
-        match msg {
-            Message::Sccrq { version } => {
-                if version != m::VERSION {
-                    stream.write_all(&m::sccrp(5, "vpn-ctl")).await?;
-                    anyhow::bail!("unsupported PPTP version {version:#06x}");
-                }
-                stream.write_all(&m::sccrp(m::RESULT_OK, "vpn-ctl")).await?;
-                *established = true;
+            while let Some(b) = ctl.poll_send() {
+                stream.write_all(&b).await?;
             }
-            Message::Ocrq { call_id, .. } if *established => self.new_call(stream, call_id).await?,
-            Message::EchoRq { id } => stream.write_all(&m::echo_rp(id)).await?,
-            Message::EchoRp { .. } | Message::Sli { .. } | Message::Wen => {}
-            Message::Ccrq { call_id } => {
-                // The client's own call ID names the call it clears.
-                if let Some(c) = self
-                    .calls
-                    .iter()
-                    .find(|c| c.peer_call_id == call_id)
-                    .cloned()
-                {
-                    stream.write_all(&m::cdn(c.call_id, m::RESULT_OK)).await?;
-                    self.drop_call(&c, "the client cleared the call");
-                }
+            // Only now (OCRP is out) may the call's first PPP frames follow.
+            for call in new_calls {
+                let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
+                self.shared.pptp.flush_frames(&call, &mut s);
             }
-            Message::Cdn { .. } => {}
-            Message::StopCcrq => {
-                stream.write_all(&m::stop_ccrp()).await?;
+            if stopped {
                 log::info!("pptp: {} stopped its control connection", self.from);
-                return Ok(false);
+                return Ok(());
             }
-            Message::StopCcrp => return Ok(false),
-            Message::Ocrq { .. } => anyhow::bail!("OCRQ before SCCRQ"),
-            Message::Other(t) => {
-                self.shared
-                    .pptp
-                    .counters
-                    .control_bad
-                    .fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "pptp: {} sent control message type {t}, which a PAC does not handle; ignored",
-                    self.from
-                );
+            if cleared && self.calls.is_empty() {
+                return Ok(()); // we sent StopCCRQ with the last CDN
             }
         }
-        Ok(true)
     }
 
-    async fn new_call(&mut self, stream: &mut TcpStream, peer_call_id: u16) -> anyhow::Result<()> {
+    fn new_call(&mut self, stream: &TcpStream, peer_call_id: u16) -> anyhow::Result<Arc<Call>> {
         let pptp = &self.shared.pptp;
         let IpAddr::V4(peer) = self.from.ip() else {
             anyhow::bail!("IPv6 clients are not supported");
@@ -223,27 +183,19 @@ impl Connection<'_> {
             clear: self.notify.clone(),
         });
         pptp.insert(call.clone());
-        stream
-            .write_all(&m::ocrp(call_id, peer_call_id, m::RESULT_OK, RECV_WINDOW))
-            .await?;
-        {
-            let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
-            pptp.flush_frames(&call, &mut s);
-        }
         log::info!(
             "pptp: call {call_id} from {} (its call {peer_call_id}), session {}",
             self.from,
             call.row_id
         );
-        self.calls.push(call);
+        self.calls.push(call.clone());
         self.permit = None;
-        Ok(())
+        Ok(call)
     }
 
-    /// Clears calls whose link is over; true when the connection should end.
-    async fn clear_dead_calls(&mut self, stream: &mut TcpStream) -> anyhow::Result<bool> {
-        let dead: Vec<Arc<Call>> = self
-            .calls
+    /// Our calls whose PPP link is over (kill, echo timeout, auth failure).
+    fn dead_calls(&self) -> Vec<Arc<Call>> {
+        self.calls
             .iter()
             .filter(|c| {
                 c.state
@@ -253,16 +205,7 @@ impl Connection<'_> {
                     .is_dead()
             })
             .cloned()
-            .collect();
-        for c in &dead {
-            stream.write_all(&m::cdn(c.call_id, m::CDN_ADMIN)).await?;
-            self.drop_call(c, "the PPP link ended");
-        }
-        if !dead.is_empty() && self.calls.is_empty() {
-            stream.write_all(&m::stop_ccrq(1)).await?;
-            return Ok(true);
-        }
-        Ok(false)
+            .collect()
     }
 
     fn drop_call(&mut self, c: &Arc<Call>, why: &str) {
