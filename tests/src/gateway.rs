@@ -163,17 +163,9 @@ impl<'a> Gateway<'a> {
 
 impl Drop for Gateway<'_> {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first: the daemon restores the host.
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            for _ in 0..250 {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            // SIGTERM first: it restores the host.
+            crate::netns::terminate(c);
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod guest_agent;
 pub mod native_client;
 pub mod netns;
 pub mod packet;
+pub mod pptp_client;
 pub mod snapshot;
 pub mod topology;
 pub mod wait;

@@ -195,16 +195,9 @@ pub fn address_of(line: &str) -> String {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            for _ in 0..250 {
-                if c.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            // SIGTERM first: it restores the host.
+            crate::netns::terminate(c);
         }
     }
 }

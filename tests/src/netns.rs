@@ -85,3 +85,18 @@ impl Drop for Netns {
         let _ = sh(&format!("ip netns del {}", self.name));
     }
 }
+
+/// Stops a child politely: SIGTERM (so it can restore what it changed),
+/// then SIGKILL if it has not exited after five seconds.
+pub fn terminate(mut c: std::process::Child) {
+    // SAFETY: signalling a child we own.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    for _ in 0..250 {
+        if c.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}

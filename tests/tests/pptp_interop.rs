@@ -6,41 +6,12 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     native_client::add_user,
+    pptp_client::{connect_script, ppp_address},
     topology::{Topology, GW_WAN, INET, LAN_HOST},
     wait,
 };
 
 const T: Duration = Duration::from_secs(60);
-
-/// A pppd peers file and `pppd call gw`, returning once IPCP is up (updetach).
-fn connect_script(user: &str, password: &str, mppe: bool) -> String {
-    let enc = if mppe { "require-mppe-128" } else { "noccp" };
-    format!(
-        r#"mkdir -p /etc/ppp/peers
-cat > /etc/ppp/peers/gw <<PEERS
-pty "pptp {GW_WAN} --nolaunchpppd"
-name {user}
-password {password}
-remotename vpn-ctl
-{enc}
-refuse-pap
-refuse-eap
-refuse-chap
-refuse-mschap
-noauth
-nodefaultroute
-usepeerdns
-maxfail 1
-lcp-echo-interval 5
-lcp-echo-failure 3
-PEERS
-pppd call gw updetach debug logfd 2 || exit 1
-ip route add 172.16.10.0/24 dev ppp0
-ip -4 addr show dev ppp0
-cat /etc/ppp/resolv.conf 2>/dev/null || true
-"#
-    )
-}
 
 fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
     let out = gw.ctl(&["sessions", "--json"]);
@@ -71,7 +42,7 @@ fn run_case(mppe: bool) {
     );
     // The internet host through the tunnel and the gateway's NAT.
     g.must(
-        &format!("ip route add {INET}/32 dev ppp0 && ping -c 3 -W 5 {INET}"),
+        &format!("ip route replace {INET}/32 dev ppp0 && ping -c 3 -W 5 {INET}"),
         T,
     );
 
@@ -197,28 +168,10 @@ fn two_pptp_clients_behind_one_nat_reach_each_other_and_a_dead_client_is_dropped
         &t,
         &[("n1", Site::BehindNat(1)), ("n2", Site::BehindNat(2))],
     );
-    let pool_route = "ip route add 10.99.0.0/24 dev ppp0";
-    let a = guests[0].must(
-        &format!(
-            "{}\n{pool_route}",
-            connect_script("alice", "alice-password-1", true)
-        ),
-        T,
-    );
+    let a = guests[0].must(&connect_script("alice", "alice-password-1", true), T);
     assert!(a.contains("inet 10.99.0.50"), "static address:\n{a}");
-    let b = guests[1].must(
-        &format!(
-            "{}\n{pool_route}",
-            connect_script("bob", "bob-password-22", true)
-        ),
-        T,
-    );
-    let b_ip = b
-        .split("inet ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .to_string();
+    let b = guests[1].must(&connect_script("bob", "bob-password-22", true), T);
+    let b_ip = ppp_address(&b);
     // Both sessions come from the NAT box's one address, told apart by call ID.
     let rows = sessions(&gw);
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -285,27 +238,9 @@ fn two_fast_path_clients_talk_without_the_stack() {
         &t,
         &[("n1", Site::BehindNat(1)), ("n2", Site::BehindNat(2))],
     );
-    let pool_route = "ip route add 10.99.0.0/24 dev ppp0";
-    guests[0].must(
-        &format!(
-            "{}\n{pool_route}",
-            connect_script("alice", "alice-password-1", false)
-        ),
-        T,
-    );
-    let b = guests[1].must(
-        &format!(
-            "{}\n{pool_route}",
-            connect_script("bob", "bob-password-22", false)
-        ),
-        T,
-    );
-    let b_ip = b
-        .split("inet ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap()
-        .to_string();
+    guests[0].must(&connect_script("alice", "alice-password-1", false), T);
+    let b = guests[1].must(&connect_script("bob", "bob-password-22", false), T);
+    let b_ip = ppp_address(&b);
     wait::until("both sessions on the fast path", T, || {
         let rows = sessions(&gw);
         (rows.len() == 2 && rows.iter().all(|r| r["fast_path"] == true)).then_some(())

@@ -23,38 +23,11 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     native_client::add_user,
+    pptp_client::{connect_script, DISCONNECT_SCRIPT},
     topology::{Topology, GW_WAN, LAN_HOST},
 };
 
 const SECS: u32 = 5;
-
-fn connect(mppe: bool) -> String {
-    let enc = if mppe { "require-mppe-128" } else { "noccp" };
-    format!(
-        r#"mkdir -p /etc/ppp/peers
-cat > /etc/ppp/peers/gw <<PEERS
-pty "pptp {GW_WAN} --nolaunchpppd"
-name bench
-password bench-password-1
-remotename vpn-ctl
-{enc}
-refuse-pap
-refuse-eap
-refuse-chap
-refuse-mschap
-noauth
-nodefaultroute
-maxfail 1
-PEERS
-pppd call gw updetach || exit 1
-ip route replace 172.16.10.0/24 dev ppp0
-"#
-    )
-}
-
-const DISCONNECT: &str =
-    "ip route del 172.16.10.0/24 2>/dev/null; kill $(pidof pppd) 2>/dev/null; \
-     for i in $(seq 100); do pidof pppd >/dev/null || exit 0; sleep 0.1; done";
 
 /// (TCP Mbit/s, UDP packets/s) from the guest to the LAN host.
 fn measure(t: &Topology, g: &mut Guest) -> (f64, f64) {
@@ -212,7 +185,10 @@ fn main() -> anyhow::Result<()> {
     t.inet.must("ip route add 172.16.10.0/24 via 198.18.0.1");
 
     let plain = measure(&t, &mut g);
-    g.must(&connect(false), Duration::from_secs(60));
+    g.must(
+        &connect_script("bench", "bench-password-1", false),
+        Duration::from_secs(60),
+    );
     let clear = measure(&t, &mut g);
     let inner = g.must(
         "ip -4 -o addr show dev ppp0 | awk '{print $4}'",
@@ -228,8 +204,11 @@ fn main() -> anyhow::Result<()> {
         "counters",
         "fast_rx",
     );
-    g.must(DISCONNECT, Duration::from_secs(30));
-    g.must(&connect(true), Duration::from_secs(60));
+    g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
+    g.must(
+        &connect_script("bench", "bench-password-1", true),
+        Duration::from_secs(60),
+    );
     let mppe = measure(&t, &mut g);
     let inner = g.must(
         "ip -4 -o addr show dev ppp0 | awk '{print $4}'",
@@ -244,7 +223,7 @@ fn main() -> anyhow::Result<()> {
         "drops",
         "daemon_pptp_ppp_dropped",
     );
-    g.must(DISCONNECT, Duration::from_secs(30));
+    g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
 
     println!("PPTP (QEMU guest with pppd/pptp-linux -> LAN host through the gateway; iperf3, {SECS} s each)");
     println!("  path                                  TCP Mbit/s    UDP 64 B pkt/s");
