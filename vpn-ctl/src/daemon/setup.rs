@@ -355,12 +355,10 @@ fn native_service(
         rekey: Duration::from_secs(n.rekey_secs.into()),
     };
     Ok(Native {
-        enabled: n.enabled,
         registry: Registry::new(pool, gw_addr, cfg.gateway.max_sessions as usize),
         psk: crypto::noise_psk(&secrets.psk),
         ciphers: n.cipher_list(),
         params,
-        port: n.port,
         max_half_open: n.max_half_open as usize,
         handshake_timeout: Duration::from_secs(n.handshake_timeout_secs.into()),
         welcome: Welcome {

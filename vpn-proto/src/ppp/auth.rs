@@ -57,10 +57,6 @@ impl Authenticator {
         self.method
     }
 
-    fn challenge_len(&self) -> usize {
-        16
-    }
-
     /// The challenge to send now (CHAP), or None (PAP: the peer speaks first).
     pub fn start(&mut self, now: Instant) -> Option<(u16, Vec<u8>)> {
         if self.method == Auth::Pap || self.done {
@@ -68,8 +64,8 @@ impl Authenticator {
         }
         self.sent += 1;
         self.deadline = Some(now + RESTART_INTERVAL);
-        let mut data = vec![self.challenge_len() as u8];
-        data.extend_from_slice(&self.challenge[..self.challenge_len()]);
+        let mut data = vec![self.challenge.len() as u8];
+        data.extend_from_slice(&self.challenge);
         data.extend_from_slice(NAME);
         Some((PROTO_CHAP, packet(CHAP_CHALLENGE, self.id, &data)))
     }
@@ -184,7 +180,7 @@ impl Authenticator {
                     let mut h = Md5::new();
                     h.update([self.id]);
                     h.update(pw.as_bytes());
-                    h.update(&self.challenge[..self.challenge_len()]);
+                    h.update(self.challenge);
                     h.finalize().to_vec()
                 });
                 if vlen == 16 && expect.is_some_and(|e| ct_eq(&e, value)) {

@@ -491,6 +491,34 @@ impl<O: Options> Fsm<O> {
     }
 }
 
+/// Drives two automata against each other over a perfect channel.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::Instant;
+
+    use super::{Fsm, Options};
+
+    /// Administrative Open plus lower layer Up.
+    pub fn start<O: Options>(f: &mut Fsm<O>, now: Instant) {
+        f.open(now);
+        f.up(now);
+    }
+
+    /// Starts both and delivers packets both ways until neither has any.
+    pub fn converse<A: Options, B: Options>(a: &mut Fsm<A>, b: &mut Fsm<B>, now: Instant) {
+        start(a, now);
+        start(b, now);
+        for _ in 0..20 {
+            while let Some(p) = a.poll_packet() {
+                let _ = b.input(now, &p);
+            }
+            while let Some(p) = b.poll_packet() {
+                let _ = a.input(now, &p);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -130,6 +130,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::ppp::fsm::testing::converse;
 
     #[test]
     fn the_client_learns_its_address_and_dns_from_naks() {
@@ -141,31 +142,11 @@ mod tests {
             vec![Ipv4Addr::new(172, 16, 10, 2)],
         ));
         let mut c = Fsm::new(Ipcp::client());
-        for f in [&mut s as &mut dyn FnMut2, &mut c] {
-            f.start(now);
-        }
-        for _ in 0..10 {
-            while let Some(p) = s.poll_packet() {
-                let _ = c.input(now, &p);
-            }
-            while let Some(p) = c.poll_packet() {
-                let _ = s.input(now, &p);
-            }
-        }
+        converse(&mut s, &mut c, now);
         assert!(s.is_open() && c.is_open());
         assert_eq!(c.opts.local, Ipv4Addr::new(10, 99, 0, 7));
         assert_eq!(c.opts.remote, gw);
         // One DNS server configured: the secondary was rejected, the primary given.
         assert_eq!(c.opts.got_dns, vec![Ipv4Addr::new(172, 16, 10, 2)]);
-    }
-
-    trait FnMut2 {
-        fn start(&mut self, now: Instant);
-    }
-    impl<O: Options> FnMut2 for Fsm<O> {
-        fn start(&mut self, now: Instant) {
-            self.open(now);
-            self.up(now);
-        }
     }
 }

@@ -236,6 +236,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::ppp::fsm::testing::converse;
 
     fn pair(server_auth: Vec<Auth>, client_auth: Vec<Auth>) -> (Fsm<Lcp>, Fsm<Lcp>) {
         (
@@ -245,19 +246,7 @@ mod tests {
     }
 
     fn run(a: &mut Fsm<Lcp>, b: &mut Fsm<Lcp>) {
-        let now = Instant::now();
-        for f in [&mut *a, &mut *b] {
-            f.open(now);
-            f.up(now);
-        }
-        for _ in 0..20 {
-            while let Some(p) = a.poll_packet() {
-                let _ = b.input(now, &p);
-            }
-            while let Some(p) = b.poll_packet() {
-                let _ = a.input(now, &p);
-            }
-        }
+        converse(a, b, Instant::now());
     }
 
     #[test]

@@ -437,10 +437,7 @@ impl Link {
         match &mut self.tx {
             Some(tx) => {
                 out.extend_from_slice(&PROTO_COMPRESSED.to_be_bytes());
-                let inner = [&PROTO_IPV4.to_be_bytes()[..], ip].concat();
-                let mut body = Vec::with_capacity(inner.len() + 2);
-                tx.encrypt(&inner, &mut body);
-                out.extend_from_slice(&body);
+                tx.encrypt_parts(&[&PROTO_IPV4.to_be_bytes(), ip], out);
             }
             None => {
                 out.extend_from_slice(&PROTO_IPV4.to_be_bytes());
@@ -504,7 +501,7 @@ mod tests {
     //! The gateway's link against a minimal peer built from the same parts
     //! (LCP and IPCP client-side, CHAP responses, MPPE client keys).
     use super::*;
-    use crate::ppp::{auth::chap_response, mschap};
+    use crate::ppp::{auth::chap_response, fsm::testing::start, mschap};
 
     const GW: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 9);
@@ -579,9 +576,8 @@ mod tests {
                     }
                     CHAP_SUCCESS if !self.ncp_started => {
                         self.ncp_started = true;
-                        for f in [&mut self.ipcp as &mut dyn Start, &mut self.ccp] {
-                            f.start(now);
-                        }
+                        start(&mut self.ipcp, now);
+                        start(&mut self.ccp, now);
                     }
                     _ => {}
                 },
@@ -628,15 +624,6 @@ mod tests {
         }
     }
 
-    trait Start {
-        fn start(&mut self, now: Instant);
-    }
-    impl<O: fsm::Options> Start for Fsm<O> {
-        fn start(&mut self, now: Instant) {
-            self.open(now);
-            self.up(now);
-        }
-    }
     trait Drain {
         fn next(&mut self) -> Option<Vec<u8>>;
     }

@@ -136,6 +136,13 @@ impl Mppe {
     /// Encrypts `inner` (PPP protocol field and payload) into the body of a
     /// 0x00FD frame: the 2-byte header, then the ciphertext.
     pub fn encrypt(&mut self, inner: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        self.encrypt_parts(&[inner], out);
+    }
+
+    /// Appends the 2-byte header and the encryption of `parts` (one inner
+    /// frame in pieces, e.g. protocol field and packet) to `out`.
+    pub fn encrypt_parts(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) {
         self.ccount = (self.ccount + 1) % CCOUNT_SPACE;
         let mut h = self.ccount.to_be_bytes();
         if !self.stateful || self.ccount & 0xff == 0xff || self.flush_next {
@@ -148,10 +155,11 @@ impl Mppe {
             self.rc4 = Rc4::new(&self.session);
         }
         h[0] |= BIT_ENCRYPTED;
-        out.clear();
         out.extend_from_slice(&h);
         let at = out.len();
-        out.extend_from_slice(inner);
+        for p in parts {
+            out.extend_from_slice(p);
+        }
         self.rc4.apply(&mut out[at..]);
     }
 
@@ -402,18 +410,7 @@ mod tests {
         let now = Instant::now();
         let mut s = Fsm::new(Ccp::new(true, false, false));
         let mut c = Fsm::new(Ccp::new(true, true, true));
-        for f in [&mut s, &mut c] {
-            f.open(now);
-            f.up(now);
-        }
-        for _ in 0..10 {
-            while let Some(p) = s.poll_packet() {
-                let _ = c.input(now, &p);
-            }
-            while let Some(p) = c.poll_packet() {
-                let _ = s.input(now, &p);
-            }
-        }
+        crate::ppp::fsm::testing::converse(&mut s, &mut c, now);
         assert!(s.is_open() && c.is_open());
         assert_eq!(s.opts.mode(), Some((Strength::Bits128, false)));
     }

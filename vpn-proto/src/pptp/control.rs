@@ -136,12 +136,6 @@ impl ControlConnection {
             .push_back(m::ocrp(call_id, peer_call_id, m::RESULT_OK, RECV_WINDOW));
     }
 
-    /// Refuses a requested call (no resources).
-    pub fn refuse_call(&mut self, peer_call_id: u16) {
-        self.out
-            .push_back(m::ocrp(0, peer_call_id, m::RESULT_BUSY, RECV_WINDOW));
-    }
-
     /// Ends one of our calls (kill, link down); the last one also stops the
     /// connection, as pptpd does.
     pub fn clear_call(&mut self, call_id: u16) {
@@ -152,10 +146,6 @@ impl ControlConnection {
                 self.out.push_back(m::stop_ccrq(1));
             }
         }
-    }
-
-    pub fn calls(&self) -> impl Iterator<Item = u16> + '_ {
-        self.calls.iter().map(|(c, _)| *c)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ControlError> {

@@ -23,8 +23,7 @@ pub const SLI: u16 = 15;
 /// Result codes we send.
 pub const RESULT_OK: u8 = 1;
 pub const RESULT_GENERAL_ERROR: u8 = 2;
-/// OCRP: "no resources" / CDN: "administrative shutdown".
-pub const RESULT_BUSY: u8 = 4;
+/// CDN: "administrative shutdown".
 pub const CDN_ADMIN: u8 = 3;
 /// Longest message we accept (SCCRQ/SCCRP are 156, OCRQ 168).
 pub const MAX_MESSAGE: usize = 256;

@@ -38,12 +38,10 @@ pub struct HandshakeCounters {
 }
 
 pub struct Native {
-    pub enabled: bool,
     pub registry: Registry,
     pub psk: [u8; 32],
     pub ciphers: Vec<Cipher>,
     pub params: Params,
-    pub port: u16,
     pub max_half_open: usize,
     pub handshake_timeout: Duration,
     /// WELCOME without the per-session fields (ID, address).
