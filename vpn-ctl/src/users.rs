@@ -58,6 +58,15 @@ pub struct UserDb {
 }
 
 impl UserDb {
+    pub fn find(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Static addresses of all users: never handed out from the pool.
+    pub fn reserved_addresses(&self) -> std::collections::HashSet<std::net::Ipv4Addr> {
+        self.users.iter().filter_map(|u| u.ip).collect()
+    }
+
     pub fn path(state_dir: &Path) -> std::path::PathBuf {
         state_dir.join(FILE)
     }
@@ -175,6 +184,14 @@ fn check_name(name: &str) -> anyhow::Result<()> {
         bail!("user name `{name}`: use 1-64 of a-z A-Z 0-9 . _ @ -");
     }
     Ok(())
+}
+
+/// A user name fit for a log line (it comes from the network).
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .take(64)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `vpn-ctl up`: the gateway daemon. `setup` brings the host into shape step
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
+pub mod gateway;
 pub mod native;
 pub mod pptp;
 mod server;
@@ -10,13 +11,14 @@ pub mod undo;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Mutex,
+    Arc, Mutex,
 };
 
 use anyhow::Context as _;
 use aya::Ebpf;
 use tokio::sync::Notify;
 
+use self::gateway::service::Service;
 use crate::{
     config::{Config, Source},
     control, fsutil,
@@ -26,16 +28,19 @@ use crate::{
 
 /// State the control server reads while the gateway runs.
 pub struct Shared {
-    pub ebpf: Mutex<Ebpf>,
+    pub ebpf: Arc<Mutex<Ebpf>>,
     /// The parts of `status` fixed at start-up.
     pub base: Status,
     /// Per listener (same order as `base.listeners`): datagrams/connections seen.
     pub received: Vec<AtomicU64>,
     /// Packets routed to the pool for an address without a session.
     pub no_session: AtomicU64,
-    pub users: Mutex<UserDb>,
+    pub users: Arc<Mutex<UserDb>>,
+    /// Addresses, row IDs and vpn0 routes for every protocol.
+    pub pool: gateway::pool::Pool,
     pub native: native::Native,
-    pub pptp: pptp::Pptp,
+    /// Present when enabled.
+    pub pptp: Option<pptp::Pptp>,
     /// Set when the daemon stops: data-path threads exit.
     pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
@@ -49,6 +54,15 @@ pub fn unix_now() -> u64 {
 }
 
 impl Shared {
+    /// Every protocol's service, for sessions, kill, counters and shutdown.
+    pub fn services(&self) -> Vec<&dyn Service> {
+        let mut v: Vec<&dyn Service> = vec![&self.native];
+        if let Some(p) = &self.pptp {
+            v.push(p);
+        }
+        v
+    }
+
     pub fn status(&self) -> anyhow::Result<Status> {
         let mut s = self.base.clone();
         {
@@ -59,19 +73,18 @@ impl Shared {
         }
         s.drops
             .push_named("daemon_no_session", self.no_session.load(Ordering::Relaxed));
-        for (name, v) in self.native.drops() {
-            s.drops.push_named(&format!("daemon_{name}"), v);
+        s.sessions = 0;
+        for svc in self.services() {
+            for (name, v) in svc.drops() {
+                s.drops.push_named(&format!("daemon_{name}"), v);
+            }
+            for (name, v) in svc.counters() {
+                s.counters.push_named(name, v);
+            }
+            s.sessions += svc.rows(&self.ebpf).len();
         }
-        for (name, v) in self.native.counters() {
-            s.counters.push_named(name, v);
-        }
-        for (name, v) in self.pptp.drops() {
-            s.drops.push_named(&format!("daemon_{name}"), v);
-        }
-        for (name, v) in self.pptp.counters() {
-            s.counters.push_named(name, v);
-        }
-        s.sessions = self.native.registry.len() + self.pptp.all().len();
+        s.counters
+            .push_named("pool_addresses_in_use", self.pool.in_use() as u64);
         for (l, n) in s.listeners.iter_mut().zip(&self.received) {
             l.received = n.load(Ordering::Relaxed);
         }

@@ -9,7 +9,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{native, pptp, services, setup::Gateway, Shared};
+use super::{gateway, native, pptp, services, setup::Gateway, Shared};
 use crate::{
     config::Config,
     control::{self, Request, Response},
@@ -41,7 +41,7 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         if s.spec.service == "native" && s.spec.proto == "tcp" {
             let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
             tasks.spawn(native::serve_handshakes(listener, index, shared.clone()));
-        } else if s.spec.service == "pptp" {
+        } else if s.spec.service == "pptp" && shared.pptp.is_some() {
             let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
             tasks.spawn(pptp::serve(listener, index, shared.clone()));
         } else {
@@ -50,12 +50,13 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
     }
     tasks.spawn(native::run_timers(shared.clone()));
     let mut gre_reader = None;
-    if shared.pptp.enabled {
+    if shared.pptp.is_some() {
         tasks.spawn(pptp::run_timers(shared.clone()));
         let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
         gre_reader = Some(pptp::spawn_reader(shared.clone(), q));
     }
-    let workers = native::spawn_workers(tun.queues, shared.clone());
+    let port: Arc<dyn gateway::tun::DatagramPort> = Arc::new(native::Port(shared.clone()));
+    let workers = gateway::tun::spawn_workers(tun.queues, shared.clone(), Some(port));
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -81,9 +82,9 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         }
     }
     // Tell clients (they reconnect once the gateway is back), then stop.
-    shared
-        .native
-        .end_all(vpn_proto::native::messages::Reason::Shutdown);
+    for svc in shared.services() {
+        svc.shutdown();
+    }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     shared
@@ -132,17 +133,16 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Err(e) => Response::err(format!("{e:#}")),
         },
         Request::Sessions => {
-            let mut rows: Vec<SessionRow> = shared.native.rows();
-            rows.extend(shared.pptp.rows(&shared.ebpf));
+            let mut rows: Vec<SessionRow> = shared
+                .services()
+                .iter()
+                .flat_map(|s| s.rows(&shared.ebpf))
+                .collect();
             rows.sort_by_key(|r| r.id);
             Response::ok(serde_json::to_value(rows).unwrap_or_default())
         }
         Request::Kill { id } => {
-            if shared
-                .native
-                .end(id, vpn_proto::native::messages::Reason::Killed)
-                || shared.pptp.kill(id)
-            {
+            if shared.services().iter().any(|s| s.kill(id)) {
                 Response::ok(serde_json::Value::Null)
             } else {
                 Response::err(format!("no session {id}"))

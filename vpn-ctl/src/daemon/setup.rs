@@ -12,13 +12,14 @@ use tokio::sync::Notify;
 use vpn_common::maps::{DataplaneConfig, CONFIG_F_VALID};
 
 use super::{
+    gateway::{pool::Pool, ppp::PppService},
     native::{registry::Registry, Native},
     undo::{Action, Journal},
     Shared,
 };
 use crate::{
     config::{Config, Source},
-    dataplane::{self, bpffs},
+    dataplane::{self, bpffs, fastpath::SessionMaps},
     fsutil,
     net::{
         self, firewall,
@@ -267,9 +268,11 @@ pub async fn setup(
     }
 
     let mut sockets = sockets;
+    let pool_alloc = Pool::new(pool, gw_addr, cfg.gateway.max_sessions as usize);
     let native = native_service(
         cfg,
         &secrets,
+        &pool_alloc,
         pool,
         gw_addr,
         &wan,
@@ -278,14 +281,23 @@ pub async fn setup(
         tun.queues.len(),
     )?;
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
+    let ebpf = Arc::new(Mutex::new(ebpf));
+    let users = Arc::new(Mutex::new(users));
+    let maps = SessionMaps::new(ebpf.clone());
+    let pptp = if cfg.pptp.enabled {
+        Some(pptp_service(cfg, seq_page, &pool_alloc, &users, &maps)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
-        ebpf: Mutex::new(ebpf),
+        ebpf,
         base,
         received,
         no_session: AtomicU64::new(0),
-        users: Mutex::new(users),
+        users,
+        pool: pool_alloc,
         native,
-        pptp: pptp_service(cfg, seq_page)?,
+        pptp,
         stopping: Default::default(),
         shutdown: Notify::new(),
     });
@@ -319,6 +331,7 @@ fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()
 fn native_service(
     cfg: &Config,
     secrets: &Secrets,
+    leases: &Pool,
     pool: Ipv4Prefix,
     gw_addr: Ipv4Addr,
     wan: &str,
@@ -355,7 +368,7 @@ fn native_service(
         rekey: Duration::from_secs(n.rekey_secs.into()),
     };
     Ok(Native {
-        registry: Registry::new(pool, gw_addr, cfg.gateway.max_sessions as usize),
+        registry: Registry::new(leases.clone()),
         psk: crypto::noise_psk(&secrets.psk),
         ciphers: n.cipher_list(),
         params,
@@ -385,6 +398,9 @@ fn native_service(
 fn pptp_service(
     cfg: &Config,
     seq: Option<dataplane::fastpath::SeqPage>,
+    pool: &Pool,
+    users: &Arc<Mutex<UserDb>>,
+    maps: &Arc<SessionMaps>,
 ) -> anyhow::Result<super::pptp::Pptp> {
     use vpn_proto::ppp::{lcp::Auth, link::LinkConfig};
     let p = &cfg.pptp;
@@ -402,17 +418,19 @@ fn pptp_service(
         echo_interval: Duration::from_secs(p.echo_interval_secs.into()),
         echo_failures: p.echo_failures,
     };
-    let gre = if p.enabled {
-        Some(super::pptp::open_socket()?)
-    } else {
-        None
-    };
-    Ok(super::pptp::Pptp::new(
-        p.enabled,
+    let ppp = Arc::new(PppService {
+        protocol: "pptp",
         link,
-        cfg.gateway.dns.clone(),
+        dns: cfg.gateway.dns.clone(),
+        pool: pool.clone(),
+        users: users.clone(),
+        maps: seq.is_some().then(|| maps.clone()),
+        counters: Default::default(),
+    });
+    Ok(super::pptp::Pptp::new(
+        ppp,
         p.max_half_open as usize,
-        gre,
+        super::pptp::open_socket()?,
         seq,
     ))
 }

@@ -1,10 +1,15 @@
-//! Userspace's side of the in-kernel fast path: putting a session into the
-//! maps and taking it out, the shared GRE sequence space (an mmap of
+//! Userspace's side of the in-kernel fast path, for every protocol: the one
+//! writer of the session maps (`SessionMaps`: a slot allocator, and a
+//! `FastSlot` guard that takes the session out of the maps when dropped,
+//! whatever ends the session), the shared GRE sequence space (an mmap of
 //! `VPN_GRE_SEQ`), and the fast path's per-session counters.
 use std::{
     net::Ipv4Addr,
     os::fd::{AsFd as _, AsRawFd as _},
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
 };
 
 use anyhow::Context as _;
@@ -103,14 +108,97 @@ impl Drop for SeqPage {
     }
 }
 
-/// Puts a session on the fast path: tunnel key, entry, then its address
-/// (last, so egress never finds an address whose entry is not there yet).
-pub fn enable(
-    ebpf: &mut Ebpf,
+/// The session maps and which of their slots are in use.
+pub struct SessionMaps {
+    ebpf: Arc<Mutex<Ebpf>>,
+    used: Mutex<Vec<bool>>,
+}
+
+/// A session on the fast path; dropping it takes the session out of the maps.
+pub struct FastSlot {
+    maps: Arc<SessionMaps>,
     idx: u32,
     key: TunnelKey,
-    entry: SessionEntry,
-) -> anyhow::Result<()> {
+    assigned_ip: u32,
+}
+
+impl SessionMaps {
+    pub fn new(ebpf: Arc<Mutex<Ebpf>>) -> Arc<SessionMaps> {
+        Arc::new(SessionMaps {
+            ebpf,
+            used: Mutex::new(vec![false; MAX_SESSIONS as usize]),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ebpf> {
+        self.ebpf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn free(&self, idx: u32) {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = used.get_mut(idx as usize) {
+            *u = false;
+        }
+    }
+
+    /// Puts a session into the maps. `prepare` runs with the slot index
+    /// before the kernel can find the session (e.g. to seed its sequence space).
+    pub fn install(
+        self: &Arc<Self>,
+        key: TunnelKey,
+        entry: SessionEntry,
+        prepare: impl FnOnce(u32),
+    ) -> anyhow::Result<FastSlot> {
+        let idx = {
+            let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+            let i = used
+                .iter()
+                .position(|u| !u)
+                .context("every fast-path slot is in use")?;
+            used[i] = true;
+            i as u32
+        };
+        prepare(idx);
+        if let Err(e) = enable(&mut self.lock(), idx, key, entry) {
+            let _ = disable(&mut self.lock(), idx, key, entry.assigned_ip);
+            self.free(idx);
+            return Err(e);
+        }
+        Ok(FastSlot {
+            maps: self.clone(),
+            idx,
+            key,
+            assigned_ip: entry.assigned_ip,
+        })
+    }
+}
+
+impl FastSlot {
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+
+    /// The kernel's counters of this session.
+    pub fn stats(&self) -> SessionStats {
+        stats(&self.maps.lock(), self.idx).unwrap_or_default()
+    }
+}
+
+impl Drop for FastSlot {
+    fn drop(&mut self) {
+        if let Err(e) = disable(&mut self.maps.lock(), self.idx, self.key, self.assigned_ip) {
+            log::warn!(
+                "fast-path slot {}: removing it from the maps: {e:#}",
+                self.idx
+            );
+        }
+        self.maps.free(self.idx);
+    }
+}
+
+/// Puts a session on the fast path: tunnel key, entry, then its address
+/// (last, so egress never finds an address whose entry is not there yet).
+fn enable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, entry: SessionEntry) -> anyhow::Result<()> {
     let mut sessions: Array<&mut MapData, SessionEntry> =
         Array::try_from(ebpf.map_mut(maps::SESSIONS).context("VPN_SESSIONS")?)?;
     sessions.set(idx, entry, 0)?;
@@ -137,7 +225,7 @@ pub fn enable(
 }
 
 /// Takes a session off the fast path (address first, entry last).
-pub fn disable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, assigned_ip: u32) -> anyhow::Result<()> {
+fn disable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, assigned_ip: u32) -> anyhow::Result<()> {
     let mut addrs: LpmTrie<&mut MapData, u32, u32> = LpmTrie::try_from(
         ebpf.map_mut(maps::ADDR_SESSIONS)
             .context("VPN_ADDR_SESSIONS")?,
@@ -155,7 +243,7 @@ pub fn disable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, assigned_ip: u32) -> a
 }
 
 /// The fast path's counters of session `idx`, summed over CPUs.
-pub fn stats(ebpf: &Ebpf, idx: u32) -> anyhow::Result<SessionStats> {
+fn stats(ebpf: &Ebpf, idx: u32) -> anyhow::Result<SessionStats> {
     let m: PerCpuArray<&MapData, SessionStats> =
         PerCpuArray::try_from(ebpf.map(maps::SESSION_STATS).context("VPN_SESSION_STATS")?)?;
     let mut total = SessionStats::default();

@@ -21,8 +21,8 @@ use vpn_proto::native::{
     session::{Role, Session, Setup},
 };
 
-use super::{registry::Claim, reserved_addresses};
-use crate::daemon::Shared;
+use super::registry;
+use crate::daemon::{gateway::pool::Claim, Shared};
 
 /// `index`: this listener's slot in `status` (connections received).
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
@@ -109,14 +109,6 @@ fn password_ok(stored: Option<&str>, given: &str) -> bool {
     bool::from(want.as_ref().ct_eq(got.as_ref())) && stored.is_some()
 }
 
-/// A user name fit for a log line (it comes from the network).
-fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .take(64)
-        .collect()
-}
-
 async fn decide(
     conn: &mut TcpStream,
     from: SocketAddr,
@@ -127,14 +119,13 @@ async fn decide(
     let native = &shared.native;
     let (user, reserved) = {
         let db = shared.users.lock().unwrap_or_else(|e| e.into_inner());
-        let user = db.users.iter().find(|u| u.name == req.user).cloned();
-        (user, reserved_addresses(&db))
+        (db.find(&req.user).cloned(), db.reserved_addresses())
     };
     if !password_ok(user.as_ref().map(|u| u.password.as_str()), &req.password) {
         native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             "native: login failed for user `{}` from {from}: wrong user name or password",
-            printable(&req.user)
+            crate::users::printable(&req.user)
         );
         conn.write_all(&hs.reject(Reason::BadCredentials, ""))
             .await?;
@@ -143,6 +134,8 @@ async fn decide(
     let user = user.expect("password_ok implies a user");
     let claim = Claim {
         user: &user.name,
+        protocol: "native",
+        row_id: shared.pool.next_row_id(),
         static_ip: user.ip,
         want_ip: req.want_ip,
         reserved: &reserved,
@@ -172,14 +165,15 @@ async fn decide(
     });
     let admitted = match admitted {
         Ok(a) => a,
-        Err(reason) => {
+        Err(refusal) => {
             log::warn!(
-                "native: refused user `{}` from {from}: {}",
-                user.name,
-                reason.describe()
+                "native: refused user `{}` from {from}: {refusal}",
+                user.name
             );
             if let Some(hs) = hs {
-                conn.write_all(&hs.reject(reason, "")).await?;
+                let reason = registry::reason(&refusal);
+                conn.write_all(&hs.reject(reason, &refusal.for_client()))
+                    .await?;
             }
             return Ok(());
         }

@@ -7,8 +7,6 @@ pub mod registry;
 mod timers;
 
 use std::{
-    collections::HashSet,
-    net::Ipv4Addr,
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -20,12 +18,12 @@ use vpn_proto::native::{
     session::Params,
 };
 
-pub use datapath::spawn_workers;
+pub use datapath::Port;
 pub use listener::serve as serve_handshakes;
 pub use timers::run as run_timers;
 
 use self::registry::Registry;
-use crate::{report::SessionRow, users::UserDb};
+use crate::{daemon::gateway::service::Service, report::SessionRow};
 
 /// Handshake outcomes, for `status`.
 #[derive(Default)]
@@ -57,7 +55,7 @@ impl Native {
         self.udp.first().map(|f| f.as_raw_fd())
     }
 
-    pub fn rows(&self) -> Vec<SessionRow> {
+    fn session_rows(&self) -> Vec<SessionRow> {
         self.registry
             .all()
             .iter()
@@ -111,15 +109,25 @@ impl Native {
         );
         true
     }
+}
 
-    /// Ends every session (gateway shutdown): clients reconnect later.
-    pub fn end_all(&self, reason: Reason) {
+impl Service for Native {
+    fn rows(&self, _ebpf: &std::sync::Mutex<aya::Ebpf>) -> Vec<SessionRow> {
+        self.session_rows()
+    }
+
+    fn kill(&self, row_id: u64) -> bool {
+        self.end(row_id, Reason::Killed)
+    }
+
+    /// Ends every session: clients reconnect once the gateway is back.
+    fn shutdown(&self) {
         for s in self.registry.all() {
-            self.end(s.row_id, reason);
+            self.end(s.row_id, Reason::Shutdown);
         }
     }
 
-    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+    fn counters(&self) -> Vec<(&'static str, u64)> {
         let h = &self.handshakes;
         vec![
             ("native_sessions", self.registry.len() as u64),
@@ -127,7 +135,7 @@ impl Native {
         ]
     }
 
-    pub fn drops(&self) -> Vec<(&'static str, u64)> {
+    fn drops(&self) -> Vec<(&'static str, u64)> {
         let h = &self.handshakes;
         let mut v = self.registry.drops();
         v.extend([
@@ -141,9 +149,4 @@ impl Native {
         ]);
         v
     }
-}
-
-/// Static addresses of all users: never handed out from the pool.
-pub fn reserved_addresses(db: &UserDb) -> HashSet<Ipv4Addr> {
-    db.users.iter().filter_map(|u| u.ip).collect()
 }

@@ -1,13 +1,14 @@
-//! The gateway's native sessions: by wire session ID (datagrams in), by
-//! assigned address (packets out of vpn0) and by row ID (`sessions`, `kill`),
-//! plus address assignment from the pool.
+//! The gateway's native sessions: by wire session ID (datagrams in) and by
+//! row ID (`sessions`, `kill`). Addresses come from the gateway's one pool;
+//! each session holds its lease, so its address and vpn0 route go with it.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::Ipv4Addr,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, RwLock,
     },
+    time::Instant,
 };
 
 use vpn_proto::native::{
@@ -16,7 +17,10 @@ use vpn_proto::native::{
     session::{Discard, Session},
 };
 
-use crate::net::prefix::Ipv4Prefix;
+use crate::daemon::gateway::{
+    pool::{Claim, Lease, Pool, Refusal},
+    routes::{Owner, WorkerIo},
+};
 
 pub struct NativeSession {
     pub row_id: u64,
@@ -27,41 +31,30 @@ pub struct NativeSession {
     /// Unix seconds.
     pub started_at: u64,
     pub engine: Mutex<Session>,
+    /// The address (and vpn0 route), released when the session is dropped.
+    pub lease: Lease,
 }
 
-#[derive(Default)]
-struct Maps {
-    by_wire: HashMap<u32, Arc<NativeSession>>,
-    by_addr: HashMap<Ipv4Addr, Arc<NativeSession>>,
-    /// Addresses held by sessions of other protocols (PPTP).
-    external: HashSet<Ipv4Addr>,
-}
-
-/// A native session of the same user holding `ip` (a reconnect whose old
-/// session has not timed out yet may take it over).
-fn own(m: &Maps, claim: &Claim<'_>, ip: Ipv4Addr) -> Option<Arc<NativeSession>> {
-    m.by_addr.get(&ip).filter(|s| s.user == claim.user).cloned()
+impl Owner for NativeSession {
+    /// Encrypts a vpn0 packet into the worker's batch for this client.
+    fn send_ip(&self, ip: &[u8], now: Instant, io: &mut WorkerIo) -> bool {
+        let Some(udp) = io.udp else { return false };
+        let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        // Handshaken, but no datagram from the client yet: nowhere to send.
+        let Some(peer) = e.peer() else { return false };
+        let slot = io.tx.slot(udp);
+        if e.seal_ip(now, ip, slot).is_ok() {
+            io.tx.commit(peer);
+        }
+        true
+    }
 }
 
 pub struct Registry {
-    maps: RwLock<Maps>,
-    next_row: AtomicU64,
-    pool: Ipv4Prefix,
-    gateway: Ipv4Addr,
-    max_sessions: usize,
+    by_wire: RwLock<HashMap<u32, Arc<NativeSession>>>,
+    pool: Pool,
     /// Datagrams dropped, by reason, over all sessions (and before a session is known).
     drops: [AtomicU64; Discard::COUNT],
-}
-
-/// Who is asking for an address.
-pub struct Claim<'a> {
-    pub user: &'a str,
-    /// The user's static address, if the database gives one.
-    pub static_ip: Option<Ipv4Addr>,
-    /// The address the client had before (reconnect).
-    pub want_ip: Option<Ipv4Addr>,
-    /// Static addresses of every user (never handed out from the pool).
-    pub reserved: &'a HashSet<Ipv4Addr>,
 }
 
 /// What `admit` did.
@@ -72,42 +65,44 @@ pub struct Admitted<T> {
     pub replaced: Option<Arc<NativeSession>>,
 }
 
+/// The native protocol's word for a refusal.
+pub fn reason(r: &Refusal) -> Reason {
+    match r {
+        Refusal::PoolExhausted => Reason::PoolExhausted,
+        Refusal::TooManySessions => Reason::TooManySessions,
+        Refusal::StaticInvalid(_) | Refusal::StaticHeld { .. } => Reason::ServerError,
+    }
+}
+
 impl Registry {
-    pub fn new(pool: Ipv4Prefix, gateway: Ipv4Addr, max_sessions: usize) -> Registry {
+    pub fn new(pool: Pool) -> Registry {
         Registry {
-            maps: RwLock::default(),
-            next_row: AtomicU64::new(1),
+            by_wire: RwLock::default(),
             pool,
-            gateway,
-            max_sessions,
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
-        self.maps.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u32, Arc<NativeSession>>> {
+        self.by_wire.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
-        self.maps.write().unwrap_or_else(|e| e.into_inner())
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<u32, Arc<NativeSession>>> {
+        self.by_wire.write().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn by_wire(&self, id: u32) -> Option<Arc<NativeSession>> {
-        self.read().by_wire.get(&id).cloned()
-    }
-
-    pub fn by_addr(&self, ip: Ipv4Addr) -> Option<Arc<NativeSession>> {
-        self.read().by_addr.get(&ip).cloned()
+        self.read().get(&id).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<NativeSession>> {
-        let mut v: Vec<_> = self.read().by_wire.values().cloned().collect();
+        let mut v: Vec<_> = self.read().values().cloned().collect();
         v.sort_by_key(|s| s.row_id);
         v
     }
 
     pub fn len(&self) -> usize {
-        self.read().by_wire.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,125 +122,41 @@ impl Registry {
 
     pub fn remove(&self, row_id: u64) -> Option<Arc<NativeSession>> {
         let mut m = self.write();
-        let s = m.by_wire.values().find(|s| s.row_id == row_id)?.clone();
-        m.by_wire.remove(&s.wire_id);
-        m.by_addr.remove(&s.addr);
-        Some(s)
+        let wire = m.values().find(|s| s.row_id == row_id)?.wire_id;
+        m.remove(&wire)
     }
 
-    /// The address for `claim`: the user's static one, else the one it
-    /// wants if free (or its own), else the first free one.
-    fn pick(&self, m: &Maps, claim: &Claim<'_>) -> Result<Ipv4Addr, Reason> {
-        let free = |ip: Ipv4Addr| !m.by_addr.contains_key(&ip) && !m.external.contains(&ip);
-        if let Some(ip) = claim.static_ip {
-            if !self.client_addr_ok(ip) || !(free(ip) || own(m, claim, ip).is_some()) {
-                return Err(Reason::ServerError);
-            }
-            return Ok(ip);
-        }
-        if let Some(ip) = claim
-            .want_ip
-            .filter(|ip| self.client_addr_ok(*ip) && !claim.reserved.contains(ip))
-            .filter(|ip| free(*ip) || own(m, claim, *ip).is_some())
-        {
-            return Ok(ip);
-        }
-        (2..)
-            .map_while(|n| self.pool.nth(n))
-            .filter(|ip| self.client_addr_ok(*ip))
-            .find(|ip| free(*ip) && !claim.reserved.contains(ip))
-            .ok_or(Reason::PoolExhausted)
-    }
-
-    /// An address for a session of another protocol (PPTP); kept until released.
-    pub fn claim_external(&self, claim: &Claim<'_>) -> Result<Ipv4Addr, Reason> {
-        let mut m = self.write();
-        let ip = self.pick(&m, claim)?;
-        if m.by_addr.contains_key(&ip) || m.external.contains(&ip) {
-            return Err(Reason::ServerError); // a static address already in use
-        }
-        m.external.insert(ip);
-        Ok(ip)
-    }
-
-    pub fn release_external(&self, ip: Ipv4Addr) {
-        self.write().external.remove(&ip);
-    }
-
-    /// Session IDs for `sessions`/`kill`, unique across protocols.
-    pub fn next_row_id(&self) -> u64 {
-        self.next_row.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.gateway
-    }
-
-    fn client_addr_ok(&self, ip: Ipv4Addr) -> bool {
-        self.pool.contains(ip)
-            && ip != self.pool.network()
-            && ip != self.pool.broadcast()
-            && ip != self.gateway
-    }
-
-    /// Picks an address for `claim` and inserts the session `build` makes
-    /// for it (address, wire ID, row ID), all under one lock.
+    /// Leases an address for `claim` from the gateway's pool and inserts the
+    /// session `build` makes for it (address, wire ID, row ID).
     pub fn admit<T>(
         &self,
         claim: &Claim<'_>,
         build: impl FnOnce(Ipv4Addr, u32, u64) -> (Session, Cipher, T),
-    ) -> Result<Admitted<T>, Reason> {
+    ) -> Result<Admitted<T>, Refusal> {
+        let lease = self.pool.lease(claim)?;
+        let replaced = lease.replaced.and_then(|row| self.remove(row));
+        let addr = lease.addr();
         let mut m = self.write();
-        // The same user may take over its own address (a reconnect whose old
-        // session has not timed out yet).
-        let own =
-            |m: &Maps, ip: Ipv4Addr| m.by_addr.get(&ip).filter(|s| s.user == claim.user).cloned();
-        let free = |m: &Maps, ip: Ipv4Addr| !m.by_addr.contains_key(&ip);
-        let addr = if let Some(ip) = claim.static_ip {
-            if !self.client_addr_ok(ip) || !(free(&m, ip) || own(&m, ip).is_some()) {
-                return Err(Reason::ServerError);
-            }
-            ip
-        } else if let Some(ip) = claim
-            .want_ip
-            .filter(|ip| self.client_addr_ok(*ip) && !claim.reserved.contains(ip))
-            .filter(|ip| free(&m, *ip) || own(&m, *ip).is_some())
-        {
-            ip
-        } else {
-            (2..)
-                .map_while(|n| self.pool.nth(n))
-                .filter(|ip| self.client_addr_ok(*ip))
-                .find(|ip| free(&m, *ip) && !claim.reserved.contains(ip))
-                .ok_or(Reason::PoolExhausted)?
-        };
-        let replaced = own(&m, addr);
-        if let Some(old) = &replaced {
-            m.by_wire.remove(&old.wire_id);
-            m.by_addr.remove(&old.addr);
-        }
-        if m.by_wire.len() >= self.max_sessions {
-            return Err(Reason::TooManySessions);
-        }
         let wire_id = loop {
             let id: u32 = rand::random();
-            if id != 0 && !m.by_wire.contains_key(&id) {
+            if id != 0 && !m.contains_key(&id) {
                 break id;
             }
         };
-        let row_id = self.next_row.fetch_add(1, Ordering::Relaxed);
-        let (engine, cipher, extra) = build(addr, wire_id, row_id);
+        let (engine, cipher, extra) = build(addr, wire_id, claim.row_id);
         let session = Arc::new(NativeSession {
-            row_id,
+            row_id: claim.row_id,
             wire_id,
             user: claim.user.to_string(),
             addr,
             cipher,
             started_at: crate::daemon::unix_now(),
             engine: Mutex::new(engine),
+            lease,
         });
-        m.by_wire.insert(wire_id, session.clone());
-        m.by_addr.insert(addr, session.clone());
+        let owner: Arc<dyn Owner> = session.clone();
+        session.lease.route_to(Arc::downgrade(&owner));
+        m.insert(wire_id, session.clone());
         Ok(Admitted {
             session,
             extra,

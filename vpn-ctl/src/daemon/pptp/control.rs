@@ -3,7 +3,7 @@
 //! connection with a log line and a counter.
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{atomic::Ordering, Arc},
     time::Instant,
 };
 
@@ -12,16 +12,14 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
 };
-use vpn_proto::{
-    ppp::link::Link,
-    pptp::control::{ControlConnection, ControlEvent},
-};
+use vpn_proto::pptp::control::{ControlConnection, ControlEvent};
 
-use super::{Call, CallState};
-use crate::daemon::Shared;
+use super::{Gre, GreWire, Pptp, PptpCall};
+use crate::daemon::{gateway::ppp::Call, Shared};
 
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
-    let slots = Arc::new(Semaphore::new(shared.pptp.max_half_open));
+    let Some(pptp) = &shared.pptp else { return };
+    let slots = Arc::new(Semaphore::new(pptp.max_half_open));
     loop {
         let Ok((stream, from)) = listener.accept().await else {
             continue;
@@ -30,18 +28,16 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            shared
-                .pptp
-                .counters
-                .control_busy
-                .fetch_add(1, Ordering::Relaxed);
+            pptp.counters.control_busy.fetch_add(1, Ordering::Relaxed);
             log::debug!("pptp: refusing {from}: too many connections setting up");
             continue;
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let Some(pptp) = &shared.pptp else { return };
             let mut conn = Connection {
-                shared: &shared,
+                pptp,
+                pool: &shared.pool,
                 from,
                 calls: Vec::new(),
                 permit: Some(permit),
@@ -50,11 +46,7 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
             let result = conn.run(stream).await;
             conn.teardown();
             if let Err(e) = result {
-                shared
-                    .pptp
-                    .counters
-                    .control_bad
-                    .fetch_add(1, Ordering::Relaxed);
+                pptp.counters.control_bad.fetch_add(1, Ordering::Relaxed);
                 log::warn!("pptp: control connection from {from} closed: {e}");
             }
         });
@@ -62,9 +54,10 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
 }
 
 struct Connection<'a> {
-    shared: &'a Shared,
+    pptp: &'a Pptp,
+    pool: &'a crate::daemon::gateway::pool::Pool,
     from: SocketAddr,
-    calls: Vec<Arc<Call>>,
+    calls: Vec<Arc<PptpCall>>,
     /// Held until the connection has a call (flood guard).
     permit: Option<OwnedSemaphorePermit>,
     /// Woken when one of our calls should be cleared (kill, link down).
@@ -90,7 +83,7 @@ impl Connection<'_> {
                 }
                 _ = self.notify.notified() => {
                     for c in self.dead_calls() {
-                        ctl.clear_call(c.call_id);
+                        ctl.clear_call(c.carrier.call_id);
                         self.drop_call(&c, "the PPP link ended");
                         cleared = true;
                     }
@@ -103,17 +96,21 @@ impl Connection<'_> {
                 match ev {
                     ControlEvent::CallRequested { peer_call_id } => {
                         let call = self.new_call(&stream, peer_call_id)?;
-                        ctl.accept_call(call.call_id, peer_call_id);
+                        ctl.accept_call(call.carrier.call_id, peer_call_id);
                         new_calls.push(call);
                     }
                     ControlEvent::CallCleared { call_id } => {
-                        if let Some(c) = self.calls.iter().find(|c| c.call_id == call_id).cloned() {
+                        if let Some(c) = self
+                            .calls
+                            .iter()
+                            .find(|c| c.carrier.call_id == call_id)
+                            .cloned()
+                        {
                             self.drop_call(&c, "the client cleared the call");
                         }
                     }
                     ControlEvent::Ignored { kind } => {
-                        self.shared
-                            .pptp
+                        self.pptp
                             .counters
                             .control_bad
                             .fetch_add(1, Ordering::Relaxed);
@@ -130,8 +127,8 @@ impl Connection<'_> {
             }
             // Only now (OCRP is out) may the call's first PPP frames follow.
             for call in new_calls {
-                let mut s = call.state.lock().unwrap_or_else(|e| e.into_inner());
-                self.shared.pptp.flush_frames(&call, &mut s);
+                let mut s = call.lock();
+                call.process(&mut s, Instant::now());
             }
             if stopped {
                 log::info!("pptp: {} stopped its control connection", self.from);
@@ -143,8 +140,8 @@ impl Connection<'_> {
         }
     }
 
-    fn new_call(&mut self, stream: &TcpStream, peer_call_id: u16) -> anyhow::Result<Arc<Call>> {
-        let pptp = &self.shared.pptp;
+    fn new_call(&mut self, stream: &TcpStream, peer_call_id: u16) -> anyhow::Result<Arc<PptpCall>> {
+        let pptp = self.pptp;
         let IpAddr::V4(peer) = self.from.ip() else {
             anyhow::bail!("IPv6 clients are not supported");
         };
@@ -152,41 +149,23 @@ impl Connection<'_> {
             anyhow::bail!("IPv6 is not supported");
         };
         let call_id = pptp.fresh_call_id();
-        let now = Instant::now();
-        let link = Link::new(pptp.link.clone(), rand::random(), now);
-        let call = Arc::new(Call {
-            row_id: self.shared.native.registry.next_row_id(),
+        let carrier = Gre {
+            row_id: self.pool.next_row_id(),
             call_id,
             peer_call_id,
             peer,
             local,
             control_peer: self.from,
-            started_at: crate::daemon::unix_now(),
-            state: Mutex::new(CallState {
-                link,
-                seq_out: 0,
-                seq_in: None,
-                ack_owed: false,
-                user: None,
-                addr: None,
-                encryption: "none",
-                fast: None,
-                fast_acked: None,
-                control_budget: super::TokenBucket::new(now),
-                flood_logged: false,
-                rx_packets: 0,
-                rx_bytes: 0,
-                tx_packets: 0,
-                tx_bytes: 0,
-                drops: 0,
-            }),
+            socket: pptp.gre.clone(),
+            seq: pptp.seq.clone(),
             clear: self.notify.clone(),
-        });
+        };
+        let call = Call::new(carrier, GreWire::default(), pptp.ppp.clone());
         pptp.insert(call.clone());
         log::info!(
             "pptp: call {call_id} from {} (its call {peer_call_id}), session {}",
             self.from,
-            call.row_id
+            call.carrier.row_id
         );
         self.calls.push(call.clone());
         self.permit = None;
@@ -194,35 +173,27 @@ impl Connection<'_> {
     }
 
     /// Our calls whose PPP link is over (kill, echo timeout, auth failure).
-    fn dead_calls(&self) -> Vec<Arc<Call>> {
-        self.calls
-            .iter()
-            .filter(|c| {
-                c.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .link
-                    .is_dead()
-            })
-            .cloned()
-            .collect()
+    fn dead_calls(&self) -> Vec<Arc<PptpCall>> {
+        self.calls.iter().filter(|c| c.is_dead()).cloned().collect()
     }
 
-    fn drop_call(&mut self, c: &Arc<Call>, why: &str) {
-        self.calls.retain(|x| x.call_id != c.call_id);
-        let pptp = &self.shared.pptp;
-        pptp.remove(c.call_id);
-        let mut s = c.state.lock().unwrap_or_else(|e| e.into_inner());
-        pptp.disable_fast_path(&self.shared.ebpf, c, &mut s);
-        if let Some(ip) = s.addr {
-            self.shared.native.registry.release_external(ip);
-        }
+    fn drop_call(&mut self, c: &Arc<PptpCall>, why: &str) {
+        let id = c.carrier.call_id;
+        self.calls.retain(|x| x.carrier.call_id != id);
+        self.pptp.remove(id);
+        let mut s = c.lock();
         log::info!(
             "pptp: session {} ({}, {}) ended: {why}",
-            c.row_id,
-            s.user.as_deref().unwrap_or("-"),
-            s.addr.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+            c.carrier.row_id,
+            s.ppp.user.as_deref().unwrap_or("-"),
+            s.ppp
+                .lease
+                .as_ref()
+                .map_or_else(|| "-".into(), |l| l.addr().to_string())
         );
+        // The kernel and the pool let go now, even if a reader still holds the call.
+        s.ppp.fast = None;
+        s.ppp.lease = None;
     }
 
     fn teardown(&mut self) {

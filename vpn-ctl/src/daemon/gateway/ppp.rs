@@ -1,0 +1,370 @@
+//! One PPP call driver for every PPP carrier (PPTP, L2TP): the link
+//! (vpn-proto's engine), the user and the address lease after login, the
+//! encryption it agreed, the control-frame flood guard, the in-kernel fast
+//! path for unencrypted calls, and the call's counters. A carrier only
+//! moves PPP frames: it implements [`Carrier`] (encapsulate and send, say
+//! what the kernel needs to carry the call, wake its control connection).
+use std::{
+    net::Ipv4Addr,
+    os::fd::RawFd,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, Weak,
+    },
+    time::Instant,
+};
+
+use vpn_common::maps::{SessionEntry, TunnelKey};
+use vpn_proto::ppp::link::{parse_frame, Link, LinkConfig, LinkEvent};
+
+use super::{
+    limits::TokenBucket,
+    pool::{Claim, Lease, Pool},
+    routes::{Owner, WorkerIo},
+};
+use crate::{
+    dataplane::fastpath::{FastSlot, SessionMaps},
+    net::batch,
+    report::SessionRow,
+    users::UserDb,
+};
+
+/// PPP control frames per second a call may send (LCP echo, renegotiation
+/// and CCP resets need a handful).
+pub const CONTROL_RATE: u32 = 50;
+
+/// A protocol's PPP policy and what its calls share.
+pub struct PppService {
+    pub protocol: &'static str,
+    pub link: LinkConfig,
+    pub dns: Vec<Ipv4Addr>,
+    pub pool: Pool,
+    pub users: Arc<Mutex<UserDb>>,
+    /// None: this protocol has no in-kernel path.
+    pub maps: Option<Arc<SessionMaps>>,
+    pub counters: PppCounters,
+}
+
+#[derive(Default)]
+pub struct PppCounters {
+    /// Frames that carried nothing for us (malformed, not ready, spoofed source).
+    pub dropped: AtomicU64,
+    /// Control frames over the call's rate.
+    pub flood: AtomicU64,
+    pub login_failed: AtomicU64,
+}
+
+/// What the kernel needs to carry a call (its maps' key and entry).
+pub struct FastPathEntry {
+    pub key: TunnelKey,
+    pub entry: SessionEntry,
+}
+
+/// How a tunnel protocol moves one call's PPP frames.
+pub trait Carrier: Send + Sync + 'static {
+    /// The carrier's per-call mutable state (sequence numbers), kept under
+    /// the call's lock with the PPP state.
+    type Wire: Send;
+    fn row_id(&self) -> u64;
+    /// The client, for log lines and `sessions`.
+    fn peer(&self) -> String;
+    /// Encapsulates one PPP frame and sends it to the client.
+    fn send_frame(&self, wire: &mut Self::Wire, fast: Option<&FastSlot>, frame: &[u8]);
+    /// The map entries that put this call on the in-kernel path, if the
+    /// carrier has one. `addr`: the client's inner address.
+    fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry>;
+    /// Runs with the fast-path slot before the kernel can find the call.
+    fn prepare_fast(&self, _wire: &mut Self::Wire, _slot: u32) {}
+    /// The link is over: the control connection should clear the call.
+    fn link_ended(&self);
+}
+
+/// The PPP side of a call.
+pub struct PppState {
+    pub link: Link,
+    pub user: Option<String>,
+    pub lease: Option<Lease>,
+    pub encryption: &'static str,
+    /// While the kernel carries this call's IP packets.
+    pub fast: Option<FastSlot>,
+    budget: TokenBucket,
+    flood_logged: bool,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+
+pub struct CallState<W> {
+    pub ppp: PppState,
+    pub wire: W,
+}
+
+/// One PPP call over carrier `C`.
+pub struct Call<C: Carrier> {
+    pub carrier: C,
+    pub service: Arc<PppService>,
+    pub started_at: u64,
+    pub state: Mutex<CallState<C::Wire>>,
+    me: Weak<Call<C>>,
+}
+
+impl<C: Carrier> Call<C> {
+    /// A call whose tunnel is up: LCP starts at once.
+    pub fn new(carrier: C, wire: C::Wire, service: Arc<PppService>) -> Arc<Call<C>> {
+        let now = Instant::now();
+        let link = Link::new(service.link.clone(), rand::random(), now);
+        Arc::new_cyclic(|me| Call {
+            carrier,
+            started_at: crate::daemon::unix_now(),
+            state: Mutex::new(CallState {
+                ppp: PppState {
+                    link,
+                    user: None,
+                    lease: None,
+                    encryption: "none",
+                    fast: None,
+                    budget: TokenBucket::new(CONTROL_RATE, now),
+                    flood_logged: false,
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    drops: 0,
+                },
+                wire,
+            }),
+            service,
+            me: me.clone(),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, CallState<C::Wire>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn addr(&self) -> Option<Ipv4Addr> {
+        self.lock().ppp.lease.as_ref().map(Lease::addr)
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.lock().ppp.link.is_dead()
+    }
+
+    /// A PPP frame from the client (its carrier header removed). IP goes to
+    /// `tun` if its source is the call's address; control frames are
+    /// rate-limited, then fed to the link.
+    pub fn frame_in(&self, s: &mut CallState<C::Wire>, frame: &mut [u8], tun: RawFd, now: Instant) {
+        let svc = &self.service;
+        let p = &mut s.ppp;
+        let is_data = matches!(parse_frame(frame), Some((0x0021 | 0x00fd, _)));
+        if !is_data && !p.budget.take(now) {
+            p.drops += 1;
+            svc.counters.flood.fetch_add(1, Ordering::Relaxed);
+            if !std::mem::replace(&mut p.flood_logged, true) {
+                log::warn!(
+                    "{}: session {} ({}): PPP control flood from {}; dropping control frames over {CONTROL_RATE} per second",
+                    svc.protocol,
+                    self.carrier.row_id(),
+                    p.user.as_deref().unwrap_or("-"),
+                    self.carrier.peer(),
+                );
+            }
+            return;
+        }
+        let users = &svc.users;
+        let lookup = |name: &str| {
+            let db = users.lock().unwrap_or_else(|e| e.into_inner());
+            db.find(name).map(|u| u.password.clone())
+        };
+        match p.link.input(now, frame, &lookup) {
+            Ok(Some(range)) => {
+                let ip = &frame[range];
+                let addr = p.lease.as_ref().map(Lease::addr);
+                // Anti-spoofing: only the call's own address may be a source.
+                if ip.len() >= 20 && addr == Some(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])) {
+                    p.rx_packets += 1;
+                    p.rx_bytes += ip.len() as u64;
+                    let _ = batch::write_fd(tun, ip);
+                } else {
+                    p.drops += 1;
+                    svc.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(None) => {}
+            Err(_) => {
+                p.drops += 1;
+                svc.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.process(s, now);
+    }
+
+    /// Runs the link's timers (restart, LCP echo), then `process`.
+    pub fn tick(&self, s: &mut CallState<C::Wire>, now: Instant) {
+        if s.ppp.link.next_timeout().is_some_and(|t| now >= t) {
+            s.ppp.link.handle_timeout(now);
+        }
+        self.process(s, now);
+    }
+
+    /// Ends the link (Terminate-Request), e.g. `vpn-ctl kill`.
+    pub fn close(&self, reason: &str) {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.ppp.link.close(now, reason);
+        self.process(&mut s, now);
+    }
+
+    /// Acts on the link's events and sends what it queued.
+    pub fn process(&self, s: &mut CallState<C::Wire>, now: Instant) {
+        while let Some(ev) = s.ppp.link.poll_event() {
+            self.event(s, ev, now);
+        }
+        let CallState { ppp, wire } = s;
+        while let Some(f) = ppp.link.poll_frame() {
+            self.carrier.send_frame(wire, ppp.fast.as_ref(), &f);
+        }
+    }
+
+    fn event(&self, s: &mut CallState<C::Wire>, ev: LinkEvent, now: Instant) {
+        let svc = &self.service;
+        let (proto, row) = (svc.protocol, self.carrier.row_id());
+        match ev {
+            LinkEvent::Authenticated { user } => {
+                let (static_ip, reserved) = {
+                    let db = svc.users.lock().unwrap_or_else(|e| e.into_inner());
+                    (db.find(&user).and_then(|u| u.ip), db.reserved_addresses())
+                };
+                let claim = Claim {
+                    user: &user,
+                    protocol: proto,
+                    row_id: row,
+                    static_ip,
+                    want_ip: None,
+                    reserved: &reserved,
+                };
+                match svc.pool.lease(&claim) {
+                    Ok(lease) => {
+                        let ip = lease.addr();
+                        if let Some(me) = self.me.upgrade() {
+                            let owner: Arc<dyn Owner> = me;
+                            lease.route_to(Arc::downgrade(&owner));
+                        }
+                        s.ppp.lease = Some(lease);
+                        s.ppp.user = Some(user.clone());
+                        s.ppp
+                            .link
+                            .set_addresses(now, svc.pool.gateway(), ip, svc.dns.clone());
+                        log::info!("{proto}: session {row}: `{user}` logged in, address {ip}");
+                    }
+                    Err(refusal) => {
+                        log::warn!("{proto}: session {row}: no address for `{user}`: {refusal}");
+                        s.ppp.link.close(now, &refusal.for_client());
+                    }
+                }
+            }
+            LinkEvent::AuthFailed { user } => {
+                svc.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                log::warn!(
+                    "{proto}: login failed for user `{}` from {}: wrong user name or password",
+                    crate::users::printable(&user),
+                    self.carrier.peer()
+                );
+            }
+            LinkEvent::Up { encryption } => {
+                s.ppp.encryption = encryption;
+                if encryption == "none" {
+                    self.enable_fast_path(s);
+                }
+                log::info!(
+                    "{proto}: session {row} up: {} at {}, encryption {encryption}",
+                    s.ppp.user.as_deref().unwrap_or("-"),
+                    s.ppp
+                        .lease
+                        .as_ref()
+                        .map(|l| l.addr().to_string())
+                        .unwrap_or_default()
+                );
+            }
+            LinkEvent::Down { reason } => {
+                log::info!("{proto}: session {row} link down: {reason}");
+                // Out of the kernel at once; the address goes with the call.
+                s.ppp.fast = None;
+                self.carrier.link_ended();
+            }
+        }
+    }
+
+    /// Moves an unencrypted call's IP packets into the kernel (decisions #27).
+    fn enable_fast_path(&self, s: &mut CallState<C::Wire>) {
+        let row = self.carrier.row_id();
+        let (Some(maps), Some(addr)) = (&self.service.maps, s.ppp.lease.as_ref().map(Lease::addr))
+        else {
+            return;
+        };
+        let Some(FastPathEntry { key, entry }) = self.carrier.fast_path(addr) else {
+            return;
+        };
+        let wire = &mut s.wire;
+        match maps.install(key, entry, |slot| self.carrier.prepare_fast(wire, slot)) {
+            Ok(slot) => {
+                s.ppp.fast = Some(slot);
+                log::info!(
+                    "{}: session {row} on the in-kernel fast path",
+                    self.service.protocol
+                );
+            }
+            Err(e) => log::warn!(
+                "{}: session {row} stays in userspace: {e:#}",
+                self.service.protocol
+            ),
+        }
+    }
+
+    /// The call's row in `sessions`, fast-path counters included.
+    pub fn row(&self, peer: String) -> SessionRow {
+        let s = self.lock();
+        let p = &s.ppp;
+        let fast = p.fast.as_ref().map(FastSlot::stats).unwrap_or_default();
+        SessionRow {
+            id: self.carrier.row_id(),
+            protocol: self.service.protocol.into(),
+            user: p.user.clone().unwrap_or_default(),
+            peer,
+            assigned_ip: p
+                .lease
+                .as_ref()
+                .map(|l| l.addr().to_string())
+                .unwrap_or_default(),
+            state: if p.link.is_up() { "up" } else { "negotiating" }.into(),
+            started_at: self.started_at,
+            rx_bytes: p.rx_bytes + fast.rx_bytes,
+            rx_packets: p.rx_packets + fast.rx_packets,
+            tx_bytes: p.tx_bytes + fast.tx_bytes,
+            tx_packets: p.tx_packets + fast.tx_packets,
+            fast_path: p.fast.is_some(),
+            fast_path_rx_packets: fast.rx_packets,
+            fast_path_tx_packets: fast.tx_packets,
+            encryption: p.encryption.into(),
+            drops: p.drops,
+        }
+    }
+}
+
+impl<C: Carrier> Owner for Call<C> {
+    /// A packet from vpn0 for this call's address: PPP (MPPE if agreed), carrier, out.
+    fn send_ip(&self, ip: &[u8], _now: Instant, _io: &mut WorkerIo) -> bool {
+        let mut s = self.lock();
+        let CallState { ppp, wire } = &mut *s;
+        let mut frame = Vec::with_capacity(ip.len() + 8);
+        if !ppp.link.encap_ip(ip, &mut frame) {
+            return false;
+        }
+        ppp.tx_packets += 1;
+        ppp.tx_bytes += ip.len() as u64;
+        self.carrier.send_frame(wire, ppp.fast.as_ref(), &frame);
+        true
+    }
+}
