@@ -124,6 +124,27 @@ pub struct L2tpConfig {
     pub port: u16,
     pub ike_port: u16,
     pub natt_port: u16,
+    /// Accept L2TP outside IPsec (its data is unencrypted). Off: plain
+    /// tunnels are refused with StopCCN and counted.
+    pub allow_plain: bool,
+    /// Tunnel secret (challenge/response and hidden AVPs); clients must
+    /// then be configured with the same one. Empty: no tunnel
+    /// authentication (what Windows, macOS and iOS clients expect).
+    pub secret: String,
+    /// With a secret: hide the IDs we assign (RFC 2661 §4.3).
+    pub hide_avps: bool,
+    /// Accept PAP (the password in clear inside the tunnel) after MS-CHAPv2.
+    pub allow_pap: bool,
+    /// HELLO after this many quiet seconds.
+    pub hello_interval_secs: u16,
+    /// LCP echo interval; a peer missing `echo_failures` echoes is dropped.
+    pub echo_interval_secs: u16,
+    pub echo_failures: u32,
+    /// Tunnels from one public address (clients behind one NAT share it).
+    pub max_tunnels_per_address: u32,
+    pub max_sessions_per_tunnel: u32,
+    /// Tunnels that have not completed set-up, at once.
+    pub max_half_open: u32,
 }
 
 impl Default for L2tpConfig {
@@ -134,6 +155,16 @@ impl Default for L2tpConfig {
             port: PORT_L2TP,
             ike_port: PORT_IKE,
             natt_port: PORT_NATT,
+            allow_plain: false,
+            secret: String::new(),
+            hide_avps: false,
+            allow_pap: false,
+            hello_interval_secs: 60,
+            echo_interval_secs: 10,
+            echo_failures: 3,
+            max_tunnels_per_address: 16,
+            max_sessions_per_tunnel: 4,
+            max_half_open: 32,
         }
     }
 }
@@ -306,6 +337,19 @@ impl Config {
             || self.pptp.max_half_open == 0
         {
             bail!("pptp.echo_interval_secs, pptp.echo_failures and pptp.max_half_open must be positive");
+        }
+        let l = &self.l2tp;
+        if l.hello_interval_secs == 0
+            || l.echo_interval_secs == 0
+            || l.echo_failures == 0
+            || l.max_tunnels_per_address == 0
+            || l.max_sessions_per_tunnel == 0
+            || l.max_half_open == 0
+        {
+            bail!("l2tp.hello_interval_secs, echo_interval_secs, echo_failures, max_tunnels_per_address, max_sessions_per_tunnel and max_half_open must be positive");
+        }
+        if l.hide_avps && l.secret.is_empty() {
+            bail!("l2tp.hide_avps needs l2tp.secret");
         }
         if log_level(&self.log.level).is_none() {
             bail!(

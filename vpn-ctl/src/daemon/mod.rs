@@ -2,6 +2,7 @@
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
 pub mod gateway;
+pub mod l2tp;
 pub mod native;
 pub mod pptp;
 mod server;
@@ -41,6 +42,7 @@ pub struct Shared {
     pub native: native::Native,
     /// Present when enabled.
     pub pptp: Option<pptp::Pptp>,
+    pub l2tp: Option<l2tp::L2tp>,
     /// Set when the daemon stops: data-path threads exit.
     pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
@@ -59,6 +61,9 @@ impl Shared {
         let mut v: Vec<&dyn Service> = vec![&self.native];
         if let Some(p) = &self.pptp {
             v.push(p);
+        }
+        if let Some(l) = &self.l2tp {
+            v.push(l);
         }
         v
     }

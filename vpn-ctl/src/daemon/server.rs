@@ -9,7 +9,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{gateway, native, pptp, services, setup::Gateway, Shared};
+use super::{gateway, l2tp, native, pptp, services, setup::Gateway, Shared};
 use crate::{
     config::Config,
     control::{self, Request, Response},
@@ -55,6 +55,11 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
         gre_reader = Some(pptp::spawn_reader(shared.clone(), q));
     }
+    let mut l2tp_worker = None;
+    if shared.l2tp.is_some() {
+        let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
+        l2tp_worker = Some(l2tp::spawn_worker(shared.clone(), q));
+    }
     let port: Arc<dyn gateway::tun::DatagramPort> = Arc::new(native::Port(shared.clone()));
     let workers = gateway::tun::spawn_workers(tun.queues, shared.clone(), Some(port));
 
@@ -91,7 +96,7 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     drop(workers);
-    if let Some(t) = gre_reader {
+    for t in [gre_reader, l2tp_worker].into_iter().flatten() {
         let _ = t.join();
     }
     if let Some(l) = logger {

@@ -289,6 +289,12 @@ pub async fn setup(
     } else {
         None
     };
+    let l2tp = match sockets.iter().position(|s| s.spec.service == "l2tp") {
+        Some(i) if cfg.l2tp.enabled => {
+            Some(l2tp_service(cfg, sockets.remove(i).fd, &pool_alloc, &users))
+        }
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         ebpf,
         base,
@@ -298,6 +304,7 @@ pub async fn setup(
         pool: pool_alloc,
         native,
         pptp,
+        l2tp,
         stopping: Default::default(),
         shutdown: Notify::new(),
     });
@@ -433,4 +440,57 @@ fn pptp_service(
         super::pptp::open_socket()?,
         seq,
     ))
+}
+
+/// L2TP's policy (docs/decisions.md) on its bound UDP socket.
+fn l2tp_service(
+    cfg: &Config,
+    socket: std::os::fd::OwnedFd,
+    pool: &Pool,
+    users: &Arc<Mutex<UserDb>>,
+) -> super::l2tp::L2tp {
+    use vpn_proto::{
+        l2tp::tunnel::TunnelConfig,
+        ppp::{lcp::Auth, link::LinkConfig},
+    };
+    let l = &cfg.l2tp;
+    let mut auth = vec![Auth::MsChapV2];
+    if l.allow_pap {
+        auth.push(Auth::Pap);
+    }
+    let link = LinkConfig {
+        auth,
+        // Inside IPsec (and plain, where it is allowed) MPPE adds nothing.
+        require_mppe: false,
+        allow_mppe_128: false,
+        allow_mppe_40: false,
+        // IP (20) + UDP (8) + L2TP (up to 16) + PPP (4) in a 1500-byte path,
+        // with room for ESP in UDP later.
+        mru: 1400,
+        echo_interval: Duration::from_secs(l.echo_interval_secs.into()),
+        echo_failures: l.echo_failures,
+    };
+    let ppp = Arc::new(PppService {
+        protocol: "l2tp",
+        link,
+        dns: cfg.gateway.dns.clone(),
+        pool: pool.clone(),
+        users: users.clone(),
+        maps: None,
+        counters: Default::default(),
+    });
+    let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
+    let policy = super::l2tp::Policy {
+        tunnel: TunnelConfig {
+            host_name: "vpn-ctl".into(),
+            hide_avps: l.hide_avps && secret.is_some(),
+            secret,
+            hello_interval: Duration::from_secs(l.hello_interval_secs.into()),
+            max_sessions: l.max_sessions_per_tunnel as usize,
+        },
+        allow_plain: l.allow_plain,
+        max_per_address: l.max_tunnels_per_address as usize,
+        max_half_open: l.max_half_open as usize,
+    };
+    super::l2tp::L2tp::new(ppp, policy, socket)
 }

@@ -509,6 +509,18 @@ impl Tunnel {
         self.after(now);
     }
 
+    /// Refuses a new tunnel: its SCCRQ acknowledged, answered with StopCCN.
+    pub fn refuse(&mut self, now: Instant, sccrq: &[u8], result: u16, error: u16, msg: &str) {
+        if let Ok(h) = Header::decode(sccrq) {
+            if let Some(body) = sccrq.get(h.payload_at..h.end) {
+                self.chan.receive(now, &h, body);
+                while self.chan.poll_delivered().is_some() {}
+            }
+        }
+        self.stop(now, result, error, msg);
+        self.after(now);
+    }
+
     /// Shutdown variant of `close`.
     pub fn shut_down(&mut self, now: Instant) {
         self.stop(

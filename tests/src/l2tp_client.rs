@@ -1,0 +1,81 @@
+//! Driving the real L2TP client (xl2tpd as LAC + pppd) in a guest: its
+//! config files and the control pipe, in one place for tests and the
+//! benchmark.
+use crate::topology::GW_WAN;
+
+/// Options of one connection.
+#[derive(Clone, Default)]
+pub struct L2tpClient<'a> {
+    pub user: &'a str,
+    pub password: &'a str,
+    /// Tunnel secret: challenge/response and hidden AVPs on the client too.
+    pub secret: Option<&'a str>,
+}
+
+impl L2tpClient<'_> {
+    /// A script that writes xl2tpd's and pppd's configuration, starts
+    /// xl2tpd and dials; it returns once ppp0 has an address (or fails
+    /// after `wait_secs`). Afterwards it routes the gateway's LAN and the
+    /// pool through ppp0 and prints ppp0's address and the pushed DNS.
+    pub fn connect_script(&self, wait_secs: u32) -> String {
+        let (user, password) = (self.user, self.password);
+        let auth = match self.secret {
+            Some(_) => "challenge = yes\nhidden bit = yes\n",
+            None => "challenge = no\n",
+        };
+        let secret = self.secret.unwrap_or("");
+        format!(
+            r#"mkdir -p /etc/xl2tpd /etc/ppp /var/run/xl2tpd
+cat > /etc/xl2tpd/xl2tpd.conf <<CONF
+[global]
+access control = no
+auth file = /etc/xl2tpd/l2tp-secrets
+[lac gw]
+lns = {GW_WAN}
+name = {user}
+pppoptfile = /etc/ppp/options.l2tp
+length bit = yes
+redial = no
+autodial = yes
+{auth}CONF
+echo '* * {secret}' > /etc/xl2tpd/l2tp-secrets
+chmod 600 /etc/xl2tpd/l2tp-secrets
+cat > /etc/ppp/options.l2tp <<OPTS
+name {user}
+password {password}
+refuse-pap
+refuse-eap
+refuse-chap
+refuse-mschap
+noccp
+noauth
+nodefaultroute
+usepeerdns
+mtu 1400
+mru 1400
+lcp-echo-interval 5
+lcp-echo-failure 3
+debug
+logfile /tmp/pppd.log
+OPTS
+rm -f /tmp/pppd.log /etc/ppp/resolv.conf
+xl2tpd -c /etc/xl2tpd/xl2tpd.conf -p /var/run/xl2tpd.pid -C /var/run/xl2tpd/l2tp-control >/tmp/xl2tpd.log 2>&1 &
+for i in $(seq {n}); do
+  ip -4 addr show dev ppp0 2>/dev/null | grep -q inet && break
+  sleep 0.1
+done
+ip -4 addr show dev ppp0 2>/dev/null | grep -q inet || {{ echo "no ppp0"; cat /tmp/xl2tpd.log /tmp/pppd.log 2>/dev/null | tail -40; exit 1; }}
+ip route replace 172.16.10.0/24 dev ppp0
+ip route replace 10.99.0.0/24 dev ppp0
+ip -4 addr show dev ppp0
+for i in $(seq 50); do [ -s /etc/ppp/resolv.conf ] && break; sleep 0.1; done
+cat /etc/ppp/resolv.conf 2>/dev/null || true
+"#,
+            n = wait_secs * 10
+        )
+    }
+}
+
+/// Hangs up in the guest: xl2tpd disconnects (CDN, StopCCN) and pppd ends.
+pub const DISCONNECT_SCRIPT: &str = "kill $(cat /var/run/xl2tpd.pid) 2>/dev/null; \
+     for i in $(seq 100); do pidof pppd >/dev/null || pidof xl2tpd >/dev/null || exit 0; sleep 0.1; done; exit 1";

@@ -1,0 +1,76 @@
+//! L2TP as a PPP carrier: each call's frames in an L2TP data message to the
+//! client's address and port (the one its tunnel came from), with Ns/Nr
+//! only when the client sequences its data.
+use std::{
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    os::fd::{AsRawFd as _, OwnedFd},
+    sync::{Arc, Mutex},
+};
+
+use vpn_proto::l2tp::header::Header;
+
+use crate::{
+    daemon::gateway::ppp::{self, Carrier, FastPathEntry},
+    dataplane::fastpath::FastSlot,
+};
+
+pub struct Udp {
+    pub row_id: u64,
+    /// Ours.
+    pub tunnel: u16,
+    pub session: u16,
+    /// The client's, for the headers we send.
+    pub peer_tunnel: u16,
+    pub peer_session: u16,
+    pub peer: SocketAddrV4,
+    pub socket: Arc<OwnedFd>,
+    /// Calls whose PPP link ended, for the control side to clear (CDN).
+    pub ended: Arc<Mutex<Vec<(u16, u16)>>>,
+}
+
+/// Data-message sequencing, used once the client sequences its data.
+#[derive(Default)]
+pub struct DataSeq {
+    pub enabled: bool,
+    pub ns: u16,
+    /// The next Ns we expect from the client.
+    pub nr: u16,
+}
+
+pub type L2tpCall = ppp::Call<Udp>;
+
+impl Carrier for Udp {
+    type Wire = DataSeq;
+
+    fn row_id(&self) -> u64 {
+        self.row_id
+    }
+
+    fn peer(&self) -> String {
+        self.peer.to_string()
+    }
+
+    fn send_frame(&self, w: &mut DataSeq, _fast: Option<&FastSlot>, frame: &[u8]) {
+        let seq = w.enabled.then(|| {
+            let ns = w.ns;
+            w.ns = ns.wrapping_add(1);
+            (ns, w.nr)
+        });
+        let mut out = Vec::with_capacity(frame.len() + 10);
+        Header::encode_data(&mut out, self.peer_tunnel, self.peer_session, seq);
+        out.extend_from_slice(frame);
+        let _ =
+            crate::net::batch::send_to(self.socket.as_raw_fd(), &out, SocketAddr::V4(self.peer));
+    }
+
+    fn fast_path(&self, _addr: Ipv4Addr) -> Option<FastPathEntry> {
+        None
+    }
+
+    fn link_ended(&self) {
+        self.ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((self.tunnel, self.session));
+    }
+}
