@@ -167,5 +167,13 @@ impl Drop for Gateway<'_> {
             // SIGTERM first: it restores the host.
             crate::netns::terminate(c);
         }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- gateway log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }

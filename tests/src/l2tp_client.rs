@@ -58,24 +58,22 @@ lcp-echo-failure 3
 debug
 logfile /tmp/pppd.log
 OPTS
-rm -f /tmp/pppd.log /etc/ppp/resolv.conf
-xl2tpd -c /etc/xl2tpd/xl2tpd.conf -p /var/run/xl2tpd.pid -C /var/run/xl2tpd/l2tp-control >/tmp/xl2tpd.log 2>&1 &
-for i in $(seq {n}); do
-  ip -4 addr show dev ppp0 2>/dev/null | grep -q inet && break
-  sleep 0.1
-done
-ip -4 addr show dev ppp0 2>/dev/null | grep -q inet || {{ echo "no ppp0"; cat /tmp/xl2tpd.log /tmp/pppd.log 2>/dev/null | tail -40; exit 1; }}
-ip route replace 172.16.10.0/24 dev ppp0
-ip route replace 10.99.0.0/24 dev ppp0
+mkdir -p /etc/ppp/ip-up.d
+printf '#!/bin/sh\necho "$1" > /tmp/ppp-up\n' > /etc/ppp/ip-up.d/zz-vpn-test
+chmod +x /etc/ppp/ip-up.d/zz-vpn-test
+rm -f /tmp/pppd.log /etc/ppp/resolv.conf /tmp/ppp-up
+xl2tpd -D -c /etc/xl2tpd/xl2tpd.conf -p /var/run/xl2tpd.pid -C /var/run/xl2tpd/l2tp-control >/tmp/xl2tpd.log 2>&1 &
+end=$(( $(date +%s) + {wait_secs} ))
+while [ ! -s /tmp/ppp-up ] && [ $(date +%s) -lt $end ]; do sleep 0.1; done
+[ -s /tmp/ppp-up ] || {{ echo "no ppp0"; tail -30 /tmp/xl2tpd.log; tail -30 /tmp/pppd.log; exit 1; }}
+ip route replace 172.16.10.0/24 dev ppp0 && ip route replace 10.99.0.0/24 dev ppp0 || exit 1
 ip -4 addr show dev ppp0
-for i in $(seq 50); do [ -s /etc/ppp/resolv.conf ] && break; sleep 0.1; done
 cat /etc/ppp/resolv.conf 2>/dev/null || true
-"#,
-            n = wait_secs * 10
+"#
         )
     }
 }
 
 /// Hangs up in the guest: xl2tpd disconnects (CDN, StopCCN) and pppd ends.
-pub const DISCONNECT_SCRIPT: &str = "kill $(cat /var/run/xl2tpd.pid) 2>/dev/null; \
+pub const DISCONNECT_SCRIPT: &str = "kill $(pidof xl2tpd) 2>/dev/null; \
      for i in $(seq 100); do pidof pppd >/dev/null || pidof xl2tpd >/dev/null || exit 0; sleep 0.1; done; exit 1";

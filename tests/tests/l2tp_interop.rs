@@ -97,7 +97,168 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
         "{}",
         gw.log()
     );
-    let _ = GW_WAN;
-    let _ = DISCONNECT_SCRIPT;
-    let _ = ppp_address;
+}
+
+#[test]
+fn l2tp_with_a_tunnel_secret_and_hidden_avps_over_a_lossy_link() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        &format!("{PLAIN}secret = \"tunnel-s3cret-9\"\nhide_avps = true\n"),
+    );
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    // 10% loss each way on the client's link (the guest kernel has netem).
+    g.must(
+        "dev=$(ip route show default | awk '{print $5}'); tc qdisc add dev $dev root netem loss 10%",
+        T,
+    );
+    let client = L2tpClient {
+        secret: Some("tunnel-s3cret-9"),
+        ..alice()
+    };
+    let out = g.must(&client.connect_script(60), Duration::from_secs(120));
+    assert!(out.contains("inet 10.99.0."), "address on ppp0:\n{out}");
+    // Some pings may be lost; ping fails only if none comes back.
+    g.must(&format!("ping -c 10 -i 0.3 -W 3 {LAN_HOST}"), T);
+    assert_eq!(sessions(&gw)[0]["state"], "up");
+    // The client's hidden AVPs were read (none counted unreadable), and
+    // the secret never reached the log.
+    assert_eq!(gw.count("drops", "daemon_l2tp_hidden_unreadable"), 0);
+    assert!(!gw.log().contains("tunnel-s3cret-9"));
+    assert!(!gw
+        .ctl(&["status", "--json"])
+        .stdout
+        .windows(15)
+        .any(|w| w == b"tunnel-s3cret-9"));
+
+    // A client with another secret does not get a tunnel.
+    g.must(DISCONNECT_SCRIPT, T);
+    g.must(
+        "tc qdisc del dev $(ip route show default | awk '{print $5}') root",
+        T,
+    );
+    let wrong = L2tpClient {
+        secret: Some("not-the-secret"),
+        ..alice()
+    };
+    let r = g.run(&wrong.connect_script(15), T);
+    assert_ne!(r.code, 0, "{}", r.output);
+    wait::until("the refused tunnel to be gone", T, || {
+        (gw.count("counters", "l2tp_tunnels") == 0 && sessions(&gw).is_empty()).then_some(())
+    });
+}
+
+#[test]
+fn two_l2tp_clients_behind_one_nat_reach_each_other_and_hang_up() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, PLAIN);
+    add_user(&gw, "alice", "alice-password-1", Some("10.99.0.50"));
+    add_user(&gw, "bob", "bob-password-22", None);
+    let mut guests = Guest::start_all(
+        &t,
+        &[("n1", Site::BehindNat(1)), ("n2", Site::BehindNat(2))],
+    );
+    let a = guests[0].must(&alice().connect_script(40), T);
+    assert!(a.contains("inet 10.99.0.50"), "static address:\n{a}");
+    let bob = L2tpClient {
+        user: "bob",
+        password: "bob-password-22",
+        secret: None,
+    };
+    let b = guests[1].must(&bob.connect_script(40), T);
+    let b_ip = ppp_address(&b);
+    // Both tunnels come from the NAT box's one address, on two ports.
+    let rows = sessions(&gw);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r["peer"].as_str().unwrap().starts_with("198.18.2.2:")));
+    assert_ne!(rows[0]["peer"], rows[1]["peer"]);
+    assert_eq!(gw.count("counters", "l2tp_tunnels"), 2);
+    guests[0].must(
+        &format!("ping -c 3 -W 5 {LAN_HOST} && ping -c 3 -W 5 {b_ip}"),
+        T,
+    );
+    guests[1].must("ping -c 3 -W 5 10.99.0.50", T);
+
+    // Bob hangs up: CDN and StopCCN; his session and tunnel are gone.
+    guests[1].must(DISCONNECT_SCRIPT, T);
+    wait::until("bob's session and tunnel to be gone", T, || {
+        let rows = sessions(&gw);
+        (rows.len() == 1 && gw.count("counters", "l2tp_tunnels") == 1).then_some(rows)
+    });
+    assert_eq!(sessions(&gw)[0]["user"], "alice");
+    guests[0].must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
+}
+
+#[test]
+fn l2tp_wrong_password_ends_with_a_clean_cdn() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, PLAIN);
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    let wrong = L2tpClient {
+        password: "wrong-password-xyz",
+        ..alice()
+    };
+    let r = g.run(&wrong.connect_script(15), T);
+    assert_ne!(r.code, 0, "pppd must fail:\n{}", r.output);
+    wait::until("the failed login in the log", T, || {
+        gw.log()
+            .contains("login failed for user `alice`")
+            .then_some(())
+    });
+    assert!(!gw.log().contains("wrong-password-xyz"));
+    assert!(gw.count("drops", "daemon_l2tp_login_failed") >= 1);
+    wait::until("the call to be cleared", T, || {
+        (sessions(&gw).is_empty() && gw.log().contains("the PPP link ended")).then_some(())
+    });
+    // The gateway still serves: the right password works next.
+    g.must(DISCONNECT_SCRIPT, T);
+    let out = g.must(&alice().connect_script(40), T);
+    assert!(out.contains("inet 10.99.0."), "{out}");
+}
+
+#[test]
+fn malformed_l2tp_is_counted_and_the_session_keeps_working() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, &format!("{PLAIN}max_half_open = 8\n"));
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    g.must(&alice().connect_script(40), T);
+    t.inet.must(&format!(
+        "python3 {}/scripts/l2tp_garbage.py {GW_WAN} flood 100",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    for (name, at_least) in [
+        ("daemon_l2tp_malformed", 6),
+        ("daemon_l2tp_unknown_session", 5),
+        ("daemon_l2tp_unknown_tunnel", 5),
+        ("daemon_l2tp_hidden_unreadable", 1),
+        ("daemon_l2tp_out_of_window", 3),
+        ("daemon_l2tp_busy", 50),
+    ] {
+        wait::until(&format!("{name} >= {at_least}"), T, || {
+            (gw.count("drops", name) >= at_least).then_some(())
+        });
+    }
+    // Meanwhile the real session still carries traffic.
+    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    assert_eq!(sessions(&gw).len(), 1);
+    assert_eq!(sessions(&gw)[0]["state"], "up");
+}
+
+#[test]
+fn plain_l2tp_is_refused_unless_allowed() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    let out = t.inet.must(&format!(
+        "python3 {}/scripts/l2tp_garbage.py {GW_WAN} refused",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    assert_eq!(out.trim(), "stopccn");
+    assert_eq!(gw.count("drops", "daemon_l2tp_plain_refused"), 1);
+    let status = String::from_utf8(gw.ctl(&["status"]).stdout).unwrap();
+    assert!(status.contains("plain L2TP"), "{status}");
 }

@@ -27,6 +27,10 @@ pub struct Status {
     pub drops: Vec<NamedCount>,
     /// Problems the host firewall check found at start-up.
     pub firewall: Vec<String>,
+    /// What an operator should know about the configuration (weak or
+    /// unencrypted protocols enabled, a protocol that cannot be used).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -114,6 +118,9 @@ impl fmt::Display for Status {
         }
         for w in &self.firewall {
             writeln!(f, "warning: {w}")?;
+        }
+        for n in &self.notes {
+            writeln!(f, "note: {n}")?;
         }
         Ok(())
     }

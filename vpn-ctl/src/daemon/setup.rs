@@ -234,6 +234,7 @@ pub async fn setup(
         counters: Vec::new(),
         drops: Vec::new(),
         firewall: findings.iter().map(|f| f.message.clone()).collect(),
+        notes: notes(cfg),
         listeners,
     };
 
@@ -263,8 +264,8 @@ pub async fn setup(
         .map(|l| format!("{}/{} ({})", l.proto, l.port, l.service))
         .collect();
     println!("vpn-ctl: listening on {}", listening.join(", "));
-    if cfg.pptp.enabled {
-        println!("vpn-ctl: warning: PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak");
+    for n in &base.notes {
+        println!("vpn-ctl: note: {n}");
     }
 
     let mut sockets = sockets;
@@ -493,4 +494,21 @@ fn l2tp_service(
         max_half_open: l.max_half_open as usize,
     };
     super::l2tp::L2tp::new(ppp, policy, socket)
+}
+
+/// What `status` and the start-up banner tell the operator about the policy.
+fn notes(cfg: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if cfg.pptp.enabled {
+        v.push("PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak".into());
+    }
+    if cfg.l2tp.enabled && cfg.l2tp.allow_plain {
+        v.push(
+            "plain L2TP is allowed (l2tp.allow_plain): its sessions cross the network unencrypted"
+                .into(),
+        );
+    } else if cfg.l2tp.enabled {
+        v.push("plain L2TP (without IPsec) is refused (l2tp.allow_plain = false); L2TP/IPsec is not built yet, so L2TP clients cannot connect".into());
+    }
+    v
 }

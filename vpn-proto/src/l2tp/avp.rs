@@ -11,6 +11,8 @@ pub struct Avp {
     pub vendor: u16,
     pub attr: u16,
     pub value: Vec<u8>,
+    /// It arrived hidden.
+    pub hidden: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,14 +67,15 @@ pub fn parse(mut b: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, AvpError> 
         let vendor = u16::from_be_bytes([b[2], b[3]]);
         let attr = u16::from_be_bytes([b[4], b[5]]);
         let mut value = b[AVP_HEADER_LEN..len].to_vec();
-        if bits & AVP_HIDDEN != 0 {
+        let hidden = bits & AVP_HIDDEN != 0;
+        if hidden {
             let v = rv.as_deref().ok_or(AvpError::HiddenWithoutVector)?;
             let secret = secret.ok_or(AvpError::HiddenWithoutSecret)?;
             hide_stream(attr, secret, v, &mut value, false);
-            let n = value
-                .get(..2)
-                .map(|x| usize::from(u16::from_be_bytes([x[0], x[1]])))
-                .ok_or(AvpError::HiddenBadLength)?;
+            let n = match value.get(..2) {
+                Some(x) => usize::from(u16::from_be_bytes([x[0], x[1]])),
+                None => return Err(AvpError::HiddenBadLength),
+            };
             value = value
                 .get(2..2 + n)
                 .ok_or(AvpError::HiddenBadLength)?
@@ -86,30 +89,38 @@ pub fn parse(mut b: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, AvpError> 
             vendor,
             attr,
             value,
+            hidden,
         });
         b = &b[len..];
     }
     Ok(out)
 }
 
+/// How to hide AVPs: the tunnel secret and a fresh random vector.
+#[derive(Clone, Copy)]
+pub struct Hide<'a> {
+    pub secret: &'a [u8],
+    pub vector: [u8; 16],
+}
+
 /// Builds a control message body.
 pub struct Writer<'a> {
     pub out: Vec<u8>,
     /// Set: AVPs added with `hidden` are hidden under this secret and vector.
-    hide: Option<(&'a [u8], [u8; 16])>,
+    hide: Option<Hide<'a>>,
 }
 
 impl<'a> Writer<'a> {
     /// A body starting with the Message Type AVP (M set, never hidden).
     /// `hide`: the secret and a fresh random vector, to hide AVPs with.
-    pub fn new(message_type: u16, hide: Option<(&'a [u8], [u8; 16])>) -> Writer<'a> {
+    pub fn new(message_type: u16, hide: Option<Hide<'a>>) -> Writer<'a> {
         let mut w = Writer {
             out: Vec::with_capacity(128),
             hide: None,
         };
         w.u16(A_MESSAGE_TYPE, message_type);
-        if let Some((_, rv)) = hide {
-            w.raw(A_RANDOM_VECTOR, &rv, true, false);
+        if let Some(h) = hide {
+            w.raw(A_RANDOM_VECTOR, &h.vector, true, false);
         }
         w.hide = hide;
         w
@@ -118,10 +129,10 @@ impl<'a> Writer<'a> {
     fn raw(&mut self, attr: u16, value: &[u8], mandatory: bool, hidden: bool) {
         let mut v = value.to_vec();
         let mut bits = if mandatory { AVP_MANDATORY } else { 0 };
-        if let (true, Some((secret, rv))) = (hidden, self.hide) {
+        if let (true, Some(h)) = (hidden, self.hide) {
             let mut plain = (value.len() as u16).to_be_bytes().to_vec();
             plain.extend_from_slice(value);
-            hide_stream(attr, secret, &rv, &mut plain, true);
+            hide_stream(attr, h.secret, &h.vector, &mut plain, true);
             v = plain;
             bits |= AVP_HIDDEN;
         }
@@ -196,8 +207,11 @@ mod tests {
     #[test]
     fn hidden_avps_round_trip_and_need_the_vector_and_secret() {
         let secret = b"tunnel-secret";
-        let rv = [7u8; 16];
-        let mut w = Writer::new(ICRP, Some((secret, rv)));
+        let hide = Hide {
+            secret,
+            vector: [7u8; 16],
+        };
+        let mut w = Writer::new(ICRP, Some(hide));
         // 40 bytes: three keystream blocks.
         let long: Vec<u8> = (0..40).collect();
         w.hidden(A_ASSIGNED_SESSION_ID, &[0x12, 0x34])
@@ -207,6 +221,7 @@ mod tests {
         assert_eq!(find_u16(&avps, A_MESSAGE_TYPE), Some(ICRP));
         assert_eq!(find_u16(&avps, A_ASSIGNED_SESSION_ID), Some(0x1234));
         assert_eq!(find(&avps, A_HOST_NAME), Some(&long[..]));
+        assert!(avps.iter().skip(2).all(|a| a.hidden));
         assert!(
             !body.windows(2).any(|x| x == [0x12, 0x34]),
             "hidden on the wire"

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    avp::{self, Avp, Writer},
+    avp::{self, Avp, Hide, Writer},
     channel::MAX_RETRIES,
     consts::*,
     header::Header,
@@ -296,13 +296,27 @@ fn challenge_and_hidden_avps_with_a_secret() {
     // The right response, and the client's hidden Assigned Session ID.
     let mut lac = Lac::new(Some(secret));
     let mut t = establish(&mut lac, cfg(Some(secret), true), now);
-    let mut w = Writer::new(ICRQ, Some((secret, [3; 16])));
+    let mut w = Writer::new(
+        ICRQ,
+        Some(Hide {
+            secret,
+            vector: [3; 16],
+        }),
+    );
     w.hidden(A_ASSIGNED_SESSION_ID, &44u16.to_be_bytes())
         .u32(A_CALL_SERIAL_NUMBER, 1);
     let m = lac.msg(OUR_TUNNEL, 0, &w.out.clone());
     t.handle_datagram(now, &m).unwrap();
     let (h, avps) = lac.read(&drain(&mut t)[0]);
     assert_eq!((h.session_id, kind(&avps)), (44, Some(ICRP)));
+    assert!(
+        avps.iter().any(|a| a.attr == A_RANDOM_VECTOR),
+        "hidden AVPs sent"
+    );
+    assert!(
+        avps.iter().any(|a| a.hidden),
+        "the assigned session ID hidden"
+    );
     // Without a secret, a challenging client is refused.
     let mut lac = Lac::new(None);
     let rq = lac.sccrq(Some(&their_challenge));

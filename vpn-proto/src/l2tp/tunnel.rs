@@ -12,7 +12,7 @@ use md5::{Digest as _, Md5};
 use subtle::ConstantTimeEq as _;
 
 use super::{
-    avp::{self, Avp, AvpError, Writer},
+    avp::{self, Avp, AvpError, Hide, Writer},
     channel::{Channel, Received, RECV_WINDOW},
     consts::*,
     header::Header,
@@ -189,9 +189,12 @@ impl Tunnel {
     }
 
     fn writer(&mut self, message_type: u16) -> Writer<'_> {
-        let rv = self.random_vector();
+        let vector = self.random_vector();
         let hide = match (&self.cfg.secret, self.cfg.hide_avps) {
-            (Some(s), true) => Some((s.as_slice(), rv)),
+            (Some(s), true) => Some(Hide {
+                secret: s.as_slice(),
+                vector,
+            }),
             _ => None,
         };
         Writer::new(message_type, hide)
@@ -352,20 +355,22 @@ impl Tunnel {
         let host = self.cfg.host_name.clone();
         let (local_id, challenge) = (self.local_id, self.our_challenge);
         let mut w = self.writer(SCCRP);
+        // Nothing hidden in SCCRP: xl2tpd looks its secret up only after
+        // reading the whole message, so it cannot reveal AVPs hidden here.
         w.u16(A_PROTOCOL_VERSION, 0x0100)
-            .u32(A_FRAMING_CAPABILITIES, 3)
-            .u32(A_BEARER_CAPABILITIES, 0)
-            .u16(A_FIRMWARE_REVISION, 0x0100)
-            .bytes(A_HOST_NAME, host.as_bytes())
-            .bytes(A_VENDOR_NAME, b"vpn-ctl")
-            .hidden(A_ASSIGNED_TUNNEL_ID, &local_id.to_be_bytes())
-            .u16(A_RECEIVE_WINDOW_SIZE, RECV_WINDOW);
+            .bytes(A_HOST_NAME, host.as_bytes());
         if let Some(c) = challenge {
             w.bytes(A_CHALLENGE, &c);
         }
         if let Some(r) = response {
             w.bytes(A_CHALLENGE_RESPONSE, &r);
         }
+        w.u32(A_FRAMING_CAPABILITIES, 3)
+            .u32(A_BEARER_CAPABILITIES, 0)
+            .u16(A_FIRMWARE_REVISION, 0x0100)
+            .bytes(A_VENDOR_NAME, b"vpn-ctl")
+            .u16(A_ASSIGNED_TUNNEL_ID, local_id)
+            .u16(A_RECEIVE_WINDOW_SIZE, RECV_WINDOW);
         let b = w.out;
         self.chan.send(now, 0, b);
         self.state = State::WaitScccn;
