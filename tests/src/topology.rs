@@ -89,11 +89,6 @@ impl Topology {
         for port in ["c2", "c3"] {
             must(&format!("ip -n {} link set {port} master br0", t.nat.name));
         }
-        // veth hands partially checksummed packets (CHECKSUM_PARTIAL) through
-        // forwarding, which physical NICs never deliver; the hosts behind the
-        // gateway checksum in software, like real ones (decisions.md #27).
-        t.lan.must("ethtool -K eth0 tx off >/dev/null");
-        t.inet.must("ethtool -K gw0 tx off >/dev/null");
         t.gw.must("ip route add default via 198.18.0.2");
         t.lan.must("ip route add default via 172.16.10.1");
         t.c1.must("ip route add default via 198.18.1.1");

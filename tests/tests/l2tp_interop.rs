@@ -81,6 +81,35 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
     }
     assert_eq!(gw.count("counters", "l2tp_tunnels"), 1);
 
+    // The kernel carried the data: everything the client sent went through
+    // the fast path, none through the daemon.
+    let row = &sessions(&gw)[0];
+    assert_eq!(row["fast_path"], true, "{row}");
+    let fast_rx = row["fast_path_rx_packets"].as_u64().unwrap();
+    assert!(fast_rx > 2000, "8 MB of TCP both ways: {row}");
+    assert_eq!(
+        fast_rx,
+        row["rx_packets"].as_u64().unwrap(),
+        "daemon handled none: {row}"
+    );
+    // Pings from the LAN host go both ways in the kernel only.
+    let client = ppp_address(&out);
+    let before = row.clone();
+    t.lan.must(&format!("ping -c 5 -W 5 {client}"));
+    let after = &sessions(&gw)[0];
+    let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    assert!(delta("fast_path_tx_packets") >= 5, "{after}");
+    assert_eq!(
+        delta("tx_packets"),
+        delta("fast_path_tx_packets"),
+        "{after}"
+    );
+    assert_eq!(
+        delta("rx_packets"),
+        delta("fast_path_rx_packets"),
+        "{after}"
+    );
+
     // kill: the client's link goes down; the session and its address go.
     let id = r["id"].as_u64().unwrap();
     assert!(gw.ctl(&["kill", &id.to_string()]).status.success());
@@ -92,6 +121,25 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
         sessions(&gw).is_empty().then_some(())
     });
     assert_eq!(gw.count("counters", "pool_addresses_in_use"), 0);
+    let maps = gw.status()["maps"].clone();
+    let fill = |name: &str| {
+        maps.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["entries"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        fill("VPN_TUNNEL_SESSIONS"),
+        0,
+        "kernel entries removed: {maps}"
+    );
+    assert_eq!(
+        fill("VPN_ADDR_SESSIONS"),
+        0,
+        "kernel entries removed: {maps}"
+    );
     assert!(
         gw.log().contains("ended by the administrator"),
         "{}",
@@ -231,8 +279,11 @@ fn malformed_l2tp_is_counted_and_the_session_keeps_working() {
         "python3 {}/scripts/l2tp_garbage.py {GW_WAN} flood 100",
         env!("CARGO_MANIFEST_DIR")
     ));
+    // Truncated data headers stop in the kernel (TC ingress); control
+    // messages and the rest reach the daemon.
     for (name, at_least) in [
-        ("daemon_l2tp_malformed", 6),
+        ("truncated", 3),
+        ("daemon_l2tp_malformed", 3),
         ("daemon_l2tp_unknown_session", 5),
         ("daemon_l2tp_unknown_tunnel", 5),
         ("daemon_l2tp_hidden_unreadable", 1),

@@ -78,10 +78,14 @@ pub enum Counter {
     FastToDaemon = 15,
     /// Client-to-client packets between two fast-path sessions, turned around on the WAN.
     FastHairpin = 16,
+    /// Packets to fast-path clients left to the daemon because the kernel
+    /// has not finished their checksum (CHECKSUM_PARTIAL, from a local veth
+    /// or process) or they are GSO bursts PPTP cannot split (decisions #29).
+    FastCsumToDaemon = 17,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 18;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::XdpRx,
         Counter::XdpVlan,
@@ -100,6 +104,7 @@ impl Counter {
         Counter::FastTx,
         Counter::FastToDaemon,
         Counter::FastHairpin,
+        Counter::FastCsumToDaemon,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -121,6 +126,7 @@ impl Counter {
             Counter::FastTx => "fast_tx",
             Counter::FastToDaemon => "fast_to_daemon",
             Counter::FastHairpin => "fast_hairpin",
+            Counter::FastCsumToDaemon => "fast_csum_to_daemon",
         }
     }
 }

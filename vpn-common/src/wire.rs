@@ -27,6 +27,19 @@ pub const GRE_F_KEY: u16 = 0x2000;
 pub const GRE_F_SEQ: u16 = 0x1000;
 pub const GRE_F_ACK: u16 = 0x0080;
 
+/// L2TPv2 header bits (RFC 2661 §3.1; first 16 bits, version in the low 4).
+pub const L2TP_F_TYPE: u16 = 0x8000;
+pub const L2TP_F_LENGTH: u16 = 0x4000;
+pub const L2TP_F_SEQUENCE: u16 = 0x0800;
+pub const L2TP_F_OFFSET: u16 = 0x0200;
+pub const L2TP_F_PRIORITY: u16 = 0x0100;
+pub const L2TP_VERSION_MASK: u16 = 0x000f;
+pub const L2TP_VERSION: u16 = 2;
+
+/// PPP in a tunnel: the address/control field and the IPv4 protocol number.
+pub const PPP_ADDR_CTRL: u16 = 0xff03;
+pub const PPP_PROTO_IPV4: u16 = 0x0021;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct EthHdr {

@@ -2,14 +2,17 @@
 //! `maps.rs`, all packet access goes through `packet.rs`.
 #![no_std]
 #![no_main]
-// Inline BPF assembly (the GRE sequence fetch-add in pptp_fast.rs).
+// Inline BPF assembly (the GRE sequence fetch-add in pptp.rs).
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod encap;
+mod l2tp;
 mod maps;
 mod packet;
-mod pptp_fast;
+mod pptp;
 mod stats;
 mod tc_vpn;
+mod tc_wan;
 mod xdp_wan;
 
 use aya_ebpf::{
@@ -42,10 +45,10 @@ pub fn vpn_tc_egress(ctx: TcContext) -> i32 {
     }
 }
 
-/// TC ingress on the WAN interface: the PPTP fast path's decapsulation.
+/// TC ingress on the WAN interface: the fast paths' decapsulation.
 #[classifier]
 pub fn vpn_tc_wan_ingress(ctx: TcContext) -> i32 {
-    match pptp_fast::ingress(&ctx) {
+    match tc_wan::ingress(&ctx) {
         Ok(action) => action,
         Err(reason) => {
             stats::drop(reason);

@@ -182,7 +182,7 @@ pub async fn setup(
     dataplane::write_config(&mut ebpf, &dp_cfg)?;
     let xdp = dataplane::attach_xdp(&mut ebpf, &wan, cfg.xdp.mode)?;
     let tc_prog_id = dataplane::attach_tc_egress(&mut ebpf, vpn_name)?;
-    if cfg.pptp.enabled {
+    if cfg.pptp.enabled || cfg.l2tp.enabled {
         dataplane::attach_tc_wan_ingress(&mut ebpf, &wan)?;
     }
     let seq_page = if cfg.pptp.enabled {
@@ -291,9 +291,13 @@ pub async fn setup(
         None
     };
     let l2tp = match sockets.iter().position(|s| s.spec.service == "l2tp") {
-        Some(i) if cfg.l2tp.enabled => {
-            Some(l2tp_service(cfg, sockets.remove(i).fd, &pool_alloc, &users))
-        }
+        Some(i) if cfg.l2tp.enabled => Some(l2tp_service(
+            cfg,
+            sockets.remove(i).fd,
+            &pool_alloc,
+            &users,
+            &maps,
+        )),
         _ => None,
     };
     let shared = Arc::new(Shared {
@@ -449,6 +453,7 @@ fn l2tp_service(
     socket: std::os::fd::OwnedFd,
     pool: &Pool,
     users: &Arc<Mutex<UserDb>>,
+    maps: &Arc<SessionMaps>,
 ) -> super::l2tp::L2tp {
     use vpn_proto::{
         l2tp::tunnel::TunnelConfig,
@@ -477,7 +482,7 @@ fn l2tp_service(
         dns: cfg.gateway.dns.clone(),
         pool: pool.clone(),
         users: users.clone(),
-        maps: None,
+        maps: Some(maps.clone()),
         counters: Default::default(),
     });
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
@@ -493,7 +498,7 @@ fn l2tp_service(
         max_per_address: l.max_tunnels_per_address as usize,
         max_half_open: l.max_half_open as usize,
     };
-    super::l2tp::L2tp::new(ppp, policy, socket)
+    super::l2tp::L2tp::new(ppp, policy, l.port, socket)
 }
 
 /// What `status` and the start-up banner tell the operator about the policy.

@@ -1,14 +1,12 @@
 //! L2TPv2 numbers (RFC 2661): header bits, message types, AVP attributes,
 //! result and error codes. The one place they are written.
 
-// Header flag bits (first 16 bits; the version is the low 4 bits).
-pub const F_TYPE: u16 = 0x8000;
-pub const F_LENGTH: u16 = 0x4000;
-pub const F_SEQUENCE: u16 = 0x0800;
-pub const F_OFFSET: u16 = 0x0200;
-pub const F_PRIORITY: u16 = 0x0100;
-pub const VERSION_MASK: u16 = 0x000f;
-pub const VERSION: u16 = 2;
+// Header flag bits: shared with the data plane.
+pub use vpn_common::wire::{
+    L2TP_F_LENGTH as F_LENGTH, L2TP_F_OFFSET as F_OFFSET, L2TP_F_PRIORITY as F_PRIORITY,
+    L2TP_F_SEQUENCE as F_SEQUENCE, L2TP_F_TYPE as F_TYPE, L2TP_VERSION as VERSION,
+    L2TP_VERSION_MASK as VERSION_MASK,
+};
 
 // Control message types (Message Type AVP values).
 pub const SCCRQ: u16 = 1;

@@ -73,6 +73,10 @@ pub trait Carrier: Send + Sync + 'static {
     /// The map entries that put this call on the in-kernel path, if the
     /// carrier has one. `addr`: the client's inner address.
     fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry>;
+    /// Whether the call's carrier state allows the in-kernel path now.
+    fn wants_fast_path(&self, _wire: &Self::Wire) -> bool {
+        true
+    }
     /// Runs with the fast-path slot before the kernel can find the call.
     fn prepare_fast(&self, _wire: &mut Self::Wire, _slot: u32) {}
     /// The link is over: the control connection should clear the call.
@@ -304,6 +308,9 @@ impl<C: Carrier> Call<C> {
         else {
             return;
         };
+        if !self.carrier.wants_fast_path(&s.wire) {
+            return;
+        }
         let Some(FastPathEntry { key, entry }) = self.carrier.fast_path(addr) else {
             return;
         };

@@ -9,9 +9,11 @@ use std::{
 
 use vpn_proto::l2tp::header::Header;
 
+use vpn_common::maps::{SessionEntry, TunnelKey, PROTO_L2TP, SESSION_F_FAST_PATH};
+
 use crate::{
     daemon::gateway::ppp::{self, Carrier, FastPathEntry},
-    dataplane::fastpath::FastSlot,
+    dataplane::fastpath::{wire_ip, FastSlot},
 };
 
 pub struct Udp {
@@ -23,6 +25,8 @@ pub struct Udp {
     pub peer_tunnel: u16,
     pub peer_session: u16,
     pub peer: SocketAddrV4,
+    /// Our address the client talks to (the outer source of our data), and port.
+    pub local: SocketAddrV4,
     pub socket: Arc<OwnedFd>,
     /// Calls whose PPP link ended, for the control side to clear (CDN).
     pub ended: Arc<Mutex<Vec<(u16, u16)>>>,
@@ -63,8 +67,34 @@ impl Carrier for Udp {
             crate::net::batch::send_to(self.socket.as_raw_fd(), &out, SocketAddr::V4(self.peer));
     }
 
-    fn fast_path(&self, _addr: Ipv4Addr) -> Option<FastPathEntry> {
-        None
+    /// The kernel carries unsequenced data only (sequencing stays here).
+    fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry> {
+        let port = |p: u16| u16::from_ne_bytes(p.to_be_bytes());
+        let ids = |t: u16, s: u16| (u32::from(t) << 16) | u32::from(s);
+        Some(FastPathEntry {
+            key: TunnelKey {
+                peer_ip: wire_ip(*self.peer.ip()),
+                local_id: ids(self.tunnel, self.session),
+                proto: PROTO_L2TP,
+                _pad: [0; 3],
+            },
+            entry: SessionEntry {
+                flags: SESSION_F_FAST_PATH,
+                proto: PROTO_L2TP,
+                peer_ip: wire_ip(*self.peer.ip()),
+                local_ip: wire_ip(*self.local.ip()),
+                peer_port: port(self.peer.port()),
+                local_port: port(self.local.port()),
+                local_id: ids(self.tunnel, self.session),
+                peer_id: ids(self.peer_tunnel, self.peer_session),
+                assigned_ip: wire_ip(addr),
+                ..Default::default()
+            },
+        })
+    }
+
+    fn wants_fast_path(&self, w: &DataSeq) -> bool {
+        !w.enabled
     }
 
     fn link_ended(&self) {

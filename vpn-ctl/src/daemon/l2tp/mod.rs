@@ -66,6 +66,8 @@ pub struct Policy {
 pub struct L2tp {
     pub ppp: Arc<PppService>,
     pub policy: Policy,
+    /// Our UDP port (the source of everything we send).
+    pub port: u16,
     pub socket: Arc<OwnedFd>,
     pub tables: RwLock<Tables>,
     /// Calls whose PPP link ended; the worker sends their CDN.
@@ -74,10 +76,11 @@ pub struct L2tp {
 }
 
 impl L2tp {
-    pub fn new(ppp: Arc<PppService>, policy: Policy, socket: OwnedFd) -> L2tp {
+    pub fn new(ppp: Arc<PppService>, policy: Policy, port: u16, socket: OwnedFd) -> L2tp {
         L2tp {
             ppp,
             policy,
+            port,
             socket: Arc::new(socket),
             tables: RwLock::default(),
             ended: Arc::default(),

@@ -260,6 +260,7 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                 sequencing,
             } => {
                 let carrier = Udp {
+                    local: local_address(entry.peer, l2tp.port),
                     row_id: l2tp.ppp.pool.next_row_id(),
                     tunnel: id,
                     session,
@@ -306,6 +307,23 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
         t.tunnels.remove(&id);
         t.by_peer.remove(&(entry.peer, entry.peer_id));
     }
+}
+
+/// Our address a client's datagrams reach: the one the kernel picks for
+/// our answers from the wildcard socket (the route's source to the client).
+fn local_address(peer: SocketAddrV4, port: u16) -> SocketAddrV4 {
+    let ip = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect(peer)?;
+            s.local_addr()
+        })
+        .ok()
+        .and_then(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    SocketAddrV4::new(ip, port)
 }
 
 /// Forgets a call: its address, route and fast-path entries go with it.

@@ -1,0 +1,132 @@
+//! What every fast-path tunnel shares: session lookups, per-session
+//! counters, the outer IPv4 header, making room for a tunnel header, the
+//! checksum-partial test, and the redirect out of the WAN.
+use aya_ebpf::{
+    bindings::{bpf_adj_room_mode::BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4},
+    helpers::{bpf_redirect_neigh, bpf_skb_change_head},
+    maps::lpm_trie::Key,
+    programs::TcContext,
+};
+use vpn_common::{
+    counters::DropReason,
+    maps::{DataplaneConfig, SessionEntry, SESSION_F_FAST_PATH},
+    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+};
+
+use crate::maps::{ADDR_SESSIONS, SESSIONS, SESSION_STATS};
+
+pub const ETH_LEN: usize = 14;
+pub const IPV4_LEN: usize = 20;
+
+pub fn be16(ctx: &TcContext, off: usize) -> Option<u16> {
+    ctx.load::<u16>(off).ok().map(u16::from_be)
+}
+
+/// A session on the fast path, whatever its protocol.
+pub fn session(idx: u32) -> Option<SessionEntry> {
+    let e = *SESSIONS.get(idx)?;
+    (e.flags & SESSION_F_FAST_PATH != 0).then_some(e)
+}
+
+/// The fast-path session of an inner destination, if any.
+pub fn session_for(dst: u32) -> Option<(u32, SessionEntry)> {
+    let idx = ADDR_SESSIONS.get(Key::new(32, dst)).copied()?;
+    Some((idx, session(idx)?))
+}
+
+pub fn add_stats(idx: u32, rx: bool, bytes: u64) {
+    if let Some(s) = SESSION_STATS.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe {
+            if rx {
+                (*s).rx_packets += 1;
+                (*s).rx_bytes += bytes;
+            } else {
+                (*s).tx_packets += 1;
+                (*s).tx_bytes += bytes;
+            }
+        }
+    }
+}
+
+/// One's-complement sum of big-endian 16-bit words, folded.
+fn fold(mut sum: u32) -> u16 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// An outer IPv4 header (DF, TTL 64, no options) with its checksum.
+pub fn ipv4_header(h: &mut [u8], proto: u8, src: u32, dst: u32, total_len: usize) {
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&[0, 0]);
+    h[6] = 0x40; // DF
+    h[7] = 0;
+    h[8] = 64;
+    h[9] = proto;
+    h[10..12].copy_from_slice(&[0, 0]);
+    h[12..16].copy_from_slice(&src.to_ne_bytes());
+    h[16..20].copy_from_slice(&dst.to_ne_bytes());
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < IPV4_LEN {
+        sum += u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+        i += 2;
+    }
+    h[10..12].copy_from_slice(&(!fold(sum)).to_be_bytes());
+}
+
+/// True when the inner IPv4 packet at `l3` is TCP or UDP whose checksum
+/// field holds only the pseudo-header sum: the kernel has not finished it
+/// (CHECKSUM_PARTIAL). Encapsulated, it would leave unfinished on a path
+/// that passes offload along (veth, tap), so such packets go the daemon's
+/// way, where vpn0 (no offload) finishes them. A finished checksum equal
+/// to its pseudo-header sum (1 in 65536) only costs that packet the slow path.
+pub fn checksum_partial(ctx: &TcContext, l3: usize, ip: &Ipv4Hdr) -> bool {
+    let ihl = usize::from(ip.version_ihl & 0x0f) * 4;
+    let field = match ip.proto {
+        IPPROTO_TCP => l3 + ihl + 16,
+        IPPROTO_UDP => l3 + ihl + 6,
+        _ => return false,
+    };
+    let Some(check) = be16(ctx, field) else {
+        return false;
+    };
+    let l4_len = u32::from(u16::from_be(ip.total_len)).saturating_sub(ihl as u32);
+    let (s, d) = (u32::from_be(ip.src), u32::from_be(ip.dst));
+    let sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(ip.proto) + l4_len;
+    check == fold(sum)
+}
+
+/// Makes `len` bytes of room for an outer IPv4 and tunnel header in front
+/// of the inner packet (`l4_flag`: the kernel's encapsulation flag for the
+/// tunnel's L4). `has_eth`: the packet starts with Ethernet (WAN ingress);
+/// else at IPv4 (vpn0 is L3), and a placeholder Ethernet header is added,
+/// as `bpf_redirect_neigh` pulls one.
+pub fn make_room(
+    ctx: &TcContext,
+    len: usize,
+    l4_flag: u32,
+    has_eth: bool,
+) -> Result<(), DropReason> {
+    let flags = u64::from(BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | l4_flag);
+    ctx.adjust_room(len as i32, BPF_ADJ_ROOM_MAC, flags)
+        .map_err(|_| DropReason::FastPathFailed)?;
+    if !has_eth {
+        // SAFETY: plain helper call on this program's skb.
+        if unsafe { bpf_skb_change_head(ctx.skb.skb, ETH_LEN as u32, 0) } != 0 {
+            return Err(DropReason::FastPathFailed);
+        }
+        ctx.store(12, &ETH_P_IPV4.to_be_bytes(), 0)
+            .map_err(|_| DropReason::FastPathFailed)?;
+    }
+    Ok(())
+}
+
+/// Out of the WAN; the FIB and the neighbour table pick the next hop.
+pub fn redirect_wan(cfg: &DataplaneConfig) -> i32 {
+    // SAFETY: plain helper call; no neighbour parameters.
+    unsafe { bpf_redirect_neigh(cfg.wan_ifindex, core::ptr::null_mut(), 0, 0) as i32 }
+}

@@ -1,0 +1,99 @@
+//! L2TPv2 data messages on the fast path (docs/decisions.md #28): the
+//! header of an arriving data message (any of the L, S, O bits; S sends it
+//! to the daemon, which keeps data sequencing), and the minimal header
+//! pushed for a client (no L, S, O), inside UDP from our port to its port.
+use aya_ebpf::{bindings::BPF_F_ADJ_ROOM_ENCAP_L4_UDP, programs::TcContext};
+use vpn_common::{
+    counters::DropReason,
+    maps::{SessionEntry, TunnelKey, PROTO_L2TP},
+    wire::{
+        Ipv4Hdr, IPPROTO_UDP, L2TP_F_LENGTH, L2TP_F_OFFSET, L2TP_F_SEQUENCE, L2TP_F_TYPE,
+        L2TP_VERSION, L2TP_VERSION_MASK, PPP_ADDR_CTRL, PPP_PROTO_IPV4,
+    },
+};
+
+use crate::encap::{be16, ipv4_header, make_room, ETH_LEN, IPV4_LEN};
+
+/// Outer IPv4 (20) + UDP (8) + L2TP flags, tunnel, session (6) + PPP FF 03 00 21 (4).
+pub const ENCAP_LEN: usize = IPV4_LEN + 8 + 6 + 4;
+
+/// What the WAN ingress needs of an L2TP data message.
+pub struct Arrived {
+    pub key: TunnelKey,
+    /// The client's UDP port (network order), checked against the session's.
+    pub src_port: u16,
+    /// Where the PPP frame starts.
+    pub ppp: usize,
+}
+
+/// An L2TP data message at UDP offset `udp`: its session key and PPP
+/// offset. `Ok(None)`: not ours to shortcut (control, sequenced data).
+pub fn arrived(
+    ctx: &TcContext,
+    ip: &Ipv4Hdr,
+    udp: usize,
+    port: u16,
+) -> Result<Option<Arrived>, DropReason> {
+    if ip.proto != IPPROTO_UDP || port == 0 || be16(ctx, udp + 2) != Some(port) {
+        return Ok(None);
+    }
+    let src_port = ctx.load::<u16>(udp).map_err(|_| DropReason::Truncated)?;
+    let mut off = udp + 8;
+    let flags = be16(ctx, off).ok_or(DropReason::Truncated)?;
+    if flags & L2TP_VERSION_MASK != L2TP_VERSION || flags & (L2TP_F_TYPE | L2TP_F_SEQUENCE) != 0 {
+        return Ok(None);
+    }
+    off += 2;
+    if flags & L2TP_F_LENGTH != 0 {
+        off += 2;
+    }
+    let tunnel = be16(ctx, off).ok_or(DropReason::Truncated)?;
+    let session = be16(ctx, off + 2).ok_or(DropReason::Truncated)?;
+    off += 4;
+    if flags & L2TP_F_OFFSET != 0 {
+        let pad = be16(ctx, off).ok_or(DropReason::Truncated)?;
+        off += 2 + usize::from(pad);
+    }
+    Ok(Some(Arrived {
+        key: TunnelKey {
+            peer_ip: ip.src,
+            local_id: (u32::from(tunnel) << 16) | u32::from(session),
+            proto: PROTO_L2TP,
+            _pad: [0; 3],
+        },
+        src_port,
+        ppp: off,
+    }))
+}
+
+/// Pushes IPv4+UDP+L2TP+PPP for `entry` in front of an inner IPv4 packet
+/// of `inner_len` bytes (see `encap::make_room` for `has_eth`).
+pub fn push(
+    ctx: &TcContext,
+    entry: &SessionEntry,
+    inner_len: usize,
+    has_eth: bool,
+) -> Result<(), DropReason> {
+    make_room(ctx, ENCAP_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_UDP, has_eth)?;
+    let mut h = [0u8; ENCAP_LEN];
+    ipv4_header(
+        &mut h,
+        IPPROTO_UDP,
+        entry.local_ip,
+        entry.peer_ip,
+        ENCAP_LEN + inner_len,
+    );
+    let u = IPV4_LEN;
+    h[u..u + 2].copy_from_slice(&entry.local_port.to_ne_bytes());
+    h[u + 2..u + 4].copy_from_slice(&entry.peer_port.to_ne_bytes());
+    h[u + 4..u + 6].copy_from_slice(&((ENCAP_LEN - IPV4_LEN + inner_len) as u16).to_be_bytes());
+    // UDP checksum 0: none (IPv4 allows it; L2TP clients accept it).
+    let l = u + 8;
+    h[l..l + 2].copy_from_slice(&L2TP_VERSION.to_be_bytes());
+    h[l + 2..l + 4].copy_from_slice(&((entry.peer_id >> 16) as u16).to_be_bytes());
+    h[l + 4..l + 6].copy_from_slice(&(entry.peer_id as u16).to_be_bytes());
+    h[l + 6..l + 8].copy_from_slice(&PPP_ADDR_CTRL.to_be_bytes());
+    h[l + 8..l + 10].copy_from_slice(&PPP_PROTO_IPV4.to_be_bytes());
+    ctx.store(ETH_LEN, &h, 0)
+        .map_err(|_| DropReason::FastPathFailed)
+}
