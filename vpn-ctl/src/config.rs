@@ -135,6 +135,9 @@ pub struct L2tpConfig {
     pub hide_avps: bool,
     /// Accept PAP (the password in clear inside the tunnel) after MS-CHAPv2.
     pub allow_pap: bool,
+    /// Carry plain L2TP sessions' data in the kernel (TC); off: the daemon
+    /// carries everything (for comparison and debugging).
+    pub fast_path: bool,
     /// HELLO after this many quiet seconds.
     pub hello_interval_secs: u16,
     /// LCP echo interval; a peer missing `echo_failures` echoes is dropped.
@@ -159,6 +162,7 @@ impl Default for L2tpConfig {
             secret: String::new(),
             hide_avps: false,
             allow_pap: false,
+            fast_path: true,
             hello_interval_secs: 60,
             echo_interval_secs: 10,
             echo_failures: 3,

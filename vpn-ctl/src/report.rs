@@ -126,7 +126,7 @@ impl fmt::Display for Status {
     }
 }
 
-/// One session, as DESIGN.md §6 fixes it.
+/// One session: the fields every protocol reports.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRow {
     pub id: u64,

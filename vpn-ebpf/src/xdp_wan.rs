@@ -1,8 +1,9 @@
 //! WAN ingress: parse Ethernet (+ up to two VLAN tags), IPv4, UDP and GRE;
 //! drop pool-sourced spoofs; classify tunnel traffic for the daemon.
 //!
-//! Today every tunnel class goes to the stack (`XDP_PASS`) for the daemon's
-//! sockets; the fast paths of later protocols hook in at `classify_udp`/`classify_gre`.
+//! Every tunnel class goes to the stack (`XDP_PASS`): the fast paths
+//! decapsulate in TC ingress (`tc_wan.rs`), which can hand a packet to
+//! vpn0's ingress, and the rest reaches the daemon's sockets.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use vpn_common::{

@@ -7,8 +7,11 @@ pub fn run(what: Option<&str>) -> anyhow::Result<()> {
     match what {
         None => data_plane(),
         Some("native") => native(),
-        Some("pptp") => pptp(),
-        Some(other) => anyhow::bail!("unknown benchmark `{other}` (omit it, `native` or `pptp`)"),
+        Some("pptp") => guest_bench("vpn-bench-pptp"),
+        Some("l2tp") => guest_bench("vpn-bench-l2tp"),
+        Some(other) => {
+            anyhow::bail!("unknown benchmark `{other}` (omit it, `native`, `pptp` or `l2tp`)")
+        }
     }
 }
 
@@ -66,12 +69,13 @@ fn native() -> anyhow::Result<()> {
     ))
 }
 
-fn pptp() -> anyhow::Result<()> {
+/// A benchmark binary that drives the real client in the QEMU guest.
+fn guest_bench(bin: &str) -> anyhow::Result<()> {
     let root = cmd::workspace_root();
     crate::guest::ensure()?;
     release_bins(&root)?;
     cmd::run(&mut std::process::Command::new(
-        root.join("target/release/vpn-bench-pptp"),
+        root.join("target/release").join(bin),
     ))
 }
 

@@ -25,10 +25,10 @@ enum Task {
     },
     /// Benchmarks that print ratios measured in one run. Needs root.
     /// `bench`: the XDP data plane; `bench native`: the native protocol
-    /// against boringtun, and handshakes per second; `bench pptp`: PPTP's
-    /// paths with the real client.
+    /// against boringtun, and handshakes per second; `bench pptp` and
+    /// `bench l2tp`: their in-kernel and userspace paths with the real client.
     Bench {
-        /// What to measure: omitted (data plane), `native` or `pptp`.
+        /// What to measure: omitted (data plane), `native`, `pptp` or `l2tp`.
         what: Option<String>,
     },
 }

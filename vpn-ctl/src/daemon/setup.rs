@@ -482,7 +482,7 @@ fn l2tp_service(
         dns: cfg.gateway.dns.clone(),
         pool: pool.clone(),
         users: users.clone(),
-        maps: Some(maps.clone()),
+        maps: l.fast_path.then(|| maps.clone()),
         counters: Default::default(),
     });
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
