@@ -234,6 +234,6 @@ fn one_handshake(
         }
         let n = conn.read(&mut buf)?;
         anyhow::ensure!(n > 0, "the gateway closed the connection");
-        hs.push(&buf[..n]);
+        hs.handle_bytes(&buf[..n]);
     }
 }

@@ -46,7 +46,7 @@ pub fn run(
             return Ok(Ended::Stopped);
         }
         let wait = session
-            .next_timeout()
+            .poll_timeout()
             .saturating_duration_since(Instant::now())
             .min(MAX_WAIT);
         let ready = batch::poll_readable(&[tun, udp], wait)?;
@@ -60,7 +60,7 @@ pub fn run(
                     if truncated || from.ip() != server.ip() {
                         continue;
                     }
-                    if let Ok(Some(range)) = session.open(now, from, data) {
+                    if let Ok(Some(range)) = session.handle_datagram(now, from, data) {
                         let _ = batch::write_fd(tun, &data[range]);
                     }
                 }
@@ -80,14 +80,14 @@ pub fn run(
                 }
             }
         }
-        if now >= session.next_timeout() {
+        if now >= session.poll_timeout() {
             session.handle_timeout(now);
         }
         while let Some(d) = session.poll_transmit() {
             tx.push(udp, &d, server);
         }
         tx.flush(udp);
-        while let Some(ev) = session.poll_event() {
+        while let Some(ev) = session.poll() {
             match ev {
                 Event::Closed(r, m) => return Ok(Ended::Closed(r, m)),
                 Event::PeerDead => return Ok(Ended::PeerDead),

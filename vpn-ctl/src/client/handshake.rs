@@ -69,6 +69,6 @@ pub fn connect(
                 "the gateway closed the connection during the handshake",
             )));
         }
-        hs.push(&buf[..n]);
+        hs.handle_bytes(&buf[..n]);
     }
 }

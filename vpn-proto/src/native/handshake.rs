@@ -107,7 +107,7 @@ impl ClientHandshake {
         (engine, messages::frame(&body))
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
@@ -215,7 +215,7 @@ impl ServerHandshake {
         self
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 

@@ -260,7 +260,7 @@ impl Session {
 
     /// Decrypts a datagram in place. `Ok(Some(range))`: an IP packet at
     /// `datagram[range]`; `Ok(None)`: a control message, handled.
-    pub fn open(
+    pub fn handle_datagram(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -533,7 +533,7 @@ impl Session {
     }
 
     /// When `handle_timeout` next has something to do.
-    pub fn next_timeout(&self) -> Instant {
+    pub fn poll_timeout(&self) -> Instant {
         let mut t = self.last_rx + self.params.dead_after();
         if self.role == Role::Client {
             t = t.min(self.keepalive_due());
@@ -568,7 +568,7 @@ impl Session {
         self.transmit.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 }

@@ -67,21 +67,21 @@ fn handshake(
         s = s.with_fixed_ephemeral(e.1);
     }
     let mut frames = vec![first.clone()];
-    s.push(&first);
+    s.handle_bytes(&first);
     let Some(ServerStep::Send(server_init)) = s.poll().map_err(|e| {
-        c.push(e.reply.as_deref().unwrap_or_default());
+        c.handle_bytes(e.reply.as_deref().unwrap_or_default());
         c.poll().err().map(|e| e.to_string()).unwrap_or_default()
     })?
     else {
         return Err("no SERVER_INIT".into());
     };
     frames.push(server_init.clone());
-    c.push(&server_init);
+    c.handle_bytes(&server_init);
     let Some(ClientStep::Send(auth_frame)) = c.poll().map_err(|e| e.to_string())? else {
         return Err("no AUTH".into());
     };
     frames.push(auth_frame.clone());
-    s.push(&auth_frame);
+    s.handle_bytes(&auth_frame);
     let Some(ServerStep::Authenticate(req)) = s.poll().map_err(|e| e.to_string())? else {
         return Err("no Authenticate".into());
     };
@@ -97,7 +97,7 @@ fn handshake(
         server_keys = None;
     }
     frames.push(reply.clone());
-    c.push(&reply);
+    c.handle_bytes(&reply);
     match c.poll().map_err(|e| e.to_string())? {
         Some(ClientStep::Established(k, w)) => Ok(Done {
             client: (k, w),
@@ -153,14 +153,14 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
             let len = (cut - 2) as u16;
             f[..2].copy_from_slice(&len.to_be_bytes());
         }
-        s.push(&f);
+        s.handle_bytes(&f);
         assert!(
             !matches!(s.poll(), Ok(Some(_))),
             "cut at {cut} was accepted"
         );
     }
     let mut s = ServerHandshake::new(crypto::noise_psk(PSK), &Cipher::ALL);
-    s.push(b"\x00\x05GET /");
+    s.handle_bytes(b"\x00\x05GET /");
     let e = s.poll().err().unwrap();
     assert!(e.what.contains("bad magic"), "{}", e.what);
     assert!(e.reply.is_some());
@@ -254,7 +254,7 @@ fn deliver(
     d: &[u8],
 ) -> Result<Option<Vec<u8>>, Discard> {
     let mut buf = d.to_vec();
-    to.open(now, from, &mut buf)
+    to.handle_datagram(now, from, &mut buf)
         .map(|r| r.map(|r| buf[r].to_vec()))
 }
 
@@ -362,7 +362,7 @@ fn roaming_follows_the_newest_authentic_packet_only() {
     assert_eq!(s.peer(), Some(a));
     deliver(&mut s, t0, b, &d3).unwrap();
     assert_eq!(s.peer(), Some(b));
-    assert_eq!(s.poll_event(), Some(Event::PeerMoved(b)));
+    assert_eq!(s.poll(), Some(Event::PeerMoved(b)));
     // A late packet from the old address does not move the peer back.
     deliver(&mut s, t0, a, &d2).unwrap();
     assert_eq!(s.peer(), Some(b));
@@ -408,7 +408,7 @@ fn rekey_switches_both_sides_even_when_messages_are_lost() {
     s.seal_ip(now, &ip_down, &mut old_down).unwrap();
     flush(&mut s, &mut c, now, sa);
     assert_eq!(c.key_id(), 1);
-    assert_eq!(c.poll_event(), Some(Event::Rekeyed(1)));
+    assert_eq!(c.poll(), Some(Event::Rekeyed(1)));
     flush(&mut c, &mut s, now, ca); // the client's confirmation
     assert_eq!(s.key_id(), 1);
     assert!(
@@ -429,9 +429,9 @@ fn silence_kills_the_session_and_bye_ends_it_with_a_reason() {
     let t0 = Instant::now();
     let (mut c, mut s) = pair(t0);
     let dead = t0 + params().keepalive * DEAD_AFTER_KEEPALIVES + Duration::from_secs(1);
-    assert!(s.next_timeout() <= dead);
+    assert!(s.poll_timeout() <= dead);
     s.handle_timeout(dead);
-    assert_eq!(s.poll_event(), Some(Event::PeerDead));
+    assert_eq!(s.poll(), Some(Event::PeerDead));
     assert!(s.is_closed());
 
     let (mut c2, mut s2) = pair(t0);
@@ -439,7 +439,7 @@ fn silence_kills_the_session_and_bye_ends_it_with_a_reason() {
         let _ = deliver(&mut c2, t0, addr("198.18.0.1:7443"), &d);
     }
     assert_eq!(
-        c2.poll_event(),
+        c2.poll(),
         Some(Event::Closed(Reason::Killed, "by admin".into()))
     );
     assert!(c2.seal_ip(t0, &[0x45], &mut Vec::new()).is_err());
@@ -447,13 +447,13 @@ fn silence_kills_the_session_and_bye_ends_it_with_a_reason() {
     let mut now = t0;
     let mut probes = 0;
     while !c.is_closed() {
-        now = c.next_timeout();
+        now = c.poll_timeout();
         c.handle_timeout(now);
         while c.poll_transmit().is_some() {
             probes += 1;
         }
     }
     assert!(probes >= 2, "keepalive probes before giving up: {probes}");
-    assert_eq!(c.poll_event(), Some(Event::PeerDead));
+    assert_eq!(c.poll(), Some(Event::PeerDead));
     assert!(now - t0 <= params().keepalive * (DEAD_AFTER_KEEPALIVES + 1));
 }

@@ -70,7 +70,7 @@ impl Authenticator {
         Some((PROTO_CHAP, packet(CHAP_CHALLENGE, self.id, &data)))
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
 
@@ -104,7 +104,7 @@ impl Authenticator {
 
     /// Handles a PAP or CHAP packet; `password` looks a user up. Returns the
     /// reply to send and the outcome once decided (once; see `repeat`).
-    pub fn input(
+    pub fn handle_packet(
         &mut self,
         proto: u16,
         p: &[u8],
@@ -281,7 +281,7 @@ mod tests {
             let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
             let (_, ch) = a.start(now).unwrap();
             let resp = chap_response(Auth::MsChapV2, &ch, "alice", pw, [9; 16]).unwrap();
-            let ((_, reply), outcome) = a.input(PROTO_CHAP, &resp, &users).unwrap();
+            let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
             match outcome {
                 Outcome::Success { user, mppe_master } => {
                     assert!(ok);
@@ -306,14 +306,14 @@ mod tests {
         let (_, ch) = a.start(now).unwrap();
         let resp = chap_response(Auth::ChapMd5, &ch, "alice", "s3cret-pass", [0; 16]).unwrap();
         assert!(matches!(
-            a.input(PROTO_CHAP, &resp, &users).unwrap().1,
+            a.handle_packet(PROTO_CHAP, &resp, &users).unwrap().1,
             Outcome::Success { .. }
         ));
 
         let mut a = Authenticator::new(Auth::Pap, [1; 16]);
         assert!(a.start(now).is_none());
         let req = packet(PAP_REQ, 5, b"\x05alice\x0bs3cret-pass");
-        let ((_, reply), out) = a.input(PROTO_PAP, &req, &users).unwrap();
+        let ((_, reply), out) = a.handle_packet(PROTO_PAP, &req, &users).unwrap();
         assert_eq!(reply[0], PAP_ACK);
         assert!(matches!(out, Outcome::Success { .. }));
 
@@ -322,7 +322,7 @@ mod tests {
         let resp =
             chap_response(Auth::MsChapV2, &ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
         assert!(matches!(
-            a.input(PROTO_CHAP, &resp, &users).unwrap().1,
+            a.handle_packet(PROTO_CHAP, &resp, &users).unwrap().1,
             Outcome::Success { .. }
         ));
     }
@@ -339,7 +339,7 @@ mod tests {
             b"\x02\x07\x00\x06\x05\x00",
         ] {
             assert!(a
-                .input(PROTO_CHAP, bad, &users)
+                .handle_packet(PROTO_CHAP, bad, &users)
                 .is_none_or(|(_, o)| matches!(o, Outcome::Failure { .. })));
         }
         let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);

@@ -138,15 +138,15 @@ impl<O: Options> Fsm<O> {
     }
 
     /// A packet to send (code, id, length, data), without the protocol field.
-    pub fn poll_packet(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.out.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<LayerEvent> {
+    pub fn poll(&mut self) -> Option<LayerEvent> {
         self.events.pop_front()
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.timer
     }
 
@@ -312,7 +312,11 @@ impl<O: Options> Fsm<O> {
 
     /// Handles a received packet. Returns the codes this automaton does not
     /// know (8-11, 14-15) to the caller as `Err((code, id, data))`.
-    pub fn input<'a>(&mut self, now: Instant, p: &'a [u8]) -> Result<(), (u8, u8, &'a [u8])> {
+    pub fn handle_packet<'a>(
+        &mut self,
+        now: Instant,
+        p: &'a [u8],
+    ) -> Result<(), (u8, u8, &'a [u8])> {
         let Some((code, id, data)) = parse(p) else {
             return Ok(()); // silently discarded (RFC 1661 §5)
         };
@@ -509,11 +513,11 @@ pub(crate) mod testing {
         start(a, now);
         start(b, now);
         for _ in 0..20 {
-            while let Some(p) = a.poll_packet() {
-                let _ = b.input(now, &p);
+            while let Some(p) = a.poll_transmit() {
+                let _ = b.handle_packet(now, &p);
             }
-            while let Some(p) = b.poll_packet() {
-                let _ = a.input(now, &p);
+            while let Some(p) = b.poll_transmit() {
+                let _ = a.handle_packet(now, &p);
             }
         }
     }
@@ -583,18 +587,18 @@ mod tests {
         let mut n = 0;
         loop {
             let mut moved = false;
-            while let Some(p) = a.poll_packet() {
+            while let Some(p) = a.poll_transmit() {
                 n += 1;
                 moved = true;
                 if !lose(n) {
-                    let _ = b.input(now, &p);
+                    let _ = b.handle_packet(now, &p);
                 }
             }
-            while let Some(p) = b.poll_packet() {
+            while let Some(p) = b.poll_transmit() {
                 n += 1;
                 moved = true;
                 if !lose(n) {
-                    let _ = a.input(now, &p);
+                    let _ = a.handle_packet(now, &p);
                 }
             }
             if !moved {
@@ -616,8 +620,8 @@ mod tests {
         start(&mut b, now);
         exchange(&mut a, &mut b, now, &mut |_| false);
         assert!(a.is_open() && b.is_open());
-        assert_eq!(a.poll_event(), Some(LayerEvent::Started));
-        assert_eq!(a.poll_event(), Some(LayerEvent::Up));
+        assert_eq!(a.poll(), Some(LayerEvent::Started));
+        assert_eq!(a.poll(), Some(LayerEvent::Up));
         assert_eq!((a.opts.agreed, b.opts.agreed), (Some(9), Some(7)));
     }
 
@@ -664,13 +668,13 @@ mod tests {
         start(&mut b, now);
         // Every packet twice, each batch in reverse order, for a while.
         for _ in 0..6 {
-            let pa: Vec<_> = std::iter::from_fn(|| a.poll_packet()).collect();
-            let pb: Vec<_> = std::iter::from_fn(|| b.poll_packet()).collect();
+            let pa: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+            let pb: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
             for p in pa.iter().rev().chain(pa.iter()) {
-                let _ = b.input(now, p);
+                let _ = b.handle_packet(now, p);
             }
             for p in pb.iter().rev().chain(pb.iter()) {
-                let _ = a.input(now, p);
+                let _ = a.handle_packet(now, p);
             }
         }
         // Then a clean channel: whatever state the duplicates left, both end open.
@@ -700,7 +704,7 @@ mod tests {
         start(&mut a, now);
         let mut sent = 0;
         while a.state() == State::ReqSent {
-            while a.poll_packet().is_some() {
+            while a.poll_transmit().is_some() {
                 sent += 1;
             }
             now += RESTART_INTERVAL;
@@ -708,7 +712,7 @@ mod tests {
         }
         assert_eq!(sent, MAX_CONFIGURE as usize);
         assert_eq!(a.state(), State::Stopped);
-        assert!(std::iter::from_fn(|| a.poll_event()).any(|e| e == LayerEvent::Finished));
+        assert!(std::iter::from_fn(|| a.poll()).any(|e| e == LayerEvent::Finished));
     }
 
     #[test]
@@ -720,8 +724,8 @@ mod tests {
         for id in 0..20u8 {
             let mut o = Vec::new();
             put_option(&mut o, 1, &[3]);
-            let _ = b.input(now, &packet(CONF_REQ, id, &o));
-            while let Some(p) = b.poll_packet() {
+            let _ = b.handle_packet(now, &packet(CONF_REQ, id, &o));
+            while let Some(p) = b.poll_transmit() {
                 match p[0] {
                     CONF_NAK => naks += 1,
                     CONF_REJ => {
@@ -746,7 +750,7 @@ mod tests {
         exchange(&mut a, &mut b, now, &mut |_| false);
         assert_eq!(a.state(), State::Closed);
         assert_eq!(b.state(), State::Stopping);
-        assert!(std::iter::from_fn(|| b.poll_event()).any(|e| e == LayerEvent::Down));
+        assert!(std::iter::from_fn(|| b.poll()).any(|e| e == LayerEvent::Down));
     }
 
     #[test]
@@ -754,12 +758,12 @@ mod tests {
         let now = Instant::now();
         let mut a = fsm(7, &[7]);
         start(&mut a, now);
-        while a.poll_packet().is_some() {}
+        while a.poll_transmit().is_some() {}
         for bad in [&[][..], &[1, 1, 0], &[1, 1, 0, 99], &[1, 1, 0, 2]] {
-            assert!(a.input(now, bad).is_ok(), "discarded");
+            assert!(a.handle_packet(now, bad).is_ok(), "discarded");
         }
-        assert!(a.poll_packet().is_none());
+        assert!(a.poll_transmit().is_none());
         let unknown = packet(42, 1, b"x");
-        assert_eq!(a.input(now, &unknown), Err((42, 1, &b"x"[..])));
+        assert_eq!(a.handle_packet(now, &unknown), Err((42, 1, &b"x"[..])));
     }
 }

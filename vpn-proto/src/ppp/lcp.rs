@@ -284,10 +284,10 @@ mod tests {
         s.open(now);
         s.up(now);
         // Feed our own request back to us, as a looped line would.
-        let req = s.poll_packet().unwrap();
-        let _ = s.input(now, &req);
+        let req = s.poll_transmit().unwrap();
+        let _ = s.handle_packet(now, &req);
         assert_eq!(s.opts.loops, 1);
-        let nak = s.poll_packet().unwrap();
+        let nak = s.poll_transmit().unwrap();
         assert_eq!(nak[0], CONF_NAK);
     }
 }

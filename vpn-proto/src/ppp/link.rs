@@ -138,11 +138,11 @@ impl Link {
         self.phase == Phase::Dead
     }
 
-    pub fn poll_frame(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.frames.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+    pub fn poll(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
 
@@ -198,10 +198,10 @@ impl Link {
 
     /// Collects what the automata queued and reacts to their layer events.
     fn pump(&mut self, now: Instant) {
-        while let Some(p) = self.lcp.poll_packet() {
+        while let Some(p) = self.lcp.poll_transmit() {
             self.frames.push_back(frame(PROTO_LCP, &p));
         }
-        while let Some(e) = self.lcp.poll_event() {
+        while let Some(e) = self.lcp.poll() {
             match e {
                 LayerEvent::Up if self.phase == Phase::Establish => {
                     self.next_echo = Some(now + self.cfg.echo_interval);
@@ -224,19 +224,19 @@ impl Link {
         }
         let mut ncp_up = true;
         if let Some(ipcp) = &mut self.ipcp {
-            while let Some(p) = ipcp.poll_packet() {
+            while let Some(p) = ipcp.poll_transmit() {
                 self.frames.push_back(frame(PROTO_IPCP, &p));
             }
-            while ipcp.poll_event().is_some() {}
+            while ipcp.poll().is_some() {}
             ncp_up &= ipcp.is_open();
         } else {
             ncp_up = false;
         }
         if let Some(ccp) = &mut self.ccp {
-            while let Some(p) = ccp.poll_packet() {
+            while let Some(p) = ccp.poll_transmit() {
                 self.frames.push_back(frame(PROTO_CCP, &p));
             }
-            while ccp.poll_event().is_some() {}
+            while ccp.poll().is_some() {}
             if ccp.is_open() && self.tx.is_none() {
                 if let (Some((strength, stateful)), Some(master)) =
                     (ccp.opts.mode(), self.mppe_master)
@@ -265,7 +265,7 @@ impl Link {
 
     /// A PPP frame from the peer. `Ok(Some(range))`: an IP packet at
     /// `frame[range]` (decrypted in place). `password` looks users up.
-    pub fn input(
+    pub fn handle_frame(
         &mut self,
         now: Instant,
         f: &mut [u8],
@@ -294,7 +294,7 @@ impl Link {
             }
             PROTO_IPCP => {
                 if let Some(ipcp) = &mut self.ipcp {
-                    let _ = ipcp.input(now, &f[at..]);
+                    let _ = ipcp.handle_packet(now, &f[at..]);
                 }
                 Ok(None)
             }
@@ -349,7 +349,7 @@ impl Link {
     }
 
     fn lcp_input(&mut self, now: Instant, p: &[u8]) {
-        if let Err((code, id, data)) = self.lcp.input(now, p) {
+        if let Err((code, id, data)) = self.lcp.handle_packet(now, p) {
             match code {
                 ECHO_REQ if self.lcp.is_open() => {
                     let extra = data.get(4..).unwrap_or_default();
@@ -385,7 +385,7 @@ impl Link {
             return;
         }
         let Some(auth) = &mut self.auth else { return };
-        if let Some(((rproto, reply), outcome)) = auth.input(proto, p, password) {
+        if let Some(((rproto, reply), outcome)) = auth.handle_packet(proto, p, password) {
             self.frames.push_back(frame(rproto, &reply));
             match outcome {
                 Outcome::Success { user, mppe_master } => {
@@ -412,7 +412,7 @@ impl Link {
             }
             return;
         };
-        if let Err((code, id, _)) = ccp.input(now, p) {
+        if let Err((code, id, _)) = ccp.handle_packet(now, p) {
             match code {
                 RESET_REQ => {
                     if let Some(tx) = &mut self.tx {
@@ -447,12 +447,12 @@ impl Link {
         true
     }
 
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         [
-            self.lcp.deadline(),
-            self.auth.as_ref().and_then(Authenticator::deadline),
-            self.ipcp.as_ref().and_then(Fsm::deadline),
-            self.ccp.as_ref().and_then(Fsm::deadline),
+            self.lcp.poll_timeout(),
+            self.auth.as_ref().and_then(Authenticator::poll_timeout),
+            self.ipcp.as_ref().and_then(Fsm::poll_timeout),
+            self.ccp.as_ref().and_then(Fsm::poll_timeout),
             self.next_echo,
         ]
         .into_iter()
@@ -552,11 +552,11 @@ mod tests {
             }
         }
 
-        fn input(&mut self, now: Instant, f: &mut [u8]) {
+        fn handle_frame(&mut self, now: Instant, f: &mut [u8]) {
             let (proto, at) = parse_frame(f).unwrap();
             match proto {
                 PROTO_LCP => {
-                    if let Err((ECHO_REQ, id, d)) = self.lcp.input(now, &f[at..]) {
+                    if let Err((ECHO_REQ, id, d)) = self.lcp.handle_packet(now, &f[at..]) {
                         let r =
                             fsm::packet(ECHO_REPLY, id, &echo_data(self.lcp.opts.magic(), &d[4..]));
                         self.lcp.send_raw(r);
@@ -582,10 +582,10 @@ mod tests {
                     _ => {}
                 },
                 PROTO_IPCP => {
-                    let _ = self.ipcp.input(now, &f[at..]);
+                    let _ = self.ipcp.handle_packet(now, &f[at..]);
                 }
                 PROTO_CCP => {
-                    let _ = self.ccp.input(now, &f[at..]);
+                    let _ = self.ccp.handle_packet(now, &f[at..]);
                     if self.ccp.is_open() && self.mppe.is_none() {
                         let (s, st) = self.ccp.opts.mode().unwrap();
                         self.mppe = Some(Mppe::client_pair(&self.master.unwrap(), s, st));
@@ -629,7 +629,7 @@ mod tests {
     }
     impl<O: fsm::Options> Drain for Fsm<O> {
         fn next(&mut self) -> Option<Vec<u8>> {
-            self.poll_packet()
+            self.poll_transmit()
         }
     }
 
@@ -637,17 +637,17 @@ mod tests {
     fn converse(link: &mut Link, peer: &mut Peer, now: Instant) -> Vec<LinkEvent> {
         let mut events = Vec::new();
         // The peer's first LCP request.
-        while let Some(p) = peer.lcp.poll_packet() {
+        while let Some(p) = peer.lcp.poll_transmit() {
             peer.out.push(frame(PROTO_LCP, &p));
         }
         for _ in 0..50 {
-            while let Some(mut f) = link.poll_frame() {
-                peer.input(now, &mut f);
+            while let Some(mut f) = link.poll_transmit() {
+                peer.handle_frame(now, &mut f);
             }
             for mut f in std::mem::take(&mut peer.out) {
-                let _ = link.input(now, &mut f, &users);
+                let _ = link.handle_frame(now, &mut f, &users);
             }
-            while let Some(e) = link.poll_event() {
+            while let Some(e) = link.poll() {
                 if let LinkEvent::Authenticated { .. } = e {
                     link.set_addresses(now, GW, CLIENT, vec![Ipv4Addr::new(172, 16, 10, 2)]);
                 }
@@ -688,17 +688,20 @@ mod tests {
         for i in 0..20 {
             let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
             let mut f = peer.send_ip(&p);
-            let r = link.input(now, &mut f, &users).unwrap().unwrap();
+            let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
             assert_eq!(&f[r], &p[..]);
             let mut out = Vec::new();
             assert!(link.encap_ip(&p, &mut out));
             assert_eq!(&out[2..4], &PROTO_COMPRESSED.to_be_bytes());
-            peer.input(now, &mut out);
+            peer.handle_frame(now, &mut out);
         }
         assert_eq!(peer.ip_in.len(), 20);
         // Plain IP is refused on an encrypted link.
         let mut plain = frame(PROTO_IPV4, &ip(CLIENT, GW));
-        assert_eq!(link.input(now, &mut plain, &users), Err(Dropped::NotReady));
+        assert_eq!(
+            link.handle_frame(now, &mut plain, &users),
+            Err(Dropped::NotReady)
+        );
     }
 
     #[test]
@@ -713,7 +716,7 @@ mod tests {
         );
         let p = ip(CLIENT, GW);
         let mut f = frame(PROTO_IPV4, &p);
-        let r = link.input(now, &mut f, &users).unwrap().unwrap();
+        let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
         assert_eq!(&f[r], &p[..]);
     }
 
@@ -742,11 +745,11 @@ mod tests {
         assert!(link.is_up());
         // The peer goes silent.
         while !link.is_dead() {
-            now = link.next_timeout().unwrap();
+            now = link.poll_timeout().unwrap();
             link.handle_timeout(now);
-            while link.poll_frame().is_some() {}
+            while link.poll_transmit().is_some() {}
         }
-        let ev: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        let ev: Vec<_> = std::iter::from_fn(|| link.poll()).collect();
         assert!(
             matches!(&ev[..], [LinkEvent::Down { reason }] if reason.contains("echo")),
             "{ev:?}"
@@ -760,14 +763,15 @@ mod tests {
         let mut peer = Peer::new(now, "pw-alice-1");
         converse(&mut link, &mut peer, now);
         let mut f = frame(0x8057, b"\x01\x01\x00\x04"); // IPv6CP
-        assert_eq!(link.input(now, &mut f, &users), Ok(None));
-        let rej = link.poll_frame().unwrap();
+        assert_eq!(link.handle_frame(now, &mut f, &users), Ok(None));
+        let rej = link.poll_transmit().unwrap();
         assert_eq!(&rej[2..4], &PROTO_LCP.to_be_bytes());
         assert_eq!(rej[4], PROTO_REJ);
         for bad in [&[][..], &[0xff], &[0xff, 0x03], &[0xc0]] {
             let mut b = bad.to_vec();
             assert!(
-                link.input(now, &mut b, &users).is_err() || link.input(now, &mut b, &users).is_ok()
+                link.handle_frame(now, &mut b, &users).is_err()
+                    || link.handle_frame(now, &mut b, &users).is_ok()
             );
         }
         assert!(link.is_up(), "garbage does not take the link down");
@@ -824,13 +828,13 @@ mod unreliable {
         let (mut n, mut ipcp_started) = (0usize, false);
         let mut last_response: Option<Vec<u8>> = None;
         for step in 0..200 {
-            let from_link: Vec<_> = std::iter::from_fn(|| link.poll_frame()).collect();
+            let from_link: Vec<_> = std::iter::from_fn(|| link.poll_transmit()).collect();
             let mut to_link = Vec::new();
             for mut f in scramble(from_link, &mut n) {
                 let (proto, at) = parse_frame(&f).unwrap();
                 match proto {
                     PROTO_LCP => {
-                        let _ = lcp.input(now, &f[at..]);
+                        let _ = lcp.handle_packet(now, &f[at..]);
                     }
                     PROTO_CHAP if f[at] == CHAP_CHALLENGE => {
                         let r =
@@ -845,23 +849,23 @@ mod unreliable {
                         ipcp.up(now);
                     }
                     PROTO_IPCP => {
-                        let _ = ipcp.input(now, &f[at..]);
+                        let _ = ipcp.handle_packet(now, &f[at..]);
                     }
                     _ => {
                         let _ = &mut f;
                     }
                 }
             }
-            while let Some(p) = lcp.poll_packet() {
+            while let Some(p) = lcp.poll_transmit() {
                 to_link.push(frame(PROTO_LCP, &p));
             }
-            while let Some(p) = ipcp.poll_packet() {
+            while let Some(p) = ipcp.poll_transmit() {
                 to_link.push(frame(PROTO_IPCP, &p));
             }
             for mut f in scramble(to_link, &mut n) {
-                let _ = link.input(now, &mut f, &users);
+                let _ = link.handle_frame(now, &mut f, &users);
             }
-            while let Some(e) = link.poll_event() {
+            while let Some(e) = link.poll() {
                 if let LinkEvent::Authenticated { .. } = e {
                     link.set_addresses(
                         now,
@@ -885,7 +889,7 @@ mod unreliable {
             if !ipcp_started {
                 if let Some(r) = &last_response {
                     let mut r = r.clone();
-                    let _ = link.input(now, &mut r, &users);
+                    let _ = link.handle_frame(now, &mut r, &users);
                 }
             }
             now += RESTART_INTERVAL;

@@ -72,7 +72,7 @@ impl ControlConnection {
     }
 
     /// Bytes from the TCP stream. An error means: close the connection.
-    pub fn push(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ControlError> {
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ControlError> {
         self.last_rx = now;
         self.echo_sent = None;
         self.buf.extend_from_slice(bytes);
@@ -164,7 +164,7 @@ impl ControlConnection {
         Ok(())
     }
 
-    pub fn next_timeout(&self) -> Instant {
+    pub fn poll_timeout(&self) -> Instant {
         let echo = self.last_rx + ECHO_IDLE + Duration::from_millis(1);
         if self.calls.is_empty() {
             echo.min(self.opened_at + SETUP_TIMEOUT + Duration::from_millis(1))
@@ -173,11 +173,11 @@ impl ControlConnection {
         }
     }
 
-    pub fn poll_send(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.out.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<ControlEvent> {
+    pub fn poll(&mut self) -> Option<ControlEvent> {
         self.events.pop_front()
     }
 }
@@ -209,7 +209,7 @@ mod tests {
     }
 
     fn kinds(c: &mut ControlConnection) -> Vec<u16> {
-        std::iter::from_fn(|| c.poll_send())
+        std::iter::from_fn(|| c.poll_transmit())
             .map(|p| u16::from_be_bytes([p[8], p[9]]))
             .collect()
     }
@@ -221,33 +221,31 @@ mod tests {
         // Split anywhere: TCP gives no message boundaries.
         let stream = [sccrq(m::VERSION), ocrq(77)].concat();
         for chunk in stream.chunks(7) {
-            c.push(now, chunk).unwrap();
+            c.handle_bytes(now, chunk).unwrap();
         }
         assert_eq!(kinds(&mut c), vec![m::SCCRP]);
         assert_eq!(
-            c.poll_event(),
+            c.poll(),
             Some(ControlEvent::CallRequested { peer_call_id: 77 })
         );
         c.accept_call(5, 77);
         assert_eq!(kinds(&mut c), vec![m::OCRP]);
-        c.push(now, &raw(5, &9u32.to_be_bytes())).unwrap();
+        c.handle_bytes(now, &raw(5, &9u32.to_be_bytes())).unwrap();
         assert_eq!(kinds(&mut c), vec![m::ECHO_RP]);
-        c.push(now, &raw(12, &[0, 77, 0, 0])).unwrap();
+        c.handle_bytes(now, &raw(12, &[0, 77, 0, 0])).unwrap();
         assert_eq!(kinds(&mut c), vec![m::CDN]);
-        assert_eq!(
-            c.poll_event(),
-            Some(ControlEvent::CallCleared { call_id: 5 })
-        );
-        c.push(now, &raw(3, &[1, 0, 0, 0])).unwrap();
+        assert_eq!(c.poll(), Some(ControlEvent::CallCleared { call_id: 5 }));
+        c.handle_bytes(now, &raw(3, &[1, 0, 0, 0])).unwrap();
         assert_eq!(kinds(&mut c), vec![m::STOP_CCRP]);
-        assert_eq!(c.poll_event(), Some(ControlEvent::Stopped));
+        assert_eq!(c.poll(), Some(ControlEvent::Stopped));
     }
 
     #[test]
     fn the_gateway_clears_the_last_call_and_stops() {
         let now = Instant::now();
         let mut c = ControlConnection::new(now, 0);
-        c.push(now, &[sccrq(m::VERSION), ocrq(1)].concat()).unwrap();
+        c.handle_bytes(now, &[sccrq(m::VERSION), ocrq(1)].concat())
+            .unwrap();
         c.accept_call(9, 1);
         kinds(&mut c);
         c.clear_call(9);
@@ -258,45 +256,49 @@ mod tests {
     fn bad_input_ends_the_connection_with_a_reason() {
         let now = Instant::now();
         let mut c = ControlConnection::new(now, 0);
-        assert_eq!(c.push(now, &ocrq(1)), Err(ControlError::NotStarted("OCRQ")));
+        assert_eq!(
+            c.handle_bytes(now, &ocrq(1)),
+            Err(ControlError::NotStarted("OCRQ"))
+        );
         let mut c = ControlConnection::new(now, 0);
         assert_eq!(
-            c.push(now, &sccrq(0x0200)),
+            c.handle_bytes(now, &sccrq(0x0200)),
             Err(ControlError::Version(0x0200))
         );
         let mut c = ControlConnection::new(now, 0);
         let mut bad = sccrq(m::VERSION);
         bad[4] = 0;
         assert!(matches!(
-            c.push(now, &bad),
+            c.handle_bytes(now, &bad),
             Err(ControlError::Wire(PptpError::BadCookie(_)))
         ));
         let mut c = ControlConnection::new(now, 0);
-        c.push(now, &sccrq(m::VERSION)).unwrap();
-        c.push(now, &raw(99, &[])).unwrap();
-        assert_eq!(c.poll_event(), Some(ControlEvent::Ignored { kind: 99 }));
+        c.handle_bytes(now, &sccrq(m::VERSION)).unwrap();
+        c.handle_bytes(now, &raw(99, &[])).unwrap();
+        assert_eq!(c.poll(), Some(ControlEvent::Ignored { kind: 99 }));
     }
 
     #[test]
     fn set_up_deadline_and_echo_keepalive() {
         let t0 = Instant::now();
         let mut c = ControlConnection::new(t0, 0);
-        c.push(t0, &sccrq(m::VERSION)).unwrap();
+        c.handle_bytes(t0, &sccrq(m::VERSION)).unwrap();
         assert!(c.handle_timeout(t0 + Duration::from_secs(5)).is_ok());
         assert_eq!(
-            c.handle_timeout(c.next_timeout()),
+            c.handle_timeout(c.poll_timeout()),
             Err(ControlError::SetupTimeout(SETUP_TIMEOUT))
         );
 
         let mut c = ControlConnection::new(t0, 0);
-        c.push(t0, &[sccrq(m::VERSION), ocrq(1)].concat()).unwrap();
+        c.handle_bytes(t0, &[sccrq(m::VERSION), ocrq(1)].concat())
+            .unwrap();
         c.accept_call(3, 1);
         kinds(&mut c);
-        let t = c.next_timeout();
+        let t = c.poll_timeout();
         c.handle_timeout(t).unwrap();
         assert_eq!(kinds(&mut c), vec![m::ECHO_RQ]);
         assert_eq!(
-            c.handle_timeout(c.next_timeout()),
+            c.handle_timeout(c.poll_timeout()),
             Err(ControlError::EchoTimeout)
         );
     }

@@ -182,7 +182,7 @@ impl<C: Carrier> Call<C> {
             let db = users.lock().unwrap_or_else(|e| e.into_inner());
             db.find(name).map(|u| u.password.clone())
         };
-        match p.link.input(now, frame, &lookup) {
+        match p.link.handle_frame(now, frame, &lookup) {
             Ok(Some(range)) => {
                 let ip = &frame[range];
                 let addr = p.lease.as_ref().map(Lease::addr);
@@ -207,7 +207,7 @@ impl<C: Carrier> Call<C> {
 
     /// Runs the link's timers (restart, LCP echo), then `process`.
     pub fn tick(&self, s: &mut CallState<C::Wire>, now: Instant) {
-        if s.ppp.link.next_timeout().is_some_and(|t| now >= t) {
+        if s.ppp.link.poll_timeout().is_some_and(|t| now >= t) {
             s.ppp.link.handle_timeout(now);
         }
         self.process(s, now);
@@ -223,11 +223,11 @@ impl<C: Carrier> Call<C> {
 
     /// Acts on the link's events and sends what it queued.
     pub fn process(&self, s: &mut CallState<C::Wire>, now: Instant) {
-        while let Some(ev) = s.ppp.link.poll_event() {
+        while let Some(ev) = s.ppp.link.poll() {
             self.event(s, ev, now);
         }
         let CallState { ppp, wire } = s;
-        while let Some(f) = ppp.link.poll_frame() {
+        while let Some(f) = ppp.link.poll_transmit() {
             self.carrier.send_frame(wire, ppp.fast.as_ref(), &f);
         }
     }

@@ -65,7 +65,7 @@ impl DatagramPort for Port {
             return reg.count_drop(Discard::UnknownSession);
         };
         let mut e = session.engine.lock().unwrap_or_else(|e| e.into_inner());
-        match e.open(now, from, data) {
+        match e.handle_datagram(now, from, data) {
             Ok(Some(range)) => {
                 // A full TUN queue drops, like any congested interface.
                 let _ = batch::write_fd(tun, &data[range]);

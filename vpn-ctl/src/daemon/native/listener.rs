@@ -78,7 +78,7 @@ async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> a
         if n == 0 {
             anyhow::bail!("connection closed mid-handshake");
         }
-        hs.push(&buf[..n]);
+        hs.handle_bytes(&buf[..n]);
         loop {
             match hs.poll() {
                 Ok(None) => break,

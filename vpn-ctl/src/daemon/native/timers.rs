@@ -19,7 +19,7 @@ pub async fn run(shared: Arc<Shared>) {
             let mut ended = None;
             {
                 let mut e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
-                if now >= e.next_timeout() {
+                if now >= e.poll_timeout() {
                     e.handle_timeout(now);
                 }
                 if let (Some(peer), Some(fd)) = (e.peer(), native.control_fd()) {
@@ -27,7 +27,7 @@ pub async fn run(shared: Arc<Shared>) {
                         let _ = batch::send_to(fd, &d, peer);
                     }
                 }
-                while let Some(ev) = e.poll_event() {
+                while let Some(ev) = e.poll() {
                     match ev {
                         Event::PeerMoved(to) => {
                             log::info!("native: session {} ({}) moved to {to}", s.row_id, s.user)

@@ -70,7 +70,7 @@ impl Connection<'_> {
         let mut ctl = ControlConnection::new(Instant::now(), rand::random());
         let mut chunk = [0u8; 4096];
         loop {
-            let wait = ctl.next_timeout().saturating_duration_since(Instant::now());
+            let wait = ctl.poll_timeout().saturating_duration_since(Instant::now());
             let mut cleared = false;
             tokio::select! {
                 r = stream.read(&mut chunk) => {
@@ -79,7 +79,7 @@ impl Connection<'_> {
                         log::info!("pptp: {} closed its control connection", self.from);
                         return Ok(());
                     }
-                    ctl.push(Instant::now(), &chunk[..n])?;
+                    ctl.handle_bytes(Instant::now(), &chunk[..n])?;
                 }
                 _ = self.notify.notified() => {
                     for c in self.dead_calls() {
@@ -92,7 +92,7 @@ impl Connection<'_> {
             }
             let mut new_calls = Vec::new();
             let mut stopped = false;
-            while let Some(ev) = ctl.poll_event() {
+            while let Some(ev) = ctl.poll() {
                 match ev {
                     ControlEvent::CallRequested { peer_call_id } => {
                         let call = self.new_call(&stream, peer_call_id)?;
@@ -122,7 +122,7 @@ impl Connection<'_> {
                     ControlEvent::Stopped => stopped = true,
                 }
             }
-            while let Some(b) = ctl.poll_send() {
+            while let Some(b) = ctl.poll_transmit() {
                 stream.write_all(&b).await?;
             }
             // Only now (OCRP is out) may the call's first PPP frames follow.
