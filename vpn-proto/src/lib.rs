@@ -1,6 +1,7 @@
 //! Sans-IO protocol engines: they take bytes and the current time and return
 //! bytes to send, events and their next deadline. No sockets, no clocks, so
 //! tests drive both ends of a protocol on a virtual clock.
+pub mod codec;
 pub mod l2tp;
 pub mod native;
 pub mod ppp;

@@ -4,6 +4,7 @@
 use md5::{Digest as _, Md5};
 
 use super::consts::*;
+use crate::codec::{Reader, Writer as _};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Avp {
@@ -52,35 +53,35 @@ fn hide_stream(attr: u16, secret: &[u8], rv: &[u8], data: &mut [u8], encrypt: bo
 }
 
 /// Every AVP of a control message body, hidden ones revealed.
-pub fn parse(mut b: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, AvpError> {
+pub fn parse(b: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, AvpError> {
     let mut out = Vec::new();
     let mut rv: Option<Vec<u8>> = None;
-    while !b.is_empty() {
-        if b.len() < AVP_HEADER_LEN {
-            return Err(AvpError::BadLength(b.len()));
-        }
-        let bits = u16::from_be_bytes([b[0], b[1]]);
+    let mut r = Reader::new(b);
+    while r.remaining() > 0 {
+        let short = AvpError::BadLength(r.remaining());
+        let (bits, vendor, attr) = match (r.u16(), r.u16(), r.u16()) {
+            (Some(b), Some(v), Some(a)) => (b, v, a),
+            _ => return Err(short),
+        };
         let len = usize::from(bits & AVP_LENGTH_MASK);
-        if len < AVP_HEADER_LEN || len > b.len() {
-            return Err(AvpError::BadLength(len));
-        }
-        let vendor = u16::from_be_bytes([b[2], b[3]]);
-        let attr = u16::from_be_bytes([b[4], b[5]]);
-        let mut value = b[AVP_HEADER_LEN..len].to_vec();
+        let value = len
+            .checked_sub(AVP_HEADER_LEN)
+            .and_then(|n| r.bytes(n))
+            .ok_or(AvpError::BadLength(len))?;
         let hidden = bits & AVP_HIDDEN != 0;
-        if hidden {
+        let value = if hidden {
             let v = rv.as_deref().ok_or(AvpError::HiddenWithoutVector)?;
             let secret = secret.ok_or(AvpError::HiddenWithoutSecret)?;
-            hide_stream(attr, secret, v, &mut value, false);
-            let n = match value.get(..2) {
-                Some(x) => usize::from(u16::from_be_bytes([x[0], x[1]])),
-                None => return Err(AvpError::HiddenBadLength),
-            };
-            value = value
-                .get(2..2 + n)
+            let mut plain = value.to_vec();
+            hide_stream(attr, secret, v, &mut plain, false);
+            let mut p = Reader::new(&plain);
+            let n = p.u16().ok_or(AvpError::HiddenBadLength)?;
+            p.bytes(usize::from(n))
                 .ok_or(AvpError::HiddenBadLength)?
-                .to_vec();
-        }
+                .to_vec()
+        } else {
+            value.to_vec()
+        };
         if vendor == 0 && attr == A_RANDOM_VECTOR {
             rv = Some(value.clone());
         }
@@ -91,7 +92,6 @@ pub fn parse(mut b: &[u8], secret: Option<&[u8]>) -> Result<Vec<Avp>, AvpError> 
             value,
             hidden,
         });
-        b = &b[len..];
     }
     Ok(out)
 }
@@ -137,9 +137,9 @@ impl<'a> Writer<'a> {
             bits |= AVP_HIDDEN;
         }
         bits |= (AVP_HEADER_LEN + v.len()) as u16;
-        self.out.extend_from_slice(&bits.to_be_bytes());
-        self.out.extend_from_slice(&0u16.to_be_bytes());
-        self.out.extend_from_slice(&attr.to_be_bytes());
+        self.out.put_u16(bits);
+        self.out.put_u16(0);
+        self.out.put_u16(attr);
         self.out.extend_from_slice(&v);
     }
 
@@ -184,7 +184,7 @@ pub fn find(avps: &[Avp], attr: u16) -> Option<&[u8]> {
 pub fn find_u16(avps: &[Avp], attr: u16) -> Option<u16> {
     find(avps, attr)
         .filter(|v| v.len() == 2)
-        .map(|v| u16::from_be_bytes([v[0], v[1]]))
+        .and_then(|v| Reader::new(v).u16())
 }
 
 /// The first mandatory AVP we do not understand, if any.

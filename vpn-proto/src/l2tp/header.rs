@@ -1,6 +1,7 @@
 //! The L2TPv2 header (RFC 2661 §3.1), control and data, every combination
 //! of the L, S and O bits.
 use super::consts::*;
+use crate::codec::{Reader, Writer as _};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -24,15 +25,10 @@ pub enum HeaderError {
     BadLength,
 }
 
-fn be16(b: &[u8], at: usize) -> Result<u16, HeaderError> {
-    b.get(at..at + 2)
-        .map(|x| u16::from_be_bytes([x[0], x[1]]))
-        .ok_or(HeaderError::Truncated)
-}
-
 impl Header {
     pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
-        let flags = be16(b, 0)?;
+        let mut r = Reader::new(b);
+        let flags = r.u16().ok_or(HeaderError::Truncated)?;
         if flags & VERSION_MASK != VERSION {
             return Err(HeaderError::Unsupported);
         }
@@ -40,43 +36,42 @@ impl Header {
         if control && flags & (F_LENGTH | F_SEQUENCE) != F_LENGTH | F_SEQUENCE {
             return Err(HeaderError::Unsupported);
         }
-        let mut at = 2;
         let mut end = b.len();
         if flags & F_LENGTH != 0 {
-            let len = usize::from(be16(b, at)?);
+            let len = usize::from(r.u16().ok_or(HeaderError::Truncated)?);
             if len > b.len() || len < 6 {
                 return Err(HeaderError::BadLength);
             }
             end = len;
-            at += 2;
         }
-        let tunnel_id = be16(b, at)?;
-        let session_id = be16(b, at + 2)?;
-        at += 4;
+        let tunnel_id = r.u16().ok_or(HeaderError::Truncated)?;
+        let session_id = r.u16().ok_or(HeaderError::Truncated)?;
         let seq = if flags & F_SEQUENCE != 0 {
-            let s = (be16(b, at)?, be16(b, at + 2)?);
-            at += 4;
-            Some(s)
+            let ns = r.u16().ok_or(HeaderError::Truncated)?;
+            Some((ns, r.u16().ok_or(HeaderError::Truncated)?))
         } else {
             None
         };
         if flags & F_OFFSET != 0 && !control {
-            let off = usize::from(be16(b, at)?);
-            at += 2 + off;
+            let pad = r.u16().ok_or(HeaderError::Truncated)?;
+            let skipped = r.skip(usize::from(pad));
+            if skipped.is_none() || r.offset() > end {
+                return Err(if flags & F_LENGTH != 0 {
+                    HeaderError::BadLength
+                } else {
+                    HeaderError::Truncated
+                });
+            }
         }
-        if at > end {
-            return Err(if flags & F_LENGTH != 0 {
-                HeaderError::BadLength
-            } else {
-                HeaderError::Truncated
-            });
+        if r.offset() > end {
+            return Err(HeaderError::BadLength);
         }
         Ok(Header {
             control,
             tunnel_id,
             session_id,
             seq,
-            payload_at: at,
+            payload_at: r.offset(),
             end,
         })
     }
@@ -90,23 +85,21 @@ impl Header {
         nr: u16,
         body_len: usize,
     ) {
-        let flags = F_TYPE | F_LENGTH | F_SEQUENCE | VERSION;
-        out.extend_from_slice(&flags.to_be_bytes());
-        out.extend_from_slice(&((12 + body_len) as u16).to_be_bytes());
+        out.put_u16(F_TYPE | F_LENGTH | F_SEQUENCE | VERSION);
+        out.put_u16((12 + body_len) as u16);
         for v in [tunnel, session, ns, nr] {
-            out.extend_from_slice(&v.to_be_bytes());
+            out.put_u16(v);
         }
     }
 
     /// A minimal data header (no L, no O; S with `seq`), as clients accept.
     pub fn encode_data(out: &mut Vec<u8>, tunnel: u16, session: u16, seq: Option<(u16, u16)>) {
-        let flags = VERSION | if seq.is_some() { F_SEQUENCE } else { 0 };
-        out.extend_from_slice(&flags.to_be_bytes());
-        out.extend_from_slice(&tunnel.to_be_bytes());
-        out.extend_from_slice(&session.to_be_bytes());
+        out.put_u16(VERSION | if seq.is_some() { F_SEQUENCE } else { 0 });
+        out.put_u16(tunnel);
+        out.put_u16(session);
         if let Some((ns, nr)) = seq {
-            out.extend_from_slice(&ns.to_be_bytes());
-            out.extend_from_slice(&nr.to_be_bytes());
+            out.put_u16(ns);
+            out.put_u16(nr);
         }
     }
 }

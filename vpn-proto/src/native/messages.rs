@@ -1,5 +1,6 @@
 //! The native protocol's messages and their byte layouts: TCP frames, the
 //! TLV payloads inside them, and the data header. Parsing never panics.
+use crate::codec::Reader;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -60,15 +61,17 @@ fn text(v: &[u8], max: usize, what: &'static str) -> Result<String, WireError> {
 }
 
 fn be_u16(v: &[u8], what: &'static str) -> Result<u16, WireError> {
-    <[u8; 2]>::try_from(v)
-        .map(u16::from_be_bytes)
-        .map_err(|_| WireError::Malformed(what))
+    let mut r = Reader::new(v);
+    r.u16()
+        .filter(|_| r.remaining() == 0)
+        .ok_or(WireError::Malformed(what))
 }
 
 fn be_u32(v: &[u8], what: &'static str) -> Result<u32, WireError> {
-    <[u8; 4]>::try_from(v)
-        .map(u32::from_be_bytes)
-        .map_err(|_| WireError::Malformed(what))
+    let mut r = Reader::new(v);
+    r.u32()
+        .filter(|_| r.remaining() == 0)
+        .ok_or(WireError::Malformed(what))
 }
 
 // ---- Frames on the TCP handshake connection ---------------------------------
@@ -363,13 +366,16 @@ impl DataHeader {
         if d.len() < OVERHEAD {
             return Err(WireError::Truncated);
         }
-        if !(VERSION_MIN..=VERSION_MAX).contains(&d[0]) || d[1] != TYPE_DATA || d[3] != 0 {
-            return Err(WireError::Malformed("data header"));
+        let mut r = Reader::new(d);
+        let bad = WireError::Malformed("data header");
+        let [version, kind, key_id, zero] = r.array().ok_or(WireError::Truncated)?;
+        if !(VERSION_MIN..=VERSION_MAX).contains(&version) || kind != TYPE_DATA || zero != 0 {
+            return Err(bad);
         }
         Ok(DataHeader {
-            key_id: d[2],
-            session_id: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
-            counter: u64::from_be_bytes(d[8..16].try_into().expect("8 bytes")),
+            key_id,
+            session_id: r.u32().ok_or(WireError::Truncated)?,
+            counter: r.u64().ok_or(WireError::Truncated)?,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! PPTP's enhanced GRE header (RFC 2637 §4.1): key = the receiver's call
 //! ID, optional sequence and acknowledgement numbers. Constants come from
 //! vpn-common, which the XDP/TC programs share.
+use crate::codec::{Reader, Writer as _};
 use vpn_common::wire::{
     GRE_F_ACK, GRE_F_KEY, GRE_F_SEQ, GRE_PROTO_PPP, GRE_VERSION_MASK, GRE_VERSION_PPTP,
 };
@@ -30,56 +31,47 @@ impl GreHeader {
         if self.ack.is_some() {
             flags |= GRE_F_ACK;
         }
-        out.extend_from_slice(&flags.to_be_bytes());
-        out.extend_from_slice(&GRE_PROTO_PPP.to_be_bytes());
-        out.extend_from_slice(&self.payload_len.to_be_bytes());
-        out.extend_from_slice(&self.call_id.to_be_bytes());
+        out.put_u16(flags);
+        out.put_u16(GRE_PROTO_PPP);
+        out.put_u16(self.payload_len);
+        out.put_u16(self.call_id);
         if let Some(s) = self.seq {
-            out.extend_from_slice(&s.to_be_bytes());
+            out.put_u32(s);
         }
         if let Some(a) = self.ack {
-            out.extend_from_slice(&a.to_be_bytes());
+            out.put_u32(a);
         }
     }
 
     /// Parses a GRE packet (starting at the GRE header); the payload follows
     /// at `len()` and is `payload_len` long (checked against the packet).
     pub fn decode(p: &[u8]) -> Option<GreHeader> {
-        if p.len() < 8 {
-            return None;
-        }
-        let flags = u16::from_be_bytes([p[0], p[1]]);
+        let mut r = Reader::new(p);
+        let flags = r.u16()?;
         if flags & GRE_VERSION_MASK != GRE_VERSION_PPTP
             || flags & GRE_F_KEY == 0
-            || u16::from_be_bytes([p[2], p[3]]) != GRE_PROTO_PPP
+            || r.u16()? != GRE_PROTO_PPP
         {
             return None;
         }
-        let mut at = 8;
-        let mut word = || {
-            let w = p
-                .get(at..at + 4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            at += 4;
-            w
-        };
+        let payload_len = r.u16()?;
+        let call_id = r.u16()?;
         let seq = if flags & GRE_F_SEQ != 0 {
-            Some(word()?)
+            Some(r.u32()?)
         } else {
             None
         };
         let ack = if flags & GRE_F_ACK != 0 {
-            Some(word()?)
+            Some(r.u32()?)
         } else {
             None
         };
-        let h = GreHeader {
-            call_id: u16::from_be_bytes([p[6], p[7]]),
+        (r.remaining() >= usize::from(payload_len)).then_some(GreHeader {
+            call_id,
             seq,
             ack,
-            payload_len: u16::from_be_bytes([p[4], p[5]]),
-        };
-        (p.len() >= h.len() + usize::from(h.payload_len)).then_some(h)
+            payload_len,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! PPTP control messages (RFC 2637 §2): the 12-byte header with the magic
 //! cookie, and the messages a PAC (our role: the gateway) handles. Parsing
 //! is total: a short or odd message is an error value, never a panic.
+use crate::codec::Reader;
+
 pub const MAGIC_COOKIE: u32 = 0x1a2b_3c4d;
 pub const VERSION: u16 = 0x0100;
 const HEADER: usize = 12;
@@ -75,12 +77,18 @@ pub enum Message {
     Other(u16),
 }
 
+/// A big-endian u16 at `at`; callers check the length first.
 fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    Reader::new(b.get(at..).unwrap_or_default())
+        .u16()
+        .unwrap_or(0)
 }
 
+/// A big-endian u32 at `at`; callers check the length first.
 fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    Reader::new(b.get(at..).unwrap_or_default())
+        .u32()
+        .unwrap_or(0)
 }
 
 /// Takes one whole message off the front of a TCP stream buffer.
