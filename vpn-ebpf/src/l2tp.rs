@@ -27,34 +27,30 @@ pub struct Arrived {
 }
 
 /// An L2TP data message at UDP offset `udp`: its session key and PPP
-/// offset. `Ok(None)`: not ours to shortcut (control, sequenced data).
-pub fn arrived(
-    ctx: &TcContext,
-    ip: &Ipv4Hdr,
-    udp: usize,
-    port: u16,
-) -> Result<Option<Arrived>, DropReason> {
+/// offset. `None`: not ours to shortcut (control, sequenced data,
+/// anything too short to be a data message).
+pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, udp: usize, port: u16) -> Option<Arrived> {
     if ip.proto != IPPROTO_UDP || port == 0 || be16(ctx, udp + 2) != Some(port) {
-        return Ok(None);
+        return None;
     }
-    let src_port = ctx.load::<u16>(udp).map_err(|_| DropReason::Truncated)?;
+    // Anything short or odd is not a session's data: the daemon counts it.
+    let src_port = ctx.load::<u16>(udp).ok()?;
     let mut off = udp + 8;
-    let flags = be16(ctx, off).ok_or(DropReason::Truncated)?;
+    let flags = be16(ctx, off)?;
     if flags & L2TP_VERSION_MASK != L2TP_VERSION || flags & (L2TP_F_TYPE | L2TP_F_SEQUENCE) != 0 {
-        return Ok(None);
+        return None;
     }
     off += 2;
     if flags & L2TP_F_LENGTH != 0 {
         off += 2;
     }
-    let tunnel = be16(ctx, off).ok_or(DropReason::Truncated)?;
-    let session = be16(ctx, off + 2).ok_or(DropReason::Truncated)?;
+    let tunnel = be16(ctx, off)?;
+    let session = be16(ctx, off + 2)?;
     off += 4;
     if flags & L2TP_F_OFFSET != 0 {
-        let pad = be16(ctx, off).ok_or(DropReason::Truncated)?;
-        off += 2 + usize::from(pad);
+        off += 2 + usize::from(be16(ctx, off)?);
     }
-    Ok(Some(Arrived {
+    Some(Arrived {
         key: TunnelKey {
             peer_ip: ip.src,
             local_id: (u32::from(tunnel) << 16) | u32::from(session),
@@ -63,7 +59,7 @@ pub fn arrived(
         },
         src_port,
         ppp: off,
-    }))
+    })
 }
 
 /// Pushes IPv4+UDP+L2TP+PPP for `entry` in front of an inner IPv4 packet

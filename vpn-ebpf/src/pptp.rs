@@ -63,15 +63,10 @@ pub struct Arrived {
 }
 
 /// A GRE packet at offset `g`: its call key, sequence number and PPP
-/// offset. `Ok(None)`: not PPTP's GRE.
-pub fn arrived(
-    ctx: &TcContext,
-    ip: &Ipv4Hdr,
-    g: usize,
-    enabled: bool,
-) -> Result<Option<Arrived>, DropReason> {
+/// offset. `None`: not PPTP's GRE.
+pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, g: usize, enabled: bool) -> Option<Arrived> {
     if !enabled || ip.proto != IPPROTO_GRE {
-        return Ok(None);
+        return None;
     }
     let (Some(flags), Some(proto), Some(len), Some(call_id)) = (
         be16(ctx, g),
@@ -79,28 +74,25 @@ pub fn arrived(
         be16(ctx, g + 4),
         be16(ctx, g + 6),
     ) else {
-        return Ok(None);
+        return None;
     };
     if flags & GRE_VERSION_MASK != GRE_VERSION_PPTP
         || flags & GRE_F_KEY == 0
         || proto != GRE_PROTO_PPP
     {
-        return Ok(None);
+        return None;
     }
     let mut off = g + 8;
     let has_seq = flags & GRE_F_SEQ != 0;
     let mut seq = 0;
     if has_seq {
-        seq = ctx
-            .load::<u32>(off)
-            .map(u32::from_be)
-            .map_err(|_| DropReason::Truncated)?;
+        seq = u32::from_be(ctx.load::<u32>(off).ok()?); // short: the daemon counts it
         off += 4;
     }
     if flags & GRE_F_ACK != 0 {
         off += 4;
     }
-    Ok(Some(Arrived {
+    Some(Arrived {
         key: TunnelKey {
             peer_ip: ip.src,
             local_id: u32::from(call_id),
@@ -111,7 +103,7 @@ pub fn arrived(
         has_seq,
         ack_only: len == 0,
         ppp: off,
-    }))
+    })
 }
 
 /// Records the highest sequence number received, for acknowledgements.

@@ -40,7 +40,7 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     }
     let l4 = ETH_LEN + ihl;
     // Which protocol: its header code gives the session key and the PPP offset.
-    let (idx, entry, ppp) = if let Some(a) = pptp::arrived(ctx, &ip, l4, cfg.pptp_enabled != 0)? {
+    let (idx, entry, ppp) = if let Some(a) = pptp::arrived(ctx, &ip, l4, cfg.pptp_enabled != 0) {
         let Some((idx, entry)) = lookup(&a.key) else {
             return Ok(TC_ACT_OK);
         };
@@ -51,7 +51,7 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
             return Ok(TC_ACT_OK); // the daemon ignores it
         }
         (idx, entry, a.ppp)
-    } else if let Some(a) = l2tp::arrived(ctx, &ip, l4, cfg.l2tp_port)? {
+    } else if let Some(a) = l2tp::arrived(ctx, &ip, l4, cfg.l2tp_port) {
         let Some((idx, entry)) = lookup(&a.key) else {
             return Ok(TC_ACT_OK);
         };
