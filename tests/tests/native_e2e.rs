@@ -408,3 +408,31 @@ fn kill_disconnects_the_client_and_it_says_why() {
     let out = gw.ctl(&["kill", &id.to_string()]);
     assert!(!out.status.success(), "killing a gone session fails");
 }
+
+#[test]
+fn removing_a_user_ends_its_sessions_and_the_client_says_why() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gateway_psk(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
+    a.wait_connected();
+    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
+    b.wait_connected();
+    let out = gw.ctl(&["users", "del", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(a.wait_exit(T).code(), Some(1));
+    assert!(
+        a.stderr().contains("the user was removed"),
+        "{}",
+        a.stderr()
+    );
+    let rows = sessions(&gw);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["user"], "bob", "other users keep their sessions");
+}

@@ -312,3 +312,54 @@ fn an_lcp_flood_is_rate_limited_and_the_session_keeps_working() {
     g.must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
     assert_eq!(sessions(&gw).len(), 1);
 }
+
+#[test]
+fn a_call_request_flood_gets_one_call_and_the_gateway_keeps_serving() {
+    use std::io::BufRead as _;
+    use vpn_tests::native_client::{gateway_psk, Client};
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    // 10,000 outgoing-call requests on one control connection, never a login.
+    let mut flood = t
+        .inet
+        .cmd("python3")
+        .args([
+            &format!("{}/scripts/pptp_call_flood.py", env!("CARGO_MANIFEST_DIR")),
+            GW_WAN,
+            "10000",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(flood.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "sent 10000");
+    wait::until("the refused calls to be counted", T, || {
+        (gw.count("drops", "daemon_pptp_calls_refused") >= 9999).then_some(())
+    });
+    // One call per control connection: the rest were refused, none listed.
+    let rows = sessions(&gw);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["state"], "negotiating");
+    // The gateway still answers and serves: status, and a native login.
+    let status = t.gw.must(&format!(
+        "timeout 5 {} -c {} status",
+        vpn_tests::vpn_ctl_bin().display(),
+        gw.files.config.display()
+    ));
+    assert!(status.contains("pptp_calls"), "{status}");
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    a.wait_connected();
+    drop(flood.stdin.take());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "accepted 1",
+        "only the first call was connected"
+    );
+    let _ = flood.wait();
+}

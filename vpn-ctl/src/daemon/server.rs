@@ -147,7 +147,11 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Response::ok(serde_json::to_value(rows).unwrap_or_default())
         }
         Request::Kill { id } => {
-            if shared.services().iter().any(|s| s.kill(id)) {
+            if shared
+                .services()
+                .iter()
+                .any(|s| s.end(id, "ended by the administrator"))
+            {
                 Response::ok(serde_json::Value::Null)
             } else {
                 Response::err(format!("no session {id}"))
@@ -156,6 +160,15 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
         Request::ReloadUsers => match UserDb::load(state_dir) {
             Ok(db) => {
                 let n = db.users.len();
+                // Revocation sticks: sessions of users no longer in the
+                // database end now.
+                for svc in shared.services() {
+                    for row in svc.rows(&shared.ebpf) {
+                        if !row.user.is_empty() && db.find(&row.user).is_none() {
+                            svc.end(row.id, "the user was removed");
+                        }
+                    }
+                }
                 if let Ok(mut u) = shared.users.lock() {
                     *u = db;
                 }

@@ -136,6 +136,12 @@ impl ControlConnection {
             .push_back(m::ocrp(call_id, peer_call_id, m::RESULT_OK, RECV_WINDOW));
     }
 
+    /// Refuses a requested call (OCRP with `result`: busy, do not accept).
+    pub fn refuse_call(&mut self, peer_call_id: u16, result: u8) {
+        self.out
+            .push_back(m::ocrp(0, peer_call_id, result, RECV_WINDOW));
+    }
+
     /// Ends one of our calls (kill, link down); the last one also stops the
     /// connection, as pptpd does.
     pub fn clear_call(&mut self, call_id: u16) {
@@ -238,6 +244,22 @@ mod tests {
         c.handle_bytes(now, &raw(3, &[1, 0, 0, 0])).unwrap();
         assert_eq!(kinds(&mut c), vec![m::STOP_CCRP]);
         assert_eq!(c.poll(), Some(ControlEvent::Stopped));
+    }
+
+    #[test]
+    fn a_refused_call_gets_an_ocrp_with_the_result_and_no_call() {
+        let now = Instant::now();
+        let mut c = ControlConnection::new(now, 0);
+        c.handle_bytes(now, &[sccrq(m::VERSION), ocrq(3)].concat())
+            .unwrap();
+        kinds(&mut c);
+        c.refuse_call(3, m::OCRP_BUSY);
+        let p = c.poll_transmit().unwrap();
+        assert_eq!(u16::from_be_bytes([p[8], p[9]]), m::OCRP);
+        // Our call ID 0, theirs 3, result "busy".
+        assert_eq!(&p[12..17], &[0, 0, 0, 3, m::OCRP_BUSY]);
+        c.clear_call(0);
+        assert_eq!(kinds(&mut c), Vec::<u16>::new(), "no call to clear");
     }
 
     #[test]

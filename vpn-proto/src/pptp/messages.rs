@@ -25,6 +25,10 @@ pub const SLI: u16 = 15;
 /// Result codes we send.
 pub const RESULT_OK: u8 = 1;
 pub const RESULT_GENERAL_ERROR: u8 = 2;
+/// OCRP: "busy" (no room for another call).
+pub const OCRP_BUSY: u8 = 4;
+/// OCRP: "do not accept" (this connection has its call already).
+pub const OCRP_DO_NOT_ACCEPT: u8 = 7;
 /// CDN: "administrative shutdown".
 pub const CDN_ADMIN: u8 = 3;
 /// Longest message we accept (SCCRQ/SCCRP are 156, OCRQ 168).

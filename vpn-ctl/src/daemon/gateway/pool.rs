@@ -7,7 +7,7 @@ use std::{
     fmt,
     net::Ipv4Addr,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -89,6 +89,8 @@ struct Inner {
     prefix: Ipv4Prefix,
     gateway: Ipv4Addr,
     max_sessions: usize,
+    /// Sessions admitted, logged in or not (`max_sessions` bounds them).
+    admitted: AtomicUsize,
     held: Mutex<HashMap<Ipv4Addr, Holder>>,
     next_row: AtomicU64,
     routes: Routes,
@@ -97,6 +99,25 @@ struct Inner {
 /// Cheap to clone: one allocator shared by every protocol.
 #[derive(Clone)]
 pub struct Pool(Arc<Inner>);
+
+/// A session's place under `max_sessions`, from its first packet (before
+/// login) to its end; dropping it frees the place.
+#[derive(Debug)]
+pub struct Admission {
+    pool: Pool,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.pool.0.admitted.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pool({})", self.0.prefix)
+    }
+}
 
 /// An address held for one session. Dropping it frees the address and
 /// removes the session's vpn0 route.
@@ -148,10 +169,28 @@ impl Pool {
             prefix,
             gateway,
             max_sessions,
+            admitted: AtomicUsize::new(0),
             held: Mutex::default(),
             next_row: AtomicU64::new(1),
             routes: Routes::default(),
         }))
+    }
+
+    /// A place for a new session of any protocol, or `TooManySessions`.
+    pub fn admit(&self) -> Result<Admission, Refusal> {
+        let max = self.0.max_sessions;
+        self.0
+            .admitted
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map(|_| Admission { pool: self.clone() })
+            .map_err(|_| Refusal::TooManySessions)
+    }
+
+    /// Sessions admitted now, over all protocols.
+    pub fn admitted(&self) -> usize {
+        self.0.admitted.load(Ordering::Relaxed)
     }
 
     /// Session IDs for `sessions`/`kill`, unique across protocols.
@@ -215,9 +254,6 @@ impl Pool {
                 .ok_or(Refusal::PoolExhausted)?
         };
         let replaced = own(addr);
-        if replaced.is_none() && held.len() >= self.0.max_sessions {
-            return Err(Refusal::TooManySessions);
-        }
         held.insert(
             addr,
             Holder {
@@ -354,11 +390,14 @@ mod tests {
         let reserved: HashSet<_> = [ip("10.99.0.2")].into();
         let a = p.lease(&claim(&p, "a", "l2tp", &reserved)).unwrap();
         assert_eq!(a.addr(), ip("10.99.0.3"), "reserved skipped");
-        let _b = p.lease(&claim(&p, "b", "pptp", &reserved)).unwrap();
-        assert_eq!(
-            p.lease(&claim(&p, "c", "native", &reserved)).unwrap_err(),
-            Refusal::TooManySessions
-        );
+        // Sessions count from admission (before login), over all protocols.
+        let one = p.admit().unwrap();
+        let two = p.admit().unwrap();
+        assert_eq!(p.admit().unwrap_err(), Refusal::TooManySessions);
+        drop(one);
+        let _three = p.admit().unwrap();
+        assert_eq!(p.admitted(), 2);
+        drop(two);
         let big = pool(100);
         let held: Vec<_> = (0..4)
             .map(|_| big.lease(&claim(&big, "u", "pptp", &reserved)).unwrap())

@@ -19,7 +19,7 @@ use vpn_proto::ppp::link::{parse_frame, Link, LinkConfig, LinkEvent};
 
 use super::{
     limits::TokenBucket,
-    pool::{Claim, Lease, Pool},
+    pool::{Admission, Claim, Lease, Pool},
     routes::{Owner, WorkerIo},
 };
 use crate::{
@@ -108,6 +108,8 @@ pub struct CallState<W> {
 /// One PPP call over carrier `C`.
 pub struct Call<C: Carrier> {
     pub carrier: C,
+    /// The call's place under `max_sessions`, held from set-up on.
+    _admission: Admission,
     pub service: Arc<PppService>,
     pub started_at: u64,
     pub state: Mutex<CallState<C::Wire>>,
@@ -116,11 +118,17 @@ pub struct Call<C: Carrier> {
 
 impl<C: Carrier> Call<C> {
     /// A call whose tunnel is up: LCP starts at once.
-    pub fn new(carrier: C, wire: C::Wire, service: Arc<PppService>) -> Arc<Call<C>> {
+    pub fn new(
+        carrier: C,
+        wire: C::Wire,
+        service: Arc<PppService>,
+        admission: Admission,
+    ) -> Arc<Call<C>> {
         let now = Instant::now();
         let link = Link::new(service.link.clone(), rand::random(), now);
         Arc::new_cyclic(|me| Call {
             carrier,
+            _admission: admission,
             started_at: crate::daemon::unix_now(),
             state: Mutex::new(CallState {
                 ppp: PppState {

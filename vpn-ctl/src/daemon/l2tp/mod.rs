@@ -112,7 +112,7 @@ impl Service for L2tp {
     }
 
     /// Ends a call (`vpn-ctl kill`): LCP terminate, then CDN.
-    fn kill(&self, row_id: u64) -> bool {
+    fn end(&self, row_id: u64, why: &str) -> bool {
         let Some(call) = self
             .calls()
             .into_iter()
@@ -120,7 +120,7 @@ impl Service for L2tp {
         else {
             return false;
         };
-        call.close("ended by the administrator");
+        call.close(why);
         true
     }
 

@@ -259,6 +259,18 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                 peer_session,
                 sequencing,
             } => {
+                let Ok(admission) = l2tp.ppp.pool.admit() else {
+                    count(&l2tp.counters.busy);
+                    log::warn!(
+                        "l2tp: call {session} in tunnel {id} refused: the gateway has reached max_sessions"
+                    );
+                    let mut e = entry.engine.lock().unwrap_or_else(|e| e.into_inner());
+                    e.close_session(now, session, "the gateway has reached its session limit");
+                    while let Some(d) = e.poll_transmit() {
+                        send(l2tp, &d, entry.peer);
+                    }
+                    continue;
+                };
                 let carrier = Udp {
                     local: local_address(entry.peer, l2tp.port),
                     row_id: l2tp.ppp.pool.next_row_id(),
@@ -274,7 +286,7 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                     enabled: sequencing,
                     ..DataSeq::default()
                 };
-                let call: Arc<L2tpCall> = Call::new(carrier, wire, l2tp.ppp.clone());
+                let call: Arc<L2tpCall> = Call::new(carrier, wire, l2tp.ppp.clone(), admission);
                 log::info!(
                     "l2tp: session {} in tunnel {id} from {} (call {session}, its {peer_session})",
                     call.carrier.row_id,

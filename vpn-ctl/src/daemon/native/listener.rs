@@ -181,9 +181,8 @@ async fn decide(
     let s = &admitted.session;
     if let Some(old) = admitted.replaced {
         log::info!(
-            "native: session {} of `{}` replaced by a new login (same address)",
-            old.row_id,
-            old.user
+            "native: session {old} of `{}` replaced by a new login (same address)",
+            s.user
         );
     }
     if let Err(e) = conn.write_all(&admitted.extra).await {

@@ -88,24 +88,29 @@ impl Native {
             .collect()
     }
 
-    /// Ends a session: BYE to the client, address freed.
-    pub fn end(&self, row_id: u64, reason: Reason) -> bool {
+    /// Ends a session: BYE (reason and message) to the client, address freed.
+    pub fn close(&self, row_id: u64, reason: Reason, msg: &str) -> bool {
         let Some(s) = self.registry.remove(row_id) else {
             return false;
         };
         let mut e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
-        let byes = e.close(Instant::now(), reason, "");
+        let byes = e.close(Instant::now(), reason, msg);
         if let (Some(peer), Some(fd)) = (e.peer(), self.control_fd()) {
             for b in byes {
                 let _ = crate::net::batch::send_to(fd, &b, peer);
             }
         }
         log::info!(
-            "native: session {} ({}, {}) ended: {}",
+            "native: session {} ({}, {}) ended: {}{}",
             s.row_id,
             s.user,
             s.addr,
-            reason.describe()
+            reason.describe(),
+            if msg.is_empty() {
+                String::new()
+            } else {
+                format!(" ({msg})")
+            }
         );
         true
     }
@@ -116,14 +121,14 @@ impl Service for Native {
         self.session_rows()
     }
 
-    fn kill(&self, row_id: u64) -> bool {
-        self.end(row_id, Reason::Killed)
+    fn end(&self, row_id: u64, why: &str) -> bool {
+        self.close(row_id, Reason::Killed, why)
     }
 
     /// Ends every session: clients reconnect once the gateway is back.
     fn shutdown(&self) {
         for s in self.registry.all() {
-            self.end(s.row_id, Reason::Shutdown);
+            self.close(s.row_id, Reason::Shutdown, "");
         }
     }
 

@@ -18,7 +18,7 @@ use vpn_proto::native::{
 };
 
 use crate::daemon::gateway::{
-    pool::{Claim, Lease, Pool, Refusal},
+    pool::{Admission, Claim, Lease, Pool, Refusal},
     routes::{Owner, WorkerIo},
 };
 
@@ -33,6 +33,8 @@ pub struct NativeSession {
     pub engine: Mutex<Session>,
     /// The address (and vpn0 route), released when the session is dropped.
     pub lease: Lease,
+    /// Its place under `max_sessions`.
+    _admission: Admission,
 }
 
 impl Owner for NativeSession {
@@ -61,8 +63,9 @@ pub struct Registry {
 pub struct Admitted<T> {
     pub session: Arc<NativeSession>,
     pub extra: T,
-    /// An older session of the same user that held the address (now removed).
-    pub replaced: Option<Arc<NativeSession>>,
+    /// The row ID of an older session of the same user that held the
+    /// address (now removed).
+    pub replaced: Option<u64>,
 }
 
 /// The native protocol's word for a refusal.
@@ -134,7 +137,12 @@ impl Registry {
         build: impl FnOnce(Ipv4Addr, u32, u64) -> (Session, Cipher, T),
     ) -> Result<Admitted<T>, Refusal> {
         let lease = self.pool.lease(claim)?;
-        let replaced = lease.replaced.and_then(|row| self.remove(row));
+        // The session this login replaces frees its place first.
+        let replaced = lease
+            .replaced
+            .and_then(|row| self.remove(row))
+            .map(|old| old.row_id);
+        let admission = self.pool.admit()?;
         let addr = lease.addr();
         let mut m = self.write();
         let wire_id = loop {
@@ -153,6 +161,7 @@ impl Registry {
             started_at: crate::daemon::unix_now(),
             engine: Mutex::new(engine),
             lease,
+            _admission: admission,
         });
         let owner: Arc<dyn Owner> = session.clone();
         session.lease.route_to(Arc::downgrade(&owner));

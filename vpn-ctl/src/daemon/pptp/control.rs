@@ -12,10 +12,16 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Notify, OwnedSemaphorePermit, Semaphore},
 };
-use vpn_proto::pptp::control::{ControlConnection, ControlEvent};
+use vpn_proto::pptp::{
+    control::{ControlConnection, ControlEvent},
+    messages::{OCRP_BUSY, OCRP_DO_NOT_ACCEPT},
+};
 
 use super::{Gre, GreWire, Pptp, PptpCall};
 use crate::daemon::{gateway::ppp::Call, Shared};
+
+/// How long a write to a client's control connection may take.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
     let Some(pptp) = &shared.pptp else { return };
@@ -95,9 +101,13 @@ impl Connection<'_> {
             while let Some(ev) = ctl.poll() {
                 match ev {
                     ControlEvent::CallRequested { peer_call_id } => {
-                        let call = self.new_call(&stream, peer_call_id)?;
-                        ctl.accept_call(call.carrier.call_id, peer_call_id);
-                        new_calls.push(call);
+                        match self.new_call(&stream, peer_call_id)? {
+                            Ok(call) => {
+                                ctl.accept_call(call.carrier.call_id, peer_call_id);
+                                new_calls.push(call);
+                            }
+                            Err(result) => ctl.refuse_call(peer_call_id, result),
+                        }
                     }
                     ControlEvent::CallCleared { call_id } => {
                         if let Some(c) = self
@@ -123,7 +133,11 @@ impl Connection<'_> {
                 }
             }
             while let Some(b) = ctl.poll_transmit() {
-                stream.write_all(&b).await?;
+                // A peer that stops reading must not park this task (and
+                // with it the clean-up of its calls).
+                tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&b))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the client stopped reading"))??;
             }
             // Only now (OCRP is out) may the call's first PPP frames follow.
             for call in new_calls {
@@ -140,15 +154,35 @@ impl Connection<'_> {
         }
     }
 
-    fn new_call(&mut self, stream: &TcpStream, peer_call_id: u16) -> anyhow::Result<Arc<PptpCall>> {
+    /// A call for the client, or the OCRP result that refuses it: one call
+    /// per control connection (as pptpd), within `max_sessions`, with a
+    /// call ID no other call uses.
+    fn new_call(
+        &mut self,
+        stream: &TcpStream,
+        peer_call_id: u16,
+    ) -> anyhow::Result<Result<Arc<PptpCall>, u8>> {
         let pptp = self.pptp;
+        let refuse = |why: &str, result: u8| {
+            pptp.counters.calls_refused.fetch_add(1, Ordering::Relaxed);
+            log::debug!("pptp: call from {} refused: {why}", self.from);
+            Ok(Err(result))
+        };
+        if !self.calls.is_empty() {
+            return refuse("one call per control connection", OCRP_DO_NOT_ACCEPT);
+        }
         let IpAddr::V4(peer) = self.from.ip() else {
             anyhow::bail!("IPv6 clients are not supported");
         };
         let IpAddr::V4(local) = stream.local_addr()?.ip() else {
             anyhow::bail!("IPv6 is not supported");
         };
-        let call_id = pptp.fresh_call_id();
+        let Ok(admission) = self.pool.admit() else {
+            return refuse("the gateway has reached max_sessions", OCRP_BUSY);
+        };
+        let Some(call_id) = pptp.fresh_call_id() else {
+            return refuse("no free call ID", OCRP_BUSY);
+        };
         let carrier = Gre {
             row_id: self.pool.next_row_id(),
             call_id,
@@ -160,7 +194,7 @@ impl Connection<'_> {
             seq: pptp.seq.clone(),
             clear: self.notify.clone(),
         };
-        let call = Call::new(carrier, GreWire::default(), pptp.ppp.clone());
+        let call = Call::new(carrier, GreWire::default(), pptp.ppp.clone(), admission);
         pptp.insert(call.clone());
         log::info!(
             "pptp: call {call_id} from {} (its call {peer_call_id}), session {}",
@@ -169,7 +203,7 @@ impl Connection<'_> {
         );
         self.calls.push(call.clone());
         self.permit = None;
-        Ok(call)
+        Ok(Ok(call))
     }
 
     /// Our calls whose PPP link is over (kill, echo timeout, auth failure).

@@ -34,13 +34,13 @@ pub struct PptpCounters {
     pub gre_unknown_call: AtomicU64,
     pub gre_malformed: AtomicU64,
     pub gre_wrong_peer: AtomicU64,
+    pub calls_refused: AtomicU64,
 }
 
 pub struct Pptp {
     pub ppp: Arc<PppService>,
     pub max_half_open: usize,
     calls: RwLock<HashMap<u16, Arc<PptpCall>>>,
-    next_call_id: Mutex<u16>,
     pub gre: Arc<OwnedFd>,
     pub counters: PptpCounters,
     /// The GRE sequence space shared with the kernel (None: no fast path).
@@ -58,7 +58,6 @@ impl Pptp {
             ppp,
             max_half_open,
             calls: RwLock::default(),
-            next_call_id: Mutex::new(rand::random::<u16>().max(1)),
             gre: Arc::new(gre),
             counters: PptpCounters::default(),
             seq: seq.map(Arc::new),
@@ -83,17 +82,13 @@ impl Pptp {
         v
     }
 
-    /// A call ID no other call uses (clients behind one NAT share a peer address).
-    pub(super) fn fresh_call_id(&self) -> u16 {
+    /// A random call ID no other call uses (clients behind one NAT share
+    /// a peer address), or None after a bounded number of tries.
+    pub(super) fn fresh_call_id(&self) -> Option<u16> {
         let calls = self.read();
-        let mut next = self.next_call_id.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            let id = *next;
-            *next = next.wrapping_add(1).max(1);
-            if !calls.contains_key(&id) {
-                return id;
-            }
-        }
+        (0..64)
+            .map(|_| rand::random::<u16>())
+            .find(|id| *id != 0 && !calls.contains_key(id))
     }
 
     pub(super) fn insert(&self, call: Arc<PptpCall>) {
@@ -117,11 +112,11 @@ impl Service for Pptp {
 
     /// Ends a call (`vpn-ctl kill`): LCP terminate, then its control
     /// connection clears it.
-    fn kill(&self, row_id: u64) -> bool {
+    fn end(&self, row_id: u64, why: &str) -> bool {
         let Some(call) = self.all().into_iter().find(|c| c.carrier.row_id == row_id) else {
             return false;
         };
-        call.close("ended by the administrator");
+        call.close(why);
         call.carrier.clear.notify_one();
         true
     }
@@ -140,6 +135,7 @@ impl Service for Pptp {
             ("pptp_gre_unknown_call", l(&c.gre_unknown_call)),
             ("pptp_gre_malformed", l(&c.gre_malformed)),
             ("pptp_gre_wrong_peer", l(&c.gre_wrong_peer)),
+            ("pptp_calls_refused", l(&c.calls_refused)),
             ("pptp_ppp_dropped", l(&p.dropped)),
             ("pptp_ppp_flood", l(&p.flood)),
             ("pptp_login_failed", l(&p.login_failed)),
