@@ -19,11 +19,30 @@ pub struct Client {
     err: Arc<Mutex<Vec<String>>>,
 }
 
-/// The gateway's PSK, as `vpn-ctl up` generated it.
-pub fn gateway_psk(gw: &Gateway) -> String {
+/// What a native client needs from the gateway's operator.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub psk: String,
+    /// The gateway key's public half, base64 (`vpn-ctl gateway-key`).
+    pub key: String,
+}
+
+/// The gateway's PSK and public key, as `vpn-ctl up` generated them (the
+/// key read through `vpn-ctl gateway-key --json`, as an operator would).
+pub fn gateway_creds(gw: &Gateway) -> Creds {
     let text = std::fs::read_to_string(gw.files.dir.join("state/secrets.toml")).unwrap();
     let v: toml_lite::Value = toml_lite::parse(&text);
-    v.get("psk").unwrap().to_string()
+    let out = gw.ctl(&["gateway-key", "--json"]);
+    assert!(
+        out.status.success(),
+        "gateway-key: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    Creds {
+        psk: v.get("psk").unwrap().to_string(),
+        key: j["gateway_key"].as_str().unwrap().to_string(),
+    }
 }
 
 mod toml_lite {
@@ -75,8 +94,8 @@ fn pump(r: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
 }
 
 impl Client {
-    /// Starts `vpn-ctl connect GW_WAN` in `ns` as `user` with `psk`.
-    pub fn start(ns: &Netns, user: &str, password: &str, psk: &str, extra: &[&str]) -> Client {
+    /// Starts `vpn-ctl connect GW_WAN` in `ns` as `user` with `creds`.
+    pub fn start(ns: &Netns, user: &str, password: &str, creds: &Creds, extra: &[&str]) -> Client {
         let dir = std::env::temp_dir()
             .join("vpn-ctl-tests")
             .join(format!("{}-client-{user}", ns.name));
@@ -88,14 +107,14 @@ impl Client {
             format!("[paths]\nrun_dir = \"{}/run\"\n", dir.display()),
         )
         .unwrap();
-        std::fs::write(dir.join("psk"), format!("{psk}\n")).unwrap();
+        std::fs::write(dir.join("psk"), format!("{}\n", creds.psk)).unwrap();
         std::fs::write(dir.join("password"), format!("{password}\n")).unwrap();
         std::fs::write(dir.join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
         let mut child = ns
             .cmd(vpn_ctl_bin().to_str().unwrap())
             .arg("-c")
             .arg(&config)
-            .args(["connect", GW_WAN, "-u", user])
+            .args(["connect", GW_WAN, "-u", user, "--gateway-key", &creds.key])
             .arg("--psk-file")
             .arg(dir.join("psk"))
             .arg("--password-file")

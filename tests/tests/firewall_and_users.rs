@@ -166,9 +166,17 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
         .find_map(|l| l.strip_prefix("password = "))
         .unwrap()
         .trim_matches('"');
+    let gateway_key = secrets
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_key = "))
+        .unwrap()
+        .trim_matches('"');
     let status = String::from_utf8_lossy(&gw.ctl(&["status", "--json"]).stdout).into_owned();
-    for secret in [psk, pass] {
-        assert!(!log.contains(secret) && !status.contains(secret));
+    // What an operator hands out: the public key only.
+    let handout = String::from_utf8_lossy(&gw.ctl(&["gateway-key"]).stdout).into_owned();
+    assert!(handout.contains("fingerprint:"), "{handout}");
+    for secret in [psk, pass, gateway_key] {
+        assert!(!log.contains(secret) && !status.contains(secret) && !handout.contains(secret));
     }
     let sock = gw.files.dir.join("run/control.sock");
     assert_eq!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use vpn_tests::{
     gateway::Gateway,
-    native_client::{add_user, gateway_psk, Client},
+    native_client::{add_user, gateway_creds, Client, Creds},
     topology::{Topology, INET, LAN_HOST},
     wait,
 };
@@ -50,7 +50,7 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     let gw = Gateway::start(&t.gw, "[gateway]\ndns = [\"172.16.10.2\"]");
     add_user(&gw, "alice", "alice-password-1", None);
     add_user(&gw, "bob", "bob-password-22", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
 
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &["--full-tunnel"]);
     // Bob: split tunnel, the pushed LAN route plus one internet host.
@@ -151,7 +151,7 @@ fn replayed_modified_truncated_and_foreign_datagrams_are_dropped_and_counted() {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", None);
-    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     a.wait_connected();
     wait::until("alice reaches the LAN host", T, || {
         ping(&t.c1, LAN_HOST).then_some(())
@@ -206,15 +206,13 @@ fn wrong_psk_and_wrong_password_fail_with_clear_messages() {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
 
-    let mut c = Client::start(
-        &t.c1,
-        "alice",
-        "alice-password-1",
-        "not-the-psk-at-all",
-        &[],
-    );
+    let wrong = Creds {
+        psk: "not-the-psk-at-all".into(),
+        ..psk.clone()
+    };
+    let mut c = Client::start(&t.c1, "alice", "alice-password-1", &wrong, &[]);
     assert_eq!(c.wait_exit(T).code(), Some(1));
     assert!(
         c.stderr().contains("pre-shared key does not match"),
@@ -258,7 +256,7 @@ fn a_handshake_flood_does_not_stop_existing_sessions() {
     );
     add_user(&gw, "alice", "alice-password-1", None);
     add_user(&gw, "bob", "bob-password-22", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
     a.wait_connected();
 
@@ -295,7 +293,7 @@ fn a_roaming_client_keeps_its_session_across_address_and_port_changes() {
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", Some("10.99.0.77"));
     add_user(&gw, "bob", "bob-password-22", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
     assert_eq!(a.wait_connected(), "10.99.0.77", "static address");
     let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
@@ -357,7 +355,7 @@ fn after_a_gateway_restart_the_client_reconnects_with_the_same_address() {
     let mut gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", None);
     add_user(&gw, "bob", "bob-password-22", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
     // Bob first, so alice's address is not simply the pool's first.
     let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
     b.wait_connected();
@@ -383,7 +381,7 @@ fn kill_disconnects_the_client_and_it_says_why() {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", None);
-    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     a.wait_connected();
     let id = sessions(&gw)[0]["id"].as_u64().unwrap();
     let out = gw.ctl(&["kill", &id.to_string()]);
@@ -415,7 +413,7 @@ fn removing_a_user_ends_its_sessions_and_the_client_says_why() {
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "alice", "alice-password-1", None);
     add_user(&gw, "bob", "bob-password-22", None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
     a.wait_connected();
     let mut b = Client::start(&t.c2, "bob", "bob-password-22", &psk, &[]);
@@ -435,4 +433,42 @@ fn removing_a_user_ends_its_sessions_and_the_client_says_why() {
     let rows = sessions(&gw);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["user"], "bob", "other users keep their sessions");
+}
+
+/// A gateway with the right PSK but another key (here: the same gateway
+/// after its key was replaced) cannot get a user's password: the client
+/// stops before AUTH and names the key mismatch.
+#[test]
+fn a_gateway_with_another_key_is_refused_before_the_password() {
+    let t = Topology::build();
+    let mut gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let pinned = gateway_creds(&gw);
+    let secrets = gw.files.dir.join("state/secrets.toml");
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("gateway_key"))
+        .collect();
+    std::fs::write(&secrets, kept.join("\n") + "\n").unwrap();
+    gw.restart();
+    let rogue = gateway_creds(&gw);
+    assert_eq!(rogue.psk, pinned.psk, "same PSK");
+    assert_ne!(rogue.key, pinned.key, "another gateway key");
+    let mut c = Client::start(&t.c1, "alice", "alice-password-1", &pinned, &[]);
+    assert_eq!(c.wait_exit(T).code(), Some(1));
+    let err = c.stderr();
+    assert!(err.contains("gateway key mismatch"), "{err}");
+    assert!(err.contains("not sending the password"), "{err}");
+    assert!(sessions(&gw).is_empty());
+    // The gateway saw a hello it could not read, never a login.
+    let log = gw.log();
+    assert!(log.contains("handshake did not authenticate"), "{log}");
+    assert!(
+        !log.contains("login failed") && !log.contains("native: session"),
+        "{log}"
+    );
+    // With the key it holds, the same client gets in.
+    let mut ok = Client::start(&t.c1, "alice", "alice-password-1", &rogue, &[]);
+    ok.wait_connected();
 }

@@ -316,7 +316,7 @@ fn an_lcp_flood_is_rate_limited_and_the_session_keeps_working() {
 #[test]
 fn a_call_request_flood_gets_one_call_and_the_gateway_keeps_serving() {
     use std::io::BufRead as _;
-    use vpn_tests::native_client::{gateway_psk, Client};
+    use vpn_tests::native_client::{gateway_creds, Client};
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\n");
     add_user(&gw, "alice", "alice-password-1", None);
@@ -351,7 +351,7 @@ fn a_call_request_flood_gets_one_call_and_the_gateway_keeps_serving() {
         gw.files.config.display()
     ));
     assert!(status.contains("pptp_calls"), "{status}");
-    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_psk(&gw), &[]);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     a.wait_connected();
     drop(flood.stdin.take());
     line.clear();

@@ -1,5 +1,7 @@
-//! The gateway's own secrets (the pre-shared key), in `state_dir/secrets.toml`,
-//! mode 0600. Generated on first start; never printed or logged.
+//! The gateway's own secrets (the pre-shared key and the native protocol's
+//! gateway key), in `state_dir/secrets.toml`, mode 0600. Generated on first
+//! start (the key also when an older file lacks it); never printed or
+//! logged, but for the gateway key's public half.
 use std::{fmt, path::Path};
 
 use anyhow::Context as _;
@@ -16,40 +18,89 @@ const PSK_LEN: usize = 48;
 pub struct Secrets {
     /// Pre-shared key for L2TP/IPsec and the native protocol.
     pub psk: String,
+    /// The native protocol's gateway key: X25519 private key, base64.
+    #[serde(default)]
+    pub gateway_key: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secrets { psk: <redacted> }")
+        f.write_str("Secrets { psk: <redacted>, gateway_key: <redacted> }")
     }
 }
 
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// A gateway public key as users give it to `vpn-ctl connect --gateway-key`.
+pub fn encode_key(k: &[u8; 32]) -> String {
+    use base64::Engine as _;
+    b64().encode(k)
+}
+
+pub fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    use base64::Engine as _;
+    b64()
+        .decode(text.trim())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| anyhow::anyhow!("a gateway key is 32 bytes in base64 (44 characters)"))
+}
+
 impl Secrets {
-    /// Loads the secrets, generating them if the file does not exist.
-    /// Returns whether they were generated now.
+    /// Loads the secrets, generating them if the file does not exist (and
+    /// the gateway key if an older file lacks it). Returns whether anything
+    /// was generated now.
     pub fn load_or_generate(state_dir: &Path) -> anyhow::Result<(Secrets, bool)> {
         let path = state_dir.join(FILE);
-        match std::fs::read_to_string(&path) {
+        let (mut s, mut generated) = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let s: Secrets = toml::from_str(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
                 if s.psk.len() < 16 {
                     anyhow::bail!("{}: psk must be at least 16 characters", path.display());
                 }
-                Ok((s, false))
+                (s, false)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = Secrets {
                     psk: fsutil::random_secret(PSK_LEN),
+                    gateway_key: None,
                 };
-                let text = format!(
-                    "# vpn-ctl secrets (root-only). Pre-shared key for L2TP/IPsec and the native protocol.\n{}",
-                    toml::to_string(&s).context("encode secrets")?
-                );
-                fsutil::write_private(&path, text.as_bytes())?;
-                Ok((s, true))
+                (s, true)
             }
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        match &s.gateway_key {
+            Some(k) => {
+                decode_key(k).with_context(|| format!("{}: gateway_key", path.display()))?;
+            }
+            None => {
+                let k = vpn_proto::native::crypto::generate_gateway_key();
+                s.gateway_key = Some(encode_key(&k));
+                generated = true;
+            }
         }
+        if generated {
+            let text = format!(
+                "# vpn-ctl secrets (root-only). Pre-shared key for L2TP/IPsec and the native protocol;\n# the native protocol's gateway key (private).\n{}",
+                toml::to_string(&s).context("encode secrets")?
+            );
+            fsutil::write_private(&path, text.as_bytes())?;
+        }
+        Ok((s, generated))
+    }
+
+    /// The gateway key's private half.
+    pub fn gateway_private(&self) -> anyhow::Result<[u8; 32]> {
+        decode_key(self.gateway_key.as_deref().unwrap_or_default())
+    }
+
+    /// The gateway key's public half.
+    pub fn gateway_public(&self) -> anyhow::Result<[u8; 32]> {
+        Ok(vpn_proto::native::crypto::gateway_public(
+            &self.gateway_private()?,
+        ))
     }
 }

@@ -25,7 +25,7 @@ use vpn_proto::native::{
 };
 use vpn_tests::{
     gateway::Gateway,
-    native_client::{add_user, gateway_psk, Client},
+    native_client::{add_user, gateway_creds, Client},
     netns::Netns,
     topology::{Topology, GW_WAN, LAN_HOST},
     wait,
@@ -41,7 +41,7 @@ const PASSWORD: &str = "bench-password-1";
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("handshakes") => handshakes(&args[2]),
+        Some("handshakes") => handshakes(&args[2], &args[3]),
         _ => orchestrate(),
     }
 }
@@ -113,7 +113,7 @@ fn orchestrate() -> anyhow::Result<()> {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, USER, PASSWORD, None);
-    let psk = gateway_psk(&gw);
+    let psk = gateway_creds(&gw);
 
     // Ours.
     let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &[]);
@@ -153,7 +153,7 @@ fn orchestrate() -> anyhow::Result<()> {
     // Handshakes per second, from c1.
     let out =
         t.c1.cmd(std::env::current_exe()?.to_str().unwrap())
-            .args(["handshakes", &psk])
+            .args(["handshakes", &psk.psk, &psk.key])
             .output()?;
     anyhow::ensure!(
         out.status.success(),
@@ -183,8 +183,9 @@ fn wgb_listen(gw: &Netns) {
 /// seconds; prints handshakes per second. Each thread asks for its own
 /// earlier address, so each login takes over that thread's previous session
 /// instead of filling the gateway's pool.
-fn handshakes(psk_text: &str) -> anyhow::Result<()> {
+fn handshakes(psk_text: &str, key: &str) -> anyhow::Result<()> {
     let psk = crypto::noise_psk(psk_text);
+    let key = vpn_ctl::secrets::decode_key(key)?;
     let server: SocketAddr = format!("{GW_WAN}:7443").parse()?;
     let done = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + Duration::from_secs(HANDSHAKE_SECS);
@@ -199,7 +200,7 @@ fn handshakes(psk_text: &str) -> anyhow::Result<()> {
                         password: PASSWORD.into(),
                         want_ip: want,
                     };
-                    want = Some(one_handshake(server, &psk, auth)?);
+                    want = Some(one_handshake(server, &psk, &key, auth)?);
                     done.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
@@ -218,11 +219,12 @@ fn handshakes(psk_text: &str) -> anyhow::Result<()> {
 fn one_handshake(
     server: SocketAddr,
     psk: &[u8; 32],
+    key: &[u8; 32],
     auth: AuthRequest,
 ) -> anyhow::Result<Ipv4Addr> {
     let mut conn = TcpStream::connect(server)?;
     conn.set_nodelay(true)?;
-    let (mut hs, first) = ClientHandshake::start(psk, auth, &[Cipher::Aes256Gcm], None);
+    let (mut hs, first) = ClientHandshake::start(psk, key, auth, &[Cipher::Aes256Gcm], None);
     conn.write_all(&first)?;
     let mut buf = [0u8; 2048];
     loop {

@@ -45,6 +45,12 @@ pub enum Command {
     /// Connect to a vpn-ctl gateway with the native protocol (runs until
     /// Ctrl-C or SIGTERM; reconnects after network loss).
     Connect(ConnectArgs),
+    /// What native clients need to pin this gateway: its public key, the
+    /// key's fingerprint, and a `vpn-ctl connect` line (reads the secrets: root).
+    GatewayKey {
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the user database.
     Users {
         #[command(subcommand)]
@@ -59,6 +65,10 @@ pub struct ConnectArgs {
     /// User name.
     #[arg(short, long, default_value = "vpn")]
     pub user: String,
+    /// The gateway's public key (base64), as `vpn-ctl gateway-key` on the
+    /// gateway prints it. The password goes only to the holder of this key.
+    #[arg(long, value_name = "KEY")]
+    pub gateway_key: String,
     /// File whose first line is the gateway's pre-shared key ("-": stdin).
     /// Without it: asked on the terminal.
     #[arg(long, value_name = "FILE")]

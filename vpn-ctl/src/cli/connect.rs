@@ -19,11 +19,14 @@ pub fn run(cfg: &Config, a: ConnectArgs) -> anyhow::Result<()> {
     if psk.is_empty() {
         anyhow::bail!("the pre-shared key is empty");
     }
+    let gateway_key = crate::secrets::decode_key(&a.gateway_key)
+        .map_err(|e| anyhow::anyhow!("--gateway-key: {e}"))?;
     client::run(ConnectOptions {
         server: a.server,
         user: a.user,
         password,
         psk,
+        gateway_key,
         ciphers,
         host: HostOptions {
             interface: a.interface.clone(),

@@ -2,6 +2,7 @@
 pub mod args;
 mod connect;
 mod down;
+mod gateway_key;
 mod query;
 mod secret_input;
 mod up;
@@ -20,6 +21,7 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Kill { id } => query::kill(&cfg, id),
         args::Command::Connect(a) => connect::run(&cfg, a),
         args::Command::Users { command } => users::run(&cfg, command),
+        args::Command::GatewayKey { json } => gateway_key::run(&cfg, json),
     }
 }
 

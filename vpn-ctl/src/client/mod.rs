@@ -30,6 +30,8 @@ pub struct ConnectOptions {
     pub user: String,
     pub password: String,
     pub psk: String,
+    /// The gateway key the user pinned (its public half).
+    pub gateway_key: [u8; 32],
     pub ciphers: Vec<Cipher>,
     pub host: HostOptions,
     pub reconnect: bool,
@@ -116,18 +118,19 @@ fn session_loop(
             password: opts.password.clone(),
             want_ip: host.as_ref().map(|h| h.address),
         };
-        let (keys, welcome) = match handshake::connect(server, &psk, auth, &opts.ciphers) {
-            Ok(ok) => ok,
-            Err(e) if e.is_fatal() || !opts.reconnect => return Err(e.into()),
-            Err(e) => {
-                eprintln!("vpn-ctl: {e}; retrying in {}s", backoff.as_secs());
-                if !pause(backoff) {
-                    return Ok(());
+        let (keys, welcome) =
+            match handshake::connect(server, &psk, &opts.gateway_key, auth, &opts.ciphers) {
+                Ok(ok) => ok,
+                Err(e) if e.is_fatal() || !opts.reconnect => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("vpn-ctl: {e}; retrying in {}s", backoff.as_secs());
+                    if !pause(backoff) {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-        };
+            };
         backoff = Duration::from_secs(1);
         // Keep the interface across reconnects when the address is unchanged.
         if host

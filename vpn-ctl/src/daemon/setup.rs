@@ -85,7 +85,7 @@ pub async fn setup(
     let initial_user = UserDb::create_initial(state_dir)?;
     if generated || initial_user.is_some() {
         println!(
-            "vpn-ctl: first start: generated the pre-shared key ({}) and user `{}` with a random password ({}), readable by root only",
+            "vpn-ctl: first start: generated the pre-shared key and the gateway key ({}) and user `{}` with a random password ({}), readable by root only; `vpn-ctl gateway-key` shows what clients need",
             state_dir.join(crate::secrets::FILE).display(),
             initial_user.unwrap_or(crate::users::INITIAL_USER),
             UserDb::path(state_dir).display()
@@ -382,6 +382,7 @@ fn native_service(
     Ok(Native {
         registry: Registry::new(leases.clone()),
         psk: crypto::noise_psk(&secrets.psk),
+        key: secrets.gateway_private()?,
         ciphers: n.cipher_list(),
         params,
         max_half_open: n.max_half_open as usize,

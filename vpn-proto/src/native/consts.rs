@@ -3,13 +3,20 @@
 use std::time::Duration;
 
 /// Protocol versions this build speaks (the handshake picks the highest common one).
-pub const VERSION_MIN: u8 = 1;
-pub const VERSION_MAX: u8 = 1;
+/// Version 2 authenticates the gateway by a static key the client pins
+/// (docs/decisions.md #34); version 1 (no gateway key) is refused.
+pub const VERSION_MIN: u8 = 2;
+pub const VERSION_MAX: u8 = 2;
 
 /// First bytes of a client's first frame.
 pub const MAGIC: [u8; 4] = *b"VCTL";
-/// Noise pattern and primitives of the handshake and of every rekey.
-pub const NOISE_PARAMS: &str = "Noise_NNpsk0_25519_AESGCM_SHA256";
+/// Noise pattern and primitives of the handshake: the client knows the
+/// gateway's static key beforehand (NK) and both hold the PSK.
+pub const NOISE_PARAMS: &str = "Noise_NKpsk0_25519_AESGCM_SHA256";
+/// Noise pattern of a rekey inside the established (already authenticated) channel.
+pub const REKEY_NOISE_PARAMS: &str = "Noise_NNpsk0_25519_AESGCM_SHA256";
+/// Domain label of a gateway key's fingerprint.
+pub const FINGERPRINT_LABEL: &[u8] = b"vpn-ctl gateway key\0";
 /// Prologue prefix bound into the handshake transcript.
 pub const PROLOGUE_LABEL: &[u8] = b"vpn-ctl native";
 /// Domain label for turning the configured PSK text into the Noise PSK.

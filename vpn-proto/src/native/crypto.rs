@@ -102,15 +102,42 @@ pub fn data_keys(i2r: &[u8; 32], r2i: &[u8; 32], client: bool) -> KeyPair {
     session_keys(i2r, r2i, client).1
 }
 
-/// A Noise NNpsk0 handshake state. `prologue` binds context (the client's
-/// hello, or the session and epoch of a rekey) into the transcript.
+/// The gateway's side of the handshake's static key: its private key (the
+/// responder) or the public key the client pinned (the initiator).
+#[derive(Clone, Copy)]
+pub enum GatewayKey<'a> {
+    Private(&'a [u8; 32]),
+    Pinned(&'a [u8; 32]),
+}
+
+/// The first handshake's Noise NKpsk0 state. `prologue` binds the client's
+/// hello into the transcript.
+pub fn noise_handshake(
+    psk: &[u8; 32],
+    prologue: &[u8],
+    key: GatewayKey<'_>,
+    fixed_ephemeral: Option<&[u8; 32]>,
+) -> Result<snow::HandshakeState, snow::Error> {
+    let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
+    let mut b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
+    if let Some(e) = fixed_ephemeral {
+        b = b.fixed_ephemeral_key_for_testing_only(e);
+    }
+    match key {
+        GatewayKey::Pinned(public) => b.remote_public_key(public)?.build_initiator(),
+        GatewayKey::Private(private) => b.local_private_key(private)?.build_responder(),
+    }
+}
+
+/// A rekey's Noise NNpsk0 state (inside the authenticated channel).
+/// `prologue` binds the session and epoch into the transcript.
 pub fn noise(
     psk: &[u8; 32],
     prologue: &[u8],
     initiator: bool,
     fixed_ephemeral: Option<&[u8; 32]>,
 ) -> Result<snow::HandshakeState, snow::Error> {
-    let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
+    let params = REKEY_NOISE_PARAMS.parse().expect("valid Noise parameters");
     let mut b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
     if let Some(e) = fixed_ephemeral {
         b = b.fixed_ephemeral_key_for_testing_only(e);
@@ -120,6 +147,39 @@ pub fn noise(
     } else {
         b.build_responder()
     }
+}
+
+/// A new gateway static private key.
+pub fn generate_gateway_key() -> [u8; 32] {
+    let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
+    let kp = snow::Builder::new(params)
+        .generate_keypair()
+        .expect("X25519 key generation");
+    kp.private.try_into().expect("32-byte X25519 key")
+}
+
+/// The public half of a gateway's static key (X25519).
+pub fn gateway_public(private: &[u8; 32]) -> [u8; 32] {
+    use snow::{params::DHChoice, resolvers::CryptoResolver as _};
+    let mut dh = snow::resolvers::DefaultResolver
+        .resolve_dh(&DHChoice::Curve25519)
+        .expect("the default resolver has X25519");
+    dh.set(private);
+    dh.pubkey().try_into().expect("32-byte X25519 key")
+}
+
+/// A short, comparable name of a gateway key: 16 bytes of SHA-256 in
+/// colon-separated hex groups.
+pub fn fingerprint(public: &[u8; 32]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(FINGERPRINT_LABEL);
+    ctx.update(public);
+    let d = ctx.finish();
+    d.as_ref()[..16]
+        .chunks(2)
+        .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// One direction's AEAD key. Nonce = 4 zero bytes then the 64-bit counter,

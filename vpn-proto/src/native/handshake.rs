@@ -1,9 +1,11 @@
-//! The TCP handshake, both ends, sans-IO: bytes in (`push`), one step out at a
-//! time (`poll`). Four frames: CLIENT_INIT (Noise -> psk, e), SERVER_INIT
-//! (Noise <- e, ee), AUTH (user and password, encrypted), WELCOME or REJECT.
+//! The TCP handshake, both ends, sans-IO: bytes in (`handle_bytes`), one
+//! step out at a time (`poll`). Four frames: CLIENT_INIT (Noise NKpsk0
+//! `-> psk, e, es` to the gateway's pinned static key), SERVER_INIT (`<- e,
+//! ee`), AUTH (user and password, encrypted: sent only once SERVER_INIT has
+//! proved the gateway holds the pinned key and the PSK), WELCOME or REJECT.
 use super::{
     consts::*,
-    crypto::{self, AeadKey, Cipher, KeyPair},
+    crypto::{self, AeadKey, Cipher, GatewayKey, KeyPair},
     messages::{self, AuthRequest, Reason, Welcome, WireError},
 };
 
@@ -51,9 +53,13 @@ pub enum ClientError {
     /// The gateway authenticated us as a peer but refused the session.
     #[error("the gateway rejected the login: {}", .0.describe())]
     Rejected(Reason, String),
-    /// The gateway's answer did not authenticate under our PSK.
-    #[error("the gateway's answer does not match our pre-shared key (wrong PSK, or not a vpn-ctl gateway)")]
-    Crypto,
+    /// The gateway's answer did not authenticate: it does not hold the
+    /// pinned key, or not our PSK. Nothing secret was sent.
+    #[error("the gateway did not prove it holds the pinned gateway key {0} and our pre-shared key; not sending the password")]
+    Crypto(String),
+    /// The gateway says its key is another than the one we pinned.
+    #[error("gateway key mismatch: pinned {pinned}, but the gateway's key is {presented}; not sending the password")]
+    KeyMismatch { pinned: String, presented: String },
     #[error("protocol error: {0}")]
     Protocol(String),
 }
@@ -80,19 +86,31 @@ pub struct ClientHandshake {
     state: ClientState,
     buf: Vec<u8>,
     auth: AuthRequest,
+    /// Fingerprint of the pinned gateway key, for errors.
+    pinned: String,
 }
 
+/// The prefix before a gateway's key fingerprint in its clear ERROR frame.
+const KEY_IN_ERROR: &str = "this gateway's key is ";
+
 impl ClientHandshake {
-    /// Starts a handshake; returns the engine and the CLIENT_INIT bytes to send.
+    /// Starts a handshake with the gateway whose static public key is
+    /// `gateway_key`; returns the engine and the CLIENT_INIT bytes to send.
     pub fn start(
         psk: &[u8; 32],
+        gateway_key: &[u8; 32],
         auth: AuthRequest,
         ciphers: &[Cipher],
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> (ClientHandshake, Vec<u8>) {
         let header = messages::client_init_header();
-        let mut hs = crypto::noise(psk, &prologue(&header), true, fixed_ephemeral)
-            .expect("valid Noise setup");
+        let mut hs = crypto::noise_handshake(
+            psk,
+            &prologue(&header),
+            GatewayKey::Pinned(gateway_key),
+            fixed_ephemeral,
+        )
+        .expect("valid Noise setup");
         let payload = messages::encode_ciphers(TLV_CIPHERS, ciphers);
         let mut msg = vec![0u8; NOISE_MAX];
         let n = hs
@@ -103,6 +121,7 @@ impl ClientHandshake {
             state: ClientState::AwaitServerInit(Box::new(hs)),
             buf: Vec::new(),
             auth,
+            pinned: crypto::fingerprint(gateway_key),
         };
         (engine, messages::frame(&body))
     }
@@ -119,6 +138,21 @@ impl ClientHandshake {
         if body[0] == FRAME_ERROR {
             let msg = String::from_utf8_lossy(body.get(2..).unwrap_or_default()).into_owned();
             self.state = ClientState::Done;
+            // A gateway that could not read our hello names its key: if it
+            // is not the one we pinned, say so (the words are unauthenticated,
+            // but nothing secret depends on them).
+            if let Some(fp) = msg.split(KEY_IN_ERROR).nth(1) {
+                let presented: String = fp
+                    .chars()
+                    .take_while(|c| c.is_ascii_hexdigit() || *c == ':')
+                    .collect();
+                if !presented.is_empty() && presented != self.pinned {
+                    return Err(ClientError::KeyMismatch {
+                        pinned: self.pinned.clone(),
+                        presented,
+                    });
+                }
+            }
             return Err(ClientError::Refused(msg));
         }
         match std::mem::replace(&mut self.state, ClientState::Done) {
@@ -126,7 +160,7 @@ impl ClientHandshake {
                 let mut payload = vec![0u8; NOISE_MAX];
                 let n = hs
                     .read_message(&body[1..], &mut payload)
-                    .map_err(|_| ClientError::Crypto)?;
+                    .map_err(|_| ClientError::Crypto(self.pinned.clone()))?;
                 let cipher = messages::decode_ciphers(&payload[..n], TLV_CIPHER)?
                     .first()
                     .copied()
@@ -142,8 +176,8 @@ impl ClientHandshake {
             ClientState::AwaitWelcome { control, keys }
                 if body[0] == FRAME_WELCOME || body[0] == FRAME_REJECT =>
             {
-                let plain =
-                    open_frame(&mut body, &control.recv, keys.cipher).ok_or(ClientError::Crypto)?;
+                let plain = open_frame(&mut body, &control.recv, keys.cipher)
+                    .ok_or_else(|| ClientError::Crypto(self.pinned.clone()))?;
                 if body[0] == FRAME_REJECT {
                     let (reason, msg) = messages::decode_reason(&plain)?;
                     return Err(ClientError::Rejected(reason, msg));
@@ -193,17 +227,23 @@ pub struct ServerHandshake {
     state: ServerState,
     buf: Vec<u8>,
     psk: [u8; 32],
+    /// The gateway's static private key, and its public key's fingerprint.
+    key: [u8; 32],
+    fingerprint: String,
     ciphers: Vec<Cipher>,
     fixed_ephemeral: Option<[u8; 32]>,
 }
 
 impl ServerHandshake {
-    /// `ciphers`: what the gateway allows, most preferred first.
-    pub fn new(psk: [u8; 32], ciphers: &[Cipher]) -> ServerHandshake {
+    /// `key`: the gateway's static private key; `ciphers`: what the
+    /// gateway allows, most preferred first.
+    pub fn new(psk: [u8; 32], key: [u8; 32], ciphers: &[Cipher]) -> ServerHandshake {
         ServerHandshake {
             state: ServerState::AwaitClientInit,
             buf: Vec::new(),
             psk,
+            key,
+            fingerprint: crypto::fingerprint(&crypto::gateway_public(&key)),
             ciphers: ciphers.to_vec(),
             fixed_ephemeral: None,
         }
@@ -281,10 +321,10 @@ impl ServerHandshake {
                 ),
             ));
         }
-        let mut hs = crypto::noise(
+        let mut hs = crypto::noise_handshake(
             &self.psk,
             &prologue(&body[..header.len()]),
-            false,
+            GatewayKey::Private(&self.key),
             self.fixed_ephemeral.as_ref(),
         )
         .expect("valid Noise setup");
@@ -294,8 +334,11 @@ impl ServerHandshake {
             .map_err(|_| {
                 refuse(
                     ERROR_HANDSHAKE,
-                    "handshake did not authenticate (wrong pre-shared key?)",
-                    "handshake failed: the pre-shared key does not match",
+                    "handshake did not authenticate (wrong pre-shared key, or the client pinned another gateway key)",
+                    &format!(
+                        "handshake failed: the pre-shared key does not match, or you pinned another gateway key ({KEY_IN_ERROR}{})",
+                        self.fingerprint
+                    ),
                 )
             })?;
         let offered = messages::decode_ciphers(&payload[..n], TLV_CIPHERS)

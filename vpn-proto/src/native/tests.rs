@@ -16,6 +16,8 @@ use super::{
 
 const PSK: &str = "correct horse battery staple";
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+/// The gateway static key of the test vectors.
+const GATEWAY_KEY: [u8; 32] = [0x33; 32];
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -58,11 +60,12 @@ fn handshake(
 ) -> Result<Done, String> {
     let (mut c, first) = ClientHandshake::start(
         &crypto::noise_psk(client_psk),
+        &crypto::gateway_public(&GATEWAY_KEY),
         auth(password),
         &Cipher::ALL,
         eph.as_ref().map(|e| &e.0),
     );
-    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), &Cipher::ALL);
+    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
     if let Some(e) = eph {
         s = s.with_fixed_ephemeral(e.1);
     }
@@ -145,9 +148,15 @@ fn wrong_password_is_rejected_inside_the_encrypted_channel() {
 
 #[test]
 fn garbage_and_truncated_hellos_fail_cleanly() {
-    let (_, first) = ClientHandshake::start(&crypto::noise_psk(PSK), auth("x"), &Cipher::ALL, None);
+    let (_, first) = ClientHandshake::start(
+        &crypto::noise_psk(PSK),
+        &crypto::gateway_public(&GATEWAY_KEY),
+        auth("x"),
+        &Cipher::ALL,
+        None,
+    );
     for cut in 0..first.len() {
-        let mut s = ServerHandshake::new(crypto::noise_psk(PSK), &Cipher::ALL);
+        let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
         let mut f = first[..cut].to_vec();
         if cut >= 2 {
             let len = (cut - 2) as u16;
@@ -159,7 +168,7 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
             "cut at {cut} was accepted"
         );
     }
-    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), &Cipher::ALL);
+    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
     s.handle_bytes(b"\x00\x05GET /");
     let e = s.poll().err().unwrap();
     assert!(e.what.contains("bad magic"), "{}", e.what);
@@ -173,23 +182,32 @@ fn spec_test_vectors() {
         hex(&crypto::noise_psk(PSK)),
         "cc8e5bc858e1da03e9a6ab9c1d5fbd3eb8b893a39539767c3a8323c0de55dd51"
     );
+    let public = crypto::gateway_public(&GATEWAY_KEY);
+    assert_eq!(
+        hex(&public),
+        "7b0d47d93427f8311160781c7c733fd89f88970aef490d8aa0ee19a4cb8a1b14"
+    );
+    assert_eq!(
+        crypto::fingerprint(&public),
+        "45e8:878c:be30:9666:d941:4aad:85c6:7867"
+    );
     let eph = ([0x11u8; 32], [0x22u8; 32]);
     let d = handshake(PSK, "pw-alice", Some(eph)).unwrap();
     assert_eq!(
         hex(&d.frames[0]),
-        "003b105643544c01017b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13fab5365af3568ea6b7b060ffea1895b2603f392d"
+        "003b105643544c02027b4e909bbe7ffe44c465a220037d608ee35897d31ef972f07f74892cb0f73f13036e97c04e31e19bb39b933e508e56e97a143214"
     );
     assert_eq!(
         hex(&d.frames[1]),
-        "0034110faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20df8f7608f1693cb9e48dca29117f5c0b850dda"
+        "0034110faa684ed28867b97f4a6a2dee5df8ce974e76b7018e3f22a1c4cf2678570f20c851a9ca1e8df59920025fc2149a60c383bd57"
     );
     assert_eq!(
         hex(&d.client.0.data.send),
-        "458f156500e1a24bc57e662b20069ababe0a9d8b13a5119fc56126979e98c6bc"
+        "2713a7229f6e8211b67b5fa27e68704b7246fe6382c2f884b0abeaf41470d08e"
     );
     assert_eq!(
         hex(&d.client.0.data.recv),
-        "141dd0ec62a36ba55eb8f2e85f6155c77359269414b9a6fcea3044db9cb3c0da"
+        "6470b74d95463fb733a198b2238783d27cb41eadc5363885c090fed3b61b323c"
     );
     // One data packet: session 0x01020304, key 0, counter 7, a 20-byte IPv4 header.
     let ip = ipv4_packet(CLIENT_IP, Ipv4Addr::new(172, 16, 10, 2));
@@ -201,7 +219,7 @@ fn spec_test_vectors() {
     c.seal_ip(Instant::now(), &ip, &mut out).unwrap();
     assert_eq!(
         hex(&out),
-        "010100000102030400000000000000071aaf010455e132ba33f651193f2516b7c8b33eb293bf159f10fe8587a4ba219dccb99be0"
+        "0201000001020304000000000000000776765e1f5ca83e2daa15e58781f618cc176547bbf69110b442392ee7c6a96646e6356d73"
     );
 }
 
@@ -456,4 +474,59 @@ fn silence_kills_the_session_and_bye_ends_it_with_a_reason() {
     assert!(probes >= 2, "keepalive probes before giving up: {probes}");
     assert_eq!(c.poll(), Some(Event::PeerDead));
     assert!(now - t0 <= params().keepalive * (DEAD_AFTER_KEEPALIVES + 1));
+}
+
+/// A gateway with the right PSK but another static key cannot read the
+/// client's hello; its clear refusal names its key, which the client
+/// reports as a mismatch, and the client never produces AUTH.
+#[test]
+fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
+    let psk = crypto::noise_psk(PSK);
+    let pinned = crypto::gateway_public(&GATEWAY_KEY);
+    let (mut c, first) =
+        ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL, None);
+    let rogue_key = [0x44u8; 32];
+    let mut rogue = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
+    rogue.handle_bytes(&first);
+    let refusal = rogue.poll().err().expect("the rogue cannot read the hello");
+    c.handle_bytes(refusal.reply.as_deref().unwrap());
+    match c.poll() {
+        Err(ClientError::KeyMismatch {
+            pinned: p,
+            presented,
+        }) => {
+            assert_eq!(p, crypto::fingerprint(&pinned));
+            assert_eq!(
+                presented,
+                crypto::fingerprint(&crypto::gateway_public(&rogue_key))
+            );
+        }
+        other => panic!("expected a key mismatch, got {:?}", other.err()),
+    }
+
+    // An active attacker that answers with a SERVER_INIT of its own making
+    // (from a handshake it runs with the rogue key): no AUTH, a clear error.
+    let (mut c, first) =
+        ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL, None);
+    let (_, other_first) = ClientHandshake::start(
+        &psk,
+        &crypto::gateway_public(&rogue_key),
+        auth("x"),
+        &Cipher::ALL,
+        None,
+    );
+    let mut mitm = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
+    mitm.handle_bytes(&other_first);
+    let Ok(Some(ServerStep::Send(forged))) = mitm.poll() else {
+        panic!("the attacker's own handshake works");
+    };
+    let _ = first;
+    c.handle_bytes(&forged);
+    match c.poll() {
+        Err(e @ ClientError::Crypto(_)) => {
+            assert!(e.to_string().contains("not sending the password"), "{e}")
+        }
+        Ok(Some(ClientStep::Send(_))) => panic!("AUTH sent to a gateway without the pinned key"),
+        other => panic!("unexpected {:?}", other.err()),
+    }
 }

@@ -71,7 +71,7 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
 /// Runs one handshake to its end. Err: a protocol failure worth a log line.
 async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> anyhow::Result<()> {
     let native = &shared.native;
-    let mut hs = ServerHandshake::new(native.psk, &native.ciphers);
+    let mut hs = ServerHandshake::new(native.psk, native.key, &native.ciphers);
     let mut buf = [0u8; 2048];
     loop {
         let n = conn.read(&mut buf).await?;

@@ -38,6 +38,8 @@ pub struct HandshakeCounters {
 pub struct Native {
     pub registry: Registry,
     pub psk: [u8; 32],
+    /// The gateway key's private half (clients pin its public half).
+    pub key: [u8; 32],
     pub ciphers: Vec<Cipher>,
     pub params: Params,
     pub max_half_open: usize,
