@@ -205,12 +205,13 @@ impl Authenticator {
                 let Some(pw) = pw else {
                     return fail(user, "E=691 R=0 V=3 M=Authentication failure");
                 };
-                // The challenge hash covers the name exactly as sent (with any domain).
-                let expect = mschap::nt_response(&self.challenge, &peer, &name, &pw);
+                // The challenge hash covers the user name without its
+                // domain (RFC 2759 §8.2), as Windows and pppd compute it.
+                let expect = mschap::nt_response(&self.challenge, &peer, &user, &pw);
                 if !ct_eq(&expect, &nt) {
                     return fail(user, "E=691 R=0 V=3 M=Authentication failure");
                 }
-                let proof = mschap::authenticator_response(&pw, &nt, &peer, &self.challenge, &name);
+                let proof = mschap::authenticator_response(&pw, &nt, &peer, &self.challenge, &user);
                 let msg = format!("{proof} M=Access granted");
                 let reply = packet(CHAP_SUCCESS, self.id, msg.as_bytes());
                 Some((
@@ -255,7 +256,9 @@ pub fn chap_response(
         }
         Auth::MsChapV2 => {
             let auth: [u8; 16] = challenge.try_into().ok()?;
-            let nt = mschap::nt_response(&auth, &peer_challenge, user, password);
+            // The hash takes the name without a DOMAIN\ prefix; the packet the whole name.
+            let bare = user.rsplit('\\').next().unwrap_or(user);
+            let nt = mschap::nt_response(&auth, &peer_challenge, bare, password);
             [&peer_challenge[..], &[0u8; 8], &nt, &[0]].concat()
         }
         Auth::Pap => return None,
@@ -272,6 +275,29 @@ mod tests {
 
     fn users(u: &str) -> Option<String> {
         (u == "alice").then(|| "s3cret-pass".to_string())
+    }
+
+    #[test]
+    fn mschapv2_with_a_windows_domain_in_the_name() {
+        let now = Instant::now();
+        let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+        let (_, ch) = a.start(now).unwrap();
+        let resp =
+            chap_response(Auth::MsChapV2, &ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
+        let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Success { user, .. } if user == "alice"),
+            "{outcome:?}"
+        );
+        // The proof the client checks is over the same bare name.
+        let want = mschap::authenticator_response(
+            "s3cret-pass",
+            resp[4 + 1 + 24..4 + 1 + 48].try_into().unwrap(),
+            &[9; 16],
+            &[7; 16],
+            "alice",
+        );
+        assert!(String::from_utf8_lossy(&reply[4..]).starts_with(&want));
     }
 
     #[test]
