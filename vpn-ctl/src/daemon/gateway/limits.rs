@@ -1,5 +1,82 @@
-//! Shared flood guards.
-use std::time::Instant;
+//! Shared flood guards: a token bucket, and the half-open limit (total
+//! and per source address) for handshakes and control connections.
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+/// Why a new half-open connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// The gateway's limit.
+    Total,
+    /// This source address's share.
+    PerAddress,
+}
+
+/// Connections still setting up: at most `total`, and at most a quarter of
+/// that (at least 2) from one address, so one host cannot take every slot.
+#[derive(Debug)]
+pub struct HalfOpen {
+    total: usize,
+    per_address: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One half-open connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct HalfOpenPermit {
+    limit: Arc<HalfOpen>,
+    addr: IpAddr,
+}
+
+impl HalfOpen {
+    pub fn new(total: usize) -> Arc<HalfOpen> {
+        Arc::new(HalfOpen {
+            total,
+            per_address: (total / 4).max(2).min(total),
+            open: Mutex::default(),
+        })
+    }
+
+    pub fn try_enter(self: &Arc<Self>, addr: IpAddr) -> Result<HalfOpenPermit, Busy> {
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, per) = &mut *g;
+        if *n >= self.total {
+            return Err(Busy::Total);
+        }
+        let mine = per.entry(addr).or_default();
+        if *mine >= self.per_address {
+            return Err(Busy::PerAddress);
+        }
+        *mine += 1;
+        *n += 1;
+        Ok(HalfOpenPermit {
+            limit: self.clone(),
+            addr,
+        })
+    }
+}
+
+impl Drop for HalfOpenPermit {
+    fn drop(&mut self) {
+        let mut g = self.limit.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (n, per) = &mut *g;
+        *n = n.saturating_sub(1);
+        if let Some(m) = per.get_mut(&self.addr) {
+            *m -= 1;
+            if *m == 0 {
+                per.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// After a failed `accept` (e.g. out of file descriptors): wait a little
+/// instead of spinning on the error.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A token bucket: `rate` per second, bursts of twice that.
 pub struct TokenBucket {
@@ -35,6 +112,22 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn one_address_gets_a_quarter_of_the_half_open_slots() {
+        let h = HalfOpen::new(8);
+        let a: IpAddr = "198.18.0.2".parse().unwrap();
+        let b: IpAddr = "198.18.0.3".parse().unwrap();
+        let held: Vec<_> = (0..2).map(|_| h.try_enter(a).unwrap()).collect();
+        assert_eq!(h.try_enter(a).unwrap_err(), Busy::PerAddress);
+        let others: Vec<_> = (0..6)
+            .map(|i| h.try_enter(format!("10.0.0.{i}").parse().unwrap()).unwrap())
+            .collect();
+        assert_eq!(h.try_enter(b).unwrap_err(), Busy::Total);
+        drop(held);
+        assert!(h.try_enter(a).is_ok(), "freed on drop");
+        drop(others);
+    }
 
     #[test]
     fn bursts_then_refills_at_the_rate() {

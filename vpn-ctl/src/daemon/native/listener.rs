@@ -12,7 +12,6 @@ use subtle::ConstantTimeEq as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
 };
 use vpn_proto::native::{
     consts::ERROR_BUSY,
@@ -22,31 +21,50 @@ use vpn_proto::native::{
 };
 
 use super::registry;
-use crate::daemon::{gateway::pool::Claim, Shared};
+use crate::daemon::{
+    gateway::{
+        limits::{HalfOpen, ACCEPT_BACKOFF},
+        pool::Claim,
+    },
+    Shared,
+};
+
+/// The client's first frame must arrive within this time (an idle
+/// connection holds a half-open slot only this long).
+const FIRST_FRAME: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+#[error("nothing within {FIRST_FRAME:?} of connecting")]
+struct FirstFrameTimeout;
 
 /// `index`: this listener's slot in `status` (connections received).
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
     let native = &shared.native;
-    let slots = Arc::new(Semaphore::new(native.max_half_open));
+    let slots = HalfOpen::new(native.max_half_open);
     loop {
-        let Ok((mut conn, from)) = listener.accept().await else {
-            continue;
+        let (mut conn, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("native: accept: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         if let Some(c) = shared.received.get(index) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            native.handshakes.busy.fetch_add(1, Ordering::Relaxed);
-            log::debug!(
-                "native: refusing {from}: {} handshakes in progress",
-                native.max_half_open
-            );
-            let busy = messages::frame(&messages::error_body(
-                ERROR_BUSY,
-                "the gateway is busy, try again",
-            ));
-            let _ = conn.try_write(&busy);
-            continue;
+        let permit = match slots.try_enter(from.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                native.handshakes.busy.fetch_add(1, Ordering::Relaxed);
+                log::debug!("native: refusing {from}: too many handshakes in progress ({why:?})");
+                let busy = messages::frame(&messages::error_body(
+                    ERROR_BUSY,
+                    "the gateway is busy, try again",
+                ));
+                let _ = conn.try_write(&busy);
+                continue;
+            }
         };
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -54,6 +72,10 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
             let limit = native.handshake_timeout;
             match tokio::time::timeout(limit, handshake(&mut conn, from, &shared)).await {
                 Ok(Ok(())) => {}
+                Ok(Err(e)) if e.is::<FirstFrameTimeout>() => {
+                    native.handshakes.timeout.fetch_add(1, Ordering::Relaxed);
+                    log::debug!("native: {from}: {e}");
+                }
                 Ok(Err(e)) => {
                     native.handshakes.failed.fetch_add(1, Ordering::Relaxed);
                     log::warn!("native: handshake from {from} failed: {e}");
@@ -73,8 +95,15 @@ async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> a
     let native = &shared.native;
     let mut hs = ServerHandshake::new(native.psk, native.key, &native.ciphers);
     let mut buf = [0u8; 2048];
+    let mut first = true;
     loop {
-        let n = conn.read(&mut buf).await?;
+        let n = if std::mem::take(&mut first) {
+            tokio::time::timeout(FIRST_FRAME, conn.read(&mut buf))
+                .await
+                .map_err(|_| FirstFrameTimeout)??
+        } else {
+            conn.read(&mut buf).await?
+        };
         if n == 0 {
             anyhow::bail!("connection closed mid-handshake");
         }

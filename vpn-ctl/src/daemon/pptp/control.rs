@@ -10,7 +10,7 @@ use std::{
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    sync::Notify,
 };
 use vpn_proto::pptp::{
     control::{ControlConnection, ControlEvent},
@@ -18,25 +18,39 @@ use vpn_proto::pptp::{
 };
 
 use super::{Gre, GreWire, Pptp, PptpCall};
-use crate::daemon::{gateway::ppp::Call, Shared};
+use crate::daemon::{
+    gateway::{
+        limits::{HalfOpen, HalfOpenPermit, ACCEPT_BACKOFF},
+        ppp::Call,
+    },
+    Shared,
+};
 
 /// How long a write to a client's control connection may take.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
     let Some(pptp) = &shared.pptp else { return };
-    let slots = Arc::new(Semaphore::new(pptp.max_half_open));
+    let slots = HalfOpen::new(pptp.max_half_open);
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
+        let (stream, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::debug!("pptp: accept: {e}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         if let Some(c) = shared.received.get(index) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            pptp.counters.control_busy.fetch_add(1, Ordering::Relaxed);
-            log::debug!("pptp: refusing {from}: too many connections setting up");
-            continue;
+        let permit = match slots.try_enter(from.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                pptp.counters.control_busy.fetch_add(1, Ordering::Relaxed);
+                log::debug!("pptp: refusing {from}: too many connections setting up ({why:?})");
+                continue;
+            }
         };
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -65,7 +79,7 @@ struct Connection<'a> {
     from: SocketAddr,
     calls: Vec<Arc<PptpCall>>,
     /// Held until the connection has a call (flood guard).
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<HalfOpenPermit>,
     /// Woken when one of our calls should be cleared (kill, link down).
     notify: Arc<Notify>,
 }
