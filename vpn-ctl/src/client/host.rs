@@ -69,9 +69,15 @@ pub async fn setup(
             routes.push(half.parse().map_err(anyhow::Error::msg)?);
         }
     } else {
-        for (net, len) in &w.routes {
-            routes.push(Ipv4Prefix::new(*net, *len).map_err(anyhow::Error::msg)?);
+        let gateway = match server {
+            SocketAddr::V4(s) => *s.ip(),
+            SocketAddr::V6(_) => anyhow::bail!("IPv6 gateways are not supported"),
+        };
+        let (keep, refused) = super::pushed::routes(&w.routes, gateway);
+        for r in refused {
+            eprintln!("vpn-ctl: ignoring a route the gateway pushed: {r}");
         }
+        routes.extend(keep);
         routes.extend(opts.extra_routes.iter().copied());
     }
     for r in &routes {
@@ -79,8 +85,9 @@ pub async fn setup(
     }
 
     if let Some(path) = &opts.resolv_conf {
-        if !w.dns.is_empty() {
-            set_dns(path, &w.dns, journal)?;
+        let dns = super::pushed::dns(&w.dns);
+        if !dns.is_empty() {
+            set_dns(path, &dns, journal)?;
         }
     }
     Ok(Host {

@@ -5,6 +5,7 @@
 mod datapath;
 mod handshake;
 mod host;
+mod pushed;
 
 use std::{
     net::{SocketAddr, ToSocketAddrs as _},
