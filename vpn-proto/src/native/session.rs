@@ -149,7 +149,8 @@ pub struct Session {
     recv: Vec<RecvKey>,
     rekey: Rekey,
     /// Server: the last REKEY_RESP, resent if its REKEY_INIT is repeated.
-    last_rekey_resp: Option<(u8, Vec<u8>)>,
+    /// Our last rekey answer: its epoch, the INIT it answered, the answer.
+    last_rekey_resp: Option<(u8, Vec<u8>, Vec<u8>)>,
     key_started: Instant,
     inner_addr: Option<Ipv4Addr>,
     peer: Option<SocketAddr>,
@@ -414,10 +415,13 @@ impl Session {
     }
 
     fn answer_rekey(&mut self, now: Instant, epoch: u8, noise_msg: &[u8]) -> Result<(), Discard> {
-        if let Some((e, resp)) = &self.last_rekey_resp {
-            if *e == epoch {
+        // The same INIT again: our answer was lost, send it again. A new
+        // INIT for the same epoch (the client gave up and started over with
+        // a fresh ephemeral key) gets a fresh answer.
+        if let Some((e, init, resp)) = &self.last_rekey_resp {
+            if *e == epoch && init == noise_msg {
                 let resp = resp.clone();
-                self.queue_control(now, &resp); // our answer was lost
+                self.queue_control(now, &resp);
                 return Ok(());
             }
         }
@@ -441,7 +445,7 @@ impl Session {
         let mut resp = vec![CTL_REKEY_RESP, epoch];
         resp.extend_from_slice(&buf[..n]);
         self.queue_control(now, &resp);
-        self.last_rekey_resp = Some((epoch, resp));
+        self.last_rekey_resp = Some((epoch, noise_msg.to_vec(), resp));
         Ok(())
     }
 

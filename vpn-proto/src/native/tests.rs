@@ -530,3 +530,46 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
         other => panic!("unexpected {:?}", other.err()),
     }
 }
+
+/// The client gives up a rekey whose answers were all lost, then starts a
+/// new one for the same epoch (a fresh ephemeral key): the gateway answers
+/// it afresh instead of repeating the old answer, and the rekey completes.
+#[test]
+fn a_rekey_started_over_after_lost_answers_completes() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let ca = addr("198.18.1.2:40000");
+    let sa = addr("198.18.0.1:7443");
+    let mut now = t0;
+    while now + Duration::from_secs(5) < t0 + params().rekey {
+        now += Duration::from_secs(5);
+        c.handle_timeout(now);
+        flush(&mut c, &mut s, now, ca);
+        flush(&mut s, &mut c, now, sa);
+        s.handle_timeout(now);
+    }
+    now = t0 + params().rekey;
+    c.handle_timeout(now); // REKEY_INIT
+                           // Every INIT reaches the gateway, every answer is lost, until the client gives up.
+    for _ in 0..REKEY_TRIES {
+        flush(&mut c, &mut s, now, ca);
+        while s.poll_transmit().is_some() {}
+        now += REKEY_RETRY;
+        c.handle_timeout(now);
+    }
+    while c.poll_transmit().is_some() {}
+    assert_eq!(c.key_id(), 0, "gave up");
+    // Keepalives keep both alive; the next rekey starts over for the same
+    // epoch, and this time the answer arrives.
+    let gave_up = now;
+    while now < gave_up + params().rekey + Duration::from_secs(5) && c.key_id() == 0 {
+        now += Duration::from_secs(1);
+        c.handle_timeout(now);
+        flush(&mut c, &mut s, now, ca);
+        flush(&mut s, &mut c, now, sa);
+        s.handle_timeout(now);
+        assert!(!c.is_closed() && !s.is_closed());
+    }
+    assert_eq!(c.key_id(), 1, "the fresh INIT got a fresh answer");
+    assert_eq!(c.poll(), Some(Event::Rekeyed(1)));
+}
