@@ -232,11 +232,16 @@ impl Link {
         } else {
             ncp_up = false;
         }
+        let mut ccp_failed = false;
         if let Some(ccp) = &mut self.ccp {
             while let Some(p) = ccp.poll_transmit() {
                 self.frames.push_back(frame(PROTO_CCP, &p));
             }
-            while ccp.poll().is_some() {}
+            while let Some(ev) = ccp.poll() {
+                ccp_failed |= ev == LayerEvent::Finished;
+            }
+            // Opened without an MPPE mode: no encryption was agreed.
+            ccp_failed |= ccp.is_open() && ccp.opts.mode().is_none();
             if ccp.is_open() && self.tx.is_none() {
                 if let (Some((strength, stateful)), Some(master)) =
                     (ccp.opts.mode(), self.mppe_master)
@@ -251,6 +256,12 @@ impl Link {
             }
         } else if self.cfg.require_mppe {
             ncp_up = false;
+        }
+        // Under require_mppe a call that cannot agree on MPPE ends now (and
+        // frees its address) instead of idling without IP.
+        if ccp_failed && self.cfg.require_mppe && !self.up && self.phase == Phase::Network {
+            self.close(now, "MPPE could not be negotiated, but it is required");
+            return;
         }
         if ncp_up && !self.up && self.phase == Phase::Network {
             self.up = true;
@@ -718,6 +729,22 @@ mod tests {
         let mut f = frame(PROTO_IPV4, &p);
         let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
         assert_eq!(&f[r], &p[..]);
+    }
+
+    #[test]
+    fn a_peer_that_will_not_agree_on_mppe_ends_the_link_when_it_is_required() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(true), [5; 32], now);
+        let mut peer = Peer::new(now, "pw-alice-1");
+        peer.ccp = Fsm::new(Ccp::new(false, false, false));
+        let events = converse(&mut link, &mut peer, now);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LinkEvent::Down { reason } if reason.contains("MPPE"))),
+            "{events:?}"
+        );
+        assert!(!link.is_up() && link.is_dead());
     }
 
     #[test]
