@@ -475,3 +475,31 @@ fn a_gateway_with_another_key_is_refused_before_the_password() {
     let mut ok = Client::start(&t.c1, "alice", "alice-password-1", &rogue, &[]);
     ok.wait_connected();
 }
+
+/// Past a few wrong passwords from one address, further logins of that
+/// user from there are refused without checking the password, and counted.
+#[test]
+fn repeated_wrong_passwords_are_throttled() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let creds = gateway_creds(&gw);
+    for _ in 0..6 {
+        let mut c = Client::start(&t.c1, "alice", "wrong-password-xyz", &creds, &[]);
+        assert_eq!(c.wait_exit(T).code(), Some(1));
+    }
+    // Even the right password is not looked at now.
+    let mut c = Client::start(&t.c1, "alice", "alice-password-1", &creds, &[]);
+    assert_eq!(c.wait_exit(T).code(), Some(1));
+    assert!(
+        c.stderr().contains("too many failed logins"),
+        "{}",
+        c.stderr()
+    );
+    // Five were checked and failed; the rest were refused unchecked.
+    assert_eq!(drop_count(&gw, "daemon_native_login_failed"), 5);
+    assert_eq!(drop_count(&gw, "daemon_native_login_throttled"), 2);
+    // Alice from another address is not locked out.
+    let mut ok = Client::start(&t.c2, "alice", "alice-password-1", &creds, &[]);
+    ok.wait_connected();
+}

@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub pool: Option<Ipv4Prefix>,
     /// Limit on concurrent sessions (at most the data plane's table size).
     pub max_sessions: u32,
+    /// Sessions one user may hold at once, over all protocols.
+    pub max_sessions_per_user: u32,
     /// DNS servers pushed to clients (none: clients keep their own).
     pub dns: Vec<Ipv4Addr>,
     /// Routes pushed to split-tunnel clients; `None` = the networks directly
@@ -53,6 +55,7 @@ impl Default for GatewayConfig {
             vpn_interface: "vpn0".into(),
             pool: None,
             max_sessions: 1024,
+            max_sessions_per_user: 8,
             dns: Vec::new(),
             push_routes: None,
         }
@@ -316,6 +319,9 @@ impl Config {
         let max = vpn_common::maps::MAX_SESSIONS;
         if self.gateway.max_sessions == 0 || self.gateway.max_sessions > max {
             bail!("gateway.max_sessions must be between 1 and {max}");
+        }
+        if self.gateway.max_sessions_per_user == 0 {
+            bail!("gateway.max_sessions_per_user must be positive");
         }
         let n = &self.native;
         if n.ciphers.is_empty() {

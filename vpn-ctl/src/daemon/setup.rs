@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use vpn_common::maps::{DataplaneConfig, CONFIG_F_VALID};
 
 use super::{
-    gateway::{pool::Pool, ppp::PppService},
+    gateway::{limits::LoginGuard, pool::Pool, ppp::PppService},
     native::{registry::Registry, Native},
     undo::{Action, Journal},
     Shared,
@@ -269,7 +269,12 @@ pub async fn setup(
     }
 
     let mut sockets = sockets;
-    let pool_alloc = Pool::new(pool, gw_addr, cfg.gateway.max_sessions as usize);
+    let pool_alloc = Pool::new(
+        pool,
+        gw_addr,
+        cfg.gateway.max_sessions as usize,
+        cfg.gateway.max_sessions_per_user as usize,
+    );
     let native = native_service(
         cfg,
         &secrets,
@@ -285,8 +290,16 @@ pub async fn setup(
     let ebpf = Arc::new(Mutex::new(ebpf));
     let users = Arc::new(Mutex::new(users));
     let maps = SessionMaps::new(ebpf.clone());
+    let logins = native.logins.clone();
     let pptp = if cfg.pptp.enabled {
-        Some(pptp_service(cfg, seq_page, &pool_alloc, &users, &maps)?)
+        Some(pptp_service(
+            cfg,
+            seq_page,
+            &pool_alloc,
+            &users,
+            &maps,
+            &logins,
+        )?)
     } else {
         None
     };
@@ -297,6 +310,7 @@ pub async fn setup(
             &pool_alloc,
             &users,
             &maps,
+            &logins,
         )),
         _ => None,
     };
@@ -404,6 +418,7 @@ fn native_service(
         },
         udp,
         handshakes: Default::default(),
+        logins: Arc::default(),
     })
 }
 
@@ -414,6 +429,7 @@ fn pptp_service(
     pool: &Pool,
     users: &Arc<Mutex<UserDb>>,
     maps: &Arc<SessionMaps>,
+    logins: &Arc<LoginGuard>,
 ) -> anyhow::Result<super::pptp::Pptp> {
     use vpn_proto::ppp::{lcp::Auth, link::LinkConfig};
     let p = &cfg.pptp;
@@ -438,6 +454,7 @@ fn pptp_service(
         pool: pool.clone(),
         users: users.clone(),
         maps: seq.is_some().then(|| maps.clone()),
+        logins: logins.clone(),
         counters: Default::default(),
     });
     Ok(super::pptp::Pptp::new(
@@ -455,6 +472,7 @@ fn l2tp_service(
     pool: &Pool,
     users: &Arc<Mutex<UserDb>>,
     maps: &Arc<SessionMaps>,
+    logins: &Arc<LoginGuard>,
 ) -> super::l2tp::L2tp {
     use vpn_proto::{
         l2tp::tunnel::TunnelConfig,
@@ -484,6 +502,7 @@ fn l2tp_service(
         pool: pool.clone(),
         users: users.clone(),
         maps: l.fast_path.then(|| maps.clone()),
+        logins: logins.clone(),
         counters: Default::default(),
     });
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());

@@ -51,7 +51,7 @@ pub enum ClientError {
     #[error("the gateway refused the handshake: {0}")]
     Refused(String),
     /// The gateway authenticated us as a peer but refused the session.
-    #[error("the gateway rejected the login: {}", .0.describe())]
+    #[error("the gateway rejected the login: {}{}", .0.describe(), detail(.1))]
     Rejected(Reason, String),
     /// The gateway's answer did not authenticate: it does not hold the
     /// pinned key, or not our PSK. Nothing secret was sent.
@@ -62,6 +62,15 @@ pub enum ClientError {
     KeyMismatch { pinned: String, presented: String },
     #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+/// " (MESSAGE)" when the gateway said more than the reason.
+fn detail(msg: &str) -> String {
+    if msg.is_empty() {
+        String::new()
+    } else {
+        format!(" ({msg})")
+    }
 }
 
 impl From<WireError> for ClientError {

@@ -74,6 +74,81 @@ impl Drop for HalfOpenPermit {
     }
 }
 
+/// Failed logins, by source address and by (user, source address), for
+/// every protocol: past a few free failures each further attempt must wait,
+/// doubling up to a minute. A user guessing from one address is slowed
+/// without locking the same user out from elsewhere; an address guessing
+/// many names is slowed too (with a higher threshold, as NAT shares
+/// addresses). Attempts refused unchecked do not count as failures.
+#[derive(Debug, Default)]
+pub struct LoginGuard {
+    failures: Mutex<HashMap<LoginKey, (u32, Instant)>>,
+}
+
+/// (user name, or None for the address as a whole; source address).
+type LoginKey = (Option<String>, IpAddr);
+
+/// Failures of one user from one address before backoff starts.
+pub const FREE_FAILURES_USER: u32 = 5;
+/// Failures from one address (any user names) before backoff starts.
+pub const FREE_FAILURES_ADDRESS: u32 = 20;
+/// The longest wait.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Entries kept at most (the oldest are forgotten first).
+const MAX_ENTRIES: usize = 65_536;
+
+/// The wait after `failures` (4 s once past the free ones, doubling).
+fn backoff(failures: u32, free: u32) -> Option<Duration> {
+    let over = failures.checked_sub(free)?;
+    Some(Duration::from_secs(4 << over.min(4)).min(MAX_BACKOFF))
+}
+
+impl LoginGuard {
+    fn keys(user: &str, addr: IpAddr) -> [(LoginKey, u32); 2] {
+        [
+            ((Some(user.to_string()), addr), FREE_FAILURES_USER),
+            ((None, addr), FREE_FAILURES_ADDRESS),
+        ]
+    }
+
+    /// How long this attempt must still wait, if it must.
+    pub fn check(&self, user: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        Self::keys(user, addr)
+            .iter()
+            .filter_map(|(k, free)| {
+                let (n, last) = f.get(k)?;
+                let until = *last + backoff(*n, *free)?;
+                (until > now).then(|| until - now)
+            })
+            .max()
+    }
+
+    pub fn failed(&self, user: &str, addr: IpAddr, now: Instant) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if f.len() >= MAX_ENTRIES {
+            if let Some(oldest) = f
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                f.remove(&oldest);
+            }
+        }
+        for (k, _) in Self::keys(user, addr) {
+            let e = f.entry(k).or_insert((0, now));
+            e.0 = e.0.saturating_add(1);
+            e.1 = now;
+        }
+    }
+
+    /// A good login clears that user's failures from that address.
+    pub fn succeeded(&self, user: &str, addr: IpAddr) {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.remove(&(Some(user.to_string()), addr));
+    }
+}
+
 /// After a failed `accept` (e.g. out of file descriptors): wait a little
 /// instead of spinning on the error.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -127,6 +202,44 @@ mod tests {
         drop(held);
         assert!(h.try_enter(a).is_ok(), "freed on drop");
         drop(others);
+    }
+
+    #[test]
+    fn failed_logins_back_off_per_user_and_address() {
+        let g = LoginGuard::default();
+        let t0 = Instant::now();
+        let a: IpAddr = "198.18.0.2".parse().unwrap();
+        let b: IpAddr = "198.18.0.3".parse().unwrap();
+        for _ in 0..FREE_FAILURES_USER {
+            assert_eq!(g.check("alice", a, t0), None);
+            g.failed("alice", a, t0);
+        }
+        assert_eq!(g.check("alice", a, t0), Some(Duration::from_secs(4)));
+        assert_eq!(
+            g.check("alice", b, t0),
+            None,
+            "alice from elsewhere is not locked out"
+        );
+        assert_eq!(
+            g.check("bob", a, t0),
+            None,
+            "another name from a: below its threshold"
+        );
+        assert_eq!(
+            g.check("alice", a, t0 + Duration::from_secs(4)),
+            None,
+            "waited"
+        );
+        for _ in 0..20 {
+            g.failed("alice", a, t0);
+        }
+        assert_eq!(g.check("alice", a, t0), Some(MAX_BACKOFF), "capped");
+        assert!(
+            g.check("carol", a, t0).is_some(),
+            "the address is slowed for every name"
+        );
+        g.succeeded("alice", b);
+        assert_eq!(g.check("alice", b, t0), None);
     }
 
     #[test]

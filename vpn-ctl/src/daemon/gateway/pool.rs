@@ -42,6 +42,8 @@ pub struct Claim<'a> {
 pub enum Refusal {
     PoolExhausted,
     TooManySessions,
+    /// The user holds `max_sessions_per_user` sessions already.
+    UserLimit(usize),
     /// The user's static address is not a client address of the pool.
     StaticInvalid(Ipv4Addr),
     /// The user's static address is held by another session.
@@ -57,6 +59,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::PoolExhausted => f.write_str("no free address in the gateway's pool"),
             Refusal::TooManySessions => f.write_str("the gateway has reached its session limit"),
+            Refusal::UserLimit(n) => write!(f, "the user has {n} sessions already (the limit)"),
             Refusal::StaticInvalid(ip) => write!(
                 f,
                 "the user's static address {ip} is not a client address of the pool"
@@ -89,6 +92,7 @@ struct Inner {
     prefix: Ipv4Prefix,
     gateway: Ipv4Addr,
     max_sessions: usize,
+    max_per_user: usize,
     /// Sessions admitted, logged in or not (`max_sessions` bounds them).
     admitted: AtomicUsize,
     held: Mutex<HashMap<Ipv4Addr, Holder>>,
@@ -164,11 +168,17 @@ impl fmt::Debug for Lease {
 }
 
 impl Pool {
-    pub fn new(prefix: Ipv4Prefix, gateway: Ipv4Addr, max_sessions: usize) -> Pool {
+    pub fn new(
+        prefix: Ipv4Prefix,
+        gateway: Ipv4Addr,
+        max_sessions: usize,
+        max_per_user: usize,
+    ) -> Pool {
         Pool(Arc::new(Inner {
             prefix,
             gateway,
             max_sessions,
+            max_per_user,
             admitted: AtomicUsize::new(0),
             held: Mutex::default(),
             next_row: AtomicU64::new(1),
@@ -254,6 +264,10 @@ impl Pool {
                 .ok_or(Refusal::PoolExhausted)?
         };
         let replaced = own(addr);
+        let mine = held.values().filter(|h| h.user == claim.user).count();
+        if replaced.is_none() && mine >= self.0.max_per_user {
+            return Err(Refusal::UserLimit(mine));
+        }
         held.insert(
             addr,
             Holder {
@@ -284,6 +298,7 @@ mod tests {
             "10.99.0.0/29".parse().unwrap(),
             "10.99.0.1".parse().unwrap(),
             max,
+            3,
         )
     }
 
@@ -365,6 +380,23 @@ mod tests {
     }
 
     #[test]
+    fn one_user_holds_at_most_its_share_over_all_protocols() {
+        let p = pool(10);
+        let none = HashSet::new();
+        let _a = p.lease(&claim(&p, "eve", "native", &none)).unwrap();
+        let _b = p.lease(&claim(&p, "eve", "pptp", &none)).unwrap();
+        let c = p.lease(&claim(&p, "eve", "l2tp", &none)).unwrap();
+        let refused = p.lease(&claim(&p, "eve", "native", &none)).unwrap_err();
+        assert_eq!(refused, Refusal::UserLimit(3));
+        assert!(
+            p.lease(&claim(&p, "bob", "native", &none)).is_ok(),
+            "others unaffected"
+        );
+        drop(c);
+        assert!(p.lease(&claim(&p, "eve", "native", &none)).is_ok());
+    }
+
+    #[test]
     fn a_reconnect_of_the_same_user_and_protocol_takes_its_address_over() {
         let p = pool(10);
         let none = HashSet::new();
@@ -398,7 +430,12 @@ mod tests {
         let _three = p.admit().unwrap();
         assert_eq!(p.admitted(), 2);
         drop(two);
-        let big = pool(100);
+        let big = Pool::new(
+            "10.99.0.0/29".parse().unwrap(),
+            "10.99.0.1".parse().unwrap(),
+            100,
+            10,
+        );
         let held: Vec<_> = (0..4)
             .map(|_| big.lease(&claim(&big, "u", "pptp", &reserved)).unwrap())
             .collect();

@@ -18,7 +18,7 @@ use vpn_common::maps::{SessionEntry, TunnelKey};
 use vpn_proto::ppp::link::{parse_frame, Link, LinkConfig, LinkEvent};
 
 use super::{
-    limits::TokenBucket,
+    limits::{LoginGuard, TokenBucket},
     pool::{Admission, Claim, Lease, Pool},
     routes::{Owner, WorkerIo},
 };
@@ -42,6 +42,8 @@ pub struct PppService {
     pub users: Arc<Mutex<UserDb>>,
     /// None: this protocol has no in-kernel path.
     pub maps: Option<Arc<SessionMaps>>,
+    /// Failed logins of every protocol (backoff).
+    pub logins: Arc<LoginGuard>,
     pub counters: PppCounters,
 }
 
@@ -52,6 +54,8 @@ pub struct PppCounters {
     /// Control frames over the call's rate.
     pub flood: AtomicU64,
     pub login_failed: AtomicU64,
+    /// Logins refused unchecked: too many failures from that address.
+    pub login_throttled: AtomicU64,
 }
 
 /// What the kernel needs to carry a call (its maps' key and entry).
@@ -68,6 +72,8 @@ pub trait Carrier: Send + Sync + 'static {
     fn row_id(&self) -> u64;
     /// The client, for log lines and `sessions`.
     fn peer(&self) -> String;
+    /// The client's address (login backoff).
+    fn peer_ip(&self) -> std::net::IpAddr;
     /// Encapsulates one PPP frame and sends it to the client.
     fn send_frame(&self, wire: &mut Self::Wire, fast: Option<&FastSlot>, frame: &[u8]);
     /// The map entries that put this call on the in-kernel path, if the
@@ -93,6 +99,8 @@ pub struct PppState {
     pub fast: Option<FastSlot>,
     budget: TokenBucket,
     flood_logged: bool,
+    /// The last login attempt was refused unchecked (backoff).
+    throttled: bool,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -139,6 +147,7 @@ impl<C: Carrier> Call<C> {
                     fast: None,
                     budget: TokenBucket::new(CONTROL_RATE, now),
                     flood_logged: false,
+                    throttled: false,
                     rx_packets: 0,
                     rx_bytes: 0,
                     tx_packets: 0,
@@ -186,11 +195,20 @@ impl<C: Carrier> Call<C> {
             return;
         }
         let users = &svc.users;
+        let throttled = std::cell::Cell::new(false);
+        let ip = self.carrier.peer_ip();
         let lookup = |name: &str| {
+            // Past the backoff threshold the password is not even looked at.
+            if svc.logins.check(name, ip, now).is_some() {
+                throttled.set(true);
+                return None;
+            }
             let db = users.lock().unwrap_or_else(|e| e.into_inner());
             db.find(name).map(|u| u.password.clone())
         };
-        match p.link.handle_frame(now, frame, &lookup) {
+        let result = p.link.handle_frame(now, frame, &lookup);
+        p.throttled |= throttled.get();
+        match result {
             Ok(Some(range)) => {
                 let ip = &frame[range];
                 let addr = p.lease.as_ref().map(Lease::addr);
@@ -245,6 +263,7 @@ impl<C: Carrier> Call<C> {
         let (proto, row) = (svc.protocol, self.carrier.row_id());
         match ev {
             LinkEvent::Authenticated { user } => {
+                svc.logins.succeeded(&user, self.carrier.peer_ip());
                 let (static_ip, reserved) = {
                     let db = svc.users.lock().unwrap_or_else(|e| e.into_inner());
                     (db.find(&user).and_then(|u| u.ip), db.reserved_addresses())
@@ -278,12 +297,22 @@ impl<C: Carrier> Call<C> {
                 }
             }
             LinkEvent::AuthFailed { user } => {
-                svc.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-                log::warn!(
-                    "{proto}: login failed for user `{}` from {}: wrong user name or password",
-                    crate::users::printable(&user),
-                    self.carrier.peer()
-                );
+                if std::mem::take(&mut s.ppp.throttled) {
+                    svc.counters.login_throttled.fetch_add(1, Ordering::Relaxed);
+                    log::warn!(
+                        "{proto}: login of `{}` from {} refused unchecked: too many failed logins",
+                        crate::users::printable(&user),
+                        self.carrier.peer()
+                    );
+                } else {
+                    svc.logins.failed(&user, self.carrier.peer_ip(), now);
+                    svc.counters.login_failed.fetch_add(1, Ordering::Relaxed);
+                    log::warn!(
+                        "{proto}: login failed for user `{}` from {}: wrong user name or password",
+                        crate::users::printable(&user),
+                        self.carrier.peer()
+                    );
+                }
             }
             LinkEvent::Up { encryption } => {
                 s.ppp.encryption = encryption;

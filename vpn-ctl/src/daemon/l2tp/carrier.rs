@@ -54,6 +54,10 @@ impl Carrier for Udp {
         self.peer.to_string()
     }
 
+    fn peer_ip(&self) -> std::net::IpAddr {
+        (*self.peer.ip()).into()
+    }
+
     fn send_frame(&self, w: &mut DataSeq, _fast: Option<&FastSlot>, frame: &[u8]) {
         let seq = w.enabled.then(|| {
             let ns = w.ns;

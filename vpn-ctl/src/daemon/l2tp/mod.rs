@@ -159,6 +159,7 @@ impl Service for L2tp {
             ("l2tp_ppp_dropped", l(&p.dropped)),
             ("l2tp_ppp_flood", l(&p.flood)),
             ("l2tp_login_failed", l(&p.login_failed)),
+            ("l2tp_login_throttled", l(&p.login_throttled)),
         ]
     }
 

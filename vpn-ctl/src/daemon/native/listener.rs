@@ -150,7 +150,23 @@ async fn decide(
         let db = shared.users.lock().unwrap_or_else(|e| e.into_inner());
         (db.find(&req.user).cloned(), db.reserved_addresses())
     };
+    if let Some(wait) = native.logins.check(&req.user, from.ip(), Instant::now()) {
+        native.handshakes.throttled.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "native: login of `{}` from {from} refused unchecked: too many failed logins (wait {}s)",
+            crate::users::printable(&req.user),
+            wait.as_secs().max(1)
+        );
+        let msg = format!(
+            "too many failed logins; try again in {} s",
+            wait.as_secs().max(1)
+        );
+        conn.write_all(&hs.reject(Reason::BadCredentials, &msg))
+            .await?;
+        return Ok(());
+    }
     if !password_ok(user.as_ref().map(|u| u.password.as_str()), &req.password) {
+        native.logins.failed(&req.user, from.ip(), Instant::now());
         native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
         log::warn!(
             "native: login failed for user `{}` from {from}: wrong user name or password",
@@ -161,6 +177,7 @@ async fn decide(
         return Ok(());
     }
     let user = user.expect("password_ok implies a user");
+    native.logins.succeeded(&user.name, from.ip());
     let claim = Claim {
         user: &user.name,
         protocol: "native",

@@ -30,6 +30,8 @@ use crate::{daemon::gateway::service::Service, report::SessionRow};
 pub struct HandshakeCounters {
     pub ok: AtomicU64,
     pub bad_login: AtomicU64,
+    /// Logins refused unchecked: too many failures from that address.
+    pub throttled: AtomicU64,
     pub failed: AtomicU64,
     pub timeout: AtomicU64,
     pub busy: AtomicU64,
@@ -49,6 +51,8 @@ pub struct Native {
     /// One UDP socket per worker, all bound to `port` (SO_REUSEPORT).
     pub udp: Vec<OwnedFd>,
     pub handshakes: HandshakeCounters,
+    /// Failed logins of every protocol (shared with PPTP and L2TP).
+    pub logins: std::sync::Arc<crate::daemon::gateway::limits::LoginGuard>,
 }
 
 impl Native {
@@ -147,6 +151,10 @@ impl Service for Native {
         let mut v = self.registry.drops();
         v.extend([
             ("native_login_failed", h.bad_login.load(Ordering::Relaxed)),
+            (
+                "native_login_throttled",
+                h.throttled.load(Ordering::Relaxed),
+            ),
             ("native_handshake_failed", h.failed.load(Ordering::Relaxed)),
             (
                 "native_handshake_timeout",

@@ -72,7 +72,7 @@ pub struct Admitted<T> {
 pub fn reason(r: &Refusal) -> Reason {
     match r {
         Refusal::PoolExhausted => Reason::PoolExhausted,
-        Refusal::TooManySessions => Reason::TooManySessions,
+        Refusal::TooManySessions | Refusal::UserLimit(_) => Reason::TooManySessions,
         Refusal::StaticInvalid(_) | Refusal::StaticHeld { .. } => Reason::ServerError,
     }
 }

@@ -99,6 +99,10 @@ impl Carrier for Gre {
         self.control_peer.to_string()
     }
 
+    fn peer_ip(&self) -> std::net::IpAddr {
+        self.peer.into()
+    }
+
     /// GRE header + PPP frame: the next sequence number, and the
     /// acknowledgement of what we received.
     fn send_frame(&self, w: &mut GreWire, fast: Option<&FastSlot>, frame: &[u8]) {

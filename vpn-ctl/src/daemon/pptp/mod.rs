@@ -139,6 +139,7 @@ impl Service for Pptp {
             ("pptp_ppp_dropped", l(&p.dropped)),
             ("pptp_ppp_flood", l(&p.flood)),
             ("pptp_login_failed", l(&p.login_failed)),
+            ("pptp_login_throttled", l(&p.login_throttled)),
         ]
     }
 
