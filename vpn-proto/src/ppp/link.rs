@@ -352,7 +352,10 @@ impl Link {
                     let id = ccp.fresh_id();
                     ccp.send_raw(fsm::packet(RESET_REQ, id, &[]));
                 }
-                let _ = now;
+                Err(Dropped::Decrypt)
+            }
+            Err(MppeError::Desync) => {
+                self.close(now, "too many MPPE packets that break the rules");
                 Err(Dropped::Decrypt)
             }
             Err(_) => Err(Dropped::Decrypt),

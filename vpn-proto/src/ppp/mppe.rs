@@ -63,7 +63,18 @@ pub enum MppeError {
     NotEncrypted,
     /// Stateful mode lost sync: send a CCP Reset-Request, drop until a flushed packet.
     NeedReset,
+    /// A packet that breaks the rules (stateless without the flushed bit, a
+    /// coherency-count jump past `MAX_CATCH_UP`): dropped unread and counted.
+    Sanity,
+    /// More than `SANITY_MAX` such packets: the call should end.
+    Desync,
 }
+
+/// Stateless mode: the largest coherency-count jump caught up with (each
+/// step costs a SHA-1 and an RC4 key schedule); further ones are dropped.
+pub const MAX_CATCH_UP: u16 = 256;
+/// Rule-breaking packets tolerated before the call is ended (as Linux's ppp_mppe).
+pub const SANITY_MAX: u32 = 1600;
 
 /// One direction of MPPE.
 #[derive(Clone)]
@@ -78,6 +89,8 @@ pub struct Mppe {
     discarding: bool,
     /// Stateful send: the peer asked for a reset; flush on the next packet.
     flush_next: bool,
+    /// Rule-breaking packets received so far.
+    sanity_errors: u32,
 }
 
 impl Mppe {
@@ -93,6 +106,7 @@ impl Mppe {
             strength,
             discarding: false,
             flush_next: false,
+            sanity_errors: 0,
         };
         m.rekey(true);
         m
@@ -163,6 +177,16 @@ impl Mppe {
         self.rc4.apply(&mut out[at..]);
     }
 
+    /// Counts a rule-breaking packet; past `SANITY_MAX` the call is lost.
+    fn sanity(&mut self) -> MppeError {
+        self.sanity_errors += 1;
+        if self.sanity_errors > SANITY_MAX {
+            MppeError::Desync
+        } else {
+            MppeError::Sanity
+        }
+    }
+
     /// Decrypts a 0x00FD frame body in place; returns the inner frame's range.
     pub fn decrypt(&mut self, body: &mut [u8]) -> Result<std::ops::Range<usize>, MppeError> {
         if body.len() < 3 {
@@ -175,9 +199,11 @@ impl Mppe {
         let ccount = u16::from_be_bytes([body[0] & 0x0f, body[1]]);
         let gap = (ccount + CCOUNT_SPACE - self.ccount) % CCOUNT_SPACE;
         if !self.stateful {
-            // One key per packet: catch up over lost ones (a reordered older packet is dropped).
-            if gap == 0 || gap > CCOUNT_SPACE / 2 {
-                return Err(MppeError::Malformed);
+            // One key per packet, every packet flushed (RFC 3078 §8.1): catch
+            // up over a bounded number of lost ones; a reordered older packet,
+            // a missing flushed bit or a longer jump is dropped unread.
+            if !flushed || gap == 0 || gap > MAX_CATCH_UP {
+                return Err(self.sanity());
             }
             for _ in 0..gap {
                 self.rekey(false);
@@ -395,6 +421,35 @@ mod tests {
             let (ok, resets) = roundtrip(s, false, |i| i % 7 == 3);
             assert_eq!((ok, resets), (1000 - 143, 0));
         }
+    }
+
+    #[test]
+    fn stateless_drops_unflushed_and_far_jumps_unread_then_gives_up() {
+        let key = [0x42u8; 16];
+        let (mut tx, mut rx) = (
+            Mppe::new(&key, Strength::Bits128, false),
+            Mppe::new(&key, Strength::Bits128, false),
+        );
+        let mut body = Vec::new();
+        tx.encrypt(&[0x00, 0x21, 1], &mut body);
+        let good = body.clone();
+        // The flushed bit cleared: dropped, counted.
+        let mut unflushed = good.clone();
+        unflushed[0] &= !BIT_FLUSHED;
+        assert_eq!(rx.decrypt(&mut unflushed), Err(MppeError::Sanity));
+        // A jump of 2000 coherency counts: dropped without 2000 rekeys.
+        let mut far = good.clone();
+        far[0] = (far[0] & 0xf0) | 0x07;
+        far[1] = 0xd0;
+        assert_eq!(rx.decrypt(&mut far), Err(MppeError::Sanity));
+        // The real next packet still decrypts.
+        let mut ok = good.clone();
+        assert!(rx.decrypt(&mut ok).is_ok());
+        // A flood of bad packets ends the call.
+        let results: Vec<_> = (0..SANITY_MAX)
+            .map(|_| rx.decrypt(&mut unflushed.clone()))
+            .collect();
+        assert_eq!(results.last(), Some(&Err(MppeError::Desync)));
     }
 
     #[test]
