@@ -204,3 +204,35 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
         },
     );
 }
+
+/// With a host firewall that rejects forwarding, `open_ports` lets clients'
+/// traffic out and its answers back, but nothing new toward the clients.
+#[test]
+fn open_ports_lets_answers_back_to_the_pool_but_nothing_new() {
+    use vpn_tests::{
+        native_client::{add_user, gateway_creds, Client},
+        topology::LAN_HOST,
+    };
+    let t = Topology::build();
+    t.gw.must("iptables -A FORWARD -j REJECT --reject-with icmp-host-prohibited");
+    let gw = Gateway::start(&t.gw, "[firewall]\nopen_ports = true");
+    let rules = t.gw.must("iptables -S FORWARD");
+    assert!(rules.contains("--ctstate RELATED,ESTABLISHED"), "{rules}");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
+    let a_ip = a.wait_connected();
+    wait::until(
+        "the client reaches the LAN",
+        Duration::from_secs(20),
+        || {
+            t.c1.sh(&format!("ping -c 1 -W 2 {LAN_HOST}"))
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    assert!(
+        !t.lan.sh(&format!("ping -c 1 -W 2 {a_ip}")).status.success(),
+        "the LAN cannot open anything toward the client"
+    );
+}

@@ -503,3 +503,28 @@ fn repeated_wrong_passwords_are_throttled() {
     let mut ok = Client::start(&t.c2, "alice", "alice-password-1", &creds, &[]);
     ok.wait_connected();
 }
+
+/// With `client_isolation`, clients reach the LAN but not each other.
+#[test]
+fn isolated_clients_reach_the_lan_but_not_each_other() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[gateway]\nclient_isolation = true");
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let creds = gateway_creds(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &creds, &[]);
+    let mut b = Client::start(&t.c2, "bob", "bob-password-22", &creds, &[]);
+    a.wait_connected();
+    let b_ip = b.wait_connected();
+    wait::until("alice reaches the LAN", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+    assert!(ping(&t.c2, LAN_HOST));
+    assert!(!ping(&t.c1, &b_ip), "alice must not reach bob");
+    let rules = t.gw.must("nft list table ip vpn_ctl");
+    assert!(rules.contains("client isolation"), "{rules}");
+    assert!(
+        !rules.contains("packets 0 "),
+        "the drop was counted: {rules}"
+    );
+}

@@ -38,6 +38,9 @@ pub const MAX_ADDR_PREFIXES: u32 = 2 * MAX_SESSIONS;
 
 /// `DataplaneConfig::flags`: the config slot has been written by the daemon.
 pub const CONFIG_F_VALID: u32 = 1 << 0;
+/// `DataplaneConfig::flags`: clients may not reach each other; the fast
+/// paths do not turn client-to-client packets around (the stack drops them).
+pub const CONFIG_F_CLIENT_ISOLATION: u32 = 1 << 1;
 
 /// Global settings, written once by the daemon at start-up.
 ///

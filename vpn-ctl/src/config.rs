@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub max_sessions: u32,
     /// Sessions one user may hold at once, over all protocols.
     pub max_sessions_per_user: u32,
+    /// Clients may not reach each other through the gateway (only the LAN
+    /// and the internet).
+    pub client_isolation: bool,
     /// DNS servers pushed to clients (none: clients keep their own).
     pub dns: Vec<Ipv4Addr>,
     /// Routes pushed to split-tunnel clients; `None` = the networks directly
@@ -56,6 +59,7 @@ impl Default for GatewayConfig {
             pool: None,
             max_sessions: 1024,
             max_sessions_per_user: 8,
+            client_isolation: false,
             dns: Vec::new(),
             push_routes: None,
         }

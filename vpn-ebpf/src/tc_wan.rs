@@ -12,7 +12,10 @@ use aya_ebpf::{
 };
 use vpn_common::{
     counters::{Counter, DropReason},
-    maps::{DataplaneConfig, SessionEntry, CONFIG_F_VALID, PROTO_L2TP, PROTO_PPTP},
+    maps::{
+        DataplaneConfig, SessionEntry, CONFIG_F_CLIENT_ISOLATION, CONFIG_F_VALID, PROTO_L2TP,
+        PROTO_PPTP,
+    },
     wire::{Ipv4Hdr, ETH_P_IPV4, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
 };
 
@@ -93,7 +96,8 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     count(Counter::FastRx);
     // Client to client, both on the fast path: straight back out, the stack
     // never sees it (unless its checksum is unfinished: see checksum_partial).
-    if let Some((to, to_entry)) = session_for(inner.dst) {
+    let isolated = cfg.flags & CONFIG_F_CLIENT_ISOLATION != 0;
+    if let Some((to, to_entry)) = session_for(inner.dst).filter(|_| !isolated) {
         if !checksum_partial(ctx, ETH_LEN, &inner) {
             push(ctx, to, &to_entry, inner_len, true)?;
             count(Counter::FastHairpin);

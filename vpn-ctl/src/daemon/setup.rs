@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Context as _;
 use tokio::sync::Notify;
-use vpn_common::maps::{DataplaneConfig, CONFIG_F_VALID};
+use vpn_common::maps::{DataplaneConfig, CONFIG_F_CLIENT_ISOLATION, CONFIG_F_VALID};
 
 use super::{
     gateway::{limits::LoginGuard, pool::Pool, ppp::PppService},
@@ -142,7 +142,7 @@ pub async fn setup(
         })?;
         sysctl::write(IP_FORWARD, "1")?;
     }
-    if cfg.nat.masquerade {
+    if cfg.nat.masquerade || cfg.gateway.client_isolation {
         if nft::table_exists()? {
             anyhow::bail!(
                 "nftables table {} {} already exists (is another vpn-ctl running in this network namespace?)",
@@ -151,12 +151,22 @@ pub async fn setup(
             );
         }
         journal.record(Action::DeleteNftTable)?;
-        nft::install_masquerade(pool, &wan)?;
+        nft::install(&nft::Policy {
+            pool,
+            wan: &wan,
+            masquerade: cfg.nat.masquerade,
+            isolate_on: cfg.gateway.client_isolation.then_some(vpn_name),
+        })?;
     }
 
     // --- attach and pin ---
     let dp_cfg = DataplaneConfig {
-        flags: CONFIG_F_VALID,
+        flags: CONFIG_F_VALID
+            | if cfg.gateway.client_isolation {
+                CONFIG_F_CLIENT_ISOLATION
+            } else {
+                0
+            },
         wan_ifindex,
         vpn_ifindex,
         pool_addr: u32::from(pool.network()),

@@ -156,8 +156,26 @@ fn accept_port(l: &ListenerSpec) -> Vec<String> {
     tagged_accept("INPUT", &["-p", l.proto, "--dport", &l.port.to_string()])
 }
 
+/// From the pool: anything. Toward the pool: only answers (ESTABLISHED,
+/// RELATED), so a neighbour routing the pool via the gateway cannot reach
+/// clients through the hole we open.
 fn accept_pool(dir: &str, pool: Ipv4Prefix) -> Vec<String> {
-    tagged_accept("FORWARD", &[dir, &pool.to_string()])
+    let p = pool.to_string();
+    if dir == "-d" {
+        tagged_accept(
+            "FORWARD",
+            &[
+                dir,
+                &p,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+            ],
+        )
+    } else {
+        tagged_accept("FORWARD", &[dir, &p])
+    }
 }
 
 /// Checks INPUT for each listener and FORWARD for the pool.

@@ -33,19 +33,40 @@ pub fn table_exists() -> anyhow::Result<bool> {
         .success())
 }
 
-/// Creates the table with a masquerade rule for `pool` leaving through `wan`.
-pub fn install_masquerade(pool: Ipv4Prefix, wan: &str) -> anyhow::Result<()> {
+/// What the gateway's own table holds.
+pub struct Policy<'a> {
+    pub pool: Ipv4Prefix,
+    pub wan: &'a str,
+    /// Masquerade the pool out of the WAN.
+    pub masquerade: bool,
+    /// Drop client-to-client traffic (vpn0 in, vpn0 out), counted.
+    pub isolate_on: Option<&'a str>,
+}
+
+/// Creates the table: NAT and the client-isolation filter as asked.
+pub fn install(p: &Policy<'_>) -> anyhow::Result<()> {
     if table_exists()? {
         bail!("nftables table {FAMILY} {TABLE} already exists (is another vpn-ctl running in this network namespace?)");
     }
-    let ruleset = format!(
-        "table {FAMILY} {TABLE} {{\n\
-         \tchain postrouting {{\n\
-         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-         \t\toifname \"{wan}\" ip saddr {pool} ip daddr != {pool} masquerade\n\
-         \t}}\n\
-         }}\n"
-    );
+    let (pool, wan) = (p.pool, p.wan);
+    let mut ruleset = format!("table {FAMILY} {TABLE} {{\n");
+    if p.masquerade {
+        ruleset.push_str(&format!(
+            "\tchain postrouting {{\n\
+             \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+             \t\toifname \"{wan}\" ip saddr {pool} ip daddr != {pool} masquerade\n\
+             \t}}\n"
+        ));
+    }
+    if let Some(vpn) = p.isolate_on {
+        ruleset.push_str(&format!(
+            "\tchain forward {{\n\
+             \t\ttype filter hook forward priority filter; policy accept;\n\
+             \t\tiifname \"{vpn}\" oifname \"{vpn}\" counter drop comment \"client isolation\"\n\
+             \t}}\n"
+        ));
+    }
+    ruleset.push_str("}\n");
     let out = nft(&["-f", "-"], Some(&ruleset))?;
     if !out.status.success() {
         bail!(
