@@ -91,5 +91,7 @@ pub const DEAD_AFTER_KEEPALIVES: u32 = 3;
 /// Rekey initiations are retransmitted this often, this many times.
 pub const REKEY_RETRY: Duration = Duration::from_secs(1);
 pub const REKEY_TRIES: u32 = 10;
+/// After a rekey that got no answer, the client starts over after this pause.
+pub const REKEY_PAUSE: Duration = Duration::from_secs(30);
 /// BYE is sent this many times (it is not acknowledged).
 pub const BYE_COPIES: usize = 3;

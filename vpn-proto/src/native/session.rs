@@ -152,6 +152,9 @@ pub struct Session {
     /// Our last rekey answer: its epoch, the INIT it answered, the answer.
     last_rekey_resp: Option<(u8, Vec<u8>, Vec<u8>)>,
     key_started: Instant,
+    /// Client: when the next rekey starts (an interval after the last key,
+    /// or a short pause after a rekey that got no answer).
+    rekey_due: Instant,
     inner_addr: Option<Ipv4Addr>,
     peer: Option<SocketAddr>,
     last_rx: Instant,
@@ -196,6 +199,7 @@ impl Session {
             rekey: Rekey::Idle,
             last_rekey_resp: None,
             key_started: now,
+            rekey_due: now + params.rekey,
             inner_addr,
             peer,
             last_rx: now,
@@ -469,6 +473,7 @@ impl Session {
             counter: 0,
         };
         self.key_started = now;
+        self.rekey_due = now + self.params.rekey;
         self.events.push_back(Event::Rekeyed(epoch));
         // Confirm at once, so the gateway switches without waiting for data.
         self.queue_control(now, &[CTL_KEEPALIVE]);
@@ -495,7 +500,15 @@ impl Session {
             self.events.push_back(Event::PeerDead);
             return;
         }
-        if self.role != Role::Client {
+        if self.role == Role::Server {
+            // A client that never renews its keys (a broken or hostile one)
+            // does not keep a session on old keys for ever.
+            if now >= self.key_expiry() {
+                let byes = self.close(now, Reason::Expired, "the session keys were not renewed");
+                self.transmit.extend(byes);
+                self.events
+                    .push_back(Event::Closed(Reason::Expired, "keys not renewed".into()));
+            }
             return;
         }
         if now >= self.keepalive_due() {
@@ -504,9 +517,7 @@ impl Session {
         }
         match &mut self.rekey {
             Rekey::Idle => {
-                if now >= self.key_started + self.params.rekey
-                    || self.send.counter >= REKEY_AFTER_PACKETS
-                {
+                if now >= self.rekey_due || self.send.counter >= REKEY_AFTER_PACKETS {
                     self.start_rekey(now);
                 }
             }
@@ -517,9 +528,11 @@ impl Session {
                 ..
             } if now >= *next_send => {
                 if *tries >= REKEY_TRIES {
-                    // Give up for now; dead-peer detection decides the rest.
+                    // Give up for now and start over soon (the gateway ends
+                    // sessions whose keys get too old); dead-peer detection
+                    // decides the rest.
                     self.rekey = Rekey::Idle;
-                    self.key_started = now;
+                    self.rekey_due = now + REKEY_PAUSE;
                 } else {
                     *tries += 1;
                     *next_send = now + REKEY_RETRY;
@@ -536,13 +549,22 @@ impl Session {
         (quiet + self.params.keepalive).max(self.last_probe + self.params.keepalive)
     }
 
+    /// Gateway: the session ends when its keys are this old (twice the
+    /// rekey interval: the client renews them once per interval).
+    fn key_expiry(&self) -> Instant {
+        self.key_started + 2 * self.params.rekey
+    }
+
     /// When `handle_timeout` next has something to do.
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.last_rx + self.params.dead_after();
+        if self.role == Role::Server {
+            t = t.min(self.key_expiry());
+        }
         if self.role == Role::Client {
             t = t.min(self.keepalive_due());
             t = t.min(match &self.rekey {
-                Rekey::Idle => self.key_started + self.params.rekey,
+                Rekey::Idle => self.rekey_due,
                 Rekey::Initiated { next_send, .. } => *next_send,
             });
         }

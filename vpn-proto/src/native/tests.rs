@@ -573,3 +573,29 @@ fn a_rekey_started_over_after_lost_answers_completes() {
     assert_eq!(c.key_id(), 1, "the fresh INIT got a fresh answer");
     assert_eq!(c.poll(), Some(Event::Rekeyed(1)));
 }
+
+/// A client that keeps sending but never renews its keys: the gateway ends
+/// the session once the keys are twice the rekey interval old, with a BYE.
+#[test]
+fn the_gateway_ends_a_session_whose_keys_are_never_renewed() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let ca = addr("198.18.1.2:40000");
+    let ip = ipv4_packet(CLIENT_IP, Ipv4Addr::new(172, 16, 10, 2));
+    let mut now = t0;
+    while now < t0 + 2 * params().rekey + Duration::from_secs(5) && !s.is_closed() {
+        now += Duration::from_secs(5);
+        // Data only: the client's own timers (and so its rekeys) never run.
+        let mut d = Vec::new();
+        c.seal_ip(now, &ip, &mut d).unwrap();
+        let _ = deliver(&mut s, now, ca, &d);
+        s.handle_timeout(now);
+    }
+    assert!(s.is_closed(), "closed after twice the rekey interval");
+    assert!(now >= t0 + 2 * params().rekey);
+    assert!(
+        std::iter::from_fn(|| s.poll()).any(|e| matches!(e, Event::Closed(Reason::Expired, _))),
+        "an Expired event for the daemon"
+    );
+    assert!(s.poll_transmit().is_some(), "a BYE for the client");
+}

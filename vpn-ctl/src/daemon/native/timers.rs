@@ -35,14 +35,15 @@ pub async fn run(shared: Arc<Shared>) {
                         Event::Rekeyed(k) => {
                             log::debug!("native: session {} rekeyed (key {k})", s.row_id)
                         }
-                        Event::PeerDead => ended = Some(Reason::Expired),
-                        Event::Closed(r, _) => ended = Some(r),
+                        Event::PeerDead => ended = Some((Reason::Expired, String::new())),
+                        Event::Closed(r, m) => ended = Some((r, m)),
                     }
                 }
             }
-            if let Some(reason) = ended {
+            if let Some((reason, msg)) = ended {
                 if native.registry.remove(s.row_id).is_some() {
                     let why = match reason {
+                        Reason::Expired if !msg.is_empty() => format!("expired: {msg}"),
                         Reason::Expired => format!(
                             "expired: nothing from the client for {} keepalive intervals",
                             vpn_proto::native::consts::DEAD_AFTER_KEEPALIVES
