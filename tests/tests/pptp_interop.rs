@@ -363,3 +363,21 @@ fn a_call_request_flood_gets_one_call_and_the_gateway_keeps_serving() {
     );
     let _ = flood.wait();
 }
+
+#[test]
+fn a_flood_of_bad_control_connections_does_not_flood_the_log() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\n");
+    let out = t.inet.must(&format!(
+        "python3 {}/scripts/pptp_bad_connections.py {GW_WAN} 300",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    assert_eq!(out.trim(), "300");
+    // Every one is counted...
+    wait::until("the bad connections to be counted", T, || {
+        (gw.count("drops", "daemon_pptp_control_bad") >= 300).then_some(())
+    });
+    // ...but only a budget of them is logged.
+    let logged = gw.log().matches("wrong magic cookie").count();
+    assert!((1..=60).contains(&logged), "{logged} lines:\n{}", gw.log());
+}

@@ -149,6 +149,34 @@ impl LoginGuard {
     }
 }
 
+/// Warnings that unauthenticated peers can cause (failed handshakes, bad
+/// control connections, refused tunnels, failed logins) share one budget,
+/// so a flood cannot flood the log: a burst of `2 * UNAUTH_LOG_RATE`, then
+/// `UNAUTH_LOG_RATE` per second; what is left out is counted and said with
+/// the next warning that gets through.
+pub const UNAUTH_LOG_RATE: u32 = 5;
+
+static UNAUTH_LOG: std::sync::OnceLock<Mutex<(TokenBucket, u64)>> = std::sync::OnceLock::new();
+
+/// Logs `msg()` at warn level if the budget allows (the message is only
+/// built then).
+pub fn warn_unauthenticated(msg: impl FnOnce() -> String) {
+    let budget = UNAUTH_LOG
+        .get_or_init(|| Mutex::new((TokenBucket::new(UNAUTH_LOG_RATE, Instant::now()), 0)));
+    let mut g = budget.lock().unwrap_or_else(|e| e.into_inner());
+    if g.0.take(Instant::now()) {
+        let skipped = std::mem::take(&mut g.1);
+        drop(g);
+        if skipped > 0 {
+            log::warn!("{} ({skipped} similar warnings left out)", msg());
+        } else {
+            log::warn!("{}", msg());
+        }
+    } else {
+        g.1 += 1;
+    }
+}
+
 /// After a failed `accept` (e.g. out of file descriptors): wait a little
 /// instead of spinning on the error.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

@@ -18,7 +18,7 @@ use vpn_common::maps::{SessionEntry, TunnelKey};
 use vpn_proto::ppp::link::{parse_frame, Link, LinkConfig, LinkEvent};
 
 use super::{
-    limits::{LoginGuard, TokenBucket},
+    limits::{warn_unauthenticated, LoginGuard, TokenBucket},
     pool::{Admission, Claim, Lease, Pool},
     routes::{Owner, WorkerIo},
 };
@@ -299,19 +299,23 @@ impl<C: Carrier> Call<C> {
             LinkEvent::AuthFailed { user } => {
                 if std::mem::take(&mut s.ppp.throttled) {
                     svc.counters.login_throttled.fetch_add(1, Ordering::Relaxed);
-                    log::warn!(
-                        "{proto}: login of `{}` from {} refused unchecked: too many failed logins",
-                        crate::users::printable(&user),
-                        self.carrier.peer()
-                    );
+                    warn_unauthenticated(|| {
+                        format!(
+                            "{proto}: login of `{}` from {} refused unchecked: too many failed logins",
+                            crate::users::printable(&user),
+                            self.carrier.peer()
+                        )
+                    });
                 } else {
                     svc.logins.failed(&user, self.carrier.peer_ip(), now);
                     svc.counters.login_failed.fetch_add(1, Ordering::Relaxed);
-                    log::warn!(
-                        "{proto}: login failed for user `{}` from {}: wrong user name or password",
-                        crate::users::printable(&user),
-                        self.carrier.peer()
-                    );
+                    warn_unauthenticated(|| {
+                        format!(
+                            "{proto}: login failed for user `{}` from {}: wrong user name or password",
+                            crate::users::printable(&user),
+                            self.carrier.peer()
+                        )
+                    });
                 }
             }
             LinkEvent::Up { encryption } => {

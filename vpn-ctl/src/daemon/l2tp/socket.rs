@@ -17,7 +17,10 @@ use vpn_proto::l2tp::{
 
 use super::{DataSeq, L2tp, L2tpCall, TunnelEntry, Udp};
 use crate::{
-    daemon::{gateway::ppp::Call, Shared},
+    daemon::{
+        gateway::{limits::warn_unauthenticated, ppp::Call},
+        Shared,
+    },
     net::batch,
 };
 
@@ -215,7 +218,7 @@ fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
         );
         match refusal {
             Some((result, error, msg)) => {
-                log::warn!("l2tp: tunnel from {from} refused: {msg}");
+                warn_unauthenticated(|| format!("l2tp: tunnel from {from} refused: {msg}"));
                 engine.refuse(now, data, result, error, msg);
             }
             None => {

@@ -23,7 +23,7 @@ use vpn_proto::native::{
 use super::registry;
 use crate::daemon::{
     gateway::{
-        limits::{HalfOpen, ACCEPT_BACKOFF},
+        limits::{warn_unauthenticated, HalfOpen, ACCEPT_BACKOFF},
         pool::Claim,
     },
     Shared,
@@ -78,7 +78,7 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
                 }
                 Ok(Err(e)) => {
                     native.handshakes.failed.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("native: handshake from {from} failed: {e}");
+                    warn_unauthenticated(|| format!("native: handshake from {from} failed: {e}"));
                 }
                 Err(_) => {
                     native.handshakes.timeout.fetch_add(1, Ordering::Relaxed);
@@ -152,11 +152,13 @@ async fn decide(
     };
     if let Some(wait) = native.logins.check(&req.user, from.ip(), Instant::now()) {
         native.handshakes.throttled.fetch_add(1, Ordering::Relaxed);
-        log::warn!(
-            "native: login of `{}` from {from} refused unchecked: too many failed logins (wait {}s)",
-            crate::users::printable(&req.user),
-            wait.as_secs().max(1)
-        );
+        warn_unauthenticated(|| {
+            format!(
+                "native: login of `{}` from {from} refused unchecked: too many failed logins (wait {}s)",
+                crate::users::printable(&req.user),
+                wait.as_secs().max(1)
+            )
+        });
         let msg = format!(
             "too many failed logins; try again in {} s",
             wait.as_secs().max(1)
@@ -168,10 +170,12 @@ async fn decide(
     if !password_ok(user.as_ref().map(|u| u.password.as_str()), &req.password) {
         native.logins.failed(&req.user, from.ip(), Instant::now());
         native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
-        log::warn!(
-            "native: login failed for user `{}` from {from}: wrong user name or password",
-            crate::users::printable(&req.user)
-        );
+        warn_unauthenticated(|| {
+            format!(
+                "native: login failed for user `{}` from {from}: wrong user name or password",
+                crate::users::printable(&req.user)
+            )
+        });
         conn.write_all(&hs.reject(Reason::BadCredentials, ""))
             .await?;
         return Ok(());

@@ -20,7 +20,7 @@ use vpn_proto::pptp::{
 use super::{Gre, GreWire, Pptp, PptpCall};
 use crate::daemon::{
     gateway::{
-        limits::{HalfOpen, HalfOpenPermit, ACCEPT_BACKOFF},
+        limits::{warn_unauthenticated, HalfOpen, HalfOpenPermit, ACCEPT_BACKOFF},
         ppp::Call,
     },
     Shared,
@@ -67,7 +67,9 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
             conn.teardown();
             if let Err(e) = result {
                 pptp.counters.control_bad.fetch_add(1, Ordering::Relaxed);
-                log::warn!("pptp: control connection from {from} closed: {e}");
+                warn_unauthenticated(|| {
+                    format!("pptp: control connection from {from} closed: {e}")
+                });
             }
         });
     }
@@ -138,10 +140,10 @@ impl Connection<'_> {
                             .counters
                             .control_bad
                             .fetch_add(1, Ordering::Relaxed);
-                        log::warn!(
-                            "pptp: {} sent control message type {kind}, which a PAC does not handle; ignored",
-                            self.from
-                        );
+                        let from = self.from;
+                        warn_unauthenticated(|| {
+                            format!("pptp: {from} sent control message type {kind}, which a PAC does not handle; ignored")
+                        });
                     }
                     ControlEvent::Stopped => stopped = true,
                 }
