@@ -224,7 +224,7 @@ fn one_handshake(
 ) -> anyhow::Result<Ipv4Addr> {
     let mut conn = TcpStream::connect(server)?;
     conn.set_nodelay(true)?;
-    let (mut hs, first) = ClientHandshake::start(psk, key, auth, &[Cipher::Aes256Gcm], None);
+    let (mut hs, first) = ClientHandshake::start(psk, key, auth, &[Cipher::Aes256Gcm]);
     conn.write_all(&first)?;
     let mut buf = [0u8; 2048];
     loop {

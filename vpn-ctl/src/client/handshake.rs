@@ -48,7 +48,7 @@ pub fn connect(
     let io = |e| ConnectError::Unreachable(server, e);
     let mut conn = TcpStream::connect_timeout(&server, TIMEOUT).map_err(io)?;
     conn.set_nodelay(true).map_err(io)?;
-    let (mut hs, first) = ClientHandshake::start(psk, gateway_key, auth, ciphers, None);
+    let (mut hs, first) = ClientHandshake::start(psk, gateway_key, auth, ciphers);
     conn.write_all(&first).map_err(io)?;
     let mut buf = [0u8; 2048];
     loop {

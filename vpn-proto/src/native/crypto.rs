@@ -111,8 +111,8 @@ pub enum GatewayKey<'a> {
 }
 
 /// The first handshake's Noise NKpsk0 state. `prologue` binds the client's
-/// hello into the transcript.
-pub fn noise_handshake(
+/// hello into the transcript; `fixed_ephemeral` is for test vectors only.
+pub(crate) fn noise_handshake(
     psk: &[u8; 32],
     prologue: &[u8],
     key: GatewayKey<'_>,
@@ -135,13 +135,9 @@ pub fn noise(
     psk: &[u8; 32],
     prologue: &[u8],
     initiator: bool,
-    fixed_ephemeral: Option<&[u8; 32]>,
 ) -> Result<snow::HandshakeState, snow::Error> {
     let params = REKEY_NOISE_PARAMS.parse().expect("valid Noise parameters");
-    let mut b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
-    if let Some(e) = fixed_ephemeral {
-        b = b.fixed_ephemeral_key_for_testing_only(e);
-    }
+    let b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
     if initiator {
         b.build_initiator()
     } else {

@@ -110,6 +110,27 @@ impl ClientHandshake {
         gateway_key: &[u8; 32],
         auth: AuthRequest,
         ciphers: &[Cipher],
+    ) -> (ClientHandshake, Vec<u8>) {
+        Self::begin(psk, gateway_key, auth, ciphers, None)
+    }
+
+    /// Test vectors only: a fixed ephemeral key makes the transcript reproducible.
+    #[cfg(test)]
+    pub(crate) fn start_with_ephemeral(
+        psk: &[u8; 32],
+        gateway_key: &[u8; 32],
+        auth: AuthRequest,
+        ciphers: &[Cipher],
+        ephemeral: &[u8; 32],
+    ) -> (ClientHandshake, Vec<u8>) {
+        Self::begin(psk, gateway_key, auth, ciphers, Some(ephemeral))
+    }
+
+    fn begin(
+        psk: &[u8; 32],
+        gateway_key: &[u8; 32],
+        auth: AuthRequest,
+        ciphers: &[Cipher],
         fixed_ephemeral: Option<&[u8; 32]>,
     ) -> (ClientHandshake, Vec<u8>) {
         let header = messages::client_init_header();
@@ -259,7 +280,8 @@ impl ServerHandshake {
     }
 
     /// Test vectors only: a fixed ephemeral key makes the transcript reproducible.
-    pub fn with_fixed_ephemeral(mut self, e: [u8; 32]) -> ServerHandshake {
+    #[cfg(test)]
+    pub(crate) fn with_fixed_ephemeral(mut self, e: [u8; 32]) -> ServerHandshake {
         self.fixed_ephemeral = Some(e);
         self
     }

@@ -403,8 +403,8 @@ impl Session {
             return;
         }
         let epoch = self.send.id.wrapping_add(1);
-        let mut hs = crypto::noise(&self.psk, &self.rekey_prologue(epoch), true, None)
-            .expect("valid Noise setup");
+        let mut hs =
+            crypto::noise(&self.psk, &self.rekey_prologue(epoch), true).expect("valid Noise setup");
         let mut buf = vec![0u8; 256];
         let n = hs.write_message(&[], &mut buf).expect("fits");
         let mut message = vec![CTL_REKEY_INIT, epoch];
@@ -432,7 +432,7 @@ impl Session {
         if epoch != self.send.id.wrapping_add(1) {
             return Err(Discard::BadControl);
         }
-        let mut hs = crypto::noise(&self.psk, &self.rekey_prologue(epoch), false, None)
+        let mut hs = crypto::noise(&self.psk, &self.rekey_prologue(epoch), false)
             .expect("valid Noise setup");
         let mut buf = vec![0u8; 256];
         hs.read_message(noise_msg, &mut buf)

@@ -58,13 +58,16 @@ fn handshake(
     password: &str,
     eph: Option<([u8; 32], [u8; 32])>,
 ) -> Result<Done, String> {
-    let (mut c, first) = ClientHandshake::start(
-        &crypto::noise_psk(client_psk),
-        &crypto::gateway_public(&GATEWAY_KEY),
-        auth(password),
-        &Cipher::ALL,
-        eph.as_ref().map(|e| &e.0),
+    let (psk, key) = (
+        crypto::noise_psk(client_psk),
+        crypto::gateway_public(&GATEWAY_KEY),
     );
+    let (mut c, first) = match &eph {
+        Some(e) => {
+            ClientHandshake::start_with_ephemeral(&psk, &key, auth(password), &Cipher::ALL, &e.0)
+        }
+        None => ClientHandshake::start(&psk, &key, auth(password), &Cipher::ALL),
+    };
     let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
     if let Some(e) = eph {
         s = s.with_fixed_ephemeral(e.1);
@@ -153,7 +156,6 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
         &crypto::gateway_public(&GATEWAY_KEY),
         auth("x"),
         &Cipher::ALL,
-        None,
     );
     for cut in 0..first.len() {
         let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
@@ -483,8 +485,7 @@ fn silence_kills_the_session_and_bye_ends_it_with_a_reason() {
 fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
     let psk = crypto::noise_psk(PSK);
     let pinned = crypto::gateway_public(&GATEWAY_KEY);
-    let (mut c, first) =
-        ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL, None);
+    let (mut c, first) = ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL);
     let rogue_key = [0x44u8; 32];
     let mut rogue = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
     rogue.handle_bytes(&first);
@@ -506,14 +507,12 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
 
     // An active attacker that answers with a SERVER_INIT of its own making
     // (from a handshake it runs with the rogue key): no AUTH, a clear error.
-    let (mut c, first) =
-        ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL, None);
+    let (mut c, first) = ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL);
     let (_, other_first) = ClientHandshake::start(
         &psk,
         &crypto::gateway_public(&rogue_key),
         auth("x"),
         &Cipher::ALL,
-        None,
     );
     let mut mitm = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
     mitm.handle_bytes(&other_first);
