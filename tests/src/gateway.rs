@@ -109,6 +109,21 @@ impl<'a> Gateway<'a> {
         gw
     }
 
+    /// `vpn-ctl sessions --json`, parsed.
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let out = self.ctl(&["sessions", "--json"]);
+        assert!(
+            out.status.success(),
+            "sessions: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.files.dir.join("daemon.log")).unwrap_or_default()
     }

@@ -11,6 +11,7 @@
 pub mod gateway;
 pub mod guest;
 pub mod guest_agent;
+pub mod guest_iperf;
 pub mod l2tp_client;
 pub mod native_client;
 pub mod netns;

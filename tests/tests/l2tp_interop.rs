@@ -15,15 +15,6 @@ use vpn_tests::{
 const T: Duration = Duration::from_secs(60);
 const PLAIN: &str = "[gateway]\ndns = [\"172.16.10.2\"]\n[l2tp]\nallow_plain = true\n";
 
-fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
-    let out = gw.ctl(&["sessions", "--json"]);
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn alice() -> L2tpClient<'static> {
     L2tpClient {
         user: "alice",
@@ -49,7 +40,7 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
         &format!("ip route replace {INET}/32 dev ppp0 && ping -c 3 -W 5 {INET}"),
         T,
     );
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];
     assert_eq!(r["protocol"], "l2tp");
@@ -83,7 +74,7 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
 
     // The kernel carried the data: everything the client sent went through
     // the fast path, none through the daemon.
-    let row = &sessions(&gw)[0];
+    let row = &gw.sessions()[0];
     assert_eq!(row["fast_path"], true, "{row}");
     let fast_rx = row["fast_path_rx_packets"].as_u64().unwrap();
     assert!(fast_rx > 2000, "8 MB of TCP both ways: {row}");
@@ -96,7 +87,7 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
     let client = ppp_address(&out);
     let before = row.clone();
     t.lan.must(&format!("ping -c 5 -W 5 {client}"));
-    let after = &sessions(&gw)[0];
+    let after = &gw.sessions()[0];
     let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
     assert!(delta("fast_path_tx_packets") >= 5, "{after}");
     assert_eq!(
@@ -118,7 +109,7 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
         T,
     );
     wait::until("the session to be gone", T, || {
-        sessions(&gw).is_empty().then_some(())
+        gw.sessions().is_empty().then_some(())
     });
     assert_eq!(gw.count("counters", "pool_addresses_in_use"), 0);
     let maps = gw.status()["maps"].clone();
@@ -169,7 +160,7 @@ fn l2tp_with_a_tunnel_secret_and_hidden_avps_over_a_lossy_link() {
     assert!(out.contains("inet 10.99.0."), "address on ppp0:\n{out}");
     // Some pings may be lost; ping fails only if none comes back.
     g.must(&format!("ping -c 10 -i 0.3 -W 3 {LAN_HOST}"), T);
-    assert_eq!(sessions(&gw)[0]["state"], "up");
+    assert_eq!(gw.sessions()[0]["state"], "up");
     // The client's hidden AVPs were read (none counted unreadable), and
     // the secret never reached the log.
     assert_eq!(gw.count("drops", "daemon_l2tp_hidden_unreadable"), 0);
@@ -193,7 +184,7 @@ fn l2tp_with_a_tunnel_secret_and_hidden_avps_over_a_lossy_link() {
     let r = g.run(&wrong.connect_script(15), T);
     assert_ne!(r.code, 0, "{}", r.output);
     wait::until("the refused tunnel to be gone", T, || {
-        (gw.count("counters", "l2tp_tunnels") == 0 && sessions(&gw).is_empty()).then_some(())
+        (gw.count("counters", "l2tp_tunnels") == 0 && gw.sessions().is_empty()).then_some(())
     });
 }
 
@@ -217,7 +208,7 @@ fn two_l2tp_clients_behind_one_nat_reach_each_other_and_hang_up() {
     let b = guests[1].must(&bob.connect_script(40), T);
     let b_ip = ppp_address(&b);
     // Both tunnels come from the NAT box's one address, on two ports.
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows
         .iter()
@@ -234,10 +225,10 @@ fn two_l2tp_clients_behind_one_nat_reach_each_other_and_hang_up() {
     // Bob hangs up: CDN and StopCCN; his session and tunnel are gone.
     guests[1].must(DISCONNECT_SCRIPT, T);
     wait::until("bob's session and tunnel to be gone", T, || {
-        let rows = sessions(&gw);
+        let rows = gw.sessions();
         (rows.len() == 1 && gw.count("counters", "l2tp_tunnels") == 1).then_some(rows)
     });
-    assert_eq!(sessions(&gw)[0]["user"], "alice");
+    assert_eq!(gw.sessions()[0]["user"], "alice");
     guests[0].must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
 }
 
@@ -261,7 +252,7 @@ fn l2tp_wrong_password_ends_with_a_clean_cdn() {
     assert!(!gw.log().contains("wrong-password-xyz"));
     assert!(gw.count("drops", "daemon_l2tp_login_failed") >= 1);
     wait::until("the call to be cleared", T, || {
-        (sessions(&gw).is_empty() && gw.log().contains("the PPP link ended")).then_some(())
+        (gw.sessions().is_empty() && gw.log().contains("the PPP link ended")).then_some(())
     });
     // The gateway still serves: the right password works next.
     g.must(DISCONNECT_SCRIPT, T);
@@ -294,8 +285,8 @@ fn malformed_l2tp_is_counted_and_the_session_keeps_working() {
     }
     // Meanwhile the real session still carries traffic.
     g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
-    assert_eq!(sessions(&gw).len(), 1);
-    assert_eq!(sessions(&gw)[0]["state"], "up");
+    assert_eq!(gw.sessions().len(), 1);
+    assert_eq!(gw.sessions()[0]["state"], "up");
 }
 
 #[test]

@@ -16,20 +16,6 @@ fn ping(ns: &vpn_tests::netns::Netns, dst: &str) -> bool {
     ns.sh(&format!("ping -c 1 -W 2 {dst}")).status.success()
 }
 
-fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
-    let out = gw.ctl(&["sessions", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 /// The source address the internet host sees on a datagram from `ns`.
 fn source_seen_by_internet_host(t: &Topology, ns: &vpn_tests::netns::Netns) -> String {
     let out = t.inet.must(&format!(
@@ -95,7 +81,7 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
         );
     }
 
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in &rows {
         assert_eq!(r["protocol"], "native");
@@ -116,7 +102,7 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
     );
     let rx_before = alice["rx_packets"].as_u64().unwrap();
     assert!(ping(&t.c1, LAN_HOST));
-    let rx_after = sessions(&gw).iter().find(|r| r["user"] == "alice").unwrap()["rx_packets"]
+    let rx_after = gw.sessions().iter().find(|r| r["user"] == "alice").unwrap()["rx_packets"]
         .as_u64()
         .unwrap();
     assert!(
@@ -134,7 +120,7 @@ fn two_clients_reach_each_other_the_lan_and_the_internet() {
         "{routes}"
     );
     wait::until("the gateway to drop both sessions", T, || {
-        sessions(&gw).is_empty().then_some(())
+        gw.sessions().is_empty().then_some(())
     });
 }
 
@@ -167,7 +153,7 @@ fn replayed_modified_truncated_and_foreign_datagrams_are_dropped_and_counted() {
         p = pcap.display(),
         e = err.display()
     ));
-    let peer_before = sessions(&gw)[0]["peer"].clone();
+    let peer_before = gw.sessions()[0]["peer"].clone();
     for (mode, counter) in [
         ("replay", "daemon_native_replayed"),
         ("flip", "daemon_native_auth_failed"),
@@ -192,7 +178,7 @@ fn replayed_modified_truncated_and_foreign_datagrams_are_dropped_and_counted() {
         );
     }
     // None of it moved the session or stopped it.
-    let row = &sessions(&gw)[0];
+    let row = &gw.sessions()[0];
     assert_eq!(row["peer"], peer_before);
     assert!(
         row["drops"].as_u64().unwrap() >= 20,
@@ -244,7 +230,7 @@ fn wrong_psk_and_wrong_password_fail_with_clear_messages() {
     );
     assert_eq!(drop_count(&gw, "daemon_native_login_failed"), 2);
     assert_eq!(drop_count(&gw, "daemon_native_handshake_failed"), 1);
-    assert!(sessions(&gw).is_empty());
+    assert!(gw.sessions().is_empty());
 }
 
 #[test]
@@ -308,7 +294,7 @@ fn a_roaming_client_keeps_its_session_across_address_and_port_changes() {
         ping(&t.c2, LAN_HOST).then_some(())
     });
     let row = |user: &str| {
-        sessions(&gw)
+        gw.sessions()
             .into_iter()
             .find(|r| r["user"] == user)
             .unwrap()
@@ -386,7 +372,7 @@ fn kill_disconnects_the_client_and_it_says_why() {
     add_user(&gw, "alice", "alice-password-1", None);
     let mut a = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     a.wait_connected();
-    let id = sessions(&gw)[0]["id"].as_u64().unwrap();
+    let id = gw.sessions()[0]["id"].as_u64().unwrap();
     let out = gw.ctl(&["kill", &id.to_string()]);
     assert!(
         out.status.success(),
@@ -401,7 +387,7 @@ fn kill_disconnects_the_client_and_it_says_why() {
         "{}",
         a.stderr()
     );
-    assert!(sessions(&gw).is_empty());
+    assert!(gw.sessions().is_empty());
     assert!(
         !t.c1.must("ip link show").contains("vpnc0"),
         "interface removed"
@@ -433,7 +419,7 @@ fn removing_a_user_ends_its_sessions_and_the_client_says_why() {
         "{}",
         a.stderr()
     );
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["user"], "bob", "other users keep their sessions");
 }
@@ -463,7 +449,7 @@ fn a_gateway_with_another_key_is_refused_before_the_password() {
     let err = c.stderr();
     assert!(err.contains("gateway key mismatch"), "{err}");
     assert!(err.contains("not sending the password"), "{err}");
-    assert!(sessions(&gw).is_empty());
+    assert!(gw.sessions().is_empty());
     // The gateway saw a hello it could not read, never a login.
     let log = gw.log();
     assert!(log.contains("handshake did not authenticate"), "{log}");

@@ -13,15 +13,6 @@ use vpn_tests::{
 
 const T: Duration = Duration::from_secs(60);
 
-fn sessions(gw: &Gateway) -> Vec<serde_json::Value> {
-    let out = gw.ctl(&["sessions", "--json"]);
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn run_case(mppe: bool) {
     let t = Topology::build();
     let config = format!(
@@ -46,7 +37,7 @@ fn run_case(mppe: bool) {
         T,
     );
 
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");
     let r = &rows[0];
     assert_eq!(r["protocol"], "pptp");
@@ -100,7 +91,7 @@ fn run_case(mppe: bool) {
 
     // Without MPPE the kernel carries the data: every IP packet of the
     // session went through the fast path, none through the daemon.
-    let row = &sessions(&gw)[0];
+    let row = &gw.sessions()[0];
     assert_eq!(row["fast_path"], !mppe, "{row}");
     if !mppe {
         let fast_rx = row["fast_path_rx_packets"].as_u64().unwrap();
@@ -116,9 +107,9 @@ fn run_case(mppe: bool) {
         assert!(gw.count("counters", "fast_csum_to_daemon") > 0);
         // Its pings (checksummed in software) go both ways in the kernel.
         let client = ppp_address(&out);
-        let before = sessions(&gw)[0].clone();
+        let before = gw.sessions()[0].clone();
         t.lan.must(&format!("ping -c 5 -W 5 {client}"));
-        let after = &sessions(&gw)[0];
+        let after = &gw.sessions()[0];
         let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
         assert!(delta("fast_path_tx_packets") >= 5, "{after}");
         assert_eq!(
@@ -143,7 +134,7 @@ fn run_case(mppe: bool) {
         T,
     );
     wait::until("the session to be gone", T, || {
-        sessions(&gw).is_empty().then_some(())
+        gw.sessions().is_empty().then_some(())
     });
 }
 
@@ -192,7 +183,7 @@ fn two_pptp_clients_behind_one_nat_reach_each_other_and_a_dead_client_is_dropped
     let b = guests[1].must(&connect_script("bob", "bob-password-22", true), T);
     let b_ip = ppp_address(&b);
     // Both sessions come from the NAT box's one address, told apart by call ID.
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows
         .iter()
@@ -211,9 +202,9 @@ fn two_pptp_clients_behind_one_nat_reach_each_other_and_a_dead_client_is_dropped
     wait::until(
         "bob's session to be dropped",
         Duration::from_secs(30),
-        || (sessions(&gw).len() == 1).then_some(()),
+        || (gw.sessions().len() == 1).then_some(()),
     );
-    assert_eq!(sessions(&gw)[0]["user"], "alice");
+    assert_eq!(gw.sessions()[0]["user"], "alice");
     guests[0].must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
 }
 
@@ -243,7 +234,7 @@ fn malformed_pptp_input_is_counted_and_the_session_keeps_working() {
     );
     // Meanwhile the real session still carries traffic.
     g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
-    assert_eq!(sessions(&gw).len(), 1);
+    assert_eq!(gw.sessions().len(), 1);
     assert!(gw.log().contains("wrong magic cookie"), "{}", gw.log());
 }
 
@@ -261,7 +252,7 @@ fn two_fast_path_clients_talk_without_the_stack() {
     let b = guests[1].must(&connect_script("bob", "bob-password-22", false), T);
     let b_ip = ppp_address(&b);
     wait::until("both sessions on the fast path", T, || {
-        let rows = sessions(&gw);
+        let rows = gw.sessions();
         (rows.len() == 2 && rows.iter().all(|r| r["fast_path"] == true)).then_some(())
     });
     // IPv4 routed into vpn0: encapsulated there (fast_tx) or left to the daemon.
@@ -310,7 +301,7 @@ fn an_lcp_flood_is_rate_limited_and_the_session_keeps_working() {
     });
     assert!(gw.log().contains("PPP control flood"), "{}", gw.log());
     g.must(&format!("ping -c 2 -W 5 {LAN_HOST}"), T);
-    assert_eq!(sessions(&gw).len(), 1);
+    assert_eq!(gw.sessions().len(), 1);
 }
 
 #[test]
@@ -341,7 +332,7 @@ fn a_call_request_flood_gets_one_call_and_the_gateway_keeps_serving() {
         (gw.count("drops", "daemon_pptp_calls_refused") >= 9999).then_some(())
     });
     // One call per control connection: the rest were refused, none listed.
-    let rows = sessions(&gw);
+    let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["state"], "negotiating");
     // The gateway still answers and serves: status, and a native login.

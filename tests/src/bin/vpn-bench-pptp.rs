@@ -15,7 +15,6 @@
 //! handled by each path.
 use std::{
     net::Ipv4Addr,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -31,33 +30,7 @@ const SECS: u32 = 5;
 
 /// (TCP Mbit/s, UDP packets/s) from the guest to the LAN host.
 fn measure(t: &Topology, g: &mut Guest) -> (f64, f64) {
-    let mut run = |args: &str| -> serde_json::Value {
-        let mut server = t
-            .lan
-            .cmd("timeout")
-            .args(["60", "iperf3", "-s", "-1"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = g.must(
-            &format!(
-                "for i in $(seq 50); do iperf3 -c {LAN_HOST} -t {SECS} -O 1 -J {args} > /tmp/r.json && break; sleep 0.2; done; cat /tmp/r.json"
-            ),
-            Duration::from_secs(90),
-        );
-        let _ = server.wait();
-        serde_json::from_str(out.trim()).unwrap_or_default()
-    };
-    let tcp = run("");
-    let mbit = tcp["end"]["sum_received"]["bits_per_second"]
-        .as_f64()
-        .unwrap_or(0.0)
-        / 1e6;
-    let udp = run("-u -b 0 -l 64");
-    let s = &udp["end"]["sum"];
-    let got = s["packets"].as_f64().unwrap_or(0.0) - s["lost_packets"].as_f64().unwrap_or(0.0);
-    let pps = got / s["seconds"].as_f64().unwrap_or(1.0).max(0.001);
-    (mbit, pps)
+    vpn_tests::guest_iperf::guest_to_lan(t, g, SECS)
 }
 
 const BLAST_SECS: u64 = 3;

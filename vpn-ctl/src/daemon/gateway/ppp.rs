@@ -371,6 +371,24 @@ impl<C: Carrier> Call<C> {
         }
     }
 
+    /// The call is over (its tunnel said so, or its link ended): the kernel
+    /// and the pool let go of it now, even while a reader still holds it.
+    pub fn end(&self, why: &str) {
+        let mut s = self.lock();
+        log::info!(
+            "{}: session {} ({}, {}) ended: {why}",
+            self.service.protocol,
+            self.carrier.row_id(),
+            s.ppp.user.as_deref().unwrap_or("-"),
+            s.ppp
+                .lease
+                .as_ref()
+                .map_or_else(|| "-".into(), |l| l.addr().to_string())
+        );
+        s.ppp.fast = None;
+        s.ppp.lease = None;
+    }
+
     /// The call's row in `sessions`, fast-path counters included.
     pub fn row(&self, peer: String) -> SessionRow {
         let s = self.lock();

@@ -343,21 +343,9 @@ fn local_address(peer: SocketAddrV4, port: u16) -> SocketAddrV4 {
 
 /// Forgets a call: its address, route and fast-path entries go with it.
 fn end_call(l2tp: &L2tp, tunnel: u16, session: u16, why: &str) {
-    let Some(call) = l2tp.write().calls.remove(&(tunnel, session)) else {
-        return;
-    };
-    let mut s = call.lock();
-    log::info!(
-        "l2tp: session {} ({}, {}) ended: {why}",
-        call.carrier.row_id,
-        s.ppp.user.as_deref().unwrap_or("-"),
-        s.ppp
-            .lease
-            .as_ref()
-            .map_or_else(|| "-".into(), |l| l.addr().to_string())
-    );
-    s.ppp.fast = None;
-    s.ppp.lease = None;
+    if let Some(call) = l2tp.write().calls.remove(&(tunnel, session)) {
+        call.end(why);
+    }
 }
 
 fn tick(l2tp: &L2tp, now: Instant) {

@@ -231,19 +231,7 @@ impl Connection<'_> {
         let id = c.carrier.call_id;
         self.calls.retain(|x| x.carrier.call_id != id);
         self.pptp.remove(id);
-        let mut s = c.lock();
-        log::info!(
-            "pptp: session {} ({}, {}) ended: {why}",
-            c.carrier.row_id,
-            s.ppp.user.as_deref().unwrap_or("-"),
-            s.ppp
-                .lease
-                .as_ref()
-                .map_or_else(|| "-".into(), |l| l.addr().to_string())
-        );
-        // The kernel and the pool let go now, even if a reader still holds the call.
-        s.ppp.fast = None;
-        s.ppp.lease = None;
+        c.end(why);
     }
 
     fn teardown(&mut self) {
