@@ -14,9 +14,10 @@ pub struct L2tpClient<'a> {
 
 impl L2tpClient<'_> {
     /// A script that writes xl2tpd's and pppd's configuration, starts
-    /// xl2tpd and dials; it returns once ppp0 has an address (or fails
-    /// after `wait_secs`). Afterwards it routes the gateway's LAN and the
-    /// pool through ppp0 and prints ppp0's address and the pushed DNS.
+    /// xl2tpd and dials; it returns once ppp0 is up (or fails after
+    /// `wait_secs`), with the gateway's LAN and the pool routed through it
+    /// by pppd's ip-up hook (so renegotiation keeps them), and prints
+    /// ppp0's address and the pushed DNS.
     pub fn connect_script(&self, wait_secs: u32) -> String {
         let (user, password) = (self.user, self.password);
         let auth = match self.secret {
@@ -59,14 +60,21 @@ debug
 logfile /tmp/pppd.log
 OPTS
 mkdir -p /etc/ppp/ip-up.d
-printf '#!/bin/sh\necho "$1" > /tmp/ppp-up\n' > /etc/ppp/ip-up.d/zz-vpn-test
+# Routes in the hook: pppd runs it again whenever IPCP is renegotiated
+# (after a lost Configure-Ack on a lossy link), and ip-down removed them.
+cat > /etc/ppp/ip-up.d/zz-vpn-test <<'HOOK'
+#!/bin/sh
+ip route replace 172.16.10.0/24 dev "$1"
+ip route replace 10.99.0.0/24 dev "$1"
+echo "$1" > /tmp/ppp-up
+HOOK
 chmod +x /etc/ppp/ip-up.d/zz-vpn-test
 rm -f /tmp/pppd.log /etc/ppp/resolv.conf /tmp/ppp-up
 xl2tpd -D -c /etc/xl2tpd/xl2tpd.conf -p /var/run/xl2tpd.pid -C /var/run/xl2tpd/l2tp-control >/tmp/xl2tpd.log 2>&1 &
 end=$(( $(date +%s) + {wait_secs} ))
 while [ ! -s /tmp/ppp-up ] && [ $(date +%s) -lt $end ]; do sleep 0.1; done
 [ -s /tmp/ppp-up ] || {{ echo "no ppp0"; tail -30 /tmp/xl2tpd.log; tail -30 /tmp/pppd.log; exit 1; }}
-ip route replace 172.16.10.0/24 dev ppp0 && ip route replace 10.99.0.0/24 dev ppp0 || exit 1
+ip route show dev ppp0 | grep -q 172.16.10.0/24 || exit 1
 ip -4 addr show dev ppp0
 cat /etc/ppp/resolv.conf 2>/dev/null || true
 "#
