@@ -10,6 +10,7 @@ use std::{
 use anyhow::Context as _;
 use tokio::sync::Notify;
 use vpn_common::maps::{DataplaneConfig, CONFIG_F_CLIENT_ISOLATION, CONFIG_F_VALID};
+use vpn_proto::ppp::link::LinkConfig;
 
 use super::{
     gateway::{limits::LoginGuard, pool::Pool, ppp::PppService},
@@ -299,29 +300,20 @@ pub async fn setup(
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let ebpf = Arc::new(Mutex::new(ebpf));
     let users = Arc::new(Mutex::new(users));
-    let maps = SessionMaps::new(ebpf.clone());
-    let logins = native.logins.clone();
+    let ppp = PppCommon {
+        dns: cfg.gateway.dns.clone(),
+        pool: pool_alloc.clone(),
+        users: users.clone(),
+        maps: SessionMaps::new(ebpf.clone()),
+        logins: native.logins.clone(),
+    };
     let pptp = if cfg.pptp.enabled {
-        Some(pptp_service(
-            cfg,
-            seq_page,
-            &pool_alloc,
-            &users,
-            &maps,
-            &logins,
-        )?)
+        Some(pptp_service(cfg, seq_page, &ppp)?)
     } else {
         None
     };
     let l2tp = match sockets.iter().position(|s| s.spec.service == "l2tp") {
-        Some(i) if cfg.l2tp.enabled => Some(l2tp_service(
-            cfg,
-            sockets.remove(i).fd,
-            &pool_alloc,
-            &users,
-            &maps,
-            &logins,
-        )),
+        Some(i) if cfg.l2tp.enabled => Some(l2tp_service(cfg, sockets.remove(i).fd, &ppp)),
         _ => None,
     };
     let shared = Arc::new(Shared {
@@ -432,16 +424,40 @@ fn native_service(
     })
 }
 
+/// What every PPP protocol's calls share: DNS to push, the pool, the
+/// users, the session maps and the login backoff.
+struct PppCommon {
+    dns: Vec<Ipv4Addr>,
+    pool: Pool,
+    users: Arc<Mutex<UserDb>>,
+    maps: Arc<SessionMaps>,
+    logins: Arc<LoginGuard>,
+}
+
+impl PppCommon {
+    /// One protocol's PPP service: its link policy, with or without the
+    /// in-kernel path.
+    fn service(&self, protocol: &'static str, link: LinkConfig, fast: bool) -> Arc<PppService> {
+        Arc::new(PppService {
+            protocol,
+            link,
+            dns: self.dns.clone(),
+            pool: self.pool.clone(),
+            users: self.users.clone(),
+            maps: fast.then(|| self.maps.clone()),
+            logins: self.logins.clone(),
+            counters: Default::default(),
+        })
+    }
+}
+
 /// PPTP's policy (docs/decisions.md) and its raw GRE socket.
 fn pptp_service(
     cfg: &Config,
     seq: Option<dataplane::fastpath::SeqPage>,
-    pool: &Pool,
-    users: &Arc<Mutex<UserDb>>,
-    maps: &Arc<SessionMaps>,
-    logins: &Arc<LoginGuard>,
+    common: &PppCommon,
 ) -> anyhow::Result<super::pptp::Pptp> {
-    use vpn_proto::ppp::{lcp::Auth, link::LinkConfig};
+    use vpn_proto::ppp::lcp::Auth;
     let p = &cfg.pptp;
     let mut auth = vec![Auth::MsChapV2];
     if p.allow_pap && !p.require_mppe {
@@ -457,16 +473,7 @@ fn pptp_service(
         echo_interval: Duration::from_secs(p.echo_interval_secs.into()),
         echo_failures: p.echo_failures,
     };
-    let ppp = Arc::new(PppService {
-        protocol: "pptp",
-        link,
-        dns: cfg.gateway.dns.clone(),
-        pool: pool.clone(),
-        users: users.clone(),
-        maps: seq.is_some().then(|| maps.clone()),
-        logins: logins.clone(),
-        counters: Default::default(),
-    });
+    let ppp = common.service("pptp", link, seq.is_some());
     Ok(super::pptp::Pptp::new(
         ppp,
         p.max_half_open as usize,
@@ -479,15 +486,9 @@ fn pptp_service(
 fn l2tp_service(
     cfg: &Config,
     socket: std::os::fd::OwnedFd,
-    pool: &Pool,
-    users: &Arc<Mutex<UserDb>>,
-    maps: &Arc<SessionMaps>,
-    logins: &Arc<LoginGuard>,
+    common: &PppCommon,
 ) -> super::l2tp::L2tp {
-    use vpn_proto::{
-        l2tp::tunnel::TunnelConfig,
-        ppp::{lcp::Auth, link::LinkConfig},
-    };
+    use vpn_proto::{l2tp::tunnel::TunnelConfig, ppp::lcp::Auth};
     let l = &cfg.l2tp;
     let mut auth = vec![Auth::MsChapV2];
     if l.allow_pap {
@@ -505,16 +506,7 @@ fn l2tp_service(
         echo_interval: Duration::from_secs(l.echo_interval_secs.into()),
         echo_failures: l.echo_failures,
     };
-    let ppp = Arc::new(PppService {
-        protocol: "l2tp",
-        link,
-        dns: cfg.gateway.dns.clone(),
-        pool: pool.clone(),
-        users: users.clone(),
-        maps: l.fast_path.then(|| maps.clone()),
-        logins: logins.clone(),
-        counters: Default::default(),
-    });
+    let ppp = common.service("l2tp", link, l.fast_path);
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
     let policy = super::l2tp::Policy {
         tunnel: TunnelConfig {
