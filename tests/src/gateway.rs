@@ -124,6 +124,18 @@ impl<'a> Gateway<'a> {
             .clone()
     }
 
+    /// The L2TP/IPsec pre-shared key (`vpn-ctl ipsec-psk --json`).
+    pub fn ipsec_psk(&self) -> String {
+        let out = self.ctl(&["ipsec-psk", "--json"]);
+        assert!(
+            out.status.success(),
+            "ipsec-psk: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["psk"].as_str().unwrap().to_string()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.files.dir.join("daemon.log")).unwrap_or_default()
     }

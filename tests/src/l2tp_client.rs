@@ -10,6 +10,90 @@ pub struct L2tpClient<'a> {
     pub password: &'a str,
     /// Tunnel secret: challenge/response and hidden AVPs on the client too.
     pub secret: Option<&'a str>,
+    /// L2TP inside IPsec (strongSwan in the guest), with these proposals.
+    pub ipsec: Option<IpsecProfile<'a>>,
+}
+
+/// strongSwan's side of L2TP/IPsec: the PSK and the proposals a client OS
+/// sends (strongSwan's `ike=`/`esp=` syntax, `!` = only these).
+#[derive(Clone, Default)]
+pub struct IpsecProfile<'a> {
+    pub psk: &'a str,
+    pub ike: &'a str,
+    pub esp: &'a str,
+    /// Lifetimes (`ikelifetime`, `lifetime`), e.g. "8h".
+    pub ike_lifetime: &'a str,
+    pub lifetime: &'a str,
+}
+
+/// A Windows 10/11 client's list (../shared/L2TP-IPSEC-NOTES.md §2):
+/// MODP1024 before MODP2048, so the gateway's own preference shows.
+pub const WINDOWS_IKE: &str = "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024,aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp2048!";
+pub const WINDOWS_ESP: &str = "aes256-sha1,aes128-sha1,3des-sha1!";
+/// Android up to 11: MODP1024 only.
+pub const ANDROID_IKE: &str = "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024!";
+pub const ANDROID_ESP: &str = "aes256-sha1,aes128-sha1,3des-sha1!";
+/// macOS/iOS (Apple's racoon list, MD5 left out: strongSwan still sends it
+/// but every Apple proposal also has a SHA variant).
+pub const APPLE_IKE: &str = "aes256-sha256-modp2048,aes256-sha1-modp2048,aes256-sha256-modp1536,aes256-sha1-modp1536,aes256-sha256-modp1024,aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024!";
+pub const APPLE_ESP: &str =
+    "aes256-sha256,aes256-sha1,aes128-sha256,aes128-sha1,3des-sha256,3des-sha1!";
+
+impl IpsecProfile<'_> {
+    /// Brings the IKE SA and the transport-mode ESP SA for UDP 1701 up
+    /// (strongSwan's starter and charon), or fails with charon's log.
+    pub fn up_script(&self) -> String {
+        let (psk, ike, esp) = (self.psk, self.ike, self.esp);
+        let ikelife = if self.ike_lifetime.is_empty() {
+            "8h"
+        } else {
+            self.ike_lifetime
+        };
+        let life = if self.lifetime.is_empty() {
+            "1h"
+        } else {
+            self.lifetime
+        };
+        format!(
+            r#"mkdir -p /etc/strongswan.d /var/run
+cat > /etc/strongswan.d/zz-vpn-test.conf <<'CONF'
+charon {{
+  filelog {{
+    test {{
+      path = /tmp/charon.log
+      default = 1
+      ike = 2
+      knl = 1
+    }}
+  }}
+}}
+CONF
+cat > /etc/ipsec.conf <<'CONF'
+config setup
+conn gw
+  keyexchange=ikev1
+  authby=secret
+  type=transport
+  left=%defaultroute
+  leftprotoport=17/1701
+  right={GW_WAN}
+  rightid=%any
+  rightprotoport=17/1701
+  ike={ike}
+  esp={esp}
+  ikelifetime={ikelife}
+  lifetime={life}
+  auto=add
+CONF
+echo ': PSK "{psk}"' > /etc/ipsec.secrets
+chmod 600 /etc/ipsec.secrets
+rm -f /tmp/charon.log
+ipsec start >/dev/null 2>&1
+for i in $(seq 100); do ipsec status >/dev/null 2>&1 && break; sleep 0.1; done
+ipsec up gw > /tmp/ipsec-up.log 2>&1 || {{ echo "ipsec up failed"; tail -40 /tmp/ipsec-up.log; exit 1; }}
+"#
+        )
+    }
 }
 
 impl L2tpClient<'_> {
@@ -25,8 +109,15 @@ impl L2tpClient<'_> {
             None => "challenge = no\n",
         };
         let secret = self.secret.unwrap_or("");
+        let ipsec = self
+            .ipsec
+            .as_ref()
+            .map(|p| p.up_script())
+            .unwrap_or_default();
+        // L2TP inside ESP in UDP: MTU below the plain case's 1400.
+        let mtu = if self.ipsec.is_some() { 1360 } else { 1400 };
         format!(
-            r#"mkdir -p /etc/xl2tpd /etc/ppp /var/run/xl2tpd
+            r#"{ipsec}mkdir -p /etc/xl2tpd /etc/ppp /var/run/xl2tpd
 cat > /etc/xl2tpd/xl2tpd.conf <<CONF
 [global]
 access control = no
@@ -52,8 +143,8 @@ noccp
 noauth
 nodefaultroute
 usepeerdns
-mtu 1400
-mru 1400
+mtu {mtu}
+mru {mtu}
 lcp-echo-interval 5
 lcp-echo-failure 3
 debug

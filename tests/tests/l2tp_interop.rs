@@ -20,6 +20,7 @@ fn alice() -> L2tpClient<'static> {
         user: "alice",
         password: "alice-password-1",
         secret: None,
+        ipsec: None,
     }
 }
 
@@ -210,6 +211,7 @@ fn two_l2tp_clients_behind_one_nat_reach_each_other_and_hang_up() {
         user: "bob",
         password: "bob-password-22",
         secret: None,
+        ipsec: None,
     };
     let b = guests[1].must(&bob.connect_script(40), T);
     let b_ip = ppp_address(&b);

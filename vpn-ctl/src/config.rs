@@ -22,6 +22,7 @@ pub struct Config {
     pub firewall: FirewallConfig,
     pub xdp: XdpConfig,
     pub l2tp: L2tpConfig,
+    pub ipsec: IpsecConfig,
     pub pptp: PptpConfig,
     pub native: NativeConfig,
     pub log: LogConfig,
@@ -176,6 +177,40 @@ impl Default for L2tpConfig {
             max_tunnels_per_address: 16,
             max_sessions_per_tunnel: 4,
             max_half_open: 32,
+        }
+    }
+}
+
+/// L2TP/IPsec (IKEv1 with the gateway's pre-shared key, ESP in userspace);
+/// on whenever L2TP is. Ports are `l2tp.ike_port` and `l2tp.natt_port`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpsecConfig {
+    pub enabled: bool,
+    /// Also accept MODP1536/MODP1024 and 3DES (older Android, macOS
+    /// fallbacks); warned in `status` while on.
+    pub legacy: bool,
+    /// Lifetime ceilings: longer proposals are accepted and cut short.
+    pub max_ike_lifetime_secs: u32,
+    pub max_esp_lifetime_secs: u32,
+    /// Main Modes that have not authenticated yet, at once (a quarter per
+    /// address); each must finish within `setup_timeout_secs`.
+    pub max_half_open: u32,
+    pub setup_timeout_secs: u16,
+    /// Accept ESP as IP protocol 50 (clients not behind NAT).
+    pub raw_esp: bool,
+}
+
+impl Default for IpsecConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            legacy: true,
+            max_ike_lifetime_secs: 86400,
+            max_esp_lifetime_secs: 86400,
+            max_half_open: 64,
+            setup_timeout_secs: 30,
+            raw_esp: true,
         }
     }
 }
@@ -365,6 +400,13 @@ impl Config {
         if l.hide_avps && l.secret.is_empty() {
             bail!("l2tp.hide_avps needs l2tp.secret");
         }
+        let i = &self.ipsec;
+        if i.max_ike_lifetime_secs < 60 || i.max_esp_lifetime_secs < 60 {
+            bail!("ipsec.max_ike_lifetime_secs and max_esp_lifetime_secs must be at least 60");
+        }
+        if i.max_half_open == 0 || i.setup_timeout_secs == 0 {
+            bail!("ipsec.max_half_open and ipsec.setup_timeout_secs must be positive");
+        }
         if log_level(&self.log.level).is_none() {
             bail!(
                 "log.level `{}`: expected error, warn, info, debug or trace",
@@ -391,11 +433,18 @@ impl Config {
         Ok(())
     }
 
+    /// L2TP/IPsec runs: it needs L2TP.
+    pub fn ipsec_enabled(&self) -> bool {
+        self.l2tp.enabled && self.ipsec.enabled
+    }
+
     /// The sockets the enabled services listen on.
     pub fn listeners(&self) -> Vec<ListenerSpec> {
         let mut v = Vec::new();
         if self.l2tp.enabled {
             v.push(ListenerSpec::new("l2tp", "udp", self.l2tp.port));
+        }
+        if self.ipsec_enabled() {
             v.push(ListenerSpec::new("ike", "udp", self.l2tp.ike_port));
             v.push(ListenerSpec::new("ike-natt", "udp", self.l2tp.natt_port));
         }

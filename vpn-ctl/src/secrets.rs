@@ -48,7 +48,27 @@ pub fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow::anyhow!("a gateway key is 32 bytes in base64 (44 characters)"))
 }
 
+/// A short, non-reversible name for the PSK (to check two sides agree).
+pub fn psk_fingerprint(psk: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(psk.as_bytes());
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("SHA256:{hex}")
+}
+
 impl Secrets {
+    /// Reads existing secrets (for the commands that show their public parts).
+    pub fn read(state_dir: &Path) -> anyhow::Result<Secrets> {
+        let path = state_dir.join(FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} ({e}); run `vpn-ctl up` once first, as root",
+                path.display()
+            )
+        })?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+    }
+
     /// Loads the secrets, generating them if the file does not exist (and
     /// the gateway key if an older file lacks it). Returns whether anything
     /// was generated now.

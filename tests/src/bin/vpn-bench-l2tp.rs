@@ -158,6 +158,7 @@ fn run_path(t: &Topology, g: &mut Guest, fast: bool) -> anyhow::Result<((f64, f6
         user: "bench",
         password: "bench-password-1",
         secret: None,
+        ipsec: None,
     };
     g.must(&client.connect_script(60), Duration::from_secs(90));
     let rows = measure(t, g)?;

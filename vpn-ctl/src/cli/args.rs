@@ -51,6 +51,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The L2TP/IPsec pre-shared key users type into their VPN settings,
+    /// with its fingerprint (reads the secrets: root).
+    IpsecPsk {
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the user database.
     Users {
         #[command(subcommand)]

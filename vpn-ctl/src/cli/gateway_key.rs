@@ -4,14 +4,7 @@ use crate::{config::Config, secrets};
 
 pub fn run(cfg: &Config, json: bool) -> anyhow::Result<()> {
     let path = cfg.paths.state_dir.join(secrets::FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read {} ({e}); run `vpn-ctl up` once first, as root",
-            path.display()
-        )
-    })?;
-    let s: secrets::Secrets = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let s = secrets::Secrets::read(&cfg.paths.state_dir)?;
     if s.gateway_key.is_none() {
         anyhow::bail!(
             "{} has no gateway key yet; `vpn-ctl up` adds it",

@@ -3,6 +3,7 @@ pub mod args;
 mod connect;
 mod down;
 mod gateway_key;
+mod ipsec_psk;
 mod query;
 mod secret_input;
 mod up;
@@ -22,6 +23,7 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Connect(a) => connect::run(&cfg, a),
         args::Command::Users { command } => users::run(&cfg, command),
         args::Command::GatewayKey { json } => gateway_key::run(&cfg, json),
+        args::Command::IpsecPsk { json } => ipsec_psk::run(&cfg, json),
     }
 }
 

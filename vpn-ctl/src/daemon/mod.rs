@@ -2,6 +2,7 @@
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
 pub mod gateway;
+pub mod ipsec;
 pub mod l2tp;
 pub mod native;
 pub mod pptp;
@@ -43,6 +44,7 @@ pub struct Shared {
     /// Present when enabled.
     pub pptp: Option<pptp::Pptp>,
     pub l2tp: Option<l2tp::L2tp>,
+    pub ipsec: Option<ipsec::Ipsec>,
     /// Set when the daemon stops: data-path threads exit.
     pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
@@ -64,6 +66,9 @@ impl Shared {
         }
         if let Some(l) = &self.l2tp {
             v.push(l);
+        }
+        if let Some(i) = &self.ipsec {
+            v.push(i);
         }
         v
     }

@@ -9,7 +9,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{gateway, l2tp, native, pptp, services, setup::Gateway, Shared};
+use super::{gateway, ipsec, l2tp, native, pptp, services, setup::Gateway, Shared};
 use crate::{
     config::Config,
     control::{self, Request, Response},
@@ -60,6 +60,11 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
         l2tp_worker = Some(l2tp::spawn_worker(shared.clone(), q));
     }
+    let mut ipsec_worker = None;
+    if shared.ipsec.is_some() {
+        let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
+        ipsec_worker = Some(ipsec::spawn_worker(shared.clone(), q));
+    }
     let port: Arc<dyn gateway::tun::DatagramPort> = Arc::new(native::Port(shared.clone()));
     let workers = gateway::tun::spawn_workers(tun.queues, shared.clone(), Some(port));
 
@@ -96,7 +101,10 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     drop(workers);
-    for t in [gre_reader, l2tp_worker].into_iter().flatten() {
+    for t in [gre_reader, l2tp_worker, ipsec_worker]
+        .into_iter()
+        .flatten()
+    {
         let _ = t.join();
     }
     if let Some(l) = logger {

@@ -245,7 +245,7 @@ pub async fn setup(
         counters: Vec::new(),
         drops: Vec::new(),
         firewall: findings.iter().map(|f| f.message.clone()).collect(),
-        notes: notes(cfg),
+        notes: notes(cfg, &secrets),
         listeners,
     };
 
@@ -316,6 +316,11 @@ pub async fn setup(
         Some(i) if cfg.l2tp.enabled => Some(l2tp_service(cfg, sockets.remove(i).fd, &ppp)),
         _ => None,
     };
+    let ipsec = if cfg.ipsec_enabled() {
+        Some(ipsec_service(cfg, &secrets, &mut sockets)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         ebpf,
         base,
@@ -326,6 +331,7 @@ pub async fn setup(
         native,
         pptp,
         l2tp,
+        ipsec,
         stopping: Default::default(),
         shutdown: Notify::new(),
     });
@@ -506,7 +512,11 @@ fn l2tp_service(
         echo_interval: Duration::from_secs(l.echo_interval_secs.into()),
         echo_failures: l.echo_failures,
     };
-    let ppp = common.service("l2tp", link, l.fast_path);
+    let ppp = common.service("l2tp", link.clone(), l.fast_path);
+    // Inside ESP in UDP (about 70 bytes more than plain L2TP).
+    let ppp_ipsec = cfg
+        .ipsec_enabled()
+        .then(|| common.service("l2tp-ipsec", LinkConfig { mru: 1360, ..link }, false));
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
     let policy = super::l2tp::Policy {
         tunnel: TunnelConfig {
@@ -520,11 +530,59 @@ fn l2tp_service(
         max_per_address: l.max_tunnels_per_address as usize,
         max_half_open: l.max_half_open as usize,
     };
-    super::l2tp::L2tp::new(ppp, policy, l.port, socket)
+    super::l2tp::L2tp::new(ppp, ppp_ipsec, policy, l.port, socket)
+}
+
+/// L2TP/IPsec: the IKE engine's policy (the gateway's PSK), the IKE and
+/// NAT-T sockets, and a raw ESP socket.
+fn ipsec_service(
+    cfg: &Config,
+    secrets: &Secrets,
+    sockets: &mut Vec<ports::BoundSocket>,
+) -> anyhow::Result<super::ipsec::Ipsec> {
+    use super::ipsec::{sockets::Sockets, Ipsec};
+    use vpn_proto::ike::responder::Config as IkeConfig;
+    let i = &cfg.ipsec;
+    let mut take = |service: &str| {
+        sockets
+            .iter()
+            .position(|s| s.spec.service == service)
+            .map(|p| sockets.remove(p).fd)
+            .with_context(|| format!("no {service} socket"))
+    };
+    let (ike, natt) = (take("ike")?, take("ike-natt")?);
+    let esp = if i.raw_esp {
+        match super::ipsec::sockets::open_raw_esp() {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                log::warn!(
+                    "ipsec: raw ESP socket: {e}; only clients behind NAT (ESP in UDP) can connect"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Ipsec {
+        cfg: Arc::new(IkeConfig {
+            psk: zeroize::Zeroizing::new(secrets.psk.as_bytes().to_vec()),
+            legacy: i.legacy,
+            max_phase1_life: Duration::from_secs(i.max_ike_lifetime_secs.into()),
+            max_phase2_life: Duration::from_secs(i.max_esp_lifetime_secs.into()),
+            setup_deadline: Duration::from_secs(i.setup_timeout_secs.into()),
+        }),
+        sockets: Arc::new(Sockets { ike, natt, esp }),
+        tables: Default::default(),
+        inbound: Default::default(),
+        half_open: super::gateway::limits::HalfOpen::new(i.max_half_open as usize),
+        max_ike_sas: (cfg.gateway.max_sessions as usize * 2).max(64),
+        counters: Default::default(),
+    })
 }
 
 /// What `status` and the start-up banner tell the operator about the policy.
-fn notes(cfg: &Config) -> Vec<String> {
+fn notes(cfg: &Config, secrets: &Secrets) -> Vec<String> {
     let mut v = Vec::new();
     if cfg.pptp.enabled {
         v.push("PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak".into());
@@ -535,7 +593,39 @@ fn notes(cfg: &Config) -> Vec<String> {
                 .into(),
         );
     } else if cfg.l2tp.enabled {
-        v.push("plain L2TP (without IPsec) is refused (l2tp.allow_plain = false); L2TP/IPsec is not built yet, so L2TP clients cannot connect".into());
+        v.push("plain L2TP (without IPsec) is refused (l2tp.allow_plain = false)".into());
+    }
+    if cfg.ipsec_enabled() {
+        use vpn_proto::ike::proposal;
+        let names = |v: Vec<String>| v.join(",");
+        v.push(format!(
+            "L2TP/IPsec: pre-shared key fingerprint {} (`vpn-ctl ipsec-psk` shows the key)",
+            crate::secrets::psk_fingerprint(&secrets.psk)
+        ));
+        v.push(format!(
+            "L2TP/IPsec: IKE proposals {}",
+            names(
+                proposal::phase1_preferences(cfg.ipsec.legacy)
+                    .iter()
+                    .map(|a| a.name())
+                    .collect()
+            )
+        ));
+        v.push(format!(
+            "L2TP/IPsec: ESP proposals {}",
+            names(
+                proposal::phase2_preferences(cfg.ipsec.legacy)
+                    .iter()
+                    .map(|t| t.name())
+                    .collect()
+            )
+        ));
+    }
+    if cfg.ipsec_enabled() && cfg.ipsec.legacy {
+        v.push("L2TP/IPsec legacy proposals are on (ipsec.legacy: MODP1536/MODP1024, 3DES) for older Android and macOS clients; turn off when none connect".into());
+    }
+    if cfg.l2tp.enabled && !cfg.ipsec_enabled() && !cfg.l2tp.allow_plain {
+        v.push("L2TP is on but IPsec is off (ipsec.enabled = false) and plain L2TP is refused: no L2TP client can connect".into());
     }
     v
 }

@@ -77,8 +77,6 @@ pub const CTL_REKEY_INIT: u8 = 0x03;
 pub const CTL_REKEY_RESP: u8 = 0x04;
 pub const CTL_BYE: u8 = 0x05;
 
-/// Sliding replay window, in packets.
-pub const REPLAY_WINDOW: u64 = 2048;
 /// A key is retired after this many packets (far below AES-GCM's limits).
 pub const REKEY_AFTER_PACKETS: u64 = 1 << 40;
 

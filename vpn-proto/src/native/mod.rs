@@ -6,7 +6,6 @@ pub mod consts;
 pub mod crypto;
 pub mod handshake;
 pub mod messages;
-pub mod replay;
 pub mod session;
 
 #[cfg(test)]

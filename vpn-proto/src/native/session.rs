@@ -13,8 +13,8 @@ use super::{
     consts::*,
     crypto::{self, AeadKey, Cipher, KeyPair},
     messages::{self, DataHeader, Reason},
-    replay::ReplayWindow,
 };
+use crate::replay::ReplayWindow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

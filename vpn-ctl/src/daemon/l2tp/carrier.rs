@@ -2,8 +2,7 @@
 //! client's address and port (the one its tunnel came from), with Ns/Nr
 //! only when the client sequences its data.
 use std::{
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
-    os::fd::{AsRawFd as _, OwnedFd},
+    net::{Ipv4Addr, SocketAddrV4},
     sync::{Arc, Mutex},
 };
 
@@ -11,6 +10,7 @@ use vpn_proto::l2tp::header::Header;
 
 use vpn_common::maps::{SessionEntry, TunnelKey, PROTO_L2TP, SESSION_F_FAST_PATH};
 
+use super::link::Link;
 use crate::{
     daemon::gateway::ppp::{self, Carrier, FastPathEntry},
     dataplane::fastpath::{wire_ip, FastSlot},
@@ -24,10 +24,11 @@ pub struct Udp {
     /// The client's, for the headers we send.
     pub peer_tunnel: u16,
     pub peer_session: u16,
+    /// The client's outer address when the call started (for `sessions`).
     pub peer: SocketAddrV4,
+    pub link: Link,
     /// Our address the client talks to (the outer source of our data), and port.
     pub local: SocketAddrV4,
-    pub socket: Arc<OwnedFd>,
     /// Calls whose PPP link ended, for the control side to clear (CDN).
     pub ended: Arc<Mutex<Vec<(u16, u16)>>>,
 }
@@ -67,12 +68,15 @@ impl Carrier for Udp {
         let mut out = Vec::with_capacity(frame.len() + 10);
         Header::encode_data(&mut out, self.peer_tunnel, self.peer_session, seq);
         out.extend_from_slice(frame);
-        let _ =
-            crate::net::batch::send_to(self.socket.as_raw_fd(), &out, SocketAddr::V4(self.peer));
+        self.link.send(&out);
     }
 
-    /// The kernel carries unsequenced data only (sequencing stays here).
+    /// The kernel carries unsequenced plain L2TP only (sequencing and
+    /// IPsec stay here).
     fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry> {
+        if self.link.is_secure() {
+            return None;
+        }
         let port = |p: u16| u16::from_ne_bytes(p.to_be_bytes());
         let ids = |t: u16, s: u16| (u32::from(t) << 16) | u32::from(s);
         Some(FastPathEntry {
@@ -98,7 +102,7 @@ impl Carrier for Udp {
     }
 
     fn wants_fast_path(&self, w: &DataSeq) -> bool {
-        !w.enabled
+        !w.enabled && !self.link.is_secure()
     }
 
     fn link_ended(&self) {

@@ -4,11 +4,11 @@
 //! once set up, and by (client address and port, its tunnel ID) before, so
 //! several clients behind one NAT each get their own.
 mod carrier;
+pub mod link;
 mod socket;
 
 use std::{
     collections::HashMap,
-    net::SocketAddrV4,
     os::fd::OwnedFd,
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -18,7 +18,8 @@ use std::{
 };
 
 pub use carrier::{DataSeq, L2tpCall, Udp};
-pub use socket::spawn as spawn_worker;
+use link::{Link, LinkId};
+pub use socket::{deliver, forget_link, spawn as spawn_worker};
 use vpn_proto::l2tp::tunnel::{Tunnel, TunnelConfig};
 
 use crate::{
@@ -45,14 +46,14 @@ pub struct L2tpCounters {
 pub struct TunnelEntry {
     pub local_id: u16,
     pub peer_id: u16,
-    pub peer: SocketAddrV4,
+    pub link: Link,
     pub engine: Mutex<Tunnel>,
 }
 
 #[derive(Default)]
 pub struct Tables {
     pub tunnels: HashMap<u16, Arc<TunnelEntry>>,
-    pub by_peer: HashMap<(SocketAddrV4, u16), u16>,
+    pub by_peer: HashMap<(LinkId, u16), u16>,
     pub calls: HashMap<(u16, u16), Arc<L2tpCall>>,
 }
 
@@ -65,6 +66,8 @@ pub struct Policy {
 
 pub struct L2tp {
     pub ppp: Arc<PppService>,
+    /// Calls inside IPsec (`l2tp-ipsec` in `sessions`), when IPsec is on.
+    pub ppp_ipsec: Option<Arc<PppService>>,
     pub policy: Policy,
     /// Our UDP port (the source of everything we send).
     pub port: u16,
@@ -76,9 +79,16 @@ pub struct L2tp {
 }
 
 impl L2tp {
-    pub fn new(ppp: Arc<PppService>, policy: Policy, port: u16, socket: OwnedFd) -> L2tp {
+    pub fn new(
+        ppp: Arc<PppService>,
+        ppp_ipsec: Option<Arc<PppService>>,
+        policy: Policy,
+        port: u16,
+        socket: OwnedFd,
+    ) -> L2tp {
         L2tp {
             ppp,
+            ppp_ipsec,
             policy,
             port,
             socket: Arc::new(socket),
@@ -107,7 +117,14 @@ impl Service for L2tp {
     fn rows(&self, _ebpf: &Mutex<aya::Ebpf>) -> Vec<SessionRow> {
         self.calls()
             .iter()
-            .map(|c| c.row(c.carrier.peer.to_string()))
+            .map(|c| {
+                let mut row = c.row(c.carrier.peer.to_string());
+                if let Link::Secure { sa, .. } = &c.carrier.link {
+                    row.peer = sa.endpoint().to_string();
+                    row.encryption = sa.describe();
+                }
+                row
+            })
             .collect()
     }
 
@@ -171,7 +188,7 @@ impl Service for L2tp {
             let mut e = t.engine.lock().unwrap_or_else(|e| e.into_inner());
             e.shut_down(now);
             while let Some(d) = e.poll_transmit() {
-                socket::send(self, &d, t.peer);
+                t.link.send(&d);
             }
         }
     }

@@ -15,7 +15,10 @@ use vpn_proto::l2tp::{
     tunnel::{Bad, Tunnel, TunnelEvent},
 };
 
-use super::{DataSeq, L2tp, L2tpCall, TunnelEntry, Udp};
+use super::{
+    link::{Link, LinkId},
+    DataSeq, L2tp, L2tpCall, TunnelEntry, Udp,
+};
 use crate::{
     daemon::{
         gateway::{limits::warn_unauthenticated, ppp::Call},
@@ -25,10 +28,6 @@ use crate::{
 };
 
 const TICK: Duration = Duration::from_millis(100);
-
-pub fn send(l2tp: &L2tp, data: &[u8], to: SocketAddrV4) {
-    let _ = batch::send_to(l2tp.socket.as_raw_fd(), data, SocketAddr::V4(to));
-}
 
 /// Starts the worker. `tun`: a vpn0 queue to write decapsulated IP to.
 pub fn spawn(shared: Arc<Shared>, tun: OwnedFd) -> std::thread::JoinHandle<()> {
@@ -69,7 +68,11 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
                         l2tp.counters.malformed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    datagram(l2tp, data, from, tun);
+                    let link = Link::Udp {
+                        peer: from,
+                        socket: l2tp.socket.clone(),
+                    };
+                    deliver(l2tp, data, link, tun);
                 }
                 if n < batch::BATCH {
                     break;
@@ -89,7 +92,8 @@ fn count(c: &std::sync::atomic::AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-fn datagram(l2tp: &L2tp, data: &mut [u8], from: SocketAddrV4, tun: RawFd) {
+/// One L2TP datagram from `link` (plain UDP, or decrypted from IPsec).
+pub fn deliver(l2tp: &L2tp, data: &mut [u8], link: Link, tun: RawFd) {
     let c = &l2tp.counters;
     let Ok(h) = Header::decode(data) else {
         return count(&c.malformed);
@@ -100,7 +104,7 @@ fn datagram(l2tp: &L2tp, data: &mut [u8], from: SocketAddrV4, tun: RawFd) {
         let Some(call) = call else {
             return count(&c.unknown_session);
         };
-        if call.carrier.peer != from {
+        if call.carrier.link.id() != link.id() {
             return count(&c.wrong_peer);
         }
         let mut s = call.lock();
@@ -114,13 +118,13 @@ fn datagram(l2tp: &L2tp, data: &mut [u8], from: SocketAddrV4, tun: RawFd) {
         return;
     }
     if h.tunnel_id == 0 {
-        return new_tunnel(l2tp, data, from, now);
+        return new_tunnel(l2tp, data, link, now);
     }
     let entry = l2tp.read().tunnels.get(&h.tunnel_id).cloned();
     let Some(entry) = entry else {
         return count(&c.unknown_tunnel);
     };
-    if entry.peer != from {
+    if entry.link.id() != link.id() {
         return count(&c.wrong_peer);
     }
     let result = entry
@@ -145,7 +149,8 @@ fn count_bad(l2tp: &L2tp, r: Result<(), Bad>) {
 
 /// An SCCRQ: its retransmission goes to the tunnel it opened; a new one
 /// opens a tunnel (or is refused with StopCCN, within the limits).
-fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
+fn new_tunnel(l2tp: &L2tp, data: &[u8], link: Link, now: Instant) {
+    let from = link.endpoint();
     let c = &l2tp.counters;
     let policy = &l2tp.policy;
     let Some((peer_id, window)) = Tunnel::sccrq_ids(data, policy.tunnel.secret.as_deref()) else {
@@ -154,7 +159,7 @@ fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
     let existing = {
         let t = l2tp.read();
         t.by_peer
-            .get(&(from, peer_id))
+            .get(&(link.id(), peer_id))
             .and_then(|id| t.tunnels.get(id))
             .cloned()
     };
@@ -177,7 +182,7 @@ fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
         let from_addr = t
             .tunnels
             .values()
-            .filter(|e| e.peer.ip() == from.ip())
+            .filter(|e| e.link.endpoint().ip() == from.ip())
             .count();
         (half_open, from_addr)
     };
@@ -185,7 +190,7 @@ fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
         // A flood: no state and no answer, only a counter.
         return count(&c.busy);
     }
-    let refusal = if !policy.allow_plain {
+    let refusal = if !policy.allow_plain && !link.is_secure() {
         count(&c.plain_refused);
         Some((
             STOP_NOT_AUTHORIZED,
@@ -230,11 +235,11 @@ fn new_tunnel(l2tp: &L2tp, data: &[u8], from: SocketAddrV4, now: Instant) {
         let entry = Arc::new(TunnelEntry {
             local_id: id,
             peer_id,
-            peer: from,
+            link: link.clone(),
             engine: Mutex::new(engine),
         });
         t.tunnels.insert(id, entry.clone());
-        t.by_peer.insert((from, peer_id), id);
+        t.by_peer.insert((link.id(), peer_id), id);
         entry
     };
     drive(l2tp, &entry, now);
@@ -246,7 +251,7 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
     let (events, closed) = {
         let mut e = entry.engine.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(d) = e.poll_transmit() {
-            send(l2tp, &d, entry.peer);
+            entry.link.send(&d);
         }
         (
             std::iter::from_fn(|| e.poll()).collect::<Vec<_>>(),
@@ -256,13 +261,17 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
     let id = entry.local_id;
     for ev in events {
         match ev {
-            TunnelEvent::Up => log::info!("l2tp: tunnel {id} from {} is up", entry.peer),
+            TunnelEvent::Up => log::info!("l2tp: tunnel {id} from {} is up", entry.link.endpoint()),
             TunnelEvent::SessionUp {
                 session,
                 peer_session,
                 sequencing,
             } => {
-                let Ok(admission) = l2tp.ppp.pool.admit() else {
+                let service = match (&entry.link, &l2tp.ppp_ipsec) {
+                    (Link::Secure { .. }, Some(s)) => s.clone(),
+                    _ => l2tp.ppp.clone(),
+                };
+                let Ok(admission) = service.pool.admit() else {
                     count(&l2tp.counters.busy);
                     log::warn!(
                         "l2tp: call {session} in tunnel {id} refused: the gateway has reached max_sessions"
@@ -270,30 +279,33 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                     let mut e = entry.engine.lock().unwrap_or_else(|e| e.into_inner());
                     e.close_session(now, session, "the gateway has reached its session limit");
                     while let Some(d) = e.poll_transmit() {
-                        send(l2tp, &d, entry.peer);
+                        entry.link.send(&d);
                     }
                     continue;
                 };
                 let carrier = Udp {
-                    local: local_address(entry.peer, l2tp.port),
-                    row_id: l2tp.ppp.pool.next_row_id(),
+                    local: SocketAddrV4::new(
+                        crate::net::route_source(entry.link.endpoint()),
+                        l2tp.port,
+                    ),
+                    row_id: service.pool.next_row_id(),
                     tunnel: id,
                     session,
                     peer_tunnel: entry.peer_id,
                     peer_session,
-                    peer: entry.peer,
-                    socket: l2tp.socket.clone(),
+                    peer: entry.link.endpoint(),
+                    link: entry.link.clone(),
                     ended: l2tp.ended.clone(),
                 };
                 let wire = DataSeq {
                     enabled: sequencing,
                     ..DataSeq::default()
                 };
-                let call: Arc<L2tpCall> = Call::new(carrier, wire, l2tp.ppp.clone(), admission);
+                let call: Arc<L2tpCall> = Call::new(carrier, wire, service, admission);
                 log::info!(
                     "l2tp: session {} in tunnel {id} from {} (call {session}, its {peer_session})",
                     call.carrier.row_id,
-                    entry.peer
+                    entry.link.endpoint()
                 );
                 l2tp.write().calls.insert((id, session), call.clone());
                 let mut s = call.lock();
@@ -303,7 +315,10 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                 end_call(l2tp, id, session, &reason);
             }
             TunnelEvent::Closed { reason } => {
-                log::info!("l2tp: tunnel {id} from {} closed: {reason}", entry.peer);
+                log::info!(
+                    "l2tp: tunnel {id} from {} closed: {reason}",
+                    entry.link.endpoint()
+                );
                 let ours: Vec<u16> = l2tp
                     .read()
                     .calls
@@ -320,25 +335,8 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
     if closed {
         let mut t = l2tp.write();
         t.tunnels.remove(&id);
-        t.by_peer.remove(&(entry.peer, entry.peer_id));
+        t.by_peer.remove(&(entry.link.id(), entry.peer_id));
     }
-}
-
-/// Our address a client's datagrams reach: the one the kernel picks for
-/// our answers from the wildcard socket (the route's source to the client).
-fn local_address(peer: SocketAddrV4, port: u16) -> SocketAddrV4 {
-    let ip = std::net::UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| {
-            s.connect(peer)?;
-            s.local_addr()
-        })
-        .ok()
-        .and_then(|a| match a.ip() {
-            std::net::IpAddr::V4(ip) => Some(ip),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
-    SocketAddrV4::new(ip, port)
 }
 
 /// Forgets a call: its address, route and fast-path entries go with it.
@@ -377,5 +375,37 @@ fn tick(l2tp: &L2tp, now: Instant) {
     for call in calls {
         let mut s = call.lock();
         call.tick(&mut s, now);
+    }
+}
+
+/// A secure link is gone (its client's IPsec SAs ended): its tunnels and
+/// their calls end with it.
+pub fn forget_link(l2tp: &L2tp, link: u64, why: &str) {
+    let gone: Vec<Arc<TunnelEntry>> = l2tp
+        .read()
+        .tunnels
+        .values()
+        .filter(|e| matches!(e.link.id(), LinkId::Secure(id, _) if id == link))
+        .cloned()
+        .collect();
+    for entry in gone {
+        let id = entry.local_id;
+        log::info!(
+            "l2tp: tunnel {id} from {} closed: {why}",
+            entry.link.endpoint()
+        );
+        let calls: Vec<u16> = l2tp
+            .read()
+            .calls
+            .keys()
+            .filter(|(t, _)| *t == id)
+            .map(|(_, s)| *s)
+            .collect();
+        for s in calls {
+            end_call(l2tp, id, s, why);
+        }
+        let mut t = l2tp.write();
+        t.tunnels.remove(&id);
+        t.by_peer.remove(&(entry.link.id(), entry.peer_id));
     }
 }

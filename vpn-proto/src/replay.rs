@@ -1,6 +1,8 @@
 //! Anti-replay sliding window over 64-bit packet counters (RFC 6479 style):
 //! a bitmap of the last `REPLAY_WINDOW` counters below the highest seen.
-use super::consts::REPLAY_WINDOW;
+/// Counters a packet may lag behind the newest and still be accepted (both
+/// the native protocol and ESP: wide enough for multi-core reordering).
+pub const REPLAY_WINDOW: u64 = 2048;
 
 /// One word more than the window, so the oldest allowed counter never shares
 /// a word with the newest.

@@ -1,0 +1,205 @@
+//! L2TP/IPsec with real clients: strongSwan (IKEv1, transport mode) +
+//! xl2tpd + pppd in QEMU guests against `vpn-ctl up`, with the proposal
+//! lists of the OS clients they stand in for. Needs root.
+use std::time::Duration;
+
+use vpn_tests::{
+    gateway::Gateway,
+    guest::{Guest, Site},
+    l2tp_client::{
+        IpsecProfile, L2tpClient, ANDROID_ESP, ANDROID_IKE, APPLE_ESP, APPLE_IKE,
+        DISCONNECT_SCRIPT, WINDOWS_ESP, WINDOWS_IKE,
+    },
+    native_client::add_user,
+    topology::{Topology, LAN_HOST, NAT_WAN},
+    wait,
+};
+
+const T: Duration = Duration::from_secs(60);
+const CONFIG: &str = "[gateway]\ndns = [\"172.16.10.2\"]\n";
+
+fn client<'a>(user: &'a str, password: &'a str, ipsec: IpsecProfile<'a>) -> L2tpClient<'a> {
+    L2tpClient {
+        user,
+        password,
+        secret: None,
+        ipsec: Some(ipsec),
+    }
+}
+
+fn iperf_both_ways(t: &Topology, g: &mut Guest) {
+    for reverse in ["", "-R"] {
+        let mut server = t
+            .lan
+            .cmd("timeout")
+            .args(["90", "iperf3", "-s", "-1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        g.must(
+            &format!(
+                "for i in $(seq 50); do iperf3 -c {LAN_HOST} -n 4M {reverse} && exit 0; sleep 0.2; done; exit 1"
+            ),
+            Duration::from_secs(120),
+        );
+        let _ = server.wait();
+    }
+}
+
+#[test]
+fn windows_proposals_behind_nat_connect_with_esp_in_udp() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, CONFIG);
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
+    let c = client(
+        "alice",
+        "alice-password-1",
+        IpsecProfile {
+            psk: &psk,
+            ike: WINDOWS_IKE,
+            esp: WINDOWS_ESP,
+            ..Default::default()
+        },
+    );
+    let out = g.must(&c.connect_script(40), Duration::from_secs(90));
+    assert!(out.contains("inet 10.99.0."), "address on ppp0:\n{out}");
+    assert!(out.contains("nameserver 172.16.10.2"), "DNS pushed:\n{out}");
+    // The gateway chose MODP2048 by its own preference, although the
+    // client listed MODP1024 first.
+    let log = gw.log();
+    assert!(log.contains("Main Mode (aes256-sha1-modp2048)"), "{log}");
+    let sas = g.must("ipsec statusall", T);
+    assert!(sas.contains("MODP_2048"), "{sas}");
+    assert!(
+        sas.contains("UDP_ENCAP") || sas.contains("NAT-T"),
+        "ESP in UDP behind NAT:\n{sas}"
+    );
+    g.must(
+        &format!("ping -c 3 -W 5 10.99.0.1 && ping -c 3 -W 5 {LAN_HOST}"),
+        T,
+    );
+
+    let rows = gw.sessions();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(r["protocol"], "l2tp-ipsec");
+    assert_eq!(r["user"], "alice");
+    assert_eq!(r["state"], "up");
+    assert_eq!(r["encryption"], "esp aes256-sha1 in udp", "{r}");
+    assert!(
+        r["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{NAT_WAN}:")),
+        "{r}"
+    );
+    assert_eq!(r["fast_path"], false, "{r}");
+
+    iperf_both_ways(&t, &mut g);
+    assert_eq!(gw.count("counters", "ike_sas"), 1);
+    assert_eq!(gw.count("counters", "esp_sas"), 1);
+    assert_eq!(gw.count("drops", "esp_integrity"), 0);
+
+    // Hang-up: xl2tpd and pppd end, then strongSwan deletes its SAs.
+    g.must(DISCONNECT_SCRIPT, T);
+    g.must("ipsec down gw >/dev/null; ipsec stop >/dev/null", T);
+    wait::until("the session and the SAs to go", T, || {
+        (gw.sessions().is_empty() && gw.count("counters", "esp_sas") == 0).then_some(())
+    });
+}
+
+#[test]
+fn apple_proposals_without_nat_use_raw_esp_and_sha256() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, CONFIG);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    let c = client(
+        "bob",
+        "bob-password-22",
+        IpsecProfile {
+            psk: &psk,
+            ike: APPLE_IKE,
+            esp: APPLE_ESP,
+            ike_lifetime: "1h",
+            lifetime: "1h",
+        },
+    );
+    let out = g.must(&c.connect_script(40), Duration::from_secs(90));
+    assert!(out.contains("inet 10.99.0."), "{out}");
+    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    let r = &gw.sessions()[0];
+    assert_eq!(r["protocol"], "l2tp-ipsec");
+    // Raw ESP (protocol 50): no NAT on the way.
+    assert_eq!(r["encryption"], "esp aes128-sha1", "{r}");
+    assert!(
+        gw.log().contains("Main Mode (aes256-sha256-modp2048)"),
+        "{}",
+        gw.log()
+    );
+    iperf_both_ways(&t, &mut g);
+}
+
+#[test]
+fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, &format!("{CONFIG}[ipsec]\nlegacy = false\n"));
+    add_user(&gw, "carol", "carol-password-3", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
+
+    let wrong = IpsecProfile {
+        psk: "not-the-gateway-psk-at-all",
+        ike: WINDOWS_IKE,
+        esp: WINDOWS_ESP,
+        ..Default::default()
+    };
+    let r = g.run(
+        &client("carol", "carol-password-3", wrong).connect_script(10),
+        T,
+    );
+    assert!(r.code != 0, "a wrong PSK connected:\n{}", r.output);
+    assert!(gw.count("drops", "ike_auth_failed") >= 1, "{}", gw.log());
+    g.must("ipsec stop >/dev/null 2>&1; true", T);
+
+    let android = IpsecProfile {
+        psk: &psk,
+        ike: ANDROID_IKE,
+        esp: ANDROID_ESP,
+        ..Default::default()
+    };
+    let r = g.run(
+        &client("carol", "carol-password-3", android).connect_script(10),
+        T,
+    );
+    assert!(
+        r.code != 0,
+        "MODP1024 accepted with legacy off:\n{}",
+        r.output
+    );
+    assert!(gw.count("drops", "ike_no_proposal") >= 1, "{}", gw.log());
+    assert!(
+        gw.log()
+            .contains("no acceptable Phase 1 proposal (legacy off)"),
+        "{}",
+        gw.log()
+    );
+    g.must("ipsec stop >/dev/null 2>&1; true", T);
+
+    // The right PSK and a current proposal still work afterwards.
+    let good = IpsecProfile {
+        psk: &psk,
+        ike: WINDOWS_IKE,
+        esp: WINDOWS_ESP,
+        ..Default::default()
+    };
+    let out = g.must(
+        &client("carol", "carol-password-3", good).connect_script(40),
+        Duration::from_secs(90),
+    );
+    assert!(out.contains("inet 10.99.0."), "{out}");
+    assert!(gw.sessions().len() == 1);
+}

@@ -1,0 +1,13 @@
+//! IKEv1 responder for L2TP/IPsec (RFC 2408, 2409): Main Mode with a
+//! pre-shared key, Quick Mode for ESP transport SAs protecting UDP 1701,
+//! Informational exchanges (Delete, DPD, INITIAL-CONTACT) and NAT-T
+//! (RFC 3947 and its drafts). Sans-IO: datagrams and `now` in, datagrams,
+//! events and deadlines out.
+pub mod consts;
+pub mod crypto;
+pub mod keys;
+pub mod message;
+pub mod natt;
+mod primes;
+pub mod proposal;
+pub mod responder;
