@@ -89,8 +89,10 @@ echo ': PSK "{psk}"' > /etc/ipsec.secrets
 chmod 600 /etc/ipsec.secrets
 rm -f /tmp/charon.log
 ipsec start >/dev/null 2>&1
-for i in $(seq 100); do ipsec status >/dev/null 2>&1 && break; sleep 0.1; done
-ipsec up gw > /tmp/ipsec-up.log 2>&1 || {{ echo "ipsec up failed"; tail -40 /tmp/ipsec-up.log; exit 1; }}
+# charon is ready once it lists the connection.
+for i in $(seq 100); do ipsec statusall 2>/dev/null | grep -q 'gw:.*IKEv1' && break; sleep 0.1; done
+ipsec up gw > /tmp/ipsec-up.log 2>&1
+grep -q "established successfully" /tmp/ipsec-up.log || {{ echo "ipsec up failed"; tail -40 /tmp/ipsec-up.log; tail -60 /tmp/charon.log; exit 1; }}
 "#
         )
     }

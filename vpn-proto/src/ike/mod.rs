@@ -11,3 +11,5 @@ pub mod natt;
 mod primes;
 pub mod proposal;
 pub mod responder;
+#[cfg(test)]
+mod tests;
