@@ -163,7 +163,11 @@ fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
         T,
     );
     assert!(r.code != 0, "a wrong PSK connected:\n{}", r.output);
-    assert!(gw.count("drops", "daemon_ike_auth_failed") >= 1, "{}", gw.log());
+    assert!(
+        gw.count("drops", "daemon_ike_auth_failed") >= 1,
+        "{}",
+        gw.log()
+    );
     g.must("ipsec stop >/dev/null 2>&1; true", T);
 
     let android = IpsecProfile {
@@ -181,7 +185,11 @@ fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
         "MODP1024 accepted with legacy off:\n{}",
         r.output
     );
-    assert!(gw.count("drops", "daemon_ike_no_proposal") >= 1, "{}", gw.log());
+    assert!(
+        gw.count("drops", "daemon_ike_no_proposal") >= 1,
+        "{}",
+        gw.log()
+    );
     assert!(
         gw.log()
             .contains("no acceptable Phase 1 proposal (legacy off)"),
@@ -203,4 +211,164 @@ fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
     );
     assert!(out.contains("inet 10.99.0."), "{out}");
     assert!(gw.sessions().len() == 1);
+}
+
+/// The famous L2TP/IPsec failure of kernel-based servers: two clients
+/// behind one NAT, both with inner UDP 1701 from the same public address.
+/// Here each SA's client is its own L2TP link.
+#[test]
+fn two_clients_behind_one_nat_are_separate_and_outlive_each_other() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, CONFIG);
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gw.ipsec_psk();
+    let mut guests = Guest::start_all(
+        &t,
+        &[("n1", Site::BehindNat(1)), ("n2", Site::BehindNat(2))],
+    );
+    let profile = IpsecProfile {
+        psk: &psk,
+        ike: WINDOWS_IKE,
+        esp: WINDOWS_ESP,
+        ..Default::default()
+    };
+    let a = guests[0].must(
+        &client("alice", "alice-password-1", profile.clone()).connect_script(40),
+        Duration::from_secs(90),
+    );
+    let b = guests[1].must(
+        &client("bob", "bob-password-22", profile.clone()).connect_script(40),
+        Duration::from_secs(90),
+    );
+    let addr = |out: &str| {
+        let at = out.find("inet 10.99.0.").expect("an address on ppp0");
+        out[at + 5..].split(['/', ' ']).next().unwrap().to_string()
+    };
+    let (a_ip, b_ip) = (addr(&a), addr(&b));
+    assert_ne!(a_ip, b_ip);
+    let rows = gw.sessions();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let peers: Vec<&str> = rows.iter().map(|r| r["peer"].as_str().unwrap()).collect();
+    assert!(
+        peers.iter().all(|p| p.starts_with(&format!("{NAT_WAN}:"))),
+        "{peers:?}"
+    );
+    assert_ne!(peers[0], peers[1], "one NAT address, two client ports");
+    assert_eq!(gw.count("counters", "ipsec_clients"), 2);
+
+    // Both at once to the LAN, and to each other through the gateway.
+    guests[0].must(
+        &format!("ping -c 5 -i 0.2 -W 5 {LAN_HOST} && ping -c 3 -W 5 {b_ip}"),
+        T,
+    );
+    guests[1].must(
+        &format!("ping -c 5 -i 0.2 -W 5 {LAN_HOST} && ping -c 3 -W 5 {a_ip}"),
+        T,
+    );
+    // Each session's traffic arrived on its own link: a ping flood from
+    // alice moves only alice's counters.
+    let rx = |user: &str| {
+        gw.sessions()
+            .iter()
+            .find(|r| r["user"] == user)
+            .map(|r| r["rx_packets"].as_u64().unwrap())
+            .unwrap()
+    };
+    let (a0, b0) = (rx("alice"), rx("bob"));
+    guests[0].must(&format!("ping -c 50 -i 0.02 -W 5 {LAN_HOST}"), T);
+    let (a1, b1) = (rx("alice"), rx("bob"));
+    assert!(a1 - a0 >= 50, "alice {a0} → {a1}");
+    assert!(
+        b1 - b0 < 10,
+        "bob's counters moved with alice's pings: {b0} → {b1}"
+    );
+
+    // Alice hangs up and reconnects (a fresh IKE SA with INITIAL-CONTACT
+    // from her endpoint); bob's session is untouched throughout.
+    guests[0].must(DISCONNECT_SCRIPT, T);
+    guests[0].must("ipsec stop >/dev/null 2>&1; true", T);
+    wait::until("alice's session to end", T, || {
+        (gw.sessions().len() == 1).then_some(())
+    });
+    guests[1].must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    guests[0].must(
+        &client("alice", "alice-password-1", profile).connect_script(40),
+        Duration::from_secs(90),
+    );
+    assert_eq!(gw.sessions().len(), 2);
+    guests[1].must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    assert!(gw
+        .sessions()
+        .iter()
+        .any(|r| r["user"] == "bob" && r["state"] == "up"));
+}
+
+/// Quick Mode every ~30 s and Main Mode (strongSwan's IKEv1
+/// reauthentication) at ~80 s under a continuous ping: make-before-break
+/// loses nothing and the L2TP session survives both.
+#[test]
+fn rekeys_of_both_phases_lose_no_packet() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, CONFIG);
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
+    let c = client(
+        "alice",
+        "alice-password-1",
+        IpsecProfile {
+            psk: &psk,
+            ike: WINDOWS_IKE,
+            esp: WINDOWS_ESP,
+            ike_lifetime: "90s",
+            lifetime: "40s",
+        },
+    );
+    // strongSwan rekeys `margintime` before expiry; DPD every 5 s
+    // exercises R-U-THERE on the gateway too.
+    let script = c
+        .connect_script(40)
+        .replace("  auto=add\n", "  margintime=10s\n  rekeyfuzz=0%\n  dpddelay=5s\n  dpdtimeout=30s\n  dpdaction=clear\n  auto=add\n");
+    g.must(&script, Duration::from_secs(90));
+    let row = gw.sessions()[0]["id"].clone();
+    let out = g.must(
+        &format!("ping -q -i 0.2 -w 100 -W 2 {LAN_HOST}"),
+        Duration::from_secs(130),
+    );
+    let stats = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or(&out)
+        .to_string();
+    let sent: u64 = stats.split_whitespace().next().unwrap().parse().unwrap();
+    let got: u64 = stats
+        .split(", ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent >= 450, "{stats}");
+    assert_eq!(got, sent, "packets lost across rekeys: {stats}");
+    let log = gw.log();
+    assert!(
+        log.matches("ESP SA in").count() >= 3,
+        "Quick Mode rekeys:\n{log}"
+    );
+    assert!(
+        log.matches("ISAKMP SA up").count() >= 2,
+        "Main Mode reauthentication:\n{log}"
+    );
+    let rows = gw.sessions();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], row, "the same session throughout");
+    // Old SAs were deleted by the client, not left to pile up.
+    assert!(
+        gw.count("counters", "esp_sas") <= 2,
+        "{}",
+        gw.count("counters", "esp_sas")
+    );
 }
