@@ -11,7 +11,7 @@ use vpn_tests::{
         DISCONNECT_SCRIPT, WINDOWS_ESP, WINDOWS_IKE,
     },
     native_client::add_user,
-    topology::{Topology, LAN_HOST, NAT_WAN},
+    topology::{Topology, GW_WAN, LAN_HOST, NAT_WAN},
     wait,
 };
 
@@ -371,4 +371,60 @@ fn rekeys_of_both_phases_lose_no_packet() {
         "{}",
         gw.count("counters", "esp_sas")
     );
+}
+
+/// Malformed IKE, unknown exchanges, Aggressive Mode, garbage ESP and a
+/// flood of half-open Main Modes from spoofed addresses: each counted by
+/// reason, and the established client keeps working.
+#[test]
+fn garbage_and_half_open_floods_are_counted_and_harmless() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, &format!("{CONFIG}[ipsec]\nmax_half_open = 32\n"));
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
+    let c = client(
+        "alice",
+        "alice-password-1",
+        IpsecProfile {
+            psk: &psk,
+            ike: WINDOWS_IKE,
+            esp: WINDOWS_ESP,
+            ..Default::default()
+        },
+    );
+    g.must(&c.connect_script(40), Duration::from_secs(90));
+    // The client's outbound SPI is the gateway's inbound one.
+    let spi = g.must(
+        &format!("ip xfrm state | awk '/^src .* dst {GW_WAN}/ {{getline; print $4; exit}}'"),
+        T,
+    );
+    let spi = spi.trim().trim_start_matches("0x").to_string();
+    assert_eq!(spi.len(), 8, "SPI from ip xfrm state: {spi:?}");
+    t.inet.must(&format!(
+        "python3 {}/scripts/ike_garbage.py {GW_WAN} {spi} flood 1000",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    for (name, at_least) in [
+        ("daemon_ike_malformed", 9),
+        ("daemon_ike_unexpected", 6),
+        ("daemon_ike_half_open_limit", 900),
+        ("daemon_esp_unknown_spi", 6),
+        ("daemon_esp_integrity", 3),
+    ] {
+        wait::until(&format!("{name} >= {at_least}"), T, || {
+            (gw.count("drops", name) >= at_least).then_some(())
+        });
+    }
+    assert!(gw.count("counters", "natt_keepalives") >= 3);
+    assert!(gw.count("counters", "ike_half_open") <= 32);
+    assert!(
+        gw.log().contains("Aggressive Mode is not supported"),
+        "{}",
+        gw.log()
+    );
+    // The real client is unaffected.
+    g.must(&format!("ping -c 5 -i 0.2 -W 5 {LAN_HOST}"), T);
+    assert_eq!(gw.sessions().len(), 1);
+    assert_eq!(gw.sessions()[0]["state"], "up");
 }

@@ -551,6 +551,12 @@ fn ipsec_service(
             .with_context(|| format!("no {service} socket"))
     };
     let (ike, natt) = (take("ike")?, take("ike-natt")?);
+    for fd in [&ike, &natt] {
+        crate::net::batch::set_buffers(
+            std::os::fd::AsRawFd::as_raw_fd(fd),
+            crate::net::batch::SOCKET_BUFFER,
+        );
+    }
     let esp = if i.raw_esp {
         match super::ipsec::sockets::open_raw_esp() {
             Ok(fd) => Some(fd),

@@ -317,9 +317,6 @@ impl Inbound {
             return Err(EspError::Replay);
         }
         let icv_at = packet.len() - icv_len;
-        if !(icv_at - body_at).is_multiple_of(t.align()) {
-            return Err(EspError::Padding);
-        }
         match &self.keys.cipher {
             Cipher::Gcm128(..) | Cipher::Gcm256(..) => {
                 let aad: [u8; 8] = packet[..8].try_into().unwrap();
@@ -340,6 +337,10 @@ impl Inbound {
                 self.keys.icv(&packet[..icv_at], want);
                 if !bool::from(want.ct_eq(&packet[icv_at..])) {
                     return Err(EspError::Integrity);
+                }
+                // Only now: a forged packet is an integrity failure whatever its length.
+                if !(icv_at - body_at).is_multiple_of(t.align()) {
+                    return Err(EspError::Padding);
                 }
                 let iv = packet[ESP_HEADER_LEN..body_at].to_vec();
                 cbc!(
