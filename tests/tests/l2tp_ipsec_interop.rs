@@ -145,7 +145,7 @@ fn apple_proposals_without_nat_use_raw_esp_and_sha256() {
 }
 
 #[test]
-fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
+fn wrong_psk_password_and_proposal_are_refused_then_aes_gcm_connects() {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, &format!("{CONFIG}[ipsec]\nlegacy = false\n"));
     add_user(&gw, "carol", "carol-password-3", None);
@@ -199,18 +199,39 @@ fn wrong_psk_and_android_without_legacy_are_refused_cleanly() {
     g.must("ipsec stop >/dev/null 2>&1; true", T);
 
     // The right PSK and a current proposal still work afterwards.
+    // A wrong password is PPP's refusal, inside a working SA.
     let good = IpsecProfile {
         psk: &psk,
         ike: WINDOWS_IKE,
-        esp: WINDOWS_ESP,
+        // AES-GCM (RFC 4106), as libreswan-based clients offer first.
+        esp: "aes256gcm16,aes128gcm16!",
         ..Default::default()
     };
+    let r = g.run(
+        &client("carol", "wrong-password-9", good.clone()).connect_script(10),
+        T,
+    );
+    assert!(r.code != 0, "a wrong password connected:\n{}", r.output);
+    wait::until("the failed login to be counted", T, || {
+        (gw.count("drops", "daemon_l2tp_ipsec_login_failed") >= 1).then_some(())
+    });
+    g.must(
+        "kill $(pidof xl2tpd) 2>/dev/null; ipsec stop >/dev/null 2>&1; true",
+        T,
+    );
     let out = g.must(
         &client("carol", "carol-password-3", good).connect_script(40),
         Duration::from_secs(90),
     );
     assert!(out.contains("inet 10.99.0."), "{out}");
-    assert!(gw.sessions().len() == 1);
+    let rows = gw.sessions();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["encryption"], "esp aes128gcm16 in udp",
+        "{}",
+        rows[0]
+    );
+    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
 }
 
 /// The famous L2TP/IPsec failure of kernel-based servers: two clients
@@ -237,8 +258,14 @@ fn two_clients_behind_one_nat_are_separate_and_outlive_each_other() {
         &client("alice", "alice-password-1", profile.clone()).connect_script(40),
         Duration::from_secs(90),
     );
+    // Bob with Android's MODP1024-only list (accepted: `legacy` is on by default).
+    let android = IpsecProfile {
+        ike: ANDROID_IKE,
+        esp: ANDROID_ESP,
+        ..profile.clone()
+    };
     let b = guests[1].must(
-        &client("bob", "bob-password-22", profile.clone()).connect_script(40),
+        &client("bob", "bob-password-22", android).connect_script(40),
         Duration::from_secs(90),
     );
     let addr = |out: &str| {
@@ -256,6 +283,11 @@ fn two_clients_behind_one_nat_are_separate_and_outlive_each_other() {
     );
     assert_ne!(peers[0], peers[1], "one NAT address, two client ports");
     assert_eq!(gw.count("counters", "ipsec_clients"), 2);
+    assert!(
+        gw.log().contains("Main Mode (aes256-sha1-modp1024)"),
+        "{}",
+        gw.log()
+    );
 
     // Both at once to the LAN, and to each other through the gateway.
     guests[0].must(

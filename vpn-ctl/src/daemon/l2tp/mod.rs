@@ -162,7 +162,7 @@ impl Service for L2tp {
         let c = &self.counters;
         let p = &self.ppp.counters;
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        vec![
+        let mut v = vec![
             ("l2tp_malformed", l(&c.malformed)),
             ("l2tp_unknown_tunnel", l(&c.unknown_tunnel)),
             ("l2tp_unknown_session", l(&c.unknown_session)),
@@ -177,7 +177,17 @@ impl Service for L2tp {
             ("l2tp_ppp_flood", l(&p.flood)),
             ("l2tp_login_failed", l(&p.login_failed)),
             ("l2tp_login_throttled", l(&p.login_throttled)),
-        ]
+        ];
+        if let Some(p) = &self.ppp_ipsec {
+            let p = &p.counters;
+            v.extend([
+                ("l2tp_ipsec_ppp_dropped", l(&p.dropped)),
+                ("l2tp_ipsec_ppp_flood", l(&p.flood)),
+                ("l2tp_ipsec_login_failed", l(&p.login_failed)),
+                ("l2tp_ipsec_login_throttled", l(&p.login_throttled)),
+            ]);
+        }
+        v
     }
 
     /// StopCCN to every client.
