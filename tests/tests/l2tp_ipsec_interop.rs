@@ -342,7 +342,7 @@ fn two_clients_behind_one_nat_are_separate_and_outlive_each_other() {
 #[test]
 fn rekeys_of_both_phases_lose_no_packet() {
     let t = Topology::build();
-    let gw = Gateway::start(&t.gw, CONFIG);
+    let gw = Gateway::start(&t.gw, &format!("{CONFIG}[log]\nlevel = \"debug\"\n"));
     add_user(&gw, "alice", "alice-password-1", None);
     let psk = gw.ipsec_psk();
     let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
@@ -383,6 +383,10 @@ fn rekeys_of_both_phases_lose_no_packet() {
         .unwrap()
         .parse()
         .unwrap();
+    if got != sent {
+        let charon = g.run("tail -150 /tmp/charon.log", T);
+        eprintln!("charon log:\n{}", charon.output);
+    }
     assert!(sent >= 450, "{stats}");
     assert_eq!(got, sent, "packets lost across rekeys: {stats}");
     let log = gw.log();

@@ -106,6 +106,12 @@ pub fn message(ipsec: &Ipsec, l2tp: &L2tp, msg: &[u8], from: SocketAddrV4, natt_
         taken: Vec::new(),
     };
     if let Err(e) = entry.sa.handle_message(now, msg, &mut host) {
+        log::debug!(
+            "ipsec: {from}: exchange {} message {:08x} not taken: {}",
+            h.exchange,
+            h.message_id,
+            e.name()
+        );
         count_error(ipsec, e);
         if e == IkeError::AuthFailed {
             warn_unauthenticated(|| {

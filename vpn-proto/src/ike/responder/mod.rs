@@ -236,15 +236,16 @@ impl IkeSa {
     ) -> Result<(), IkeError> {
         let h = Header::decode(msg).map_err(|_| IkeError::Malformed)?;
         let msg = &msg[..h.length as usize];
-        if h.icookie != self.icookie || h.rcookie != self.rcookie {
-            return Err(IkeError::Unexpected);
-        }
         if h.exchange == EXCH_MAIN && msg == self.last_in.as_slice() {
-            // The client did not get our answer: send it again.
+            // The client did not get our answer: send it again (a repeated
+            // MM1 still has no responder cookie).
             if let Some(o) = &self.last_out {
                 self.out.push_back(o.clone());
             }
             return Ok(());
+        }
+        if h.icookie != self.icookie || h.rcookie != self.rcookie {
+            return Err(IkeError::Unexpected);
         }
         let encrypted = h.flags & FLAG_ENCRYPTED != 0;
         let r = match (&self.state, h.exchange, encrypted) {
