@@ -1,7 +1,7 @@
 //! Key derivation against vectors computed independently (Python's hmac
-//! and hashlib from RFC 2409's formulas, docs/ipsec.md), DH agreement,
+//! and hashlib from RFC 2409's formulas), DH agreement,
 //! and the codec.
-use super::{
+use crate::ike::{
     consts::*,
     crypto::{CbcAlg, DhGroup, HashAlg},
     keys,

@@ -1,0 +1,3 @@
+mod initiator;
+mod responder;
+mod vectors;
