@@ -16,6 +16,39 @@ const NATIVE: u16 = 7443;
 const WAN_PEER: [u8; 4] = [198, 18, 1, 2];
 const GW: [u8; 4] = [198, 18, 0, 1];
 const IN_POOL: [u8; 4] = [10, 99, 0, 5];
+/// SAs the harness tells the data plane about: ESP in UDP, and raw ESP.
+const SPI_UDP: u32 = 0x0000_1234;
+const SPI_RAW: u32 = 0x0000_5678;
+
+fn natt(payload: Vec<u8>) -> Vec<u8> {
+    Frame {
+        l4: L4::Udp {
+            sport: 4500,
+            dport: PORT_NATT,
+            payload,
+        },
+        ..Frame::udp(WAN_PEER, GW, PORT_NATT)
+    }
+    .build()
+}
+
+fn esp_packet(spi: u32) -> Vec<u8> {
+    let mut p = spi.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0, 0, 0, 1]);
+    p.extend_from_slice(&[0xab; 40]);
+    p
+}
+
+fn raw_esp(spi: u32) -> Vec<u8> {
+    Frame {
+        l4: L4::Raw {
+            proto: 50,
+            payload: esp_packet(spi),
+        },
+        ..Frame::udp(WAN_PEER, GW, 0)
+    }
+    .build()
+}
 
 struct Harness {
     ebpf: aya::Ebpf,
@@ -39,6 +72,8 @@ impl Harness {
             pptp_enabled: u32::from(pptp),
         };
         dataplane::write_config(&mut ebpf, &cfg).unwrap();
+        dataplane::esp_spis::insert(&mut ebpf, SPI_UDP, true).unwrap();
+        dataplane::esp_spis::insert(&mut ebpf, SPI_RAW, false).unwrap();
         Harness { ebpf }
     }
 
@@ -151,9 +186,44 @@ fn fixtures(pptp: bool) -> Vec<Fixture> {
             &[XdpRx, XdpClassIke],
         ),
         pass(
-            "ike nat-t",
-            Frame::udp(WAN_PEER, GW, PORT_NATT).build(),
+            "ike nat-t (non-ESP marker)",
+            natt([&[0u8; 4][..], &[0x11; 28]].concat()),
             &[XdpRx, XdpClassIke],
+        ),
+        pass("nat-t keepalive", natt(vec![0xff]), &[XdpRx, XdpClassIke]),
+        pass(
+            "esp in udp, an SA's spi",
+            natt(esp_packet(SPI_UDP)),
+            &[XdpRx, XdpClassEsp],
+        ),
+        drop(
+            "esp in udp, unknown spi",
+            natt(esp_packet(0xdead_beef)),
+            &[XdpRx],
+            DropReason::UnknownSpi,
+        ),
+        drop(
+            "esp in udp for a raw-esp sa",
+            natt(esp_packet(SPI_RAW)),
+            &[XdpRx],
+            DropReason::UnknownSpi,
+        ),
+        pass(
+            "raw esp, an SA's spi",
+            raw_esp(SPI_RAW),
+            &[XdpRx, XdpClassEsp],
+        ),
+        drop(
+            "raw esp, unknown spi",
+            raw_esp(0xdead_beef),
+            &[XdpRx],
+            DropReason::UnknownSpi,
+        ),
+        drop(
+            "raw esp for a udp sa",
+            raw_esp(SPI_UDP),
+            &[XdpRx],
+            DropReason::UnknownSpi,
         ),
         pass(
             "ipv4 options before udp",
@@ -257,6 +327,8 @@ fn every_truncated_prefix_is_dropped_and_counted() {
             0,
         ),
         ("spoofed", Frame::udp(IN_POOL, GW, 53).build(), 0),
+        ("esp in udp", natt(esp_packet(SPI_UDP)), 0),
+        ("raw esp", raw_esp(SPI_RAW), 0),
     ];
     for (name, frame, tags) in frames {
         for len in 14..frame.len() {

@@ -17,16 +17,19 @@ pub enum DropReason {
     SpoofedInnerSource = 3,
     /// A fast-path packet the kernel could not re-encapsulate or redirect.
     FastPathFailed = 4,
+    /// ESP (raw or in UDP on the NAT-T port) for an SPI no SA expects.
+    UnknownSpi = 5,
 }
 
 impl DropReason {
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
     pub const ALL: [DropReason; Self::COUNT as usize] = [
         DropReason::Truncated,
         DropReason::MalformedIpv4,
         DropReason::SpoofedPoolSource,
         DropReason::SpoofedInnerSource,
         DropReason::FastPathFailed,
+        DropReason::UnknownSpi,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl DropReason {
             DropReason::SpoofedPoolSource => "spoofed_pool_source",
             DropReason::SpoofedInnerSource => "spoofed_inner_source",
             DropReason::FastPathFailed => "fast_path_failed",
+            DropReason::UnknownSpi => "esp_unknown_spi",
         }
     }
 }
@@ -82,10 +86,12 @@ pub enum Counter {
     /// has not finished their checksum (CHECKSUM_PARTIAL, from a local veth
     /// or process) or they are GSO bursts PPTP cannot split (decisions #29).
     FastCsumToDaemon = 17,
+    /// ESP (raw, or in UDP on the NAT-T port) for an SPI an SA expects.
+    XdpClassEsp = 18,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 19;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::XdpRx,
         Counter::XdpVlan,
@@ -105,6 +111,7 @@ impl Counter {
         Counter::FastToDaemon,
         Counter::FastHairpin,
         Counter::FastCsumToDaemon,
+        Counter::XdpClassEsp,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -127,6 +134,7 @@ impl Counter {
             Counter::FastToDaemon => "fast_to_daemon",
             Counter::FastHairpin => "fast_hairpin",
             Counter::FastCsumToDaemon => "fast_csum_to_daemon",
+            Counter::XdpClassEsp => "xdp_class_esp",
         }
     }
 }

@@ -18,9 +18,12 @@ pub const SESSIONS: &str = "VPN_SESSIONS";
 /// Per-CPU array: session index -> [`SessionStats`].
 pub const SESSION_STATS: &str = "VPN_SESSION_STATS";
 pub const GRE_SEQ: &str = "VPN_GRE_SEQ";
+/// Hash: inbound ESP SPI (host order) -> [`ESP_F_UDP`] or [`ESP_F_RAW`]:
+/// which ESP the WAN lets through to the daemon.
+pub const ESP_SPIS: &str = "VPN_ESP_SPIS";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 8] = [
+pub const PINNED: [&str; 9] = [
     STATS,
     DROPS,
     CONFIG,
@@ -29,12 +32,19 @@ pub const PINNED: [&str; 8] = [
     SESSIONS,
     SESSION_STATS,
     GRE_SEQ,
+    ESP_SPIS,
 ];
 
 /// Capacity of the session tables (and so the hard limit on concurrent sessions).
 pub const MAX_SESSIONS: u32 = 4096;
 /// Capacity of the inner-address trie: each session's /32 plus routed subnets.
 pub const MAX_ADDR_PREFIXES: u32 = 2 * MAX_SESSIONS;
+
+/// Inbound ESP SAs at once (each client holds two during a rekey).
+pub const MAX_ESP_SAS: u32 = 4 * MAX_SESSIONS;
+/// `ESP_SPIS` values: the SA expects ESP in UDP (NAT-T) / as IP protocol 50.
+pub const ESP_F_UDP: u32 = 1;
+pub const ESP_F_RAW: u32 = 2;
 
 /// `DataplaneConfig::flags`: the config slot has been written by the daemon.
 pub const CONFIG_F_VALID: u32 = 1 << 0;

@@ -11,6 +11,7 @@ pub const MAX_VLAN_TAGS: usize = 2;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
 pub const IPPROTO_GRE: u8 = 47;
+pub const IPPROTO_ESP: u8 = 50;
 
 /// Well-known ports of the protocols the gateway terminates.
 pub const PORT_L2TP: u16 = 1701;

@@ -8,7 +8,7 @@ use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
         DataplaneConfig, GreSeq, SessionEntry, SessionStats, TunnelKey, BPF_F_MMAPABLE,
-        MAX_ADDR_PREFIXES, MAX_SESSIONS,
+        MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_SESSIONS,
     },
 };
 
@@ -39,3 +39,7 @@ pub static SESSION_STATS: PerCpuArray<SessionStats> =
 /// Shared with the daemon through mmap (see `GreSeq`).
 #[map(name = "VPN_GRE_SEQ")]
 pub static GRE_SEQ: Array<GreSeq> = Array::with_max_entries(MAX_SESSIONS, BPF_F_MMAPABLE);
+
+/// Inbound ESP SPIs the daemon has SAs for (see `vpn_common::maps::ESP_SPIS`).
+#[map(name = "VPN_ESP_SPIS")]
+pub static ESP_SPIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ESP_SAS, 0);

@@ -1,5 +1,6 @@
-//! WAN ingress: parse Ethernet (+ up to two VLAN tags), IPv4, UDP and GRE;
-//! drop pool-sourced spoofs; classify tunnel traffic for the daemon.
+//! WAN ingress: parse Ethernet (+ up to two VLAN tags), IPv4, UDP, GRE and
+//! ESP; drop pool-sourced spoofs and ESP for SPIs no SA expects; classify
+//! tunnel traffic for the daemon.
 //!
 //! Every tunnel class goes to the stack (`XDP_PASS`): the fast paths
 //! decapsulate in TC ingress (`tc_wan.rs`), which can hand a packet to
@@ -8,15 +9,19 @@ use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use aya_log_ebpf::debug;
 use vpn_common::{
     counters::{Counter, DropReason},
-    maps::{DataplaneConfig, CONFIG_F_VALID},
+    maps::{DataplaneConfig, CONFIG_F_VALID, ESP_F_RAW, ESP_F_UDP},
     wire::{
         EthHdr, GreHdr, Ipv4Hdr, Ipv6Hdr, UdpHdr, VlanHdr, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4,
-        ETH_P_IPV6, GRE_PROTO_PPP, GRE_VERSION_MASK, GRE_VERSION_PPTP, IPPROTO_GRE, IPPROTO_UDP,
-        IPV4_FRAG_OFFSET_MASK, MAX_VLAN_TAGS,
+        ETH_P_IPV6, GRE_PROTO_PPP, GRE_VERSION_MASK, GRE_VERSION_PPTP, IPPROTO_ESP, IPPROTO_GRE,
+        IPPROTO_UDP, IPV4_FRAG_OFFSET_MASK, MAX_VLAN_TAGS,
     },
 };
 
-use crate::{maps::CONFIG, packet::read_at, stats::count};
+use crate::{
+    maps::{CONFIG, ESP_SPIS},
+    packet::read_at,
+    stats::count,
+};
 
 pub fn process(ctx: &XdpContext) -> Result<u32, DropReason> {
     let (start, end) = (ctx.data(), ctx.data_end());
@@ -83,6 +88,13 @@ fn ipv4(ctx: &XdpContext, start: usize, end: usize, off: usize) -> Result<u32, D
     match ip.proto {
         IPPROTO_UDP => classify_udp(start, end, l4, cfg),
         IPPROTO_GRE => classify_gre(start, end, l4, cfg),
+        IPPROTO_ESP => match cfg {
+            Some(c) if c.natt_port != 0 => esp(start, end, l4, ESP_F_RAW),
+            _ => {
+                count(Counter::XdpPassIpv4);
+                Ok(xdp_action::XDP_PASS)
+            }
+        },
         _ => {
             count(Counter::XdpPassIpv4);
             Ok(xdp_action::XDP_PASS)
@@ -98,6 +110,17 @@ fn classify_udp(
 ) -> Result<u32, DropReason> {
     let udp: UdpHdr = read_at(start, end, l4)?;
     let dport = u16::from_be(udp.dst_port);
+    if let Some(c) = cfg {
+        // NAT-T (RFC 3948): a 1-byte keepalive, IKE behind four zero bytes,
+        // or ESP whose SPI the daemon has an SA for.
+        let payload = usize::from(u16::from_be(udp.len)).saturating_sub(8);
+        if dport != 0 && dport == c.natt_port && payload >= 8 {
+            let marker: [u8; 4] = read_at(start, end, l4 + 8)?;
+            if u32::from_ne_bytes(marker) != 0 {
+                return esp(start, end, l4 + 8, ESP_F_UDP);
+            }
+        }
+    }
     let class = match cfg {
         Some(c) if dport != 0 && dport == c.l2tp_port => Counter::XdpClassL2tp,
         Some(c) if dport != 0 && dport == c.native_port => Counter::XdpClassNative,
@@ -125,6 +148,20 @@ fn classify_gre(
     };
     count(class);
     Ok(xdp_action::XDP_PASS)
+}
+
+/// ESP at `at`: passed (and counted) if an SA expects its SPI this way.
+fn esp(start: usize, end: usize, at: usize, how: u32) -> Result<u32, DropReason> {
+    let spi: [u8; 4] = read_at(start, end, at)?;
+    // SAFETY: a plain lookup; the value is copied out at once.
+    let known = unsafe { ESP_SPIS.get(&u32::from_be_bytes(spi)) }.copied();
+    match known {
+        Some(flags) if flags & how != 0 => {
+            count(Counter::XdpClassEsp);
+            Ok(xdp_action::XDP_PASS)
+        }
+        _ => Err(DropReason::UnknownSpi),
+    }
 }
 
 #[inline(always)]

@@ -317,7 +317,7 @@ pub async fn setup(
         _ => None,
     };
     let ipsec = if cfg.ipsec_enabled() {
-        Some(ipsec_service(cfg, &secrets, &mut sockets)?)
+        Some(ipsec_service(cfg, &secrets, &mut sockets, ebpf.clone())?)
     } else {
         None
     };
@@ -539,6 +539,7 @@ fn ipsec_service(
     cfg: &Config,
     secrets: &Secrets,
     sockets: &mut Vec<ports::BoundSocket>,
+    ebpf: Arc<Mutex<aya::Ebpf>>,
 ) -> anyhow::Result<super::ipsec::Ipsec> {
     use super::ipsec::{sockets::Sockets, Ipsec};
     use vpn_proto::ike::responder::Config as IkeConfig;
@@ -584,6 +585,7 @@ fn ipsec_service(
         half_open: super::gateway::limits::HalfOpen::new(i.max_half_open as usize),
         max_ike_sas: (cfg.gateway.max_sessions as usize * 2).max(64),
         counters: Default::default(),
+        spis: crate::dataplane::esp_spis::EspSpis(ebpf),
     })
 }
 

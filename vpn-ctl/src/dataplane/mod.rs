@@ -1,5 +1,6 @@
 //! Loading, attaching and reading the eBPF data plane.
 pub mod bpffs;
+pub mod esp_spis;
 pub mod fastpath;
 pub mod logger;
 pub mod test_run;

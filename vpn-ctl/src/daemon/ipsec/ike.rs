@@ -261,6 +261,7 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
                     // A rekey: the new outbound SA once the client installed it.
                     t.pending_out.insert(c.spi_in, out);
                 }
+                ipsec.spis.insert(c.spi_in, c.udp_encap);
                 ipsec.inbound_write().insert(
                     c.spi_in,
                     Arc::new(InboundSa {
@@ -372,6 +373,7 @@ fn remove_child(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, spi_in: u32, why: &s
     let Some(sa) = ipsec.inbound_write().remove(&spi_in) else {
         return;
     };
+    ipsec.spis.remove(spi_in);
     t.pending_out.remove(&spi_in);
     {
         let mut o = sa.peer.out.lock().unwrap_or_else(|e| e.into_inner());

@@ -90,6 +90,8 @@ pub struct Ipsec {
     pub half_open: Arc<HalfOpen>,
     pub max_ike_sas: usize,
     pub counters: Arc<IpsecCounters>,
+    /// The SPIs the WAN's XDP program lets through.
+    pub spis: crate::dataplane::esp_spis::EspSpis,
 }
 
 impl Ipsec {
