@@ -154,7 +154,7 @@ fn classify_gre(
 fn esp(start: usize, end: usize, at: usize, how: u32) -> Result<u32, DropReason> {
     let spi: [u8; 4] = read_at(start, end, at)?;
     // SAFETY: a plain lookup; the value is copied out at once.
-    let known = unsafe { ESP_SPIS.get(&u32::from_be_bytes(spi)) }.copied();
+    let known = unsafe { ESP_SPIS.get(u32::from_be_bytes(spi)) }.copied();
     match known {
         Some(flags) if flags & how != 0 => {
             count(Counter::XdpClassEsp);
