@@ -26,9 +26,10 @@ pub struct IpsecProfile<'a> {
     pub lifetime: &'a str,
 }
 
-/// A Windows 10/11 client's list (../shared/L2TP-IPSEC-NOTES.md §2):
-/// MODP1024 before MODP2048, so the gateway's own preference shows.
-pub const WINDOWS_IKE: &str = "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024,aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp2048!";
+/// A Windows 10/11 client's list (../shared/L2TP-IPSEC-NOTES.md §2): the
+/// curves first (P-384 before P-256), MODP1024 before MODP2048, so the
+/// gateway's own preference shows.
+pub const WINDOWS_IKE: &str = "aes256-sha1-ecp384,aes128-sha1-ecp256,aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024,aes256-sha1-modp2048,aes128-sha1-modp2048,3des-sha1-modp2048!";
 pub const WINDOWS_ESP: &str = "aes256-sha1,aes128-sha1,3des-sha1!";
 /// Android up to 11: MODP1024 only.
 pub const ANDROID_IKE: &str = "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024!";

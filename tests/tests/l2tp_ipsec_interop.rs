@@ -66,12 +66,12 @@ fn windows_proposals_behind_nat_connect_with_esp_in_udp() {
     let out = g.must(&c.connect_script(40), Duration::from_secs(90));
     assert!(out.contains("inet 10.99.0."), "address on ppp0:\n{out}");
     assert!(out.contains("nameserver 172.16.10.2"), "DNS pushed:\n{out}");
-    // The gateway chose MODP2048 by its own preference, although the
-    // client listed MODP1024 first.
+    // The gateway chose P-256 by its own preference, although the client
+    // listed P-384 first.
     let log = gw.log();
-    assert!(log.contains("Main Mode (aes256-sha1-modp2048)"), "{log}");
+    assert!(log.contains("Main Mode (aes128-sha1-ecp256)"), "{log}");
     let sas = g.must("ipsec statusall", T);
-    assert!(sas.contains("MODP_2048"), "{sas}");
+    assert!(sas.contains("ECP_256"), "{sas}");
     assert!(
         sas.contains("ESP in UDP SPIs"),
         "ESP in UDP behind NAT:\n{sas}"

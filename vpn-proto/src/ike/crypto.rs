@@ -1,16 +1,12 @@
-//! The primitives IKEv1 negotiates: its hash (and HMAC as the PRF), the
-//! Phase 1 CBC ciphers, and MODP Diffie-Hellman (constant-time modexp).
+//! The primitives IKEv1 negotiates: its hash (and HMAC as the PRF) and the
+//! Phase 1 CBC ciphers. Diffie-Hellman is in `dh.rs`.
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
-use crypto_bigint::{
-    modular::runtime_mod::{DynResidue, DynResidueParams},
-    Encoding, Uint, U1024, U1536, U2048,
-};
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use zeroize::Zeroizing;
 
-use super::{consts::*, primes};
+use super::consts::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashAlg {
@@ -154,104 +150,4 @@ impl CbcAlg {
             CbcAlg::Tdes => run::<cbc::Decryptor<des::TdesEde3>>(key, iv, buf),
         }
     }
-}
-
-/// MODP Diffie-Hellman groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DhGroup {
-    Modp1024,
-    Modp1536,
-    Modp2048,
-}
-
-/// Private exponent size: 2× the groups' security level (as strongSwan and
-/// RFC 3526 suggest), which keeps modexp cheap.
-const EXPONENT_BITS: usize = 256;
-
-#[allow(clippy::len_without_is_empty)]
-impl DhGroup {
-    pub fn from_id(id: u16) -> Option<DhGroup> {
-        Some(match id {
-            2 => DhGroup::Modp1024,
-            5 => DhGroup::Modp1536,
-            14 => DhGroup::Modp2048,
-            _ => return None,
-        })
-    }
-
-    pub fn id(self) -> u16 {
-        match self {
-            DhGroup::Modp1024 => 2,
-            DhGroup::Modp1536 => 5,
-            DhGroup::Modp2048 => 14,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DhGroup::Modp1024 => "modp1024",
-            DhGroup::Modp1536 => "modp1536",
-            DhGroup::Modp2048 => "modp2048",
-        }
-    }
-
-    /// Length of public values and of the shared secret, in bytes.
-    pub fn len(self) -> usize {
-        match self {
-            DhGroup::Modp1024 => 128,
-            DhGroup::Modp1536 => 192,
-            DhGroup::Modp2048 => 256,
-        }
-    }
-
-    /// g^x for a 32-byte secret `x`.
-    pub fn public(self, x: &[u8; 32]) -> Vec<u8> {
-        match self {
-            DhGroup::Modp1024 => modexp::<{ U1024::LIMBS }>(primes::MODP1024, None, x),
-            DhGroup::Modp1536 => modexp::<{ U1536::LIMBS }>(primes::MODP1536, None, x),
-            DhGroup::Modp2048 => modexp::<{ U2048::LIMBS }>(primes::MODP2048, None, x),
-        }
-        .expect("the generator is a valid public value")
-    }
-
-    /// (g^y)^x, or None if the peer's value is out of range (0, 1, p-1, ≥ p)
-    /// or not exactly the group's length.
-    pub fn shared(self, x: &[u8; 32], peer: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if peer.len() != self.len() {
-            return None;
-        }
-        match self {
-            DhGroup::Modp1024 => modexp::<{ U1024::LIMBS }>(primes::MODP1024, Some(peer), x),
-            DhGroup::Modp1536 => modexp::<{ U1536::LIMBS }>(primes::MODP1536, Some(peer), x),
-            DhGroup::Modp2048 => modexp::<{ U2048::LIMBS }>(primes::MODP2048, Some(peer), x),
-        }
-        .map(Zeroizing::new)
-    }
-}
-
-fn modexp<const L: usize>(prime_hex: &str, base: Option<&[u8]>, x: &[u8; 32]) -> Option<Vec<u8>>
-where
-    Uint<L>: Encoding,
-{
-    let p = Uint::<L>::from_be_hex(prime_hex);
-    let b = match base {
-        None => Uint::<L>::from_u8(2),
-        Some(bytes) => {
-            let b = Uint::<L>::from_be_slice(bytes);
-            let p_minus_1 = p.wrapping_sub(&Uint::ONE);
-            if b <= Uint::ONE || b >= p_minus_1 {
-                return None;
-            }
-            b
-        }
-    };
-    let mut e = [0u8; 32];
-    e.copy_from_slice(x);
-    let mut wide = vec![0u8; Uint::<L>::BYTES];
-    let n = wide.len();
-    wide[n - 32..].copy_from_slice(&e);
-    let exp = Uint::<L>::from_be_slice(&wide);
-    let params = DynResidueParams::new(&p);
-    let r = DynResidue::new(&b, params).pow_bounded_exp(&exp, EXPONENT_BITS);
-    Some(r.retrieve().to_be_bytes().as_ref().to_vec())
 }

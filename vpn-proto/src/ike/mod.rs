@@ -5,6 +5,7 @@
 //! events and deadlines out.
 pub mod consts;
 pub mod crypto;
+pub mod dh;
 pub mod keys;
 pub mod message;
 pub mod natt;

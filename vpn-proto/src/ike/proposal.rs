@@ -1,11 +1,13 @@
 //! Proposal selection in the gateway's preference order from what the
 //! client offers (docs/decisions.md #40). Phase 1: AES-CBC with SHA2/SHA1
-//! over MODP2048; MODP1536, MODP1024 and 3DES only with `legacy` on.
+//! over ECP256, ECP384, MODP2048; MODP1536, MODP1024 and 3DES only with
+//! `legacy` on.
 //! Phase 2: ESP transport (UDP-encapsulated behind NAT) with AES-GCM-16,
 //! AES-CBC or (legacy) 3DES, and HMAC-SHA1-96 or HMAC-SHA2-256-128.
 use super::{
     consts::*,
-    crypto::{CbcAlg, DhGroup, HashAlg},
+    crypto::{CbcAlg, HashAlg},
+    dh::DhGroup,
     message::{Attribute, Proposal, SaPayload, Transform},
 };
 use crate::esp::{EspCipher, EspInteg, EspTransform};
@@ -30,7 +32,8 @@ impl Phase1Algs {
 
 /// What the gateway accepts, most preferred first.
 pub fn phase1_preferences(legacy: bool) -> Vec<Phase1Algs> {
-    let mut groups = vec![DhGroup::Modp2048];
+    // The curves first: cheaper and stronger (Windows proposes them first).
+    let mut groups = vec![DhGroup::Ecp256, DhGroup::Ecp384, DhGroup::Modp2048];
     if legacy {
         groups.extend([DhGroup::Modp1536, DhGroup::Modp1024]);
     }

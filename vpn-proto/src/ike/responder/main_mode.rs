@@ -170,9 +170,7 @@ impl IkeSa {
             return Err(IkeError::Malformed);
         }
         let algs = s.choice.algs;
-        let mut x = zeroize::Zeroizing::new([0u8; 32]);
-        host.random(&mut x[..]);
-        let gxr = algs.group.public(&x);
+        let (x, gxr) = algs.group.keypair(|b| host.random(b));
         let gxy = algs.group.shared(&x, gxi).ok_or(IkeError::Malformed)?;
         let mut nr = vec![0u8; NONCE_LEN];
         host.random(&mut nr);

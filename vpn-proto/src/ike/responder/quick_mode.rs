@@ -108,13 +108,12 @@ impl IkeSa {
             client_port = ci.port;
         }
         // PFS: only with a KE payload of the proposed group.
-        let mut y = zeroize::Zeroizing::new([0u8; 32]);
         let (gqm, our_ke) = match (choice.pfs, find(PL_KE)) {
             (None, None) => (None, None),
             (Some(group), Some(ke)) => {
-                host.random(&mut y[..]);
+                let (y, public) = group.keypair(|b| host.random(b));
                 let shared = group.shared(&y, ke).ok_or(IkeError::Malformed)?;
-                (Some(shared), Some(group.public(&y)))
+                (Some(shared), Some(public))
             }
             _ => return Err(IkeError::Malformed),
         };

@@ -7,7 +7,8 @@ use std::net::SocketAddrV4;
 
 use crate::ike::{
     consts::*,
-    crypto::{CbcAlg, DhGroup, HashAlg},
+    crypto::{CbcAlg, HashAlg},
+    dh::DhGroup,
     keys::{self, Phase1Keys},
     message::{self, put_attr_tv, split, Chain, Header, Payload},
     natt,
@@ -20,7 +21,8 @@ pub struct Initiator {
     pub hash: HashAlg,
     pub cipher: CbcAlg,
     pub group: DhGroup,
-    x: [u8; 32],
+    x: Vec<u8>,
+    seed: u8,
     gxi: Vec<u8>,
     gxr: Vec<u8>,
     ni: Vec<u8>,
@@ -72,7 +74,8 @@ impl Initiator {
             hash: HashAlg::Sha1,
             cipher: CbcAlg::Aes128,
             group: DhGroup::Modp2048,
-            x: [seed.wrapping_add(1); 32],
+            x: Vec::new(),
+            seed,
             gxi: Vec::new(),
             gxr: Vec::new(),
             ni: vec![seed; 16],
@@ -140,7 +143,9 @@ impl Initiator {
     pub fn mm3(&mut self, mm2: &[u8], to: SocketAddrV4, me: SocketAddrV4) -> Vec<u8> {
         let h = Header::decode(mm2).unwrap();
         self.rcookie = h.rcookie;
-        self.gxi = self.group.public(&self.x);
+        let seed = self.seed;
+        let (x, gxi) = self.group.keypair(|b| b.fill(seed.wrapping_add(1)));
+        (self.x, self.gxi) = (x.to_vec(), gxi);
         let mut c = Chain::default();
         c.add(PL_KE, &self.gxi.clone())
             .add(PL_NONCE, &self.ni.clone());

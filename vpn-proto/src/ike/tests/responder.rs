@@ -365,6 +365,49 @@ fn the_gateways_preference_and_legacy_switch_decide_phase1() {
         .unwrap();
     assert_eq!(r.error, IkeError::NoProposal);
     assert!(r.reason.contains("legacy off"), "{}", r.reason);
+    // Windows' list: the curves first, and P-256 before P-384 here.
+    let windows = [
+        transform(ENC_AES_CBC, 256, HASH_SHA1, 20),
+        transform(ENC_AES_CBC, 128, HASH_SHA1, 19),
+        transform(ENC_AES_CBC, 256, HASH_SHA1, 14),
+    ];
+    let mm1 = Initiator::new(PSK, 15).mm1(&windows, &[], EXCH_MAIN);
+    let sa = IkeSa::respond(config(false), now, ends(), &mm1, &mut host)
+        .ok()
+        .unwrap();
+    assert_eq!(sa.algorithms().unwrap(), "aes128-sha1-ecp256");
+}
+
+#[test]
+fn main_mode_over_ecp384_and_sha256_establishes() {
+    let now = Instant::now();
+    let mut host = TestHost(21);
+    let mut i = Initiator::new(PSK, 17);
+    i.group = crate::ike::dh::DhGroup::Ecp384;
+    i.hash = crate::ike::crypto::HashAlg::Sha256;
+    i.cipher = CbcAlg::Aes256;
+    let mm1 = i.mm1(
+        &[transform(ENC_AES_CBC, 256, HASH_SHA256, 20)],
+        &[],
+        EXCH_MAIN,
+    );
+    let mut sa = IkeSa::respond(config(false), now, ends(), &mm1, &mut host)
+        .ok()
+        .unwrap();
+    assert_eq!(sa.algorithms().unwrap(), "aes256-sha256-ecp384");
+    let mm2 = sa.poll_transmit().unwrap();
+    let mm3 = i.mm3(&mm2, gw(), client_seen());
+    sa.handle_message(now, &mm3, &mut host).unwrap();
+    let mm4 = sa.poll_transmit().unwrap();
+    let mm5 = i.mm5(&mm4, true);
+    sa.handle_message(now, &mm5, &mut host).unwrap();
+    i.mm6(&sa.poll_transmit().unwrap());
+    assert!(matches!(
+        events(&mut sa)[..],
+        [IkeEvent::Established {
+            initial_contact: true
+        }]
+    ));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! and the codec.
 use crate::ike::{
     consts::*,
-    crypto::{CbcAlg, DhGroup, HashAlg},
+    crypto::{CbcAlg, HashAlg},
+    dh::DhGroup,
     keys,
     message::{split, Chain, SaPayload},
 };
@@ -81,22 +82,53 @@ fn phase1_keys_hashes_and_keymat_match_independent_vectors() {
 }
 
 #[test]
-fn diffie_hellman_agrees_and_refuses_degenerate_values() {
-    for g in [DhGroup::Modp1024, DhGroup::Modp1536, DhGroup::Modp2048] {
-        let (x, y) = ([7u8; 32], [201u8; 32]);
-        let (gx, gy) = (g.public(&x), g.public(&y));
+fn diffie_hellman_agrees_and_refuses_values_outside_the_group() {
+    for g in [
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+        DhGroup::Modp2048,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+    ] {
+        let (x, gx) = g.keypair(|b| b.fill(7));
+        let (y, gy) = g.keypair(|b| b.fill(201));
         assert_eq!(gx.len(), g.len());
-        assert_eq!(
-            *g.shared(&x, &gy).unwrap(),
-            *g.shared(&y, &gx).unwrap(),
-            "{g:?}"
-        );
+        let s = g.shared(&x, &gy).unwrap();
+        assert_eq!(*s, *g.shared(&y, &gx).unwrap(), "{g:?}");
         let mut one = vec![0u8; g.len()];
         *one.last_mut().unwrap() = 1;
-        assert!(g.shared(&x, &one).is_none(), "1 accepted");
-        assert!(g.shared(&x, &vec![0xff; g.len()]).is_none(), "≥ p accepted");
-        assert!(g.shared(&x, &gy[1..]).is_none(), "short value accepted");
+        assert!(
+            g.shared(&x, &one).is_none(),
+            "{g:?}: 1 / a point off the curve accepted"
+        );
+        assert!(
+            g.shared(&x, &vec![0xff; g.len()]).is_none(),
+            "{g:?}: ≥ p accepted"
+        );
+        assert!(
+            g.shared(&x, &gy[1..]).is_none(),
+            "{g:?}: short value accepted"
+        );
     }
+}
+
+/// RFC 5903 §8.1 (P-256): the initiator's public value from its private
+/// value, and the shared secret (x only) with the responder's public value
+/// (also checked with a plain Python implementation of the curve).
+#[test]
+fn ecp256_matches_rfc5903() {
+    let i = hex("C88F01F510D9AC3F70A292DAA2316DE544E9AAB8AFE84049C62A9C57862D1433");
+    let gi = hex(concat!(
+        "DAD0B65394221CF9B051E1FECA5787D098DFE637FC90B9EF945D0C3772581180",
+        "5271A0461CDB8252D61F1C456FA3E59AB1F45B33ACCF5F58389E0577B8990BB3"
+    ));
+    let gr = hex(concat!(
+        "D12DFB5289C8D4F81208B70270398C342296970A0BCCB74C736FC7554494BF63",
+        "56FBF3CA366CC23E8157854C13C58D6AAC23F046ADA30F8353E74F33039872AB"
+    ));
+    let z = hex("D6840F6B42F6EDAFD13116E0E12565202FEF8E9ECE7DCE03812464D04B9442DE");
+    assert_eq!(DhGroup::Ecp256.public(&i).unwrap(), gi);
+    assert_eq!(*DhGroup::Ecp256.shared(&i, &gr).unwrap(), z);
 }
 
 #[test]
