@@ -9,8 +9,11 @@ pub fn run(what: Option<&str>) -> anyhow::Result<()> {
         Some("native") => native(),
         Some("pptp") => guest_bench("vpn-bench-pptp"),
         Some("l2tp") => guest_bench("vpn-bench-l2tp"),
+        Some("ipsec") => guest_bench("vpn-bench-ipsec"),
         Some(other) => {
-            anyhow::bail!("unknown benchmark `{other}` (omit it, `native`, `pptp` or `l2tp`)")
+            anyhow::bail!(
+                "unknown benchmark `{other}` (omit it, `native`, `pptp`, `l2tp` or `ipsec`)"
+            )
         }
     }
 }
