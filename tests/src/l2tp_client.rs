@@ -89,6 +89,8 @@ CONF
 echo ': PSK "{psk}"' > /etc/ipsec.secrets
 chmod 600 /etc/ipsec.secrets
 rm -f /tmp/charon.log
+# A charon from an earlier connection would keep its old configuration.
+ipsec stop >/dev/null 2>&1
 ipsec start >/dev/null 2>&1
 # charon is ready once it lists the connection.
 for i in $(seq 100); do ipsec statusall 2>/dev/null | grep -q 'gw:.*IKEv1' && break; sleep 0.1; done

@@ -612,12 +612,7 @@ fn notes(cfg: &Config, secrets: &Secrets) -> Vec<String> {
         ));
         v.push(format!(
             "L2TP/IPsec: IKE proposals {}",
-            names(
-                proposal::phase1_preferences(cfg.ipsec.legacy)
-                    .iter()
-                    .map(|a| a.name())
-                    .collect()
-            )
+            proposal::describe_phase1(cfg.ipsec.legacy)
         ));
         v.push(format!(
             "L2TP/IPsec: ESP proposals {}",

@@ -66,6 +66,25 @@ pub fn phase1_preferences(legacy: bool) -> Vec<Phase1Algs> {
     v
 }
 
+/// The Phase 1 set in a line, preference order kept within each part:
+/// "aes256|aes128|aes192 x sha256|sha1|sha384|sha512 x ecp256|...".
+pub fn describe_phase1(legacy: bool) -> String {
+    let prefs = phase1_preferences(legacy);
+    let mut parts: [Vec<&str>; 3] = Default::default();
+    for a in &prefs {
+        for (part, name) in parts
+            .iter_mut()
+            .zip([a.cipher.name(), a.hash.name(), a.group.name()])
+        {
+            if !part.contains(&name) {
+                part.push(name);
+            }
+        }
+    }
+    let [c, h, g] = parts.map(|p| p.join("|"));
+    format!("{c} x {h} x {g} (groups in this order, 3des with sha1 only)")
+}
+
 pub fn phase2_preferences(legacy: bool) -> Vec<EspTransform> {
     let cbc = |c, integ| EspTransform {
         cipher: EspCipher::Cbc(c),
