@@ -30,6 +30,8 @@ pub struct Initiator {
     pub keys: Option<Phase1Keys>,
     iv: Vec<u8>,
     pub phase1_iv: Vec<u8>,
+    /// NAT-D payload number: RFC 3947's, or the drafts'.
+    pub natd_kind: u8,
     /// The Quick Mode in flight: its message ID, Ni and IV.
     qm: Option<(u32, Vec<u8>, Vec<u8>)>,
 }
@@ -83,6 +85,7 @@ impl Initiator {
             keys: None,
             iv: Vec::new(),
             phase1_iv: Vec::new(),
+            natd_kind: PL_NATD,
             qm: None,
         }
     }
@@ -149,14 +152,9 @@ impl Initiator {
         let mut c = Chain::default();
         c.add(PL_KE, &self.gxi.clone())
             .add(PL_NONCE, &self.ni.clone());
-        c.add(
-            PL_NATD,
-            &natt::natd(self.hash, &self.icookie, &self.rcookie, to),
-        );
-        c.add(
-            PL_NATD,
-            &natt::natd(self.hash, &self.icookie, &self.rcookie, me),
-        );
+        let k = self.natd_kind;
+        c.add(k, &natt::natd(self.hash, &self.icookie, &self.rcookie, to));
+        c.add(k, &natt::natd(self.hash, &self.icookie, &self.rcookie, me));
         self.plain(EXCH_MAIN, 0, &c)
     }
 

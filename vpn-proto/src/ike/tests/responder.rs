@@ -422,3 +422,86 @@ fn the_lifetime_ceiling_ends_the_sa_with_a_delete() {
     let p = s.i.open_info(&d);
     assert_eq!(p[0].0, PL_DELETE);
 }
+
+#[test]
+fn draft_nat_t_uses_the_drafts_payload_numbers_and_encapsulation() {
+    let now = Instant::now();
+    let mut host = TestHost(31);
+    let mut i = Initiator::new(PSK, 23);
+    let mm1 = i.mm1(&[aes128_sha1_modp2048()], &[&VID_NATT_DRAFT_02N], EXCH_MAIN);
+    let mut sa = IkeSa::respond(config(true), now, ends(), &mm1, &mut host)
+        .ok()
+        .unwrap();
+    let mm2 = sa.poll_transmit().unwrap();
+    let h = Header::decode(&mm2).unwrap();
+    let (p, _) = split(h.next, &mm2[HEADER_LEN..]).unwrap();
+    assert!(
+        p.iter()
+            .any(|p| p.kind == PL_VENDOR && p.body == VID_NATT_DRAFT_02N),
+        "the draft VID echoed"
+    );
+    // NAT-D as payload 130: a NAT is found, and answered in kind.
+    i.natd_kind = PL_NATD_DRAFT;
+    let mm3 = i.mm3(&mm2, gw(), client_private());
+    sa.handle_message(now, &mm3, &mut host).unwrap();
+    assert!(
+        sa.nat_detected() && sa.peer_behind_nat,
+        "{:?} {} {}",
+        sa.natt,
+        sa.peer_behind_nat,
+        sa.we_behind_nat
+    );
+    let mm4 = sa.poll_transmit().unwrap();
+    let h = Header::decode(&mm4).unwrap();
+    let (p, _) = split(h.next, &mm4[HEADER_LEN..]).unwrap();
+    assert_eq!(p.iter().filter(|p| p.kind == PL_NATD_DRAFT).count(), 2);
+    let mm5 = i.mm5(&mm4, false);
+    sa.handle_message(now, &mm5, &mut host).unwrap();
+    i.mm6(&sa.poll_transmit().unwrap());
+    events(&mut sa);
+    let mut s = Session { sa, i, host, now };
+    // The drafts' UDP-encapsulated transport mode (61444).
+    let c = quick(&mut s, 51, ENCAP_UDP_TRANSPORT_DRAFT).unwrap();
+    assert!(c.udp_encap);
+}
+
+#[test]
+fn garbage_and_every_truncation_never_panic() {
+    let mut s = establish(true, PSK).ok().unwrap();
+    let qm1 = s.i.qm1(
+        41,
+        99,
+        ESP_AES_CBC,
+        128,
+        Some(P2_AUTH_SHA1),
+        ENCAP_UDP_TRANSPORT,
+    );
+    let mm1 = Initiator::new(PSK, 3).mm1(&[aes128_sha1_modp2048()], &[&VID_DPD], EXCH_MAIN);
+    let mut rng = TestHost(77);
+    for msg in [&qm1, &mm1] {
+        for n in 0..msg.len() {
+            let _ = s.sa.handle_message(s.now, &msg[..n], &mut s.host);
+            let _ = IkeSa::respond(config(true), s.now, ends(), &msg[..n], &mut rng);
+        }
+        for _ in 0..2000 {
+            let mut m = msg.clone();
+            let mut r = [0u8; 3];
+            rng.random(&mut r);
+            let at = usize::from(u16::from_be_bytes([r[0], r[1]])) % m.len();
+            m[at] ^= r[2] | 1;
+            let _ = s.sa.handle_message(s.now, &m, &mut s.host);
+            let _ = IkeSa::respond(config(true), s.now, ends(), &m, &mut rng);
+        }
+    }
+    for len in [0usize, 1, 27, 28, 29, 100, 1000] {
+        let mut m = vec![0u8; len];
+        rng.random(&mut m);
+        let _ = s.sa.handle_message(s.now, &m, &mut s.host);
+        let _ = IkeSa::respond(config(true), s.now, ends(), &m, &mut rng);
+    }
+    // The SA is still up and answers a proper Quick Mode.
+    assert!(s.sa.is_up());
+    while s.sa.poll_transmit().is_some() {}
+    events(&mut s.sa);
+    assert!(quick(&mut s, 42, ENCAP_UDP_TRANSPORT).is_ok());
+}
