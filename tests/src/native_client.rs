@@ -17,6 +17,8 @@ pub struct Client {
     child: Option<Child>,
     out: Arc<Mutex<Vec<String>>>,
     err: Arc<Mutex<Vec<String>>>,
+    /// The stdout and stderr readers: they end at EOF, after the last line.
+    pumps: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What a native client needs from the gateway's operator.
@@ -85,12 +87,15 @@ pub fn add_user(gw: &Gateway, name: &str, password: &str, ip: Option<&str>) {
     );
 }
 
-fn pump(r: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+fn pump(
+    r: impl std::io::Read + Send + 'static,
+    into: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines().map_while(Result::ok) {
             into.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 impl Client {
@@ -130,13 +135,16 @@ impl Client {
             .expect("spawn vpn-ctl connect");
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
-        pump(child.stdout.take().unwrap(), out.clone());
-        pump(child.stderr.take().unwrap(), err.clone());
+        let pumps = vec![
+            pump(child.stdout.take().unwrap(), out.clone()),
+            pump(child.stderr.take().unwrap(), err.clone()),
+        ];
         Client {
             dir,
             child: Some(child),
             out,
             err,
+            pumps,
         }
     }
 
@@ -185,8 +193,12 @@ impl Client {
             child.try_wait().unwrap()
         });
         self.child = None;
-        // Let the pumps drain the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        // Every line is in once the readers saw EOF (the pipes close with
+        // the process; nothing else holds them).
+        let pumps = std::mem::take(&mut self.pumps);
+        wait::until("the client's output to end", Duration::from_secs(5), || {
+            pumps.iter().all(|p| p.is_finished()).then_some(())
+        });
         st
     }
 

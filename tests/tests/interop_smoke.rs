@@ -25,7 +25,7 @@ fn guest_on_the_internet_gets_its_address_and_pings_the_gateway() {
 
     // The clients the protocol tests drive, and the kernel parts they need.
     g.must(
-        "for c in pppd pptp xl2tpd swanctl charon-cmd iperf3 tcpdump; do command -v $c; done && \
+        "for c in pppd pptp xl2tpd ipsec swanctl iperf3 tcpdump; do command -v $c || exit 1; done && \
          test -c /dev/ppp && modprobe -a pptp l2tp_ppp esp4 xfrm_user",
         T,
     );
