@@ -188,6 +188,13 @@ impl<'a> Gateway<'a> {
     }
 }
 
+impl Gateway<'_> {
+    /// SIGTERM, then the daemon's exit status (None: it had to be killed).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.take().and_then(crate::netns::terminate)
+    }
+}
+
 impl Drop for Gateway<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.child.take() {

@@ -88,15 +88,17 @@ impl Drop for Netns {
 
 /// Stops a child politely: SIGTERM (so it can restore what it changed),
 /// then SIGKILL if it has not exited after five seconds.
-pub fn terminate(mut c: std::process::Child) {
+pub fn terminate(mut c: std::process::Child) -> Option<std::process::ExitStatus> {
     // SAFETY: signalling a child we own.
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     for _ in 0..250 {
-        if c.try_wait().ok().flatten().is_some() {
-            return;
+        if let Some(st) = c.try_wait().ok().flatten() {
+            return Some(st);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // Not gone in 5 s: SIGKILL, and None (it did not stop as asked).
     let _ = c.kill();
     let _ = c.wait();
+    None
 }

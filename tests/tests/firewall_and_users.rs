@@ -92,6 +92,7 @@ fn users_add_list_del_never_show_passwords() {
         "10.99.0.7",
     ]);
     let out = files.ctl(&ns, &["users", "add", "alice", "--password-file", pw]);
+    assert!(!out.status.success(), "a duplicate user was added");
     assert!(String::from_utf8_lossy(&out.stderr).contains("user `alice` already exists"));
     let out = files.ctl(
         &ns,
@@ -132,6 +133,7 @@ fn users_add_list_del_never_show_passwords() {
     ok(&["users", "del", "alice"]);
     assert!(!ok(&["users", "list"]).contains("alice"));
     let out = files.ctl(&ns, &["users", "del", "alice"]);
+    assert!(!out.status.success(), "deleting a missing user succeeded");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user `alice`"));
 }
 

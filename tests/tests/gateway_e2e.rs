@@ -141,9 +141,14 @@ fn sigterm_restores_the_host() {
     let t = Topology::build();
     let files = GatewayFiles::new(&t.gw, "");
     let before = Snapshot::take(&t.gw, &files.pin_dir);
-    let gw = Gateway::start(&t.gw, "");
+    let mut gw = Gateway::start(&t.gw, "");
     let pin_dir = gw.files.pin_dir.clone();
-    drop(gw); // SIGTERM, waits for exit
+    let st = gw.terminate();
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "SIGTERM: the daemon should exit 0 on its own, got {st:?}:\n{}",
+        gw.log()
+    );
     let after = Snapshot::take(&t.gw, &pin_dir);
     assert!(
         before == after,
