@@ -51,6 +51,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What USER needs to connect from one client OS: a PowerShell line,
+    /// a .mobileconfig profile, the fields to type, an nmcli line, or the
+    /// native client's command (reads the secrets: root).
+    ClientConfig {
+        user: String,
+        #[arg(long, value_enum)]
+        os: ClientOs,
+        /// The gateway's public name or address, as users reach it.
+        #[arg(long, default_value = "GATEWAY")]
+        server: String,
+        /// Put the user's password in too (by default the user types it).
+        #[arg(long)]
+        with_password: bool,
+    },
     /// The L2TP/IPsec pre-shared key users type into their VPN settings,
     /// with its fingerprint (reads the secrets: root).
     IpsecPsk {
@@ -133,4 +147,15 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Client systems `client-config` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientOs {
+    Windows,
+    Macos,
+    Ios,
+    Android,
+    Linux,
+    Native,
 }

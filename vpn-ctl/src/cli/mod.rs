@@ -1,5 +1,6 @@
 //! The command-line front end: one file per subcommand.
 pub mod args;
+mod client_config;
 mod connect;
 mod down;
 mod gateway_key;
@@ -24,6 +25,12 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Users { command } => users::run(&cfg, command),
         args::Command::GatewayKey { json } => gateway_key::run(&cfg, json),
         args::Command::IpsecPsk { json } => ipsec_psk::run(&cfg, json),
+        args::Command::ClientConfig {
+            user,
+            os,
+            server,
+            with_password,
+        } => client_config::run(&cfg, &user, os, &server, with_password),
     }
 }
 
