@@ -181,3 +181,37 @@ cat /etc/ppp/resolv.conf 2>/dev/null || true
 /// Hangs up in the guest: xl2tpd disconnects (CDN, StopCCN) and pppd ends.
 pub const DISCONNECT_SCRIPT: &str = "kill $(pidof xl2tpd) 2>/dev/null; \
      for i in $(seq 100); do pidof pppd >/dev/null || pidof xl2tpd >/dev/null || exit 0; sleep 0.1; done; exit 1";
+
+/// Sends a Windows-style DHCPINFORM from the guest's ppp0 address (taken
+/// from `connect_output`) to the gateway over the call, and returns the
+/// answer's DHCP options (panics if there is none).
+pub fn dhcp_inform(
+    g: &mut crate::guest::Guest,
+    connect_output: &str,
+) -> std::collections::HashMap<u8, Vec<u8>> {
+    let at = connect_output
+        .find("inet 10.99.0.")
+        .expect("an address on ppp0");
+    let addr: std::net::Ipv4Addr = connect_output[at + 5..]
+        .split(['/', ' '])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let req = vpn_proto::dhcp::inform_request(addr, 0x0bad_cafe, Some(&[6, 121, 249]));
+    let escaped: String = req.iter().map(|b| format!("\\x{b:02x}")).collect();
+    let hex = g.must(
+        &format!("printf '{escaped}' | nc -u -w 3 -s {addr} -p 68 10.99.0.1 67 | od -An -v -tx1"),
+        std::time::Duration::from_secs(30),
+    );
+    let reply: Vec<u8> = hex
+        .split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    assert!(reply.len() > 240, "no DHCP answer: {hex:?}");
+    assert_eq!(&reply[4..8], &0x0bad_cafeu32.to_be_bytes(), "xid");
+    vpn_proto::dhcp::message_options(&reply)
+        .expect("a DHCP message")
+        .into_iter()
+        .collect()
+}

@@ -7,7 +7,7 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     l2tp_client::{
-        IpsecProfile, L2tpClient, ANDROID_ESP, ANDROID_IKE, APPLE_ESP, APPLE_IKE,
+        dhcp_inform, IpsecProfile, L2tpClient, ANDROID_ESP, ANDROID_IKE, APPLE_ESP, APPLE_IKE,
         DISCONNECT_SCRIPT, WINDOWS_ESP, WINDOWS_IKE,
     },
     native_client::add_user,
@@ -80,6 +80,10 @@ fn windows_proposals_behind_nat_connect_with_esp_in_udp() {
         &format!("ping -c 3 -W 5 10.99.0.1 && ping -c 3 -W 5 {LAN_HOST}"),
         T,
     );
+    // Windows asks for its routes with a DHCPINFORM after IPCP.
+    let opts = dhcp_inform(&mut g, &out);
+    assert_eq!(opts.get(&249), Some(&vec![24, 172, 16, 10, 10, 99, 0, 1]));
+    assert_eq!(gw.count("counters", "l2tp_dhcp_informs"), 1);
 
     let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");

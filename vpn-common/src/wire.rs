@@ -18,6 +18,8 @@ pub const PORT_L2TP: u16 = 1701;
 pub const PORT_PPTP: u16 = 1723;
 pub const PORT_IKE: u16 = 500;
 pub const PORT_NATT: u16 = 4500;
+/// DHCP's server port (a client's DHCPINFORM over PPP goes to the daemon).
+pub const PORT_DHCP_SERVER: u16 = 67;
 
 /// PPTP's enhanced GRE (RFC 2637 §4.1): version 1, protocol type 0x880B.
 pub const GRE_VERSION_MASK: u16 = 0x0007;

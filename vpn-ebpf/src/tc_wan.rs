@@ -16,7 +16,7 @@ use vpn_common::{
         DataplaneConfig, SessionEntry, CONFIG_F_CLIENT_ISOLATION, CONFIG_F_VALID, PROTO_L2TP,
         PROTO_PPTP,
     },
-    wire::{Ipv4Hdr, ETH_P_IPV4, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
+    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_UDP, PORT_DHCP_SERVER, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
 };
 
 use crate::{
@@ -87,6 +87,13 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         .map_err(|_| DropReason::Truncated)?;
     if inner.src != entry.assigned_ip {
         return Err(DropReason::SpoofedInnerSource);
+    }
+    // DHCP to the server port (Windows' DHCPINFORM for routes): the
+    // daemon answers it, so it stays encapsulated.
+    let inner_ihl = usize::from(inner.version_ihl & 0x0f) * 4;
+    if inner.proto == IPPROTO_UDP && be16(ctx, off + inner_ihl + 2) == Some(PORT_DHCP_SERVER) {
+        count(Counter::FastToDaemon);
+        return Ok(TC_ACT_OK);
     }
     let strip = (off - ETH_LEN) as i32;
     ctx.adjust_room(-strip, BPF_ADJ_ROOM_MAC, 0)

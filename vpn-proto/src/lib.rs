@@ -2,6 +2,7 @@
 //! bytes to send, events and their next deadline. No sockets, no clocks, so
 //! tests drive both ends of a protocol on a virtual clock.
 pub mod codec;
+pub mod dhcp;
 pub mod esp;
 pub mod ike;
 pub mod l2tp;

@@ -302,6 +302,11 @@ pub async fn setup(
     let users = Arc::new(Mutex::new(users));
     let ppp = PppCommon {
         dns: cfg.gateway.dns.clone(),
+        server: gw_addr,
+        routes: pushed_routes(cfg, &host_networks, &wan, pool)
+            .iter()
+            .map(|r| (r.network(), r.prefix_len()))
+            .collect(),
         pool: pool_alloc.clone(),
         users: users.clone(),
         maps: SessionMaps::new(ebpf.clone()),
@@ -359,6 +364,25 @@ fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()
     dataplane::pin_maps(ebpf, dir)
 }
 
+/// Routes pushed to clients: `gateway.push_routes`, or the networks of
+/// the gateway's interfaces other than the WAN (its LANs).
+fn pushed_routes(
+    cfg: &Config,
+    host_networks: &[HostNetwork],
+    wan: &str,
+    pool: Ipv4Prefix,
+) -> Vec<Ipv4Prefix> {
+    match &cfg.gateway.push_routes {
+        Some(r) => r.clone(),
+        None => host_networks
+            .iter()
+            .filter(|h| h.ifname.as_deref().is_some_and(|i| i != wan && i != "lo"))
+            .map(|h| h.prefix)
+            .filter(|p| !p.overlaps(&pool))
+            .collect(),
+    }
+}
+
 /// The native protocol's state: keys, policy, the WELCOME template and the
 /// UDP sockets of its workers (the bound one plus one per extra TUN queue).
 #[allow(clippy::too_many_arguments)]
@@ -388,15 +412,7 @@ fn native_service(
             );
         }
     }
-    let routes: Vec<Ipv4Prefix> = match &cfg.gateway.push_routes {
-        Some(r) => r.clone(),
-        None => host_networks
-            .iter()
-            .filter(|h| h.ifname.as_deref().is_some_and(|i| i != wan && i != "lo"))
-            .map(|h| h.prefix)
-            .filter(|p| !p.overlaps(&pool))
-            .collect(),
-    };
+    let routes = pushed_routes(cfg, host_networks, wan, pool);
     let params = Params {
         keepalive: Duration::from_secs(n.keepalive_secs.into()),
         rekey: Duration::from_secs(n.rekey_secs.into()),
@@ -434,6 +450,8 @@ fn native_service(
 /// users, the session maps and the login backoff.
 struct PppCommon {
     dns: Vec<Ipv4Addr>,
+    server: Ipv4Addr,
+    routes: Vec<(Ipv4Addr, u8)>,
     pool: Pool,
     users: Arc<Mutex<UserDb>>,
     maps: Arc<SessionMaps>,
@@ -448,6 +466,8 @@ impl PppCommon {
             protocol,
             link,
             dns: self.dns.clone(),
+            server: self.server,
+            routes: self.routes.clone(),
             pool: self.pool.clone(),
             users: self.users.clone(),
             maps: fast.then(|| self.maps.clone()),

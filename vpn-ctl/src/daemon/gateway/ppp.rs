@@ -15,7 +15,10 @@ use std::{
 };
 
 use vpn_common::maps::{SessionEntry, TunnelKey};
-use vpn_proto::ppp::link::{parse_frame, Link, LinkConfig, LinkEvent};
+use vpn_proto::{
+    dhcp::{self, InformAnswer},
+    ppp::link::{parse_frame, Link, LinkConfig, LinkEvent},
+};
 
 use super::{
     limits::{warn_unauthenticated, LoginGuard, TokenBucket},
@@ -38,6 +41,10 @@ pub struct PppService {
     pub protocol: &'static str,
     pub link: LinkConfig,
     pub dns: Vec<Ipv4Addr>,
+    /// The gateway's address on vpn0 and the routes pushed to clients: the
+    /// answer to a DHCPINFORM (Windows asks for routes that way).
+    pub server: Ipv4Addr,
+    pub routes: Vec<(Ipv4Addr, u8)>,
     pub pool: Pool,
     pub users: Arc<Mutex<UserDb>>,
     /// None: this protocol has no in-kernel path.
@@ -56,6 +63,8 @@ pub struct PppCounters {
     pub login_failed: AtomicU64,
     /// Logins refused unchecked: too many failures from that address.
     pub login_throttled: AtomicU64,
+    /// DHCPINFORMs answered (with the pushed routes and DNS).
+    pub dhcp_informs: AtomicU64,
 }
 
 /// What the kernel needs to carry a call (its maps' key and entry).
@@ -216,7 +225,24 @@ impl<C: Carrier> Call<C> {
                 if ip.len() >= 20 && addr == Some(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])) {
                     p.rx_packets += 1;
                     p.rx_bytes += ip.len() as u64;
-                    let _ = batch::write_fd(tun, ip);
+                    let inform = InformAnswer {
+                        server: svc.server,
+                        routes: &svc.routes,
+                        dns: &svc.dns,
+                    };
+                    let client = addr.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    match dhcp::answer_inform(ip, client, &inform) {
+                        Some(ack) => {
+                            svc.counters.dhcp_informs.fetch_add(1, Ordering::Relaxed);
+                            let mut out = Vec::with_capacity(ack.len() + 8);
+                            if p.link.encap_ip(&ack, &mut out) {
+                                self.carrier.send_frame(&mut s.wire, p.fast.as_ref(), &out);
+                            }
+                        }
+                        None => {
+                            let _ = batch::write_fd(tun, ip);
+                        }
+                    }
                 } else {
                     p.drops += 1;
                     svc.counters.dropped.fetch_add(1, Ordering::Relaxed);

@@ -155,6 +155,14 @@ impl Service for L2tp {
                 "l2tp_tunnels_opened",
                 self.counters.tunnels_opened.load(Ordering::Relaxed),
             ),
+            (
+                "l2tp_dhcp_informs",
+                [Some(&self.ppp), self.ppp_ipsec.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.counters.dhcp_informs.load(Ordering::Relaxed))
+                    .sum(),
+            ),
         ]
     }
 

@@ -122,7 +122,13 @@ impl Service for Pptp {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("pptp_calls", self.read().len() as u64)]
+        vec![
+            ("pptp_calls", self.read().len() as u64),
+            (
+                "pptp_dhcp_informs",
+                self.ppp.counters.dhcp_informs.load(Ordering::Relaxed),
+            ),
+        ]
     }
 
     fn drops(&self) -> Vec<(&'static str, u64)> {
