@@ -340,8 +340,8 @@ fn two_clients_behind_one_nat_are_separate_and_outlive_each_other() {
         .any(|r| r["user"] == "bob" && r["state"] == "up"));
 }
 
-/// Quick Mode every ~30 s and Main Mode (strongSwan's IKEv1
-/// reauthentication) at ~80 s under a 100 s ping (counted, not cut by a
+/// Quick Mode every ~25 s and Main Mode (strongSwan's IKEv1
+/// reauthentication) at ~75 s under a 100 s ping (counted, not cut by a
 /// deadline that would lose the last reply): make-before-break
 /// loses nothing and the L2TP session survives both.
 #[test]
@@ -366,7 +366,7 @@ fn rekeys_of_both_phases_lose_no_packet() {
     // exercises R-U-THERE on the gateway too.
     let script = c
         .connect_script(40)
-        .replace("  auto=add\n", "  margintime=10s\n  rekeyfuzz=0%\n  dpddelay=5s\n  dpdtimeout=30s\n  dpdaction=clear\n  auto=add\n");
+        .replace("  auto=add\n", "  margintime=15s\n  rekeyfuzz=0%\n  dpddelay=5s\n  dpdtimeout=30s\n  dpdaction=clear\n  auto=add\n");
     g.must(&script, Duration::from_secs(90));
     let row = gw.sessions()[0]["id"].clone();
     let out = g.must(
