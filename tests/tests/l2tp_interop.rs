@@ -73,21 +73,8 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
     assert!(r["rx_packets"].as_u64().unwrap() >= 9, "{r}");
 
     // TCP both ways through the tunnel.
-    for reverse in ["", "-R"] {
-        let mut server = t
-            .lan
-            .cmd("timeout")
-            .args(["90", "iperf3", "-s", "-1"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        g.must(
-            &format!(
-                "for i in $(seq 50); do iperf3 -c {LAN_HOST} -n 4M {reverse} && exit 0; sleep 0.2; done; exit 1"
-            ),
-            Duration::from_secs(120),
-        );
-        let _ = server.wait();
+    for reverse in [false, true] {
+        vpn_tests::guest_iperf::tcp_to_lan(&t, &mut g, "4M", reverse);
     }
     assert_eq!(gw.count("counters", "l2tp_tunnels"), 1);
 

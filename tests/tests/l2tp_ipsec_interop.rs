@@ -28,21 +28,8 @@ fn client<'a>(user: &'a str, password: &'a str, ipsec: IpsecProfile<'a>) -> L2tp
 }
 
 fn iperf_both_ways(t: &Topology, g: &mut Guest) {
-    for reverse in ["", "-R"] {
-        let mut server = t
-            .lan
-            .cmd("timeout")
-            .args(["90", "iperf3", "-s", "-1"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        g.must(
-            &format!(
-                "for i in $(seq 50); do iperf3 -c {LAN_HOST} -n 4M {reverse} && exit 0; sleep 0.2; done; exit 1"
-            ),
-            Duration::from_secs(120),
-        );
-        let _ = server.wait();
+    for reverse in [false, true] {
+        vpn_tests::guest_iperf::tcp_to_lan(t, g, "4M", reverse);
     }
 }
 

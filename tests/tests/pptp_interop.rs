@@ -48,20 +48,7 @@ fn run_case(mppe: bool) {
 
     // 10 MB over TCP through the tunnel: iperf3 completes, and a byte-exact
     // transfer arrives whole (length and SHA-256 match).
-    let mut server = t
-        .lan
-        .cmd("timeout")
-        .args(["90", "iperf3", "-s", "-1"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    g.must(
-        &format!(
-            "for i in $(seq 50); do iperf3 -c {LAN_HOST} -n 10M && exit 0; sleep 0.2; done; exit 1"
-        ),
-        Duration::from_secs(120),
-    );
-    let _ = server.wait();
+    vpn_tests::guest_iperf::tcp_to_lan(&t, &mut g, "10M", false);
     let mut sink = t
         .lan
         .cmd("python3")

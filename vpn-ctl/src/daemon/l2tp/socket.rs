@@ -319,16 +319,7 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
                     "l2tp: tunnel {id} from {} closed: {reason}",
                     entry.link.endpoint()
                 );
-                let ours: Vec<u16> = l2tp
-                    .read()
-                    .calls
-                    .keys()
-                    .filter(|(t, _)| *t == id)
-                    .map(|(_, s)| *s)
-                    .collect();
-                for s in ours {
-                    end_call(l2tp, id, s, "its tunnel closed");
-                }
+                end_tunnel_calls(l2tp, id, "its tunnel closed");
             }
         }
     }
@@ -336,6 +327,20 @@ fn drive(l2tp: &L2tp, entry: &Arc<TunnelEntry>, now: Instant) {
         let mut t = l2tp.write();
         t.tunnels.remove(&id);
         t.by_peer.remove(&(entry.link.id(), entry.peer_id));
+    }
+}
+
+/// Ends every call of tunnel `id`.
+fn end_tunnel_calls(l2tp: &L2tp, id: u16, why: &str) {
+    let calls: Vec<u16> = l2tp
+        .read()
+        .calls
+        .keys()
+        .filter(|(t, _)| *t == id)
+        .map(|(_, s)| *s)
+        .collect();
+    for s in calls {
+        end_call(l2tp, id, s, why);
     }
 }
 
@@ -394,16 +399,7 @@ pub fn forget_link(l2tp: &L2tp, link: u64, why: &str) {
             "l2tp: tunnel {id} from {} closed: {why}",
             entry.link.endpoint()
         );
-        let calls: Vec<u16> = l2tp
-            .read()
-            .calls
-            .keys()
-            .filter(|(t, _)| *t == id)
-            .map(|(_, s)| *s)
-            .collect();
-        for s in calls {
-            end_call(l2tp, id, s, why);
-        }
+        end_tunnel_calls(l2tp, id, why);
         let mut t = l2tp.write();
         t.tunnels.remove(&id);
         t.by_peer.remove(&(entry.link.id(), entry.peer_id));

@@ -10,8 +10,8 @@ use std::{
 use subtle::ConstantTimeEq;
 
 use super::{
-    seal::open, Config, Endpoints, Host, IkeError, IkeEvent, IkeSa, KeSent, NatT, Refused, SaSent,
-    State, Up,
+    seal::{open, unprotected_notify},
+    Config, Endpoints, Host, IkeError, IkeEvent, IkeSa, KeSent, NatT, Refused, SaSent, State, Up,
 };
 use crate::ike::{
     consts::*,
@@ -41,26 +41,10 @@ impl IkeSa {
         };
         let h = Header::decode(msg).map_err(|_| malformed("not an ISAKMP message"))?;
         let msg = &msg[..h.length as usize];
-        let refuse = |error, kind: u16, reason: String| {
-            let mut n = Chain::default();
-            n.add(PL_NOTIFY, &message::notify(PROTO_ISAKMP, &[], kind, &[]));
-            let mut m = Vec::new();
-            Header {
-                next: PL_NOTIFY,
-                exchange: EXCH_INFO,
-                flags: 0,
-                message_id: 0,
-                length: 0,
-                ..h.clone()
-            }
-            .encode(&mut m);
-            m.extend_from_slice(&n.bytes);
-            message::set_length(&mut m);
-            Refused {
-                error,
-                reason,
-                reply: Some(m),
-            }
+        let refuse = |error, kind: u16, reason: String| Refused {
+            error,
+            reason,
+            reply: Some(unprotected_notify(h.icookie, h.rcookie, kind)),
         };
         if h.exchange == EXCH_AGGRESSIVE {
             // docs/decisions.md #40: Aggressive Mode exposes a PSK hash to
@@ -328,9 +312,7 @@ impl IkeSa {
 
     /// An unprotected notification (before keys are agreed).
     fn refuse_unprotected(&mut self, kind: u16) {
-        let mut c = Chain::default();
-        c.add(PL_NOTIFY, &message::notify(PROTO_ISAKMP, &[], kind, &[]));
-        let m = self.plain(EXCH_INFO, 0, &c);
+        let m = unprotected_notify(self.icookie, self.rcookie, kind);
         self.out.push_back(m);
     }
 }

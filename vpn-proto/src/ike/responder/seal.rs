@@ -71,3 +71,27 @@ pub(super) fn open(
     let mut plain = body.to_vec();
     cipher.decrypt(key, iv, &mut plain).then_some((plain, last))
 }
+
+/// An unprotected Informational message with one notification (before
+/// keys are agreed: a refused proposal, a failed authentication).
+pub(super) fn unprotected_notify(icookie: [u8; 8], rcookie: [u8; 8], kind: u16) -> Vec<u8> {
+    let mut c = Chain::default();
+    c.add(
+        PL_NOTIFY,
+        &crate::ike::message::notify(PROTO_ISAKMP, &[], kind, &[]),
+    );
+    let mut m = Vec::with_capacity(HEADER_LEN + c.bytes.len());
+    Header {
+        icookie,
+        rcookie,
+        next: c.first,
+        exchange: EXCH_INFO,
+        flags: 0,
+        message_id: 0,
+        length: 0,
+    }
+    .encode(&mut m);
+    m.extend_from_slice(&c.bytes);
+    set_length(&mut m);
+    m
+}
