@@ -83,7 +83,7 @@ impl<'a> Gateway<'a> {
         *self = Self::start_with(self.ns, files);
     }
 
-    fn start_with(ns: &'a Netns, files: GatewayFiles) -> Gateway<'a> {
+    pub fn start_with(ns: &'a Netns, files: GatewayFiles) -> Gateway<'a> {
         let log = std::fs::File::create(files.dir.join("daemon.log")).unwrap();
         let child = ns
             .cmd(vpn_ctl_bin().to_str().unwrap())

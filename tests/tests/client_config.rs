@@ -35,7 +35,24 @@ fn every_os_gets_the_psk_and_the_password_only_when_asked() {
         "{win}"
     );
     assert!(!win.contains("alice-password-1"), "{win}");
-    assert!(cc("windows", &["--with-password"]).contains("'alice-password-1'"));
+    let pw = gw.files.dir.join("alice.pw");
+    let pw = pw.to_str().unwrap();
+    let with_pw = ["--with-password", "--password-file", pw];
+    assert!(cc("windows", &with_pw).contains("'alice-password-1'"));
+    // The gateway keeps no password: a wrong one is caught, not printed.
+    let wrong = gw.files.dir.join("wrong.pw");
+    std::fs::write(&wrong, "alice-password-2\n").unwrap();
+    let out = gw.ctl(&[
+        "client-config",
+        "alice",
+        "--os",
+        "windows",
+        "--with-password",
+        "--password-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the password of `alice`"));
 
     // The profile is a well-formed plist with the values iOS and macOS read.
     let read = |profile: &str| {
@@ -72,7 +89,7 @@ fn every_os_gets_the_psk_and_the_password_only_when_asked() {
     assert_eq!(mac["psk"], psk.as_str());
     assert_eq!(mac["all"], 1, "all traffic: Apple clients take no routes");
     assert!(mac["password"].is_null());
-    let ios = read(&cc("ios", &["--with-password"]));
+    let ios = read(&cc("ios", &with_pw));
     assert_eq!(ios["password"], "alice-password-1");
 
     let android = cc("android", &[]);

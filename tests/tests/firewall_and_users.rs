@@ -108,15 +108,54 @@ fn users_add_list_del_never_show_passwords() {
     );
     assert!(!out.status.success(), "static addresses are unique");
 
+    ok(&[
+        "users",
+        "add",
+        "erin",
+        "--password-file",
+        pw,
+        "--native-only",
+    ]);
     let list = ok(&["users", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(
         v,
-        serde_json::json!([{"name": "alice", "ip": null}, {"name": "bob", "ip": "10.99.0.7"}])
+        serde_json::json!([
+            {"name": "alice", "ip": null, "ppp": true},
+            {"name": "bob", "ip": "10.99.0.7", "ppp": true},
+            {"name": "erin", "ip": null, "ppp": false},
+        ])
     );
     assert!(!list.contains("s3cret") && !ok(&["users", "list"]).contains("s3cret"));
 
+    // The file holds verifiers, never a password that was added: an
+    // argon2id verifier each, an NT hash only for users allowed PPP.
     let db = files.dir.join("state/users.toml");
+    let text = std::fs::read_to_string(&db).unwrap();
+    assert!(
+        !text.contains("s3cret") && !text.contains("password"),
+        "{text}"
+    );
+    assert_eq!(text.matches("verifier = \"$argon2id$").count(), 3, "{text}");
+    assert_eq!(text.matches("nt_hash = ").count(), 2, "{text}");
+    std::fs::write(files.dir.join("pw2"), "n3w-horse-battery\n").unwrap();
+    let pw2 = files.dir.join("pw2");
+    ok(&[
+        "users",
+        "passwd",
+        "erin",
+        "--password-file",
+        pw2.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&db).unwrap();
+    assert_eq!(text.matches("nt_hash = ").count(), 3, "{text}");
+    assert!(!text.contains("n3w-horse"), "{text}");
+    let out = files.ctl(&ns, &["users", "passwd", "nobody", "--password-file", pw]);
+    assert!(
+        !out.status.success(),
+        "changed the password of a missing user"
+    );
+
     assert_eq!(
         std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
         0o600
@@ -143,11 +182,12 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
     let gw = Gateway::start(&t.gw, "");
     let log = gw.log();
     assert!(
-        log.contains("first start: generated the pre-shared key"),
+        log.contains("first start: generated the pre-shared key")
+            && log.contains("initial-password"),
         "{log}"
     );
     let state = gw.files.dir.join("state");
-    for f in ["secrets.toml", "users.toml"] {
+    for f in ["secrets.toml", "users.toml", "initial-password"] {
         let mode = std::fs::metadata(state.join(f))
             .unwrap()
             .permissions()
@@ -162,12 +202,20 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
         .find_map(|l| l.strip_prefix("psk = "))
         .unwrap()
         .trim_matches('"');
+    // The first user's password is handed over in its own file, never in
+    // the user database.
+    let initial = std::fs::read_to_string(state.join("initial-password")).unwrap();
+    let pass = initial.lines().next().unwrap();
+    assert_eq!(
+        std::fs::metadata(state.join("initial-password"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let users = std::fs::read_to_string(state.join("users.toml")).unwrap();
-    let pass = users
-        .lines()
-        .find_map(|l| l.strip_prefix("password = "))
-        .unwrap()
-        .trim_matches('"');
+    assert!(!users.contains(pass), "{users}");
     let gateway_key = secrets
         .lines()
         .find_map(|l| l.strip_prefix("gateway_key = "))
@@ -205,6 +253,40 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
                 .then_some(())
         },
     );
+}
+
+/// A users.toml from before verifiers (clear passwords) is rewritten on
+/// start, and the old password still logs in.
+#[test]
+fn clear_passwords_are_migrated_on_start_and_still_log_in() {
+    use vpn_tests::native_client::{gateway_creds, Client};
+    let t = Topology::build();
+    let files = GatewayFiles::new(&t.gw, "");
+    let state = files.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let db = state.join("users.toml");
+    std::fs::write(
+        &db,
+        "[[user]]\nname = \"frank\"\npassword = \"frank-old-password\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gw = Gateway::start_with(&t.gw, files);
+    let text = std::fs::read_to_string(&db).unwrap();
+    assert!(
+        !text.contains("frank-old-password") && text.contains("$argon2id$"),
+        "{text}"
+    );
+    assert!(gw.log().contains("replaced the clear passwords of 1 users"));
+    let mut c = Client::start(
+        &t.c1,
+        "frank",
+        "frank-old-password",
+        &gateway_creds(&gw),
+        &[],
+    );
+    c.wait_connected();
 }
 
 /// With a host firewall that rejects forwarding, `open_ports` lets clients'

@@ -197,7 +197,7 @@ fn handshakes(psk_text: &str, key: &str) -> anyhow::Result<()> {
                 while Instant::now() < end {
                     let auth = AuthRequest {
                         user: USER.into(),
-                        password: PASSWORD.into(),
+                        password: zeroize::Zeroizing::new(PASSWORD.into()),
                         want_ip: want,
                     };
                     want = Some(one_handshake(server, &psk, &key, auth)?);

@@ -62,8 +62,13 @@ pub enum Command {
         #[arg(long, default_value = "GATEWAY")]
         server: String,
         /// Put the user's password in too (by default the user types it).
+        /// The gateway does not store passwords: it is asked for (or read
+        /// from --password-file) and checked against the user's verifier.
         #[arg(long)]
         with_password: bool,
+        /// File whose first line is the password, with --with-password ("-": stdin).
+        #[arg(long, value_name = "FILE", requires = "with_password")]
+        password_file: Option<PathBuf>,
     },
     /// The L2TP/IPsec pre-shared key users type into their VPN settings,
     /// with its fingerprint (reads the secrets: root).
@@ -139,6 +144,19 @@ pub enum UsersCommand {
         /// Static address for this user (otherwise one from the pool).
         #[arg(long, value_name = "ADDR")]
         ip: Option<Ipv4Addr>,
+        /// Native protocol only: store no NT hash, so no PPTP or L2TP login
+        /// (MS-CHAPv2 needs that password-equivalent hash).
+        #[arg(long)]
+        native_only: bool,
+    },
+    /// Change a user's password (same sources as `add`).
+    Passwd {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Native protocol only from now on (see `add`).
+        #[arg(long)]
+        native_only: bool,
     },
     /// Delete a user.
     Del { name: String },

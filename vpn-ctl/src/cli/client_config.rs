@@ -2,6 +2,7 @@
 //! from one client system, in that system's own form. L2TP/IPsec for the
 //! built-in clients (the gateway's PSK, the user's name; the password only
 //! with `--with-password`), the native client's command line otherwise.
+use super::secret_input::read_secret;
 use crate::{cli::args::ClientOs, config::Config, secrets, users::UserDb};
 
 /// The connection's name on the client.
@@ -12,7 +13,7 @@ pub fn run(
     user: &str,
     os: ClientOs,
     server: &str,
-    with_password: bool,
+    with_password: Option<Option<&std::path::Path>>,
 ) -> anyhow::Result<()> {
     let dir = &cfg.paths.state_dir;
     let s = secrets::Secrets::read(dir)?;
@@ -20,7 +21,19 @@ pub fn run(
     let Some(u) = db.find(user) else {
         anyhow::bail!("no user `{user}` (vpn-ctl users list)");
     };
-    let password = with_password.then_some(u.password.as_str());
+    // The gateway keeps no password: the operator gives it, and a typo is
+    // caught here rather than in the user's profile.
+    let password = match with_password {
+        Some(file) => {
+            let pw = read_secret(file, &format!("Password of {user}"), false)?;
+            if !crate::users::verifier::verify(u.verifier(), &pw) {
+                anyhow::bail!("that is not the password of `{user}`");
+            }
+            Some(pw)
+        }
+        None => None,
+    };
+    let password = password.as_deref().map(String::as_str);
     let routes: Vec<String> = cfg
         .gateway
         .push_routes

@@ -30,7 +30,11 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
             os,
             server,
             with_password,
-        } => client_config::run(&cfg, &user, os, &server, with_password),
+            password_file,
+        } => {
+            let password = with_password.then_some(password_file.as_deref());
+            client_config::run(&cfg, &user, os, &server, password)
+        }
     }
 }
 

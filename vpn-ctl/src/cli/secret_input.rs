@@ -3,14 +3,22 @@
 use std::{io::IsTerminal as _, path::Path};
 
 use anyhow::Context as _;
+use zeroize::Zeroizing;
 
-fn first_line(r: impl std::io::BufRead) -> anyhow::Result<String> {
-    let line = r.lines().next().transpose()?.unwrap_or_default();
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+fn first_line(r: impl std::io::BufRead) -> anyhow::Result<Zeroizing<String>> {
+    let line = Zeroizing::new(r.lines().next().transpose()?.unwrap_or_default());
+    Ok(Zeroizing::new(
+        line.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 /// `what` names the secret in prompts; `confirm` asks twice (new secrets).
-pub fn read_secret(file: Option<&Path>, what: &str, confirm: bool) -> anyhow::Result<String> {
+/// The secret is wiped from memory when dropped.
+pub fn read_secret(
+    file: Option<&Path>,
+    what: &str,
+    confirm: bool,
+) -> anyhow::Result<Zeroizing<String>> {
     match file {
         Some(p) if p == Path::new("-") => first_line(std::io::stdin().lock()),
         Some(p) => {
@@ -19,9 +27,9 @@ pub fn read_secret(file: Option<&Path>, what: &str, confirm: bool) -> anyhow::Re
             first_line(std::io::BufReader::new(f))
         }
         None if std::io::stdin().is_terminal() => {
-            let a = rpassword::prompt_password(format!("{what}: "))?;
+            let a = Zeroizing::new(rpassword::prompt_password(format!("{what}: "))?);
             if confirm {
-                let b = rpassword::prompt_password("Again: ")?;
+                let b = Zeroizing::new(rpassword::prompt_password("Again: ")?);
                 if a != b {
                     anyhow::bail!("the two entries do not match");
                 }

@@ -1,4 +1,4 @@
-//! `vpn-ctl users add/del/list`: edits the database under its lock, then asks
+//! `vpn-ctl users add/passwd/del/list`: edits the database under its lock, then asks
 //! a running daemon to reload it.
 use super::{args::UsersCommand, secret_input::read_secret};
 use crate::{
@@ -14,20 +14,30 @@ pub fn run(cfg: &Config, cmd: UsersCommand) -> anyhow::Result<()> {
             name,
             password_file,
             ip,
+            native_only,
         } => {
             let password = read_secret(password_file.as_deref(), "Password", true)?;
-            UserDb::modify(state_dir, |db| {
-                db.add(User {
-                    name: name.clone(),
-                    password,
-                    ip,
-                })
-            })?;
+            let user = User::new(&name, &password, ip, !native_only)?;
+            UserDb::modify(state_dir, |db| db.add(user))?;
             println!("user {name} added");
+            reload(cfg)
+        }
+        UsersCommand::Passwd {
+            name,
+            password_file,
+            native_only,
+        } => {
+            let password = read_secret(password_file.as_deref(), "New password", true)?;
+            UserDb::modify(state_dir, |db| {
+                db.find_mut(&name)?.set_password(&password, !native_only)
+            })?;
+            UserDb::forget_initial_password(state_dir, &name)?;
+            println!("password of {name} changed");
             reload(cfg)
         }
         UsersCommand::Del { name } => {
             UserDb::modify(state_dir, |db| db.remove(&name))?;
+            UserDb::forget_initial_password(state_dir, &name)?;
             println!("user {name} deleted");
             reload(cfg)
         }

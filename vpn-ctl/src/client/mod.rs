@@ -20,6 +20,7 @@ use vpn_proto::native::{
     messages::{AuthRequest, Reason},
     session::{Params, Role, Session, Setup},
 };
+use zeroize::Zeroizing;
 
 use self::{datapath::Ended, host::Host};
 use crate::{daemon::undo::Journal, fsutil, net::prefix::Ipv4Prefix};
@@ -29,8 +30,8 @@ pub use host::Options as HostOptions;
 pub struct ConnectOptions {
     pub server: String,
     pub user: String,
-    pub password: String,
-    pub psk: String,
+    pub password: Zeroizing<String>,
+    pub psk: Zeroizing<String>,
     /// The gateway key the user pinned (its public half).
     pub gateway_key: [u8; 32],
     pub ciphers: Vec<Cipher>,

@@ -89,6 +89,13 @@ pub async fn setup(
             "vpn-ctl: first start: generated the pre-shared key and the gateway key ({}) and user `{}` with a random password ({}), readable by root only; `vpn-ctl gateway-key` shows what clients need",
             state_dir.join(crate::secrets::FILE).display(),
             initial_user.unwrap_or(crate::users::INITIAL_USER),
+            state_dir.join(crate::users::INITIAL_PASSWORD_FILE).display()
+        );
+    }
+    let migrated = UserDb::migrate(state_dir)?;
+    if migrated > 0 {
+        log::warn!(
+            "{}: replaced the clear passwords of {migrated} users by argon2id verifiers and NT hashes (docs/decisions.md #42)",
             UserDb::path(state_dir).display()
         );
     }

@@ -3,6 +3,7 @@
 use crate::codec::Reader;
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use super::{consts::*, crypto::Cipher};
 
@@ -121,11 +122,12 @@ pub fn error_body(code: u8, msg: &str) -> Vec<u8> {
 
 // ---- Handshake payloads ---------------------------------------------------
 
-/// What the client asks for inside the encrypted AUTH frame.
-#[derive(Clone, PartialEq, Eq)]
+/// What the client asks for inside the encrypted AUTH frame. The password
+/// is wiped when the request is dropped, and the type is not `Clone`.
+#[derive(PartialEq, Eq)]
 pub struct AuthRequest {
     pub user: String,
-    pub password: String,
+    pub password: Zeroizing<String>,
     /// The address it had before (reconnects keep their address if free).
     pub want_ip: Option<Ipv4Addr>,
 }
@@ -140,8 +142,11 @@ impl std::fmt::Debug for AuthRequest {
 }
 
 impl AuthRequest {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::new();
+    /// The plaintext of AUTH (wiped when dropped: it holds the password).
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut b = Zeroizing::new(Vec::with_capacity(
+            8 + self.user.len() + self.password.len() + 6,
+        ));
         put_tlv(&mut b, TLV_USER, self.user.as_bytes());
         put_tlv(&mut b, TLV_PASSWORD, self.password.as_bytes());
         if let Some(ip) = self.want_ip {
@@ -155,7 +160,9 @@ impl AuthRequest {
         for t in tlvs(b) {
             match t? {
                 (TLV_USER, v) => user = Some(text(v, MAX_USER, "user")?),
-                (TLV_PASSWORD, v) => password = Some(text(v, MAX_PASSWORD, "password")?),
+                (TLV_PASSWORD, v) => {
+                    password = Some(Zeroizing::new(text(v, MAX_PASSWORD, "password")?))
+                }
                 (TLV_WANT_IP, v) => want_ip = Some(ipv4(v, "requested address")?),
                 _ => {} // unknown TLVs are skipped: newer clients may add some
             }
@@ -410,7 +417,7 @@ mod tests {
     fn auth_request_debug_hides_the_password() {
         let a = AuthRequest {
             user: "alice".into(),
-            password: "hunter2-secret".into(),
+            password: Zeroizing::new("hunter2-secret".into()),
             want_ip: None,
         };
         assert_eq!(AuthRequest::decode(&a.encode()).unwrap(), a);

@@ -41,7 +41,7 @@ fn welcome() -> Welcome {
 fn auth(password: &str) -> AuthRequest {
     AuthRequest {
         user: "alice".into(),
-        password: password.into(),
+        password: zeroize::Zeroizing::new(password.into()),
         want_ip: None,
     }
 }
@@ -94,7 +94,7 @@ fn handshake(
     assert_eq!(req.user, "alice");
     let reply;
     let server_keys;
-    if req.password == "pw-alice" {
+    if *req.password == "pw-alice" {
         let (f, k) = s.accept(&welcome());
         reply = f;
         server_keys = Some(k);

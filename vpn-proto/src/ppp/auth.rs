@@ -1,12 +1,21 @@
-//! The authenticator's side of PAP (RFC 1334), CHAP-MD5 (RFC 1994) and
-//! MS-CHAPv2 (RFC 2759). The caller looks the user's password up; secrets
-//! are compared in constant time and never kept after the decision.
+//! The authenticator's side of PAP (RFC 1334) and MS-CHAPv2 (RFC 2759).
+//! The caller looks up the user's NT password hash (the gateway stores no
+//! password, so CHAP-MD5, which needs one, is not offered); secrets are
+//! compared in constant time and never kept after the decision.
 use std::time::Instant;
 
-use md5::{Digest as _, Md5};
 use subtle::ConstantTimeEq as _;
 
-use super::{consts::*, fsm::packet, lcp::Auth, mschap};
+use super::{
+    consts::*,
+    fsm::packet,
+    lcp::Auth,
+    mschap::{self, NtHash},
+};
+
+/// Looks a user's NT password hash up (None: no such user, or one that may
+/// not log in over PPP).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<NtHash>;
 
 /// Our name in CHAP challenges.
 pub const NAME: &[u8] = b"vpn-ctl";
@@ -102,22 +111,22 @@ impl Authenticator {
         }
     }
 
-    /// Handles a PAP or CHAP packet; `password` looks a user up. Returns the
+    /// Handles a PAP or CHAP packet; `lookup` finds the user. Returns the
     /// reply to send and the outcome once decided (once; see `repeat`).
     pub fn handle_packet(
         &mut self,
         proto: u16,
         p: &[u8],
-        password: &dyn Fn(&str) -> Option<String>,
+        lookup: Lookup,
     ) -> Option<((u16, Vec<u8>), Outcome)> {
         if self.done {
             return None;
         }
         let (code, id, data) = super::fsm::parse(p)?;
         let result = match (self.method, proto, code) {
-            (Auth::Pap, PROTO_PAP, PAP_REQ) => self.pap(id, data, password),
-            (Auth::ChapMd5 | Auth::MsChapV2, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
-                self.chap(data, password)
+            (Auth::Pap, PROTO_PAP, PAP_REQ) => self.pap(id, data, lookup),
+            (Auth::MsChapV2, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
+                self.mschapv2(data, lookup)
             }
             _ => None,
         };
@@ -129,18 +138,17 @@ impl Authenticator {
         result
     }
 
-    fn pap(
-        &self,
-        id: u8,
-        data: &[u8],
-        password: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<((u16, Vec<u8>), Outcome)> {
+    fn pap(&self, id: u8, data: &[u8], lookup: Lookup) -> Option<((u16, Vec<u8>), Outcome)> {
         let ulen = *data.first()? as usize;
         let user = data.get(1..1 + ulen)?;
         let plen = *data.get(1 + ulen)? as usize;
         let given = data.get(2 + ulen..2 + ulen + plen)?;
         let user = String::from_utf8_lossy(user).into_owned();
-        let ok = password(&user).is_some_and(|pw| ct_eq(pw.as_bytes(), given));
+        let given = std::str::from_utf8(given).ok().map(NtHash::of_password);
+        let ok = match (lookup(&user), given) {
+            (Some(stored), Some(given)) => stored.matches(&given),
+            _ => false,
+        };
         let (code, msg) = if ok {
             (PAP_ACK, "welcome")
         } else {
@@ -159,71 +167,40 @@ impl Authenticator {
         Some(((PROTO_PAP, packet(code, id, &reply)), outcome))
     }
 
-    fn chap(
-        &self,
-        data: &[u8],
-        password: &dyn Fn(&str) -> Option<String>,
-    ) -> Option<((u16, Vec<u8>), Outcome)> {
+    fn mschapv2(&self, data: &[u8], lookup: Lookup) -> Option<((u16, Vec<u8>), Outcome)> {
         let vlen = *data.first()? as usize;
         let value = data.get(1..1 + vlen)?;
         let name = String::from_utf8_lossy(data.get(1 + vlen..)?).into_owned();
         // MS-CHAPv2 names may carry a Windows domain: DOMAIN\user.
         let user = name.rsplit('\\').next().unwrap_or(&name).to_string();
-        let pw = password(&user);
         let fail = |user: String, msg: &str| {
             let reply = packet(CHAP_FAILURE, self.id, msg.as_bytes());
             Some(((PROTO_CHAP, reply), Outcome::Failure { user }))
         };
-        match self.method {
-            Auth::ChapMd5 => {
-                let expect = pw.as_ref().map(|pw| {
-                    let mut h = Md5::new();
-                    h.update([self.id]);
-                    h.update(pw.as_bytes());
-                    h.update(self.challenge);
-                    h.finalize().to_vec()
-                });
-                if vlen == 16 && expect.is_some_and(|e| ct_eq(&e, value)) {
-                    let reply = packet(CHAP_SUCCESS, self.id, b"welcome");
-                    Some((
-                        (PROTO_CHAP, reply),
-                        Outcome::Success {
-                            user,
-                            mppe_master: None,
-                        },
-                    ))
-                } else {
-                    fail(user, "denied")
-                }
-            }
-            Auth::MsChapV2 => {
-                if vlen != 49 {
-                    return fail(user, "E=691 R=0 V=3 M=malformed response");
-                }
-                let peer: [u8; 16] = value[..16].try_into().ok()?;
-                let nt: [u8; 24] = value[24..48].try_into().ok()?;
-                let Some(pw) = pw else {
-                    return fail(user, "E=691 R=0 V=3 M=Authentication failure");
-                };
-                // The challenge hash covers the user name without its
-                // domain (RFC 2759 §8.2), as Windows and pppd compute it.
-                let expect = mschap::nt_response(&self.challenge, &peer, &user, &pw);
-                if !ct_eq(&expect, &nt) {
-                    return fail(user, "E=691 R=0 V=3 M=Authentication failure");
-                }
-                let proof = mschap::authenticator_response(&pw, &nt, &peer, &self.challenge, &user);
-                let msg = format!("{proof} M=Access granted");
-                let reply = packet(CHAP_SUCCESS, self.id, msg.as_bytes());
-                Some((
-                    (PROTO_CHAP, reply),
-                    Outcome::Success {
-                        user,
-                        mppe_master: Some(mschap::master_key(&pw, &nt)),
-                    },
-                ))
-            }
-            Auth::Pap => None,
+        if vlen != 49 {
+            return fail(user, "E=691 R=0 V=3 M=malformed response");
         }
+        let peer: [u8; 16] = value[..16].try_into().ok()?;
+        let nt: [u8; 24] = value[24..48].try_into().ok()?;
+        let Some(hash) = lookup(&user) else {
+            return fail(user, "E=691 R=0 V=3 M=Authentication failure");
+        };
+        // The challenge hash covers the user name without its domain
+        // (RFC 2759 §8.2), as Windows and pppd compute it.
+        let expect = mschap::nt_response(&self.challenge, &peer, &user, &hash);
+        if !ct_eq(&expect, &nt) {
+            return fail(user, "E=691 R=0 V=3 M=Authentication failure");
+        }
+        let proof = mschap::authenticator_response(&hash, &nt, &peer, &self.challenge, &user);
+        let msg = format!("{proof} M=Access granted");
+        let reply = packet(CHAP_SUCCESS, self.id, msg.as_bytes());
+        Some((
+            (PROTO_CHAP, reply),
+            Outcome::Success {
+                user,
+                mppe_master: Some(mschap::master_key(&hash, &nt)),
+            },
+        ))
     }
 }
 
@@ -231,10 +208,9 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-/// The peer's side of CHAP, for tests and a future client: the Response
-/// packet to a Challenge.
+/// The peer's side of MS-CHAPv2, for tests and a future client: the
+/// Response packet to a Challenge.
 pub fn chap_response(
-    method: Auth,
     challenge_pkt: &[u8],
     user: &str,
     password: &str,
@@ -246,23 +222,11 @@ pub fn chap_response(
     }
     let vlen = *data.first()? as usize;
     let challenge = data.get(1..1 + vlen)?;
-    let value = match method {
-        Auth::ChapMd5 => {
-            let mut h = Md5::new();
-            h.update([id]);
-            h.update(password.as_bytes());
-            h.update(challenge);
-            h.finalize().to_vec()
-        }
-        Auth::MsChapV2 => {
-            let auth: [u8; 16] = challenge.try_into().ok()?;
-            // The hash takes the name without a DOMAIN\ prefix; the packet the whole name.
-            let bare = user.rsplit('\\').next().unwrap_or(user);
-            let nt = mschap::nt_response(&auth, &peer_challenge, bare, password);
-            [&peer_challenge[..], &[0u8; 8], &nt, &[0]].concat()
-        }
-        Auth::Pap => return None,
-    };
+    let auth: [u8; 16] = challenge.try_into().ok()?;
+    // The hash takes the name without a DOMAIN\ prefix; the packet the whole name.
+    let bare = user.rsplit('\\').next().unwrap_or(user);
+    let nt = mschap::nt_response(&auth, &peer_challenge, bare, &NtHash::of_password(password));
+    let value = [&peer_challenge[..], &[0u8; 8], &nt, &[0]].concat();
     let mut d = vec![value.len() as u8];
     d.extend_from_slice(&value);
     d.extend_from_slice(user.as_bytes());
@@ -273,8 +237,8 @@ pub fn chap_response(
 mod tests {
     use super::*;
 
-    fn users(u: &str) -> Option<String> {
-        (u == "alice").then(|| "s3cret-pass".to_string())
+    fn users(u: &str) -> Option<NtHash> {
+        (u == "alice").then(|| NtHash::of_password("s3cret-pass"))
     }
 
     #[test]
@@ -282,8 +246,7 @@ mod tests {
         let now = Instant::now();
         let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
         let (_, ch) = a.start(now).unwrap();
-        let resp =
-            chap_response(Auth::MsChapV2, &ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
+        let resp = chap_response(&ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
         let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
         assert!(
             matches!(&outcome, Outcome::Success { user, .. } if user == "alice"),
@@ -291,7 +254,7 @@ mod tests {
         );
         // The proof the client checks is over the same bare name.
         let want = mschap::authenticator_response(
-            "s3cret-pass",
+            &NtHash::of_password("s3cret-pass"),
             resp[4 + 1 + 24..4 + 1 + 48].try_into().unwrap(),
             &[9; 16],
             &[7; 16],
@@ -306,7 +269,7 @@ mod tests {
         for (pw, ok) in [("s3cret-pass", true), ("guess", false)] {
             let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
             let (_, ch) = a.start(now).unwrap();
-            let resp = chap_response(Auth::MsChapV2, &ch, "alice", pw, [9; 16]).unwrap();
+            let resp = chap_response(&ch, "alice", pw, [9; 16]).unwrap();
             let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
             match outcome {
                 Outcome::Success { user, mppe_master } => {
@@ -326,27 +289,25 @@ mod tests {
     }
 
     #[test]
-    fn chap_md5_and_pap_and_domain_names() {
+    fn pap_checks_the_password_against_the_nt_hash_and_domain_names() {
         let now = Instant::now();
-        let mut a = Authenticator::new(Auth::ChapMd5, [3; 16]);
-        let (_, ch) = a.start(now).unwrap();
-        let resp = chap_response(Auth::ChapMd5, &ch, "alice", "s3cret-pass", [0; 16]).unwrap();
-        assert!(matches!(
-            a.handle_packet(PROTO_CHAP, &resp, &users).unwrap().1,
-            Outcome::Success { .. }
-        ));
-
-        let mut a = Authenticator::new(Auth::Pap, [1; 16]);
-        assert!(a.start(now).is_none());
-        let req = packet(PAP_REQ, 5, b"\x05alice\x0bs3cret-pass");
-        let ((_, reply), out) = a.handle_packet(PROTO_PAP, &req, &users).unwrap();
-        assert_eq!(reply[0], PAP_ACK);
-        assert!(matches!(out, Outcome::Success { .. }));
+        for (req, ack) in [
+            (&b"\x05alice\x0bs3cret-pass"[..], true),
+            (b"\x05alice\x0bs3cret-pasS", false),
+            (b"\x05alice\x0bs3cret-pas\xff", false),
+            (b"\x03bob\x0bs3cret-pass", false),
+        ] {
+            let mut a = Authenticator::new(Auth::Pap, [1; 16]);
+            assert!(a.start(now).is_none());
+            let req = packet(PAP_REQ, 5, req);
+            let ((_, reply), out) = a.handle_packet(PROTO_PAP, &req, &users).unwrap();
+            assert_eq!(reply[0] == PAP_ACK, ack, "{req:?}");
+            assert_eq!(matches!(out, Outcome::Success { .. }), ack);
+        }
 
         let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
         let (_, ch) = a.start(now).unwrap();
-        let resp =
-            chap_response(Auth::MsChapV2, &ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
+        let resp = chap_response(&ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
         assert!(matches!(
             a.handle_packet(PROTO_CHAP, &resp, &users).unwrap().1,
             Outcome::Success { .. }

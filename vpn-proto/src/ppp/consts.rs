@@ -34,7 +34,6 @@ pub const LCP_PFC: u8 = 7;
 pub const LCP_ACFC: u8 = 8;
 
 /// CHAP algorithm numbers in the LCP auth option.
-pub const CHAP_MD5: u8 = 5;
 pub const CHAP_MSV2: u8 = 0x81;
 
 // IPCP options.

@@ -275,12 +275,12 @@ impl Link {
     }
 
     /// A PPP frame from the peer. `Ok(Some(range))`: an IP packet at
-    /// `frame[range]` (decrypted in place). `password` looks users up.
+    /// `frame[range]` (decrypted in place). `lookup` finds users.
     pub fn handle_frame(
         &mut self,
         now: Instant,
         f: &mut [u8],
-        password: &dyn Fn(&str) -> Option<String>,
+        lookup: super::auth::Lookup,
     ) -> Result<Option<std::ops::Range<usize>>, Dropped> {
         if self.phase == Phase::Dead {
             return Err(Dropped::NotReady);
@@ -300,7 +300,7 @@ impl Link {
                 Ok(None)
             }
             PROTO_PAP | PROTO_CHAP => {
-                self.auth_input(now, proto, &f[at..], password);
+                self.auth_input(now, proto, &f[at..], lookup);
                 Ok(None)
             }
             PROTO_IPCP => {
@@ -388,18 +388,12 @@ impl Link {
         }
     }
 
-    fn auth_input(
-        &mut self,
-        now: Instant,
-        proto: u16,
-        p: &[u8],
-        password: &dyn Fn(&str) -> Option<String>,
-    ) {
+    fn auth_input(&mut self, now: Instant, proto: u16, p: &[u8], lookup: super::auth::Lookup) {
         if self.phase != Phase::Authenticate {
             return;
         }
         let Some(auth) = &mut self.auth else { return };
-        if let Some(((rproto, reply), outcome)) = auth.handle_packet(proto, p, password) {
+        if let Some(((rproto, reply), outcome)) = auth.handle_packet(proto, p, lookup) {
             self.frames.push_back(frame(rproto, &reply));
             match outcome {
                 Outcome::Success { user, mppe_master } => {
@@ -515,7 +509,11 @@ mod tests {
     //! The gateway's link against a minimal peer built from the same parts
     //! (LCP and IPCP client-side, CHAP responses, MPPE client keys).
     use super::*;
-    use crate::ppp::{auth::chap_response, fsm::testing::start, mschap};
+    use crate::ppp::{
+        auth::chap_response,
+        fsm::testing::start,
+        mschap::{self, NtHash},
+    };
 
     const GW: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 9);
@@ -532,8 +530,8 @@ mod tests {
         }
     }
 
-    fn users(u: &str) -> Option<String> {
-        (u == "alice").then(|| "pw-alice-1".to_string())
+    fn users(u: &str) -> Option<NtHash> {
+        (u == "alice").then(|| NtHash::of_password("pw-alice-1"))
     }
 
     struct Peer {
@@ -581,11 +579,10 @@ mod tests {
                         let (_, _, d) = fsm::parse(&f[at..]).unwrap();
                         let auth: [u8; 16] = d[1..17].try_into().unwrap();
                         let pc = [5u8; 16];
-                        let r =
-                            chap_response(Auth::MsChapV2, &f[at..], "alice", &self.password, pc)
-                                .unwrap();
-                        let nt = mschap::nt_response(&auth, &pc, "alice", &self.password);
-                        self.master = Some(mschap::master_key(&self.password, &nt));
+                        let r = chap_response(&f[at..], "alice", &self.password, pc).unwrap();
+                        let hash = NtHash::of_password(&self.password);
+                        let nt = mschap::nt_response(&auth, &pc, "alice", &hash);
+                        self.master = Some(mschap::master_key(&hash, &nt));
                         self.out.push(frame(PROTO_CHAP, &r));
                     }
                     CHAP_SUCCESS if !self.ncp_started => {
@@ -816,10 +813,10 @@ mod unreliable {
     //! the link treats as the end of the session; the automaton's own test
     //! covers duplication.)
     use super::*;
-    use crate::ppp::{auth::chap_response, mschap};
+    use crate::ppp::{auth::chap_response, mschap::NtHash};
 
-    fn users(u: &str) -> Option<String> {
-        (u == "alice").then(|| "pw-alice-1".to_string())
+    fn users(u: &str) -> Option<NtHash> {
+        (u == "alice").then(|| NtHash::of_password("pw-alice-1"))
     }
 
     /// A scrambled channel: drops every 5th frame and delivers each batch in
@@ -867,9 +864,7 @@ mod unreliable {
                         let _ = lcp.handle_packet(now, &f[at..]);
                     }
                     PROTO_CHAP if f[at] == CHAP_CHALLENGE => {
-                        let r =
-                            chap_response(Auth::MsChapV2, &f[at..], "alice", "pw-alice-1", [4; 16])
-                                .unwrap();
+                        let r = chap_response(&f[at..], "alice", "pw-alice-1", [4; 16]).unwrap();
                         to_link.push(frame(PROTO_CHAP, &r));
                         last_response = Some(frame(PROTO_CHAP, &r));
                     }
@@ -907,7 +902,6 @@ mod unreliable {
             }
             if link.is_up() && ipcp.is_open() {
                 assert_eq!(ipcp.opts.local, Ipv4Addr::new(10, 99, 0, 9));
-                let _ = mschap::nt_password_hash("unused"); // keep the import honest
                 return;
             }
             // Several exchanges per restart interval (a round trip is far

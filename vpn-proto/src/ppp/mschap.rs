@@ -4,11 +4,51 @@
 use des::cipher::{BlockEncrypt as _, KeyInit as _};
 use md4::{Digest as _, Md4};
 use ring::digest;
+use subtle::ConstantTimeEq as _;
+use zeroize::{Zeroize as _, Zeroizing};
 
-/// NtPasswordHash: MD4 of the password in UTF-16LE.
-pub fn nt_password_hash(password: &str) -> [u8; 16] {
-    let unicode: Vec<u8> = password.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    Md4::digest(&unicode).into()
+/// NtPasswordHash: MD4 of the password in UTF-16LE. All the authenticator
+/// needs to check MS-CHAPv2 (and a PAP password), so the gateway stores this
+/// instead of the password. It is password-equivalent for MS-CHAPv2: kept
+/// out of logs (no `Debug` of the bytes), not `Clone`, wiped on drop.
+pub struct NtHash([u8; 16]);
+
+impl NtHash {
+    pub fn of_password(password: &str) -> NtHash {
+        let unicode: Zeroizing<Vec<u8>> =
+            Zeroizing::new(password.encode_utf16().flat_map(u16::to_le_bytes).collect());
+        NtHash(Md4::digest(&*unicode).into())
+    }
+
+    pub fn from_bytes(b: [u8; 16]) -> NtHash {
+        NtHash(b)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Constant-time comparison (PAP checks a given password this way).
+    pub fn matches(&self, other: &NtHash) -> bool {
+        bool::from(self.0.ct_eq(&other.0))
+    }
+
+    /// PasswordHashHash: MD4 of the hash, for the proofs and MPPE keys.
+    fn hash_hash(&self) -> Zeroizing<[u8; 16]> {
+        Zeroizing::new(Md4::digest(self.0).into())
+    }
+}
+
+impl Drop for NtHash {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for NtHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NtHash(..)")
+    }
 }
 
 fn sha1(parts: &[&[u8]]) -> [u8; 20] {
@@ -47,7 +87,7 @@ fn des_encrypt(key7: &[u8], block: &[u8; 8]) -> [u8; 8] {
 
 /// ChallengeResponse: the 24-byte response to an 8-byte challenge.
 fn challenge_response(challenge: &[u8; 8], password_hash: &[u8; 16]) -> [u8; 24] {
-    let mut z = [0u8; 21];
+    let mut z = Zeroizing::new([0u8; 21]);
     z[..16].copy_from_slice(password_hash);
     let mut out = [0u8; 24];
     for i in 0..3 {
@@ -57,11 +97,8 @@ fn challenge_response(challenge: &[u8; 8], password_hash: &[u8; 16]) -> [u8; 24]
 }
 
 /// GenerateNTResponse: what a peer that knows the password answers.
-pub fn nt_response(auth: &[u8; 16], peer: &[u8; 16], user: &str, password: &str) -> [u8; 24] {
-    challenge_response(
-        &challenge_hash(peer, auth, user),
-        &nt_password_hash(password),
-    )
+pub fn nt_response(auth: &[u8; 16], peer: &[u8; 16], user: &str, hash: &NtHash) -> [u8; 24] {
+    challenge_response(&challenge_hash(peer, auth, user), hash.as_bytes())
 }
 
 const MAGIC1: &[u8] = b"Magic server to client signing constant";
@@ -70,14 +107,13 @@ const MAGIC2: &[u8] = b"Pad to make it do more than one iteration";
 /// GenerateAuthenticatorResponse: the "S=<40 hex digits>" the server sends
 /// to prove it knows the password too.
 pub fn authenticator_response(
-    password: &str,
+    hash: &NtHash,
     nt_response: &[u8; 24],
     peer: &[u8; 16],
     auth: &[u8; 16],
     user: &str,
 ) -> String {
-    let hash_hash: [u8; 16] = Md4::digest(nt_password_hash(password)).into();
-    let digest = sha1(&[&hash_hash, nt_response, MAGIC1]);
+    let digest = sha1(&[&*hash.hash_hash(), nt_response, MAGIC1]);
     let challenge = challenge_hash(peer, auth, user);
     let digest = sha1(&[&digest, &challenge, MAGIC2]);
     let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
@@ -95,9 +131,8 @@ const SHS_PAD1: [u8; 40] = [0x00; 40];
 const SHS_PAD2: [u8; 40] = [0xf2; 40];
 
 /// GetMasterKey (RFC 3079 §3.4).
-pub fn master_key(password: &str, nt_response: &[u8; 24]) -> [u8; 16] {
-    let hash_hash: [u8; 16] = Md4::digest(nt_password_hash(password)).into();
-    let d = sha1(&[&hash_hash, nt_response, MASTER_MAGIC]);
+pub fn master_key(hash: &NtHash, nt_response: &[u8; 24]) -> [u8; 16] {
+    let d = sha1(&[&*hash.hash_hash(), nt_response, MASTER_MAGIC]);
     d[..16].try_into().expect("16 bytes")
 }
 
@@ -135,17 +170,23 @@ mod tests {
     #[test]
     fn rfc2759_test_vectors() {
         assert_eq!(
-            hex(&nt_password_hash("clientPass")),
+            hex(NtHash::of_password("clientPass").as_bytes()),
             "44EBBA8D5312B8D611474411F56989AE"
         );
         assert_eq!(
             hex(&challenge_hash(&PEER, &AUTH, "User")),
             "D02E4386BCE91226"
         );
-        let nt = nt_response(&AUTH, &PEER, "User", "clientPass");
+        let nt = nt_response(&AUTH, &PEER, "User", &NtHash::of_password("clientPass"));
         assert_eq!(hex(&nt), "82309ECD8D708B5EA08FAA3981CD83544233114A3D85D6DF");
         assert_eq!(
-            authenticator_response("clientPass", &nt, &PEER, &AUTH, "User"),
+            authenticator_response(
+                &NtHash::of_password("clientPass"),
+                &nt,
+                &PEER,
+                &AUTH,
+                "User"
+            ),
             "S=407A5589115FD0D6209F510FE9C04566932CDA56"
         );
     }
@@ -153,8 +194,8 @@ mod tests {
     /// RFC 3079 §3.5.3 (128-bit keys).
     #[test]
     fn rfc3079_test_vectors() {
-        let nt = nt_response(&AUTH, &PEER, "User", "clientPass");
-        let master = master_key("clientPass", &nt);
+        let nt = nt_response(&AUTH, &PEER, "User", &NtHash::of_password("clientPass"));
+        let master = master_key(&NtHash::of_password("clientPass"), &nt);
         assert_eq!(hex(&master), "FDECE3717A8C838CB388E527AE3CDD31");
         let (send, _) = server_start_keys(&master, 16);
         assert_eq!(hex(&send), "8B7CDC149B993A1BA118CB153F56DCCB");

@@ -213,7 +213,8 @@ impl<C: Carrier> Call<C> {
                 return None;
             }
             let db = users.lock().unwrap_or_else(|e| e.into_inner());
-            db.find(name).map(|u| u.password.clone())
+            // Native-only users have no NT hash: PPP logins fail for them.
+            db.find(name).and_then(|u| u.nt_hash())
         };
         let result = p.link.handle_frame(now, frame, &lookup);
         p.throttled |= throttled.get();
