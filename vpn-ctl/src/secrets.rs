@@ -13,7 +13,8 @@ pub const FILE: &str = "secrets.toml";
 /// Length of a generated PSK (57-letter alphabet: about 280 bits).
 const PSK_LEN: usize = 48;
 
-#[derive(Clone, Deserialize, Serialize)]
+/// Not `Clone`; wiped when dropped.
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     /// Pre-shared key for L2TP/IPsec and the native protocol.
@@ -21,6 +22,14 @@ pub struct Secrets {
     /// The native protocol's gateway key: X25519 private key, base64.
     #[serde(default)]
     pub gateway_key: Option<String>,
+}
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.psk.zeroize();
+        self.gateway_key.zeroize();
+    }
 }
 
 impl fmt::Debug for Secrets {
@@ -124,3 +133,5 @@ impl Secrets {
         ))
     }
 }
+
+vpn_proto::assert_not_clone!(Secrets);

@@ -191,7 +191,7 @@ fn handshakes(psk_text: &str, key: &str) -> anyhow::Result<()> {
     let end = Instant::now() + Duration::from_secs(HANDSHAKE_SECS);
     let threads: Vec<_> = (0..HANDSHAKE_THREADS)
         .map(|_| {
-            let done = done.clone();
+            let (done, psk) = (done.clone(), psk.clone());
             std::thread::spawn(move || -> anyhow::Result<()> {
                 let mut want: Option<Ipv4Addr> = None;
                 while Instant::now() < end {

@@ -175,7 +175,7 @@ fn session_loop(
                 id: welcome.session_id,
                 cipher: keys.cipher,
                 data: keys.data,
-                psk,
+                psk: psk.clone(),
                 params: Params {
                     keepalive: welcome.keepalive,
                     rekey: welcome.rekey,

@@ -427,7 +427,7 @@ fn native_service(
     Ok(Native {
         registry: Registry::new(leases.clone()),
         psk: crypto::noise_psk(&secrets.psk),
-        key: secrets.gateway_private()?,
+        key: zeroize::Zeroizing::new(secrets.gateway_private()?),
         ciphers: n.cipher_list(),
         params,
         max_half_open: n.max_half_open as usize,
@@ -450,6 +450,7 @@ fn native_service(
         udp,
         handshakes: Default::default(),
         logins: Arc::default(),
+        login_cache: Default::default(),
     })
 }
 

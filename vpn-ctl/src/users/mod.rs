@@ -13,6 +13,7 @@ use zeroize::Zeroize as _;
 
 use crate::fsutil;
 
+pub mod login_cache;
 pub mod verifier;
 
 pub const FILE: &str = "users.toml";
@@ -310,6 +311,8 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+vpn_proto::assert_not_clone!(User);
 
 /// A user name fit for a log line (it comes from the network).
 pub fn printable(s: &str) -> String {

@@ -42,11 +42,11 @@ impl Cipher {
 }
 
 /// The 32-byte Noise PSK from the configured pre-shared key text.
-pub fn noise_psk(psk_text: &str) -> [u8; 32] {
+pub fn noise_psk(psk_text: &str) -> zeroize::Zeroizing<[u8; 32]> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(PSK_LABEL);
     ctx.update(psk_text.as_bytes());
-    let mut out = [0u8; 32];
+    let mut out = zeroize::Zeroizing::new([0u8; 32]);
     out.copy_from_slice(ctx.finish().as_ref());
     out
 }
@@ -70,10 +70,18 @@ pub fn derive(ikm: &[u8; 32], info: &[u8]) -> [u8; 32] {
 }
 
 /// Keys of one direction pair, named from the local side's point of view.
-#[derive(Clone)]
+/// Not `Clone`; wiped when dropped.
 pub struct KeyPair {
     pub send: [u8; 32],
     pub recv: [u8; 32],
+}
+
+impl Drop for KeyPair {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.send.zeroize();
+        self.recv.zeroize();
+    }
 }
 
 impl std::fmt::Debug for KeyPair {

@@ -3,6 +3,8 @@
 //! `-> psk, e, es` to the gateway's pinned static key), SERVER_INIT (`<- e,
 //! ee`), AUTH (user and password, encrypted: sent only once SERVER_INIT has
 //! proved the gateway holds the pinned key and the PSK), WELCOME or REJECT.
+use zeroize::Zeroizing;
+
 use super::{
     consts::*,
     crypto::{self, AeadKey, Cipher, GatewayKey, KeyPair},
@@ -256,9 +258,9 @@ enum ServerState {
 pub struct ServerHandshake {
     state: ServerState,
     buf: Vec<u8>,
-    psk: [u8; 32],
+    psk: Zeroizing<[u8; 32]>,
     /// The gateway's static private key, and its public key's fingerprint.
-    key: [u8; 32],
+    key: Zeroizing<[u8; 32]>,
     fingerprint: String,
     ciphers: Vec<Cipher>,
     fixed_ephemeral: Option<[u8; 32]>,
@@ -267,13 +269,13 @@ pub struct ServerHandshake {
 impl ServerHandshake {
     /// `key`: the gateway's static private key; `ciphers`: what the
     /// gateway allows, most preferred first.
-    pub fn new(psk: [u8; 32], key: [u8; 32], ciphers: &[Cipher]) -> ServerHandshake {
+    pub fn new(psk: &[u8; 32], key: &[u8; 32], ciphers: &[Cipher]) -> ServerHandshake {
         ServerHandshake {
             state: ServerState::AwaitClientInit,
             buf: Vec::new(),
-            psk,
-            key,
-            fingerprint: crypto::fingerprint(&crypto::gateway_public(&key)),
+            fingerprint: crypto::fingerprint(&crypto::gateway_public(key)),
+            psk: Zeroizing::new(*psk),
+            key: Zeroizing::new(*key),
             ciphers: ciphers.to_vec(),
             fixed_ephemeral: None,
         }

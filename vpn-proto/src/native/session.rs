@@ -15,6 +15,7 @@ use super::{
     messages::{self, DataHeader, Reason},
 };
 use crate::replay::ReplayWindow;
+use zeroize::Zeroizing;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -105,7 +106,8 @@ pub struct Setup {
     pub cipher: Cipher,
     /// Epoch-0 data keys.
     pub data: KeyPair,
-    pub psk: [u8; 32],
+    /// Wiped when dropped, as the session's copy is.
+    pub psk: Zeroizing<[u8; 32]>,
     pub params: Params,
     /// Server: the client's assigned address (anti-spoofing).
     pub inner_addr: Option<Ipv4Addr>,
@@ -140,7 +142,7 @@ pub struct Session {
     role: Role,
     id: u32,
     cipher: Cipher,
-    psk: [u8; 32],
+    psk: Zeroizing<[u8; 32]>,
     params: Params,
     send: SendKey,
     /// Server: the newest key, used for sending once the client uses it.

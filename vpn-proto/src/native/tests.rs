@@ -68,7 +68,7 @@ fn handshake(
         }
         None => ClientHandshake::start(&psk, &key, auth(password), &Cipher::ALL),
     };
-    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
+    let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
     if let Some(e) = eph {
         s = s.with_fixed_ephemeral(e.1);
     }
@@ -158,7 +158,7 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
         &Cipher::ALL,
     );
     for cut in 0..first.len() {
-        let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
+        let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
         let mut f = first[..cut].to_vec();
         if cut >= 2 {
             let len = (cut - 2) as u16;
@@ -170,7 +170,7 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
             "cut at {cut} was accepted"
         );
     }
-    let mut s = ServerHandshake::new(crypto::noise_psk(PSK), GATEWAY_KEY, &Cipher::ALL);
+    let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
     s.handle_bytes(b"\x00\x05GET /");
     let e = s.poll().err().unwrap();
     assert!(e.what.contains("bad magic"), "{}", e.what);
@@ -181,7 +181,7 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
 #[test]
 fn spec_test_vectors() {
     assert_eq!(
-        hex(&crypto::noise_psk(PSK)),
+        hex(&crypto::noise_psk(PSK)[..]),
         "cc8e5bc858e1da03e9a6ab9c1d5fbd3eb8b893a39539767c3a8323c0de55dd51"
     );
     let public = crypto::gateway_public(&GATEWAY_KEY);
@@ -245,7 +245,11 @@ fn session(role: Role, k: &Keys, now: Instant) -> Session {
             role,
             id: welcome().session_id,
             cipher: k.cipher,
-            data: k.data.clone(),
+            // KeyPair is not Clone: the test copies the bytes on purpose.
+            data: crypto::KeyPair {
+                send: k.data.send,
+                recv: k.data.recv,
+            },
             psk: crypto::noise_psk(PSK),
             params: params(),
             inner_addr: (role == Role::Server).then_some(CLIENT_IP),
@@ -487,7 +491,7 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
     let pinned = crypto::gateway_public(&GATEWAY_KEY);
     let (mut c, first) = ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL);
     let rogue_key = [0x44u8; 32];
-    let mut rogue = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
+    let mut rogue = ServerHandshake::new(&psk, &rogue_key, &Cipher::ALL);
     rogue.handle_bytes(&first);
     let refusal = rogue.poll().err().expect("the rogue cannot read the hello");
     c.handle_bytes(refusal.reply.as_deref().unwrap());
@@ -514,7 +518,7 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
         auth("x"),
         &Cipher::ALL,
     );
-    let mut mitm = ServerHandshake::new(psk, rogue_key, &Cipher::ALL);
+    let mut mitm = ServerHandshake::new(&psk, &rogue_key, &Cipher::ALL);
     mitm.handle_bytes(&other_first);
     let Ok(Some(ServerStep::Send(forged))) = mitm.poll() else {
         panic!("the attacker's own handshake works");

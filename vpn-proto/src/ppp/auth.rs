@@ -26,7 +26,7 @@ pub enum Outcome {
     /// Authenticated; MS-CHAPv2 also yields the MPPE master key.
     Success {
         user: String,
-        mppe_master: Option<[u8; 16]>,
+        mppe_master: Option<mschap::MasterKey>,
     },
     /// Wrong name or password (the user name, for the log).
     Failure { user: String },

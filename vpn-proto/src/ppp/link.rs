@@ -69,7 +69,7 @@ pub struct Link {
     auth: Option<Authenticator>,
     ipcp: Option<Fsm<Ipcp>>,
     ccp: Option<Fsm<Ccp>>,
-    mppe_master: Option<[u8; 16]>,
+    mppe_master: Option<super::mschap::MasterKey>,
     tx: Option<Mppe>,
     rx: Option<Mppe>,
     random: [u8; 16],
@@ -244,9 +244,9 @@ impl Link {
             ccp_failed |= ccp.is_open() && ccp.opts.mode().is_none();
             if ccp.is_open() && self.tx.is_none() {
                 if let (Some((strength, stateful)), Some(master)) =
-                    (ccp.opts.mode(), self.mppe_master)
+                    (ccp.opts.mode(), &self.mppe_master)
                 {
-                    let (tx, rx) = Mppe::server_pair(&master, strength, stateful);
+                    let (tx, rx) = Mppe::server_pair(master, strength, stateful);
                     self.tx = Some(tx);
                     self.rx = Some(rx);
                 }
@@ -539,7 +539,7 @@ mod tests {
         lcp: Fsm<Lcp>,
         ipcp: Fsm<Ipcp>,
         ccp: Fsm<Ccp>,
-        master: Option<[u8; 16]>,
+        master: Option<mschap::MasterKey>,
         mppe: Option<(Mppe, Mppe)>,
         ncp_started: bool,
         out: Vec<Vec<u8>>,
@@ -599,7 +599,7 @@ mod tests {
                     let _ = self.ccp.handle_packet(now, &f[at..]);
                     if self.ccp.is_open() && self.mppe.is_none() {
                         let (s, st) = self.ccp.opts.mode().unwrap();
-                        self.mppe = Some(Mppe::client_pair(&self.master.unwrap(), s, st));
+                        self.mppe = Some(Mppe::client_pair(self.master.as_ref().unwrap(), s, st));
                     }
                 }
                 PROTO_COMPRESSED => {

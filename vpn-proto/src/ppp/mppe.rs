@@ -2,10 +2,18 @@
 //! 40- or 128-bit keys from MS-CHAPv2 (RFC 3079), stateless (a new key per
 //! packet) or stateful (a new key every 256 packets, resynchronised with CCP
 //! Reset-Request after loss). And the CCP options that negotiate it.
+use zeroize::{Zeroize as _, Zeroizing};
+
 use super::{consts::*, fsm::*, mschap};
 
-/// RC4, for MPPE only (which mandates it).
-#[derive(Clone)]
+impl Drop for Rc4 {
+    fn drop(&mut self) {
+        self.s.zeroize();
+    }
+}
+
+/// RC4, for MPPE only (which mandates it). Its state is the key: wiped
+/// when dropped.
 struct Rc4 {
     s: [u8; 256],
     i: u8,
@@ -76,11 +84,10 @@ pub const MAX_CATCH_UP: u16 = 256;
 /// Rule-breaking packets tolerated before the call is ended (as Linux's ppp_mppe).
 pub const SANITY_MAX: u32 = 1600;
 
-/// One direction of MPPE.
-#[derive(Clone)]
+/// One direction of MPPE. Not `Clone`; its keys are wiped when dropped.
 pub struct Mppe {
-    start: Vec<u8>,
-    session: Vec<u8>,
+    start: Zeroizing<Vec<u8>>,
+    session: Zeroizing<Vec<u8>>,
     rc4: Rc4,
     ccount: u16,
     stateful: bool,
@@ -96,7 +103,7 @@ pub struct Mppe {
 impl Mppe {
     /// `start`: the start key of this direction (RFC 3079 GetAsymmetricStartKey).
     pub fn new(start: &[u8], strength: Strength, stateful: bool) -> Mppe {
-        let start = start[..strength.key_len()].to_vec();
+        let start = Zeroizing::new(start[..strength.key_len()].to_vec());
         let mut m = Mppe {
             session: start.clone(),
             rc4: Rc4::new(&start),
@@ -113,7 +120,11 @@ impl Mppe {
     }
 
     /// The server's send and receive directions from the MS-CHAPv2 master key.
-    pub fn server_pair(master: &[u8; 16], strength: Strength, stateful: bool) -> (Mppe, Mppe) {
+    pub fn server_pair(
+        master: &mschap::MasterKey,
+        strength: Strength,
+        stateful: bool,
+    ) -> (Mppe, Mppe) {
         let (send, recv) = mschap::server_start_keys(master, 16);
         (
             Mppe::new(&send, strength, stateful),
@@ -122,7 +133,11 @@ impl Mppe {
     }
 
     /// The peer's (client's) send and receive directions: the server's, swapped.
-    pub fn client_pair(master: &[u8; 16], strength: Strength, stateful: bool) -> (Mppe, Mppe) {
+    pub fn client_pair(
+        master: &mschap::MasterKey,
+        strength: Strength,
+        stateful: bool,
+    ) -> (Mppe, Mppe) {
         let (send, recv) = Self::server_pair(master, strength, stateful);
         (recv, send)
     }
@@ -133,7 +148,7 @@ impl Mppe {
             self.session = interim;
         } else {
             let mut k = interim.clone();
-            Rc4::new(&interim).apply(&mut k);
+            Rc4::new(&interim).apply(&mut k[..]);
             self.session = k;
         }
         if self.strength == Strength::Bits40 {

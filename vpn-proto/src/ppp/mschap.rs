@@ -130,23 +130,53 @@ const MAGIC3_KEY: &[u8] =
 const SHS_PAD1: [u8; 40] = [0x00; 40];
 const SHS_PAD2: [u8; 40] = [0xf2; 40];
 
+/// The MPPE master key of one login: not `Clone`, never printed, wiped
+/// when dropped.
+#[derive(PartialEq, Eq)]
+pub struct MasterKey([u8; 16]);
+
+impl MasterKey {
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl Drop for MasterKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
 /// GetMasterKey (RFC 3079 §3.4).
-pub fn master_key(hash: &NtHash, nt_response: &[u8; 24]) -> [u8; 16] {
-    let d = sha1(&[&*hash.hash_hash(), nt_response, MASTER_MAGIC]);
-    d[..16].try_into().expect("16 bytes")
+pub fn master_key(hash: &NtHash, nt_response: &[u8; 24]) -> MasterKey {
+    let d = Zeroizing::new(sha1(&[&*hash.hash_hash(), nt_response, MASTER_MAGIC]));
+    MasterKey(d[..16].try_into().expect("16 bytes"))
 }
 
 /// GetAsymmetricStartKey for the server (the authenticator): its send key
 /// and its receive key, `len` bytes each (8 for 40/56-bit, 16 for 128-bit).
-pub fn server_start_keys(master: &[u8; 16], len: usize) -> (Vec<u8>, Vec<u8>) {
-    let key = |magic: &[u8]| sha1(&[master, &SHS_PAD1, magic, &SHS_PAD2])[..len].to_vec();
+pub fn server_start_keys(
+    master: &MasterKey,
+    len: usize,
+) -> (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>) {
+    let key = |magic: &[u8]| {
+        let d = Zeroizing::new(sha1(&[&master.0, &SHS_PAD1, magic, &SHS_PAD2]));
+        Zeroizing::new(d[..len].to_vec())
+    };
     (key(MAGIC3_KEY), key(MAGIC2_KEY))
 }
 
 /// GetNewKeyFromSHA (RFC 3078 §7.3): the next session key from the start
 /// key and the current one.
-pub fn new_key_from_sha(start: &[u8], current: &[u8]) -> Vec<u8> {
-    sha1(&[start, &SHS_PAD1, current, &SHS_PAD2])[..start.len()].to_vec()
+pub fn new_key_from_sha(start: &[u8], current: &[u8]) -> Zeroizing<Vec<u8>> {
+    let d = Zeroizing::new(sha1(&[start, &SHS_PAD1, current, &SHS_PAD2]));
+    Zeroizing::new(d[..start.len()].to_vec())
 }
 
 #[cfg(test)]
@@ -196,7 +226,7 @@ mod tests {
     fn rfc3079_test_vectors() {
         let nt = nt_response(&AUTH, &PEER, "User", &NtHash::of_password("clientPass"));
         let master = master_key(&NtHash::of_password("clientPass"), &nt);
-        assert_eq!(hex(&master), "FDECE3717A8C838CB388E527AE3CDD31");
+        assert_eq!(hex(master.as_bytes()), "FDECE3717A8C838CB388E527AE3CDD31");
         let (send, _) = server_start_keys(&master, 16);
         assert_eq!(hex(&send), "8B7CDC149B993A1BA118CB153F56DCCB");
         // The initial 128-bit session key is GetNewKeyFromSHA(start, start).

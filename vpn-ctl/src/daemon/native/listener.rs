@@ -91,7 +91,7 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
 /// Runs one handshake to its end. Err: a protocol failure worth a log line.
 async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> anyhow::Result<()> {
     let native = &shared.native;
-    let mut hs = ServerHandshake::new(native.psk, native.key, &native.ciphers);
+    let mut hs = ServerHandshake::new(&native.psk, &native.key, &native.ciphers);
     let mut buf = [0u8; 2048];
     let mut first = true;
     loop {
@@ -125,10 +125,30 @@ async fn handshake(conn: &mut TcpStream, from: SocketAddr, shared: &Shared) -> a
 }
 
 /// Whether the password matches the user's argon2id verifier (unknown
-/// users cost the same). The check takes tens of milliseconds and 19 MiB,
+/// users cost the same), or is the one that last logged this user in (the
+/// login cache). The argon2id check takes tens of milliseconds and 19 MiB,
 /// so it runs on the blocking pool, at most one per core at a time: a
 /// burst of logins queues instead of taking the runtime or the memory.
-async fn password_ok(verifier: Option<String>, given: zeroize::Zeroizing<String>) -> bool {
+async fn password_ok(
+    native: &super::Native,
+    user: &str,
+    verifier: Option<String>,
+    given: zeroize::Zeroizing<String>,
+) -> bool {
+    let cache = &native.login_cache;
+    if let Some(v) = &verifier {
+        if cache.hit(user, v, &given, Instant::now()) {
+            return true;
+        }
+    }
+    let ok = argon2_ok(verifier.clone(), given.clone()).await;
+    if let (true, Some(v)) = (ok, &verifier) {
+        cache.remember(user, v, &given, Instant::now());
+    }
+    ok
+}
+
+async fn argon2_ok(verifier: Option<String>, given: zeroize::Zeroizing<String>) -> bool {
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     let slots = SLOTS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -181,7 +201,7 @@ async fn decide(
         password,
         want_ip,
     } = req;
-    if !password_ok(verifier, password).await {
+    if !password_ok(native, &req_user, verifier, password).await {
         native.logins.failed(&req_user, from.ip(), Instant::now());
         native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
         warn_unauthenticated(|| {
@@ -218,7 +238,7 @@ async fn decide(
                 id: wire_id,
                 cipher: keys.cipher,
                 data: keys.data,
-                psk: native.psk,
+                psk: native.psk.clone(),
                 params: native.params,
                 inner_addr: Some(addr),
                 peer: None,

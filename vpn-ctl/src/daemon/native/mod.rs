@@ -39,9 +39,9 @@ pub struct HandshakeCounters {
 
 pub struct Native {
     pub registry: Registry,
-    pub psk: [u8; 32],
+    pub psk: zeroize::Zeroizing<[u8; 32]>,
     /// The gateway key's private half (clients pin its public half).
-    pub key: [u8; 32],
+    pub key: zeroize::Zeroizing<[u8; 32]>,
     pub ciphers: Vec<Cipher>,
     pub params: Params,
     pub max_half_open: usize,
@@ -53,6 +53,8 @@ pub struct Native {
     pub handshakes: HandshakeCounters,
     /// Failed logins of every protocol (shared with PPTP and L2TP).
     pub logins: std::sync::Arc<crate::daemon::gateway::limits::LoginGuard>,
+    /// Recent good logins, so reconnects skip argon2id.
+    pub login_cache: crate::users::login_cache::LoginCache,
 }
 
 impl Native {
