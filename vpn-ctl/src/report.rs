@@ -31,6 +31,9 @@ pub struct Status {
     /// unencrypted protocols enabled, a protocol that cannot be used).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The capabilities the daemon kept after setup (#43).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -92,6 +95,7 @@ impl fmt::Display for Status {
             if self.masquerade { "on" } else { "off" }
         )?;
         writeln!(f, "sessions:  {}", self.sessions)?;
+        writeln!(f, "privileges: {}", self.capabilities.join(", "))?;
         writeln!(f, "listening:")?;
         for l in &self.listeners {
             writeln!(

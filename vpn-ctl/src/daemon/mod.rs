@@ -6,6 +6,7 @@ pub mod ipsec;
 pub mod l2tp;
 pub mod native;
 pub mod pptp;
+pub mod privileges;
 mod server;
 mod services;
 mod setup;
@@ -130,6 +131,20 @@ pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    // From here on the daemon parses internet input: keep only what the
+    // data path and teardown need, in every thread (#43). Fail closed.
+    let caps = privileges::kept(journal.unmounts_bpffs());
+    if let Err(e) = privileges::drop_all_threads(&caps) {
+        log::error!("cannot drop capabilities: {e:#}");
+        drop(gateway);
+        journal.unwind();
+        cleanup_run_dir(&run_dir);
+        return Err(e.context("dropping capabilities after setup"));
+    }
+    log::info!(
+        "capabilities after setup: {} (everything else dropped, bounding set too)",
+        privileges::describe(&caps)
+    );
     let result = server::serve(&cfg, gateway).await;
     journal.unwind();
     cleanup_run_dir(&run_dir);

@@ -15,6 +15,7 @@ use vpn_proto::ppp::link::LinkConfig;
 use super::{
     gateway::{limits::LoginGuard, pool::Pool, ppp::PppService},
     native::{registry::Registry, Native},
+    privileges,
     undo::{Action, Journal},
     Shared,
 };
@@ -254,6 +255,7 @@ pub async fn setup(
         firewall: findings.iter().map(|f| f.message.clone()).collect(),
         notes: notes(cfg, &secrets),
         listeners,
+        capabilities: privileges::describe_list(&privileges::kept(journal.unmounts_bpffs())),
     };
 
     println!(

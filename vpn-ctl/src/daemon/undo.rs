@@ -143,6 +143,13 @@ impl Journal {
     }
 
     /// Undoes everything, newest first. Returns the failures (already logged).
+    /// Whether teardown will unmount a bpffs (which needs CAP_SYS_ADMIN).
+    pub fn unmounts_bpffs(&self) -> bool {
+        self.actions
+            .iter()
+            .any(|a| matches!(a, Action::UnmountBpffs { .. }))
+    }
+
     pub fn unwind(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         while let Some(a) = self.actions.pop() {
