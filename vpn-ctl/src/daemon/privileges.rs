@@ -90,16 +90,20 @@ fn drop_this_thread() {
             0,
         )
     };
-    let mut data = [CapData::default(); 2];
-    for (i, d) in data.iter_mut().enumerate() {
-        let bits = (keep >> (32 * i)) as u32;
-        d.effective = bits;
-        d.permitted = bits;
-    }
-    let header = CapHeader {
+    // Keep what we have of `keep` (a service manager may have withheld some).
+    let mut header = CapHeader {
         version: CAPABILITY_VERSION_3,
         pid: 0,
     };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget(2) with a version-3 header and room for two data words.
+    unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    for (i, d) in data.iter_mut().enumerate() {
+        let bits = (keep >> (32 * i)) as u32 & d.permitted;
+        d.effective = bits;
+        d.permitted = bits;
+        d.inheritable = 0;
+    }
     // SAFETY: capset(2) with a version-3 header and two data words.
     unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
 }
@@ -140,7 +144,7 @@ pub fn parse_status(text: &str) -> Option<ThreadCaps> {
     })
 }
 
-/// Thread ids of this process whose capabilities differ from `keep`.
+/// Thread ids of this process holding anything beyond `keep`.
 fn threads_over(keep: u64) -> io::Result<Vec<i32>> {
     let mut over = Vec::new();
     for entry in std::fs::read_dir("/proc/self/task")? {
@@ -153,11 +157,11 @@ fn threads_over(keep: u64) -> io::Result<Vec<i32>> {
             continue;
         };
         let c = parse_status(&text).ok_or_else(|| io::Error::other("no Cap lines"))?;
-        let ok = c.effective == keep
-            && c.permitted == keep
+        let ok = c.effective & !keep == 0
+            && c.permitted & !keep == 0
+            && c.bounding & !keep == 0
             && c.inheritable == 0
-            && c.ambient == 0
-            && c.bounding == keep;
+            && c.ambient == 0;
         if !ok {
             over.push(tid);
         }
