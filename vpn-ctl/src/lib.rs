@@ -5,6 +5,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod doctor;
 pub mod fsutil;
 pub mod net;
 pub mod report;

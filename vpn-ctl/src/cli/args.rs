@@ -76,6 +76,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the host and the path from the internet for what stops
+    /// clients (firewall, ports, routes, forwarding, rp_filter, BTF, XDP
+    /// mode, MTU, NAT in front of the gateway, a weak PSK): one line per
+    /// problem with the command that fixes it; exit status 1 if any.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage the user database.
     Users {
         #[command(subcommand)]

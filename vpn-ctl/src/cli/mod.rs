@@ -2,6 +2,7 @@
 pub mod args;
 mod client_config;
 mod connect;
+mod doctor;
 mod down;
 mod gateway_key;
 mod ipsec_psk;
@@ -24,6 +25,7 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Connect(a) => connect::run(&cfg, a),
         args::Command::Users { command } => users::run(&cfg, command),
         args::Command::GatewayKey { json } => gateway_key::run(&cfg, json),
+        args::Command::Doctor { json } => doctor::run(&cfg, json),
         args::Command::IpsecPsk { json } => ipsec_psk::run(&cfg, json),
         args::Command::ClientConfig {
             user,

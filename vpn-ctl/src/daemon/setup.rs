@@ -312,7 +312,7 @@ pub async fn setup(
     let ppp = PppCommon {
         dns: cfg.gateway.dns.clone(),
         server: gw_addr,
-        routes: pushed_routes(cfg, &host_networks, &wan, pool)
+        routes: pool::pushed_routes(cfg, &host_networks, &wan, pool)
             .iter()
             .map(|r| (r.network(), r.prefix_len()))
             .collect(),
@@ -373,25 +373,6 @@ fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()
     dataplane::pin_maps(ebpf, dir)
 }
 
-/// Routes pushed to clients: `gateway.push_routes`, or the networks of
-/// the gateway's interfaces other than the WAN (its LANs).
-fn pushed_routes(
-    cfg: &Config,
-    host_networks: &[HostNetwork],
-    wan: &str,
-    pool: Ipv4Prefix,
-) -> Vec<Ipv4Prefix> {
-    match &cfg.gateway.push_routes {
-        Some(r) => r.clone(),
-        None => host_networks
-            .iter()
-            .filter(|h| h.ifname.as_deref().is_some_and(|i| i != wan && i != "lo"))
-            .map(|h| h.prefix)
-            .filter(|p| !p.overlaps(&pool))
-            .collect(),
-    }
-}
-
 /// The native protocol's state: keys, policy, the WELCOME template and the
 /// UDP sockets of its workers (the bound one plus one per extra TUN queue).
 #[allow(clippy::too_many_arguments)]
@@ -421,7 +402,7 @@ fn native_service(
             );
         }
     }
-    let routes = pushed_routes(cfg, host_networks, wan, pool);
+    let routes = pool::pushed_routes(cfg, host_networks, wan, pool);
     let params = Params {
         keepalive: Duration::from_secs(n.keepalive_secs.into()),
         rekey: Duration::from_secs(n.rekey_secs.into()),

@@ -209,6 +209,20 @@ pub fn check(listeners: &[ListenerSpec], pool: Ipv4Prefix) -> Vec<Finding> {
     out
 }
 
+/// Rules of INPUT that would reject GRE (PPTP's data) and ESP (IPsec
+/// without NAT): the rule, for each.
+pub fn blocked_protocols() -> (Option<String>, Option<String>) {
+    let Some((policy, rules)) = read_chain("INPUT") else {
+        return (None, None);
+    };
+    let by = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| verdict(&policy, &rules, Some(n), None))
+    };
+    (by(&["gre", "47"]), by(&["esp", "50"]))
+}
+
 /// Runs `iptables ACTION args...` (`-I` inserts at the top, `-D` deletes).
 pub fn iptables(action: &str, args: &[String]) -> anyhow::Result<()> {
     let (chain, rest) = args

@@ -33,6 +33,25 @@ pub fn choose(configured: Option<Ipv4Prefix>, host: &[HostNetwork]) -> anyhow::R
     )
 }
 
+/// Routes pushed to clients: `gateway.push_routes`, or the networks of
+/// the gateway's interfaces other than the WAN (its LANs).
+pub fn pushed_routes(
+    cfg: &crate::config::Config,
+    host_networks: &[HostNetwork],
+    wan: &str,
+    pool: Ipv4Prefix,
+) -> Vec<Ipv4Prefix> {
+    match &cfg.gateway.push_routes {
+        Some(r) => r.clone(),
+        None => host_networks
+            .iter()
+            .filter(|h| h.ifname.as_deref().is_some_and(|i| i != wan && i != "lo"))
+            .map(|h| h.prefix)
+            .filter(|p| !p.overlaps(&pool))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
