@@ -25,7 +25,26 @@ pub struct Config {
     pub ipsec: IpsecConfig,
     pub pptp: PptpConfig,
     pub native: NativeConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// The Prometheus endpoint (`GET /metrics`): off unless enabled, on the
+/// loopback address unless told otherwise (it has no authentication).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9477)),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod ipsec;
 pub mod l2tp;
+mod metrics_http;
 pub mod native;
 pub mod pptp;
 pub mod privileges;
@@ -72,6 +73,17 @@ impl Shared {
             v.push(i);
         }
         v
+    }
+
+    /// Every session of every protocol, by id.
+    pub fn sessions(&self) -> Vec<crate::report::SessionRow> {
+        let mut rows: Vec<_> = self
+            .services()
+            .iter()
+            .flat_map(|s| s.rows(&self.ebpf))
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        rows
     }
 
     pub fn status(&self) -> anyhow::Result<Status> {

@@ -13,7 +13,6 @@ use super::{gateway, ipsec, l2tp, native, pptp, services, setup::Gateway, Shared
 use crate::{
     config::Config,
     control::{self, Request, Response},
-    report::SessionRow,
     users::UserDb,
 };
 
@@ -22,6 +21,7 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         shared,
         tun,
         sockets,
+        metrics,
         logger,
     } = gw;
     let path = control::socket_path(&cfg.paths.run_dir);
@@ -49,6 +49,10 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         }
     }
     tasks.spawn(native::run_timers(shared.clone()));
+    if let Some(m) = metrics {
+        let listener = tokio::net::TcpListener::from_std(m)?;
+        tasks.spawn(super::metrics_http::serve(listener, shared.clone()));
+    }
     let mut gre_reader = None;
     if shared.pptp.is_some() {
         tasks.spawn(pptp::run_timers(shared.clone()));
@@ -146,13 +150,7 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Err(e) => Response::err(format!("{e:#}")),
         },
         Request::Sessions => {
-            let mut rows: Vec<SessionRow> = shared
-                .services()
-                .iter()
-                .flat_map(|s| s.rows(&shared.ebpf))
-                .collect();
-            rows.sort_by_key(|r| r.id);
-            Response::ok(serde_json::to_value(rows).unwrap_or_default())
+            Response::ok(serde_json::to_value(shared.sessions()).unwrap_or_default())
         }
         Request::Kill { id } => {
             if shared

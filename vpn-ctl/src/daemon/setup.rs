@@ -44,6 +44,8 @@ pub struct Gateway {
     pub shared: Arc<Shared>,
     pub tun: Tun,
     pub sockets: Vec<ports::BoundSocket>,
+    /// The Prometheus endpoint's socket, when `[metrics]` is enabled.
+    pub metrics: Option<std::net::TcpListener>,
     pub logger: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -79,6 +81,7 @@ pub async fn setup(
         .into_iter()
         .map(ports::bind)
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let metrics = metrics_listener(cfg)?;
 
     // --- secrets and users (persistent state, not host configuration) ---
     let state_dir = &cfg.paths.state_dir;
@@ -353,8 +356,29 @@ pub async fn setup(
         shared,
         tun,
         sockets,
+        metrics,
         logger,
     })
+}
+
+/// The Prometheus endpoint's socket, bound with the others (a taken port
+/// fails `up` before anything changes).
+fn metrics_listener(cfg: &Config) -> anyhow::Result<Option<std::net::TcpListener>> {
+    let m = &cfg.metrics;
+    if !m.enabled {
+        return Ok(None);
+    }
+    let l = std::net::TcpListener::bind(m.listen)
+        .with_context(|| format!("metrics: cannot listen on {}", m.listen))?;
+    l.set_nonblocking(true)?;
+    if !m.listen.ip().is_loopback() {
+        log::warn!(
+            "metrics: listening on {} beyond loopback; the endpoint has no authentication",
+            m.listen
+        );
+    }
+    log::info!("metrics: http://{}/metrics", m.listen);
+    Ok(Some(l))
 }
 
 /// Pins the maps, mounting bpffs on its conventional place if needed.
