@@ -120,7 +120,63 @@ fn every_os_gets_the_psk_and_the_password_only_when_asked() {
         "{native}"
     );
 
+    // The QR codes decode (zbarimg) to what a phone needs: the PSK, or
+    // the native command line.
+    assert_eq!(decode_qr(&gw, &cc("android", &["--qr"])), psk);
+    assert_eq!(decode_qr(&gw, &cc("ios", &["--qr"])), psk);
+    let line = native.lines().next().unwrap();
+    assert_eq!(decode_qr(&gw, &cc("native", &["--qr"])), line);
+    let out = gw.ctl(&["client-config", "alice", "--os", "windows", "--qr"]);
+    assert!(!out.status.success(), "a QR code of a PowerShell line");
+
     let out = gw.ctl(&["client-config", "nobody", "--os", "windows"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user `nobody`"));
+}
+
+/// Turns the terminal QR code (light modules drawn, two rows per line)
+/// back into an image and decodes it with zbarimg.
+fn decode_qr(gw: &Gateway, out: &str) -> String {
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| " █▀▄".contains(c)))
+        .collect();
+    assert!(rows.len() > 10, "no QR code in:\n{out}");
+    let width = rows[0].chars().count();
+    let mut bits: Vec<Vec<bool>> = Vec::new(); // true: dark
+    for l in &rows {
+        let chars: Vec<char> = l.chars().collect();
+        assert_eq!(chars.len(), width);
+        bits.push(chars.iter().map(|c| !matches!(c, '█' | '▀')).collect());
+        bits.push(chars.iter().map(|c| !matches!(c, '█' | '▄')).collect());
+    }
+    // A PBM (P1) image, 4 pixels per module.
+    let scale = 4;
+    let mut pbm = format!("P1\n{} {}\n", width * scale, bits.len() * scale);
+    for row in &bits {
+        let line: String = row
+            .iter()
+            .flat_map(|d| std::iter::repeat_n(if *d { "1 " } else { "0 " }, scale))
+            .collect();
+        for _ in 0..scale {
+            pbm += &line;
+            pbm += "\n";
+        }
+    }
+    let path = gw.files.dir.join("qr.pbm");
+    std::fs::write(&path, pbm).unwrap();
+    let out = std::process::Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "zbarimg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end_matches('\n')
+        .to_string()
 }

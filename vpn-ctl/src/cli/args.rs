@@ -69,6 +69,11 @@ pub enum Command {
         /// File whose first line is the password, with --with-password ("-": stdin).
         #[arg(long, value_name = "FILE", requires = "with_password")]
         password_file: Option<PathBuf>,
+        /// Also print a QR code for a phone to scan: the pre-shared key
+        /// (android, ios: the part that is hard to type), or the native
+        /// client's command line.
+        #[arg(long)]
+        qr: bool,
     },
     /// The L2TP/IPsec pre-shared key users type into their VPN settings,
     /// with its fingerprint (reads the secrets: root).

@@ -14,7 +14,13 @@ pub fn run(
     os: ClientOs,
     server: &str,
     with_password: Option<Option<&std::path::Path>>,
+    qr: bool,
 ) -> anyhow::Result<()> {
+    if qr && !matches!(os, ClientOs::Android | ClientOs::Ios | ClientOs::Native) {
+        anyhow::bail!(
+            "--qr is for phones (--os android or ios) and the native client's command line"
+        );
+    }
     let dir = &cfg.paths.state_dir;
     let s = secrets::Secrets::read(dir)?;
     let db = UserDb::load(dir)?;
@@ -41,6 +47,7 @@ pub fn run(
         .flatten()
         .map(|r| r.to_string())
         .collect();
+    let mut qr_text = s.psk.clone();
     let text = match os {
         ClientOs::Windows => windows(server, &s.psk, user, password, &routes),
         ClientOs::Macos | ClientOs::Ios => mobileconfig(server, &s.psk, user, password),
@@ -54,19 +61,43 @@ pub fn run(
             } else {
                 format!("{server}:{port}")
             };
+            qr_text = format!("vpn-ctl connect {host} -u {user} --gateway-key {key}");
             format!(
-                "vpn-ctl connect {host} -u {user} --gateway-key {key}\n# it asks for the pre-shared key ({}) and the password (or --psk-file, --password-file)\n",
+                "{qr_text}\n# it asks for the pre-shared key ({}) and the password (or --psk-file, --password-file)\n",
                 s.psk
             )
         }
     };
     print!("{text}");
+    if qr {
+        let what = if os == ClientOs::Native {
+            "the command line"
+        } else {
+            "the pre-shared key (scan it with the camera, then copy it into the VPN settings)"
+        };
+        println!("\n{}\n^ {what}", qr_code(&qr_text)?);
+    }
     if server == "GATEWAY" {
         eprintln!(
             "vpn-ctl: replace GATEWAY with the gateway's public name or address (or pass --server)"
         );
     }
     Ok(())
+}
+
+/// A QR code in the terminal, as `qrencode -t UTF8` draws it: dark modules
+/// are blank and light ones are blocks (terminals are mostly dark), two
+/// rows of modules per line, with the quiet zone.
+fn qr_code(text: &str) -> anyhow::Result<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| anyhow::anyhow!("QR code: {e}"))?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
 }
 
 /// A PowerShell single-quoted string.

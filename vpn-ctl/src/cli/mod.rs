@@ -33,9 +33,10 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
             server,
             with_password,
             password_file,
+            qr,
         } => {
             let password = with_password.then_some(password_file.as_deref());
-            client_config::run(&cfg, &user, os, &server, password)
+            client_config::run(&cfg, &user, os, &server, password, qr)
         }
     }
 }
