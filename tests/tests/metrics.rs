@@ -137,6 +137,35 @@ fn the_endpoint_parses_and_agrees_with_status_and_sessions() {
     let (_, fast_rx) = get(&m, "vpnctl_events_total", &[("event", "xdp_rx")]);
     assert!(fast_rx > 0.0);
 
+    // The text forms a person reads: dates, human bytes, zeros hidden.
+    let text = String::from_utf8(gw.ctl(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains(" UTC (") && text.contains("counters at zero not shown"),
+        "{text}"
+    );
+    let counts = text
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_once(": "))
+        .flat_map(|(_, items)| items.split(", "));
+    for item in counts {
+        assert!(!item.ends_with(" 0"), "{item} shown in:\n{text}");
+    }
+    let verbose = String::from_utf8(gw.ctl(&["status", "-v"]).stdout).unwrap();
+    assert!(
+        verbose.contains("maps:") && verbose.contains(" 0"),
+        "{verbose}"
+    );
+    let text = String::from_utf8(gw.ctl(&["sessions"]).stdout).unwrap();
+    assert!(
+        text.contains(&format!("session {id}: alice (native)")),
+        "{text}"
+    );
+    assert!(
+        text.contains(" received, ") && text.contains(" ago)"),
+        "{text}"
+    );
+
     // Only /metrics, and only on loopback.
     let other = gw
         .ns

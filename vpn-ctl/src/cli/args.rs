@@ -31,6 +31,9 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// Also counters at zero, and the BPF maps' fill.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Connected sessions.
     Sessions {

@@ -19,7 +19,7 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.command {
         args::Command::Up { enable } => up::run(cfg, source, &enable),
         args::Command::Down => down::run(&cfg),
-        args::Command::Status { json } => query::status(&cfg, json),
+        args::Command::Status { json, verbose } => query::status(&cfg, json, verbose),
         args::Command::Sessions { json } => query::sessions(&cfg, json),
         args::Command::Kill { id } => query::kill(&cfg, id),
         args::Command::Connect(a) => connect::run(&cfg, a),

@@ -5,13 +5,13 @@ use crate::{
     report::{SessionRow, Status},
 };
 
-pub fn status(cfg: &Config, json: bool) -> anyhow::Result<()> {
+pub fn status(cfg: &Config, json: bool, verbose: bool) -> anyhow::Result<()> {
     let data = control::call(&cfg.paths.run_dir, &Request::Status)?;
     let s: Status = serde_json::from_value(data)?;
     if json {
         super::print_json(&[s])
     } else {
-        print!("{s}");
+        print!("{}", s.render(verbose, crate::daemon::unix_now()));
         Ok(())
     }
 }
@@ -22,10 +22,12 @@ pub fn sessions(cfg: &Config, json: bool) -> anyhow::Result<()> {
     if json {
         return super::print_json(&rows);
     }
-    println!("{}", SessionRow::HEADER);
-    for r in &rows {
-        println!("{r}");
+    if rows.is_empty() {
+        println!("no sessions");
     }
+    let now = crate::daemon::unix_now();
+    let blocks: Vec<String> = rows.iter().map(|r| r.render(now)).collect();
+    print!("{}", blocks.join("\n"));
     Ok(())
 }
 

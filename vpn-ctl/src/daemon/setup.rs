@@ -89,12 +89,7 @@ pub async fn setup(
     let (secrets, generated) = Secrets::load_or_generate(state_dir)?;
     let initial_user = UserDb::create_initial(state_dir)?;
     if generated || initial_user.is_some() {
-        println!(
-            "vpn-ctl: first start: generated the pre-shared key and the gateway key ({}) and user `{}` with a random password ({}), readable by root only; `vpn-ctl gateway-key` shows what clients need",
-            state_dir.join(crate::secrets::FILE).display(),
-            initial_user.unwrap_or(crate::users::INITIAL_USER),
-            state_dir.join(crate::users::INITIAL_PASSWORD_FILE).display()
-        );
+        announce_first_start(state_dir, &secrets, initial_user);
     }
     let migrated = UserDb::migrate(state_dir)?;
     if migrated > 0 {
@@ -281,12 +276,12 @@ pub async fn setup(
             "off"
         }
     );
-    let listening: Vec<String> = base
-        .listeners
-        .iter()
-        .map(|l| format!("{}/{} ({})", l.proto, l.port, l.service))
-        .collect();
-    println!("vpn-ctl: listening on {}", listening.join(", "));
+    match accepting(cfg) {
+        a if a.is_empty() => {
+            println!("vpn-ctl: warning: no protocol can accept clients (see the notes)")
+        }
+        a => println!("vpn-ctl: clients can connect with {}", a.join(", ")),
+    }
     for n in &base.notes {
         println!("vpn-ctl: note: {n}");
     }
@@ -625,6 +620,52 @@ fn ipsec_service(
 }
 
 /// What `status` and the start-up banner tell the operator about the policy.
+/// The protocols a client can complete a connection with, and their ports
+/// (a protocol that listens but refuses everyone is not one of them).
+fn accepting(cfg: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if cfg.ipsec_enabled() {
+        v.push(format!(
+            "L2TP/IPsec (UDP {} and {})",
+            cfg.l2tp.ike_port, cfg.l2tp.natt_port
+        ));
+    }
+    if cfg.l2tp.enabled && cfg.l2tp.allow_plain {
+        v.push(format!("plain L2TP (UDP {})", cfg.l2tp.port));
+    }
+    if cfg.pptp.enabled {
+        v.push(format!("PPTP (TCP {} and GRE)", cfg.pptp.port));
+    }
+    if cfg.native.enabled {
+        v.push(format!("native (TCP and UDP {})", cfg.native.port));
+    }
+    v
+}
+
+/// On first start at a terminal: the generated user, password and PSK,
+/// once, and what to run next. Elsewhere (a service's log) only where
+/// they are: secrets stay out of logs.
+fn announce_first_start(state_dir: &std::path::Path, secrets: &Secrets, user: Option<&str>) {
+    use std::io::IsTerminal as _;
+    let pw_file = state_dir.join(crate::users::INITIAL_PASSWORD_FILE);
+    let password = std::fs::read_to_string(&pw_file)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string));
+    match (user, password) {
+        (Some(user), Some(pw)) if std::io::stdout().is_terminal() => println!(
+            "vpn-ctl: first start: generated (shown once; kept root-only under {}):\n  user:            {user}\n  password:        {pw}\n  pre-shared key:  {}\n  next: vpn-ctl client-config {user} --os windows|macos|ios|android|linux|native --server THIS-HOST [--qr]",
+            state_dir.display(),
+            secrets.psk
+        ),
+        _ => println!(
+            "vpn-ctl: first start: generated the pre-shared key and the gateway key ({}) and user `{}` with a random password ({}), readable by root only; `vpn-ctl client-config` prints what clients need",
+            state_dir.join(crate::secrets::FILE).display(),
+            user.unwrap_or(crate::users::INITIAL_USER),
+            pw_file.display()
+        ),
+    }
+}
+
 fn notes(cfg: &Config, secrets: &Secrets) -> Vec<String> {
     let mut v = Vec::new();
     if cfg.pptp.enabled {
