@@ -253,6 +253,16 @@ fn first_start_generates_root_only_secrets_and_a_running_daemon_reloads_users() 
                 .then_some(())
         },
     );
+    // systemctl reload: SIGHUP re-reads the database too.
+    let pid = gw.status()["pid"].as_u64().unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait::until("SIGHUP to reload users", Duration::from_secs(10), || {
+        (gw.log().matches("user database reloaded: 2 users").count() == 2).then_some(())
+    });
 }
 
 /// A users.toml from before verifiers (clear passwords) is rewritten on

@@ -388,6 +388,16 @@ fn kill_disconnects_the_client_and_it_says_why() {
         a.stderr()
     );
     assert!(gw.sessions().is_empty());
+    // One line for the journal: who, which address, why, how much traffic.
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("native: session {id} (alice, ")) && l.contains("ended"))
+        .unwrap_or_else(|| panic!("no end line in:\n{log}"));
+    assert!(
+        line.contains("received ") && line.contains(", sent "),
+        "{line}"
+    );
     assert!(
         !t.c1.must("ip link show").contains("vpnc0"),
         "interface removed"

@@ -74,6 +74,7 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
 
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     println!("vpn-ctl: gateway up; control socket {}", path.display());
     let state_dir = cfg.paths.state_dir.clone();
     loop {
@@ -81,6 +82,13 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
             _ = sigint.recv() => { log::info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { log::info!("SIGTERM: stopping"); break; }
             _ = shared.shutdown.notified() => { log::info!("vpn-ctl down: stopping"); break; }
+            _ = sighup.recv() => {
+                // systemctl reload: what can change live is the user database.
+                log::info!("SIGHUP: reloading the user database");
+                if let Err(e) = reload_users(&shared, &state_dir) {
+                    log::warn!("SIGHUP: {e:#}; the users in force are unchanged");
+                }
+            }
             conn = listener.accept() => match conn {
                 Ok((stream, _)) => {
                     let shared = shared.clone();
@@ -163,24 +171,8 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
                 Response::err(format!("no session {id}"))
             }
         }
-        Request::ReloadUsers => match UserDb::load(state_dir) {
-            Ok(db) => {
-                let n = db.users.len();
-                // Revocation sticks: sessions of users no longer in the
-                // database end now.
-                for svc in shared.services() {
-                    for row in svc.rows(&shared.ebpf) {
-                        if !row.user.is_empty() && db.find(&row.user).is_none() {
-                            svc.end(row.id, "the user was removed");
-                        }
-                    }
-                }
-                if let Ok(mut u) = shared.users.lock() {
-                    *u = db;
-                }
-                log::info!("user database reloaded: {n} users");
-                Response::ok(serde_json::Value::Null)
-            }
+        Request::ReloadUsers => match reload_users(shared, state_dir) {
+            Ok(()) => Response::ok(serde_json::Value::Null),
             Err(e) => Response::err(format!("{e:#}")),
         },
         Request::Shutdown => {
@@ -188,6 +180,25 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Response::ok(serde_json::Value::Null)
         }
     }
+}
+
+/// Re-reads users.toml (`users add/del/passwd`, SIGHUP); sessions of users
+/// no longer in it end now, so revocation sticks.
+fn reload_users(shared: &Shared, state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let db = UserDb::load(state_dir)?;
+    let n = db.users.len();
+    for svc in shared.services() {
+        for row in svc.rows(&shared.ebpf) {
+            if !row.user.is_empty() && db.find(&row.user).is_none() {
+                svc.end(row.id, "the user was removed");
+            }
+        }
+    }
+    if let Ok(mut u) = shared.users.lock() {
+        *u = db;
+    }
+    log::info!("user database reloaded: {n} users");
+    Ok(())
 }
 
 fn encode(resp: &Response) -> Vec<u8> {

@@ -57,6 +57,11 @@ pub fn date(unix: u64) -> String {
     )
 }
 
+/// "received 1.2 MiB, sent 3.4 MiB": a session's traffic, for its last log line.
+pub fn traffic(rx_bytes: u64, tx_bytes: u64) -> String {
+    format!("received {}, sent {}", bytes(rx_bytes), bytes(tx_bytes))
+}
+
 /// "2026-11-30 13:13:35 UTC (2h 5m ago)".
 pub fn date_and_age(unix: u64, now: u64) -> String {
     format!(

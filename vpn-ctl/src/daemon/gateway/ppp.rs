@@ -402,15 +402,17 @@ impl<C: Carrier> Call<C> {
     /// and the pool let go of it now, even while a reader still holds it.
     pub fn end(&self, why: &str) {
         let mut s = self.lock();
+        let p = &s.ppp;
+        let fast = p.fast.as_ref().map(FastSlot::stats).unwrap_or_default();
         log::info!(
-            "{}: session {} ({}, {}) ended: {why}",
+            "{}: session {} ({}, {}) ended: {why}; {}",
             self.service.protocol,
             self.carrier.row_id(),
-            s.ppp.user.as_deref().unwrap_or("-"),
-            s.ppp
-                .lease
+            p.user.as_deref().unwrap_or("-"),
+            p.lease
                 .as_ref()
-                .map_or_else(|| "-".into(), |l| l.addr().to_string())
+                .map_or_else(|| "-".into(), |l| l.addr().to_string()),
+            crate::report::human::traffic(p.rx_bytes + fast.rx_bytes, p.tx_bytes + fast.tx_bytes)
         );
         s.ppp.fast = None;
         s.ppp.lease = None;

@@ -109,7 +109,7 @@ impl Native {
             }
         }
         log::info!(
-            "native: session {} ({}, {}) ended: {}{}",
+            "native: session {} ({}, {}) ended: {}{}; {}",
             s.row_id,
             s.user,
             s.addr,
@@ -118,7 +118,8 @@ impl Native {
                 String::new()
             } else {
                 format!(" ({msg})")
-            }
+            },
+            crate::report::human::traffic(e.stats.rx_bytes, e.stats.tx_bytes)
         );
         true
     }

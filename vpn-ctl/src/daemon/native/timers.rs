@@ -35,12 +35,14 @@ pub async fn run(shared: Arc<Shared>) {
                         Event::Rekeyed(k) => {
                             log::debug!("native: session {} rekeyed (key {k})", s.row_id)
                         }
-                        Event::PeerDead => ended = Some((Reason::Expired, String::new())),
-                        Event::Closed(r, m) => ended = Some((r, m)),
+                        Event::PeerDead => {
+                            ended = Some((Reason::Expired, String::new(), traffic(&e)))
+                        }
+                        Event::Closed(r, m) => ended = Some((r, m, traffic(&e))),
                     }
                 }
             }
-            if let Some((reason, msg)) = ended {
+            if let Some((reason, msg, traffic)) = ended {
                 if native.registry.remove(s.row_id).is_some() {
                     let why = match reason {
                         Reason::Expired if !msg.is_empty() => format!("expired: {msg}"),
@@ -51,7 +53,7 @@ pub async fn run(shared: Arc<Shared>) {
                         r => format!("the client said: {}", r.describe()),
                     };
                     log::info!(
-                        "native: session {} ({}, {}) ended, {why}",
+                        "native: session {} ({}, {}) ended, {why}; {traffic}",
                         s.row_id,
                         s.user,
                         s.addr
@@ -60,4 +62,8 @@ pub async fn run(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+fn traffic(e: &vpn_proto::native::session::Session) -> String {
+    crate::report::human::traffic(e.stats.rx_bytes, e.stats.tx_bytes)
 }
