@@ -188,6 +188,7 @@ mod tests {
         ip.extend_from_slice(&((8 + b.len()) as u16).to_be_bytes());
         ip.extend_from_slice(&[0, 0]);
         ip.extend_from_slice(&b);
+        crate::fuzz_seed::save("dhcp", &ip);
         ip
     }
 

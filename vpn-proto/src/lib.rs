@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod dhcp;
 pub mod esp;
+#[cfg(test)]
+pub(crate) mod fuzz_seed;
 pub mod ike;
 pub mod l2tp;
 pub mod native;

@@ -1,6 +1,7 @@
-//! `cargo xtask build-ebpf | guest-image | test | bench`.
+//! `cargo xtask build-ebpf | guest-image | test | bench | fuzz`.
 mod bench;
 mod cmd;
+mod fuzz;
 mod guest;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,15 @@ enum Task {
         /// What to measure: omitted (data plane), `native`, `pptp` or `l2tp`.
         what: Option<String>,
     },
+    /// Fuzz every parser that reads network input (or one target) with
+    /// libFuzzer, seeded from the tests; fails on a crash.
+    Fuzz {
+        /// One target (default: all).
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         Task::GuestImage => guest::ensure().map(drop),
         Task::Test { args } => test(&args),
         Task::Bench { what } => bench::run(what.as_deref()),
+        Task::Fuzz { target, time } => fuzz::run(target.as_deref(), time),
     }
 }
 
@@ -97,5 +108,10 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // One closing line for the whole run (cargo ends on the last doc-test binary).
     println!("tests: {passed} passed, {failed} failed");
     anyhow::ensure!(failed == 0 && passed > 0, "tests failed or none ran");
+    // Every fuzz target, briefly: the seeds and regressions replayed, and
+    // a few seconds of search (long runs: `cargo xtask fuzz --time 600`).
+    if extra.is_empty() {
+        fuzz::run(None, 3)?;
+    }
     Ok(())
 }

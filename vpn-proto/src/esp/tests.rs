@@ -20,6 +20,7 @@ fn every_transform_round_trips_and_pads_to_its_block() {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut pkt = Vec::new();
             out.seal(NEXT_UDP, &payload, &mut pkt).unwrap();
+            crate::fuzz_seed::save("esp", &pkt);
             assert_eq!(&pkt[..4], &0x1234_5678u32.to_be_bytes());
             let body = pkt.len() - ESP_HEADER_LEN - t.iv_len() - t.icv_len();
             assert_eq!(body % t.align(), 0, "{}", t.name());

@@ -44,6 +44,8 @@ impl Lac {
         Header::encode_control(&mut m, tunnel, session, self.ns, self.nr, body.len());
         m.extend_from_slice(body);
         self.ns = self.ns.wrapping_add(1);
+        crate::fuzz_seed::save("l2tp", &m);
+        crate::fuzz_seed::save_frames("l2tp", &[], &[&m]);
         m
     }
 

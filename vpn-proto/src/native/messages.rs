@@ -306,22 +306,38 @@ impl Reason {
     }
 }
 
+/// The longest reason message, in bytes.
+pub const MAX_REASON_MESSAGE: usize = 200;
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// REJECT body (encrypted) and BYE body: reason TLV plus an optional message.
 pub fn encode_reason(reason: Reason, msg: &str) -> Vec<u8> {
     let mut b = Vec::new();
     put_tlv(&mut b, TLV_REASON, &[reason as u8]);
+    let msg = clip(msg, MAX_REASON_MESSAGE);
     if !msg.is_empty() {
-        put_tlv(&mut b, TLV_MESSAGE, &msg.as_bytes()[..msg.len().min(200)]);
+        put_tlv(&mut b, TLV_MESSAGE, msg.as_bytes());
     }
     b
 }
 
+/// The reason and its message (not valid UTF-8: repaired; too long: cut).
 pub fn decode_reason(b: &[u8]) -> Result<(Reason, String), WireError> {
     let (mut reason, mut msg) = (None, String::new());
     for t in tlvs(b) {
         match t? {
             (TLV_REASON, [c]) => reason = Some(Reason::from_code(*c)),
-            (TLV_MESSAGE, v) => msg = String::from_utf8_lossy(v).into_owned(),
+            (TLV_MESSAGE, v) => {
+                msg = clip(&String::from_utf8_lossy(v), MAX_REASON_MESSAGE).to_string()
+            }
             _ => {}
         }
     }
@@ -336,12 +352,18 @@ pub fn encode_ciphers(tlv: u8, ciphers: &[Cipher]) -> Vec<u8> {
     b
 }
 
+/// The ciphers named, in order, each once (a repeated or unknown code adds
+/// nothing, so the list stays as short as the cipher set).
 pub fn decode_ciphers(b: &[u8], tlv: u8) -> Result<Vec<Cipher>, WireError> {
     let mut out = Vec::new();
     for t in tlvs(b) {
         let (t, v) = t?;
         if t == tlv {
-            out.extend(v.iter().filter_map(|c| Cipher::from_code(*c)));
+            for c in v.iter().filter_map(|c| Cipher::from_code(*c)) {
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
         }
     }
     Ok(out)
@@ -390,6 +412,35 @@ impl DataHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `native_messages` fuzz target: a long message, or one
+    /// cut inside a character, did not come back as it was decoded.
+    #[test]
+    fn reason_messages_are_cut_at_a_character_boundary() {
+        let long = "é".repeat(150); // 300 bytes
+        let (_, m) = decode_reason(&encode_reason(Reason::ServerError, &long)).unwrap();
+        assert_eq!(m.len(), MAX_REASON_MESSAGE);
+        assert!(long.starts_with(&m));
+        let mut b = Vec::new();
+        put_tlv(&mut b, TLV_REASON, &[Reason::ServerError as u8]);
+        put_tlv(&mut b, TLV_MESSAGE, &[0xff; 250]);
+        let (r, m) = decode_reason(&b).unwrap();
+        assert!(m.len() <= MAX_REASON_MESSAGE);
+        assert_eq!(decode_reason(&encode_reason(r, &m)).unwrap(), (r, m));
+    }
+
+    /// Repeated cipher codes (or many TLVs) must not make a list longer
+    /// than one TLV can carry back (the fuzz target's round trip).
+    #[test]
+    fn cipher_lists_name_each_cipher_once() {
+        let mut b = Vec::new();
+        for _ in 0..200 {
+            put_tlv(&mut b, 9, &[1, 2, 1, 2, 1]);
+        }
+        let c = decode_ciphers(&b, 9).unwrap();
+        assert!(c.len() <= Cipher::ALL.len());
+        assert_eq!(decode_ciphers(&encode_ciphers(9, &c), 9).unwrap(), c);
+    }
 
     #[test]
     fn welcome_round_trips_and_rejects_garbage() {

@@ -73,6 +73,7 @@ fn handshake(
         s = s.with_fixed_ephemeral(e.1);
     }
     let mut frames = vec![first.clone()];
+    crate::fuzz_seed::save("native_handshake", &[&[0u8][..], &first].concat());
     s.handle_bytes(&first);
     let Some(ServerStep::Send(server_init)) = s.poll().map_err(|e| {
         c.handle_bytes(e.reply.as_deref().unwrap_or_default());
@@ -219,6 +220,10 @@ fn spec_test_vectors() {
     }
     let mut out = Vec::new();
     c.seal_ip(Instant::now(), &ip, &mut out).unwrap();
+    crate::fuzz_seed::save_frames("native_datagram", &[], &[&out]);
+    crate::fuzz_seed::save("native_messages", &out);
+    crate::fuzz_seed::save("native_messages", &welcome().encode());
+    crate::fuzz_seed::save("native_messages", &auth("pw-alice").encode());
     assert_eq!(
         hex(&out),
         "0201000001020304000000000000000776765e1f5ca83e2daa15e58781f618cc176547bbf69110b442392ee7c6a96646e6356d73"

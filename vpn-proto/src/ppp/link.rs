@@ -655,7 +655,12 @@ mod tests {
             while let Some(mut f) = link.poll_transmit() {
                 peer.handle_frame(now, &mut f);
             }
-            for mut f in std::mem::take(&mut peer.out) {
+            let sent = std::mem::take(&mut peer.out);
+            let frames: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+            if !frames.is_empty() {
+                crate::fuzz_seed::save_frames("ppp_link", &[], &frames);
+            }
+            for mut f in sent {
                 let _ = link.handle_frame(now, &mut f, &users);
             }
             while let Some(e) = link.poll() {

@@ -408,10 +408,18 @@ mod tests {
             Mppe::new(&key, strength, stateful),
         );
         let (mut ok, mut resets) = (0, 0);
+        let mut seed = Vec::new();
         for i in 0..1000usize {
             let inner = [&[0x00, 0x21][..], &i.to_be_bytes()].concat();
             let mut body = Vec::new();
             tx.encrypt(&inner, &mut body);
+            if i < 4 {
+                seed.push(body.clone());
+            } else if i == 4 {
+                let mode = u8::from(strength == Strength::Bits40) | u8::from(stateful) << 1;
+                let msgs: Vec<&[u8]> = seed.iter().map(Vec::as_slice).collect();
+                crate::fuzz_seed::save_frames("mppe", &[mode], &msgs);
+            }
             if lose(i) {
                 continue;
             }

@@ -226,6 +226,7 @@ mod tests {
         let mut c = ControlConnection::new(now, 0);
         // Split anywhere: TCP gives no message boundaries.
         let stream = [sccrq(m::VERSION), ocrq(77)].concat();
+        crate::fuzz_seed::save("pptp_control", &[&[7u8][..], &stream].concat());
         for chunk in stream.chunks(7) {
             c.handle_bytes(now, chunk).unwrap();
         }

@@ -96,6 +96,7 @@ mod tests {
             let mut p = Vec::new();
             h.encode(&mut p);
             p.extend_from_slice(b"ppp");
+            crate::fuzz_seed::save("gre", &p);
             assert_eq!(GreHeader::decode(&p), Some(h));
             for cut in 0..p.len() {
                 assert_eq!(GreHeader::decode(&p[..cut]), None, "cut {cut}");

@@ -110,9 +110,13 @@ pub fn take(buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, PptpError> {
     Ok(Some(buf.drain(..len).collect()))
 }
 
+/// One whole message (as `take` cuts it): its Length field must match.
 pub fn parse(m: &[u8]) -> Result<Message, PptpError> {
     if m.len() < HEADER {
         return Err(PptpError::Truncated);
+    }
+    if usize::from(be16(m, 0)) != m.len() {
+        return Err(PptpError::BadLength(usize::from(be16(m, 0))));
     }
     if be16(m, 2) != CONTROL_MESSAGE {
         return Err(PptpError::NotControl(be16(m, 2)));
@@ -256,6 +260,18 @@ pub fn cdn(call_id: u16, result: u8) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `pptp_control` fuzz target: a message whose Length
+    /// field disagrees with its size was parsed.
+    #[test]
+    fn a_length_field_that_disagrees_is_refused() {
+        let mut m = sccrq();
+        assert!(parse(&m).is_ok());
+        m[0..2].copy_from_slice(&0xa331u16.to_be_bytes());
+        assert!(matches!(parse(&m), Err(PptpError::BadLength(0xa331))));
+        let whole = sccrq();
+        assert!(parse(&whole[..whole.len() - 1]).is_err());
+    }
 
     fn sccrq() -> Vec<u8> {
         let mut b = VERSION.to_be_bytes().to_vec();

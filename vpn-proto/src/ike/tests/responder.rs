@@ -99,6 +99,7 @@ fn establish(nat: bool, psk: &[u8]) -> Result<Session, Box<(IkeSa, IkeError)>> {
     sa.handle_message(now, &mm3, &mut host).unwrap();
     let mm4 = sa.poll_transmit().unwrap();
     let mm5 = i.mm5(&mm4, false);
+    crate::fuzz_seed::save_frames("ike", &[], &[&mm1, &mm3, &mm5]);
     if let Err(e) = sa.handle_message(now, &mm5, &mut host) {
         return Err(Box::new((sa, e)));
     }
