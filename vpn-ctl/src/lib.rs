@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod doctor;
 pub mod fsutil;
+pub mod import;
 pub mod metrics;
 pub mod net;
 pub mod report;

@@ -121,6 +121,34 @@ impl Secrets {
         Ok((s, generated))
     }
 
+    /// Puts `psk` into the secrets file (keeping the gateway key). An
+    /// existing, different PSK is replaced only with `force`.
+    pub fn set_psk(state_dir: &Path, psk: &str, force: bool) -> anyhow::Result<()> {
+        fsutil::private_dir(state_dir)?;
+        let path = state_dir.join(FILE);
+        let mut s = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Secrets {
+                psk: String::new(),
+                gateway_key: None,
+            },
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if !s.psk.is_empty() && s.psk != psk && !force {
+            anyhow::bail!(
+                "{} already holds another pre-shared key; --force replaces it",
+                path.display()
+            );
+        }
+        s.psk = psk.to_string();
+        let text = format!(
+            "# vpn-ctl secrets (root-only). Pre-shared key for L2TP/IPsec and the native protocol;\n# the native protocol's gateway key (private; made on the next start if missing).\n{}",
+            toml::to_string(&s).context("encode secrets")?
+        );
+        fsutil::write_private(&path, text.as_bytes())
+    }
+
     /// The gateway key's private half.
     pub fn gateway_private(&self) -> anyhow::Result<[u8; 32]> {
         decode_key(self.gateway_key.as_deref().unwrap_or_default())

@@ -92,6 +92,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read an existing pptpd / xl2tpd / strongSwan setup and turn it into
+    /// vpn-ctl's configuration (written to -c FILE, or
+    /// /etc/vpn-ctl/vpn-ctl.toml), users and pre-shared key; prints what
+    /// it could not carry over. A dry run unless --apply.
+    Import {
+        /// Where the old setup's /etc is (a mounted disk, a copy).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Write the configuration, users and PSK.
+        #[arg(long)]
+        apply: bool,
+        /// Replace an existing configuration file, users of the same name
+        /// and another PSK.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage the user database.
     Users {
         #[command(subcommand)]

@@ -5,6 +5,7 @@ mod connect;
 mod doctor;
 mod down;
 mod gateway_key;
+mod import;
 mod ipsec_psk;
 mod query;
 mod secret_input;
@@ -26,6 +27,9 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Users { command } => users::run(&cfg, command),
         args::Command::GatewayKey { json } => gateway_key::run(&cfg, json),
         args::Command::Doctor { json } => doctor::run(&cfg, json),
+        args::Command::Import { root, apply, force } => {
+            import::run(cfg, cli.config.as_deref(), &root, apply, force)
+        }
         args::Command::IpsecPsk { json } => ipsec_psk::run(&cfg, json),
         args::Command::ClientConfig {
             user,

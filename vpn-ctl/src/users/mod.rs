@@ -301,7 +301,8 @@ impl UserDb {
     }
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+/// A user name vpn-ctl accepts.
+pub fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
