@@ -1,6 +1,7 @@
 //! `cargo xtask build-ebpf | guest-image | test | bench | fuzz`.
 mod bench;
 mod cmd;
+mod container;
 mod fuzz;
 mod guest;
 
@@ -32,6 +33,13 @@ enum Task {
         /// What to measure: omitted (data plane), `native`, `pptp` or `l2tp`.
         what: Option<String>,
     },
+    /// Build the container image (localhost/vpn-ctl:latest) from Debian
+    /// packages: docs/container.md. Needs root and podman.
+    Container {
+        /// Put the debug build in (what the tests run) instead of a release build.
+        #[arg(long)]
+        debug: bool,
+    },
     /// Fuzz every parser that reads network input (or one target) with
     /// libFuzzer, seeded from the tests; fails on a crash.
     Fuzz {
@@ -50,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { args } => test(&args),
         Task::Bench { what } => bench::run(what.as_deref()),
         Task::Fuzz { target, time } => fuzz::run(target.as_deref(), time),
+        Task::Container { debug } => container::build(debug).map(drop),
     }
 }
 
@@ -99,6 +108,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             .current_dir(&root)
             .args(["build", "--locked", "-p", "vpn-ctl", "--bins"]),
     )?;
+    // The container test runs this image (with the debug build just made).
+    container::build(true)?;
     let (passed, failed) = cmd::run_tests(
         cmd::cargo()
             .current_dir(&root)

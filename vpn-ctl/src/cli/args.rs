@@ -83,6 +83,10 @@ pub enum Command {
     IpsecPsk {
         #[arg(long)]
         json: bool,
+        /// Replace the key with the first line of FILE ("-": standard input;
+        /// at least 16 characters). Takes effect at the next start.
+        #[arg(long, value_name = "FILE")]
+        set: Option<PathBuf>,
     },
     /// Check the host and the path from the internet for what stops
     /// clients (firewall, ports, routes, forwarding, rp_filter, BTF, XDP

@@ -30,7 +30,10 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Command::Import { root, apply, force } => {
             import::run(cfg, cli.config.as_deref(), &root, apply, force)
         }
-        args::Command::IpsecPsk { json } => ipsec_psk::run(&cfg, json),
+        args::Command::IpsecPsk { json, set } => match set {
+            Some(file) => ipsec_psk::set(&cfg, &file),
+            None => ipsec_psk::run(&cfg, json),
+        },
         args::Command::ClientConfig {
             user,
             os,

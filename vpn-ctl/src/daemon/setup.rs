@@ -86,10 +86,11 @@ pub async fn setup(
     // --- secrets and users (persistent state, not host configuration) ---
     let state_dir = &cfg.paths.state_dir;
     fsutil::private_dir(state_dir)?;
+    let psk_existed = state_dir.join(crate::secrets::FILE).exists();
     let (secrets, generated) = Secrets::load_or_generate(state_dir)?;
     let initial_user = UserDb::create_initial(state_dir)?;
     if generated || initial_user.is_some() {
-        announce_first_start(state_dir, &secrets, initial_user);
+        announce_first_start(state_dir, &secrets, !psk_existed, initial_user);
     }
     let migrated = UserDb::migrate(state_dir)?;
     if migrated > 0 {
@@ -645,7 +646,12 @@ fn accepting(cfg: &Config) -> Vec<String> {
 /// On first start at a terminal: the generated user, password and PSK,
 /// once, and what to run next. Elsewhere (a service's log) only where
 /// they are: secrets stay out of logs.
-fn announce_first_start(state_dir: &std::path::Path, secrets: &Secrets, user: Option<&str>) {
+fn announce_first_start(
+    state_dir: &std::path::Path,
+    secrets: &Secrets,
+    new_psk: bool,
+    user: Option<&str>,
+) {
     use std::io::IsTerminal as _;
     let pw_file = state_dir.join(crate::users::INITIAL_PASSWORD_FILE);
     let password = std::fs::read_to_string(&pw_file)
@@ -657,12 +663,25 @@ fn announce_first_start(state_dir: &std::path::Path, secrets: &Secrets, user: Op
             state_dir.display(),
             secrets.psk
         ),
-        _ => println!(
-            "vpn-ctl: first start: generated the pre-shared key and the gateway key ({}) and user `{}` with a random password ({}), readable by root only; `vpn-ctl client-config` prints what clients need",
-            state_dir.join(crate::secrets::FILE).display(),
-            user.unwrap_or(crate::users::INITIAL_USER),
-            pw_file.display()
-        ),
+        _ => {
+            let mut made = vec![if new_psk {
+                "the pre-shared key and the gateway key"
+            } else {
+                "the gateway key"
+            }
+            .to_string()];
+            made[0] += &format!(" ({})", state_dir.join(crate::secrets::FILE).display());
+            if let Some(user) = user {
+                made.push(format!(
+                    "user `{user}` with a random password ({})",
+                    pw_file.display()
+                ));
+            }
+            println!(
+                "vpn-ctl: first start: generated {}, readable by root only; `vpn-ctl client-config` prints what clients need",
+                made.join(" and ")
+            );
+        }
     }
 }
 
