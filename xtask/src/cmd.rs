@@ -62,32 +62,74 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cargo test`, echoing its output, and sums its `test result:` lines.
-pub fn run_tests(cmd: &mut Command) -> anyhow::Result<(u64, u64)> {
+/// What a `cargo test` run did, suite by suite.
+#[derive(Default)]
+pub struct TestRun {
+    pub passed: u64,
+    pub failed: u64,
+    /// Names of the tests that failed.
+    pub failures: Vec<String>,
+    /// (suite, tests passed, seconds) per test binary.
+    pub suites: Vec<(String, u64, f64)>,
+    /// Integration suites (tests/tests/*.rs) that ran no test at all.
+    pub empty: Vec<String>,
+}
+
+/// Runs `cargo test` (give it `--no-fail-fast`), echoing its output, and
+/// reads its `Running`, `test ... FAILED` and `test result:` lines.
+pub fn run_tests(cmd: &mut Command) -> anyhow::Result<TestRun> {
     use std::io::BufRead as _;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot run {cmd:?}"))?;
-    let (mut passed, mut failed) = (0, 0);
+    let mut run = TestRun::default();
+    let mut suite = String::new();
     for line in std::io::BufReader::new(child.stdout.take().context("stdout")?).lines() {
         let line = line?;
         println!("{line}");
+        if let Some(rest) = line.trim_start().strip_prefix("Running ") {
+            // "tests/doctor.rs (target/...)", "unittests src/lib.rs (target/...)"
+            suite = rest.split(" (").next().unwrap_or("").to_string();
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("Doc-tests ") {
+            suite = format!("doc-tests {rest}");
+        }
+        if let Some(name) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.strip_suffix(" ... FAILED"))
+        {
+            run.failures.push(format!("{suite}: {name}"));
+        }
         if let Some(rest) = line.strip_prefix("test result: ") {
+            let (mut p, mut secs) = (0, 0.0);
             for part in rest.split(['.', ';']) {
                 let mut w = part.split_whitespace();
                 match (w.next().map(str::parse::<u64>), w.next()) {
-                    (Some(Ok(n)), Some("passed")) => passed += n,
-                    (Some(Ok(n)), Some("failed")) => failed += n,
+                    (Some(Ok(n)), Some("passed")) => p = n,
+                    (Some(Ok(n)), Some("failed")) => run.failed += n,
                     _ => {}
                 }
+            }
+            if let Some(t) = rest.split("finished in ").nth(1) {
+                secs = t.trim_end_matches('s').parse().unwrap_or(0.0);
+            }
+            run.passed += p;
+            if suite.starts_with("tests/") && p == 0 {
+                run.empty.push(suite.clone());
+            }
+            if !suite.is_empty() {
+                run.suites.push((std::mem::take(&mut suite), p, secs));
             }
         }
     }
     let status = child.wait()?;
-    anyhow::ensure!(status.success() || failed > 0, "{cmd:?} failed: {status}");
-    Ok((passed, failed))
+    anyhow::ensure!(
+        status.success() || run.failed > 0,
+        "{cmd:?} failed: {status}"
+    );
+    Ok(run)
 }
 
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {

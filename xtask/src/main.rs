@@ -110,15 +110,31 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     )?;
     // The container test runs this image (with the debug build just made).
     container::build(true)?;
-    let (passed, failed) = cmd::run_tests(
+    // Every suite runs even when one fails, so one run reports them all.
+    let run = cmd::run_tests(
         cmd::cargo()
             .current_dir(&root)
-            .args(["test", "--locked"])
+            .args(["test", "--locked", "--no-fail-fast"])
             .args(extra),
     )?;
+    println!("suite times:");
+    let mut suites = run.suites.clone();
+    suites.sort_by(|a, b| b.2.total_cmp(&a.2));
+    for (s, n, secs) in suites.iter().filter(|s| s.2 >= 1.0) {
+        println!("  {secs:>7.1} s  {n:>4} tests  {s}");
+    }
+    for f in &run.failures {
+        println!("FAILED: {f}");
+    }
+    for e in &run.empty {
+        println!("EMPTY: {e} ran no test");
+    }
     // One closing line for the whole run (cargo ends on the last doc-test binary).
-    println!("tests: {passed} passed, {failed} failed");
-    anyhow::ensure!(failed == 0 && passed > 0, "tests failed or none ran");
+    println!("tests: {} passed, {} failed", run.passed, run.failed);
+    anyhow::ensure!(
+        run.failed == 0 && run.passed > 0 && (run.empty.is_empty() || !extra.is_empty()),
+        "tests failed, or a suite ran none"
+    );
     // Every fuzz target, briefly: the seeds and regressions replayed, and
     // a few seconds of search (long runs: `cargo xtask fuzz --time 600`).
     if extra.is_empty() {
