@@ -10,7 +10,13 @@ use vpn_tests::{gateway::GatewayFiles, snapshot::Snapshot, topology::Topology};
 /// Runs `up` with `extra` config in the gateway namespace; asserts failure
 /// with one stderr line containing `want` and an unchanged namespace.
 fn fails(t: &Topology, extra: &str, want: &str) {
+    fails_with(t, extra, |_| {}, want);
+}
+
+/// `fails`, with files written into the gateway's directories first.
+fn fails_with(t: &Topology, extra: &str, prepare: impl FnOnce(&GatewayFiles), want: &str) {
     let files = GatewayFiles::new(&t.gw, extra);
+    prepare(&files);
     let before = Snapshot::take(&t.gw, &files.pin_dir);
     let out = files.ctl(&t.gw, &["up"]);
     let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -96,4 +102,51 @@ fn late_failure_is_unwound() {
     let t = Topology::build();
     t.gw.must("nft add table ip vpn_ctl");
     fails(&t, "", "nftables table ip vpn_ctl already exists");
+}
+
+/// A private file in the gateway's state or run directory.
+fn write(files: &GatewayFiles, rel: &str, text: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = files.dir.join(rel);
+    let dir = path.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn out_of_range_values_name_their_key() {
+    let t = Topology::build();
+    fails(&t, "[gateway]\npool = \"10.99.0.0/31\"", "gateway.pool");
+    fails(&t, "[native]\nport = \"many\"", "invalid type");
+}
+
+#[test]
+fn corrupt_state_files_name_the_file_and_change_nothing() {
+    let t = Topology::build();
+    fails_with(
+        &t,
+        "",
+        |f| write(f, "state/users.toml", "[[user]]\nname = 3\n"),
+        "users.toml",
+    );
+    fails_with(
+        &t,
+        "",
+        |f| write(f, "state/secrets.toml", "psk = [\n"),
+        "secrets.toml",
+    );
+    fails_with(
+        &t,
+        "",
+        |f| write(f, "state/secrets.toml", "psk = \"short\"\n"),
+        "psk must be at least 16 characters",
+    );
+    fails_with(
+        &t,
+        "",
+        |f| write(f, "run/undo.json", "{ not json"),
+        "corrupt undo journal",
+    );
 }
