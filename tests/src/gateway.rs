@@ -189,6 +189,14 @@ impl<'a> Gateway<'a> {
 }
 
 impl Gateway<'_> {
+    /// SIGKILL: the daemon gets no chance to restore anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
     /// SIGTERM, then the daemon's exit status (None: it had to be killed).
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         self.child.take().and_then(crate::netns::terminate)

@@ -170,3 +170,57 @@ fn a_second_up_fails_cleanly_and_the_first_keeps_running() {
     t.gw.must("ip link show vpn0");
     t.gw.must("nft list table ip vpn_ctl");
 }
+
+/// SIGKILL gives the daemon no chance to clean up: what it left (nftables,
+/// sysctls, pins, the journal) is undone by `vpn-ctl down`, or by the next
+/// `up` before it starts, with every protocol on.
+#[test]
+fn after_sigkill_down_or_the_next_up_restores_the_host() {
+    let t = Topology::build();
+    let extra = "[pptp]\nenabled = true\n[l2tp]\nallow_plain = true\n[metrics]\nenabled = true\n";
+    let files = GatewayFiles::new(&t.gw, extra);
+    let pin_dir = files.pin_dir.clone();
+    let config = files.config.clone();
+    let before = Snapshot::take(&t.gw, &pin_dir);
+    let mut gw = Gateway::start_with(&t.gw, files);
+    gw.kill();
+    let left = Snapshot::take(&t.gw, &pin_dir);
+    assert!(
+        before != left,
+        "SIGKILL left nothing: the check would prove nothing"
+    );
+    let out = gw.ctl(&["down"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("undid"));
+    let after = Snapshot::take(&t.gw, &pin_dir);
+    assert!(before == after, "after down:\n{}", before.diff(&after));
+
+    // Killed again; this time the next `up` undoes the leftovers first.
+    let dir = gw.files.dir.clone();
+    drop(gw);
+    let files = GatewayFiles {
+        dir: dir.clone(),
+        config: config.clone(),
+        pin_dir: pin_dir.clone(),
+    };
+    let mut gw = Gateway::start_with(&t.gw, files);
+    gw.kill();
+    let files = GatewayFiles {
+        dir,
+        config,
+        pin_dir: pin_dir.clone(),
+    };
+    let mut gw = Gateway::start_with(&t.gw, files);
+    assert!(gw.log().contains("undid"), "{}", gw.log());
+    assert!(gw.down().success());
+    let after = Snapshot::take(&t.gw, &pin_dir);
+    assert!(
+        before == after,
+        "after up and down:\n{}",
+        before.diff(&after)
+    );
+}
