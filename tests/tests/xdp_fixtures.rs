@@ -158,6 +158,11 @@ fn fixtures(pptp: bool) -> Vec<Fixture> {
         ..Frame::udp(WAN_PEER, GW, 0)
     };
     let gre_class = if pptp { XdpClassGre } else { XdpPassIpv4 };
+    // IPv4 header fields broken after building (Ethernet header: 14 bytes).
+    let mut short_total = Frame::udp(WAN_PEER, GW, 53).build();
+    short_total[16..18].copy_from_slice(&12u16.to_be_bytes());
+    let mut version6 = Frame::udp(WAN_PEER, GW, 53).build();
+    version6[14] = 0x65;
     vec![
         pass(
             "ipv4 udp to another port",
@@ -282,6 +287,25 @@ fn fixtures(pptp: bool) -> Vec<Fixture> {
             bad_ihl.build(),
             &[XdpRx],
             DropReason::MalformedIpv4,
+        ),
+        drop(
+            "total length below the header length",
+            short_total,
+            &[XdpRx],
+            DropReason::MalformedIpv4,
+        ),
+        drop(
+            "ethertype ipv4, version 6",
+            version6,
+            &[XdpRx],
+            DropReason::MalformedIpv4,
+        ),
+        // Deeper than the two tags XDP reads: not parsed as IP, so not
+        // classified; no VLAN device three deep exists to take it either.
+        pass(
+            "three vlan tags around a pool source",
+            Frame::udp(IN_POOL, GW, 53).with_vlans(&[1, 2, 3]).build(),
+            &[XdpRx, XdpVlan, XdpPassNonIp],
         ),
     ]
 }
