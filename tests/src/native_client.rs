@@ -202,6 +202,14 @@ impl Client {
         st
     }
 
+    /// SIGKILL: the client says nothing to the gateway (no BYE).
+    pub fn kill(&mut self) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+        }
+        self.wait_exit(Duration::from_secs(10));
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         if let Some(c) = &self.child {

@@ -1,0 +1,113 @@
+//! The native protocol over a session's life, on short timers: rekeys and
+//! keepalives with traffic flowing, a silent client expired and its address
+//! freed, ChaCha20-Poly1305 end to end, and the session limit. Needs root.
+use std::time::Duration;
+
+use vpn_tests::{
+    gateway::Gateway,
+    native_client::{add_user, gateway_creds, Client},
+    topology::{Topology, LAN_HOST},
+    wait,
+};
+
+/// `ping` packet loss in percent (from its summary line).
+fn loss(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.split(", ").find(|p| p.ends_with("packet loss")))
+        .and_then(|p| p.trim_end_matches("% packet loss").parse().ok())
+        .unwrap_or_else(|| panic!("no loss in ping output:\n{out}"))
+}
+
+#[test]
+fn rekeys_and_keepalives_on_short_timers_lose_no_packet() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        "[native]\nkeepalive_secs = 1\nrekey_secs = 10\n[log]\nlevel = \"debug\"\n",
+    );
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut c = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
+    c.wait_connected();
+    // 25 s of traffic: two rekeys at least.
+    let out = t.c1.sh(&format!("ping -c 125 -i 0.2 -W 2 {LAN_HOST}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(loss(&text), 0.0, "{text}");
+    let rekeys = gw.log().matches("rekeyed (key").count();
+    assert!(rekeys >= 2, "{rekeys} rekeys in 25 s:\n{}", gw.log());
+    // Idle longer than three keepalive intervals: keepalives hold it up.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(gw.sessions().len(), 1);
+    assert!(t
+        .c1
+        .sh(&format!("ping -c 1 -W 2 {LAN_HOST}"))
+        .status
+        .success());
+}
+
+#[test]
+fn a_silent_client_expires_and_its_address_is_free_again() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[native]\nkeepalive_secs = 1\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-1", None);
+    let creds = gateway_creds(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &creds, &[]);
+    let addr = a.wait_connected();
+    a.kill();
+    // Three silent keepalive intervals (and a second of grace).
+    wait::until(
+        "the silent session to expire",
+        Duration::from_secs(15),
+        || gw.sessions().is_empty().then_some(()),
+    );
+    assert!(gw.log().contains("ended, expired"), "{}", gw.log());
+    let mut b = Client::start(&t.c3, "bob", "bob-password-1", &creds, &[]);
+    assert_eq!(
+        b.wait_connected(),
+        addr,
+        "the expired session's address is free"
+    );
+}
+
+#[test]
+fn chacha20_poly1305_end_to_end() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut c = Client::start(
+        &t.c1,
+        "alice",
+        "alice-password-1",
+        &gateway_creds(&gw),
+        &["--cipher", "chacha20-poly1305"],
+    );
+    c.wait_connected();
+    let out = t.c1.sh(&format!("ping -c 5 -i 0.2 -W 2 {LAN_HOST}"));
+    assert_eq!(loss(&String::from_utf8_lossy(&out.stdout)), 0.0);
+    let rows = gw.sessions();
+    assert_eq!(rows[0]["encryption"], "chacha20-poly1305", "{rows:?}");
+}
+
+#[test]
+fn the_session_limit_refuses_clearly_while_the_sessions_in_place_work() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[gateway]\nmax_sessions = 1\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-1", None);
+    let creds = gateway_creds(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &creds, &[]);
+    a.wait_connected();
+    let mut b = Client::start(&t.c3, "bob", "bob-password-1", &creds, &["--no-reconnect"]);
+    assert!(!b.wait_exit(Duration::from_secs(20)).success());
+    assert!(
+        b.stderr().contains("session limit"),
+        "bob was told: {}",
+        b.stderr()
+    );
+    assert!(t
+        .c1
+        .sh(&format!("ping -c 2 -W 2 {LAN_HOST}"))
+        .status
+        .success());
+    assert_eq!(gw.sessions().len(), 1);
+}
