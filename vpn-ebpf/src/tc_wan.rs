@@ -41,6 +41,11 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     if ip.version_ihl >> 4 != 4 || ihl < 20 || u16::from_be(ip.frag_off) & 0x3fff != 0 {
         return Ok(TC_ACT_OK);
     }
+    // A frame shorter than its IPv4 length is the stack's to drop (and
+    // count): nothing in it is forwarded from here.
+    if ETH_LEN + usize::from(u16::from_be(ip.total_len)) > ctx.len() as usize {
+        return Ok(TC_ACT_OK);
+    }
     let l4 = ETH_LEN + ihl;
     // Which protocol: its header code gives the session key and the PPP offset.
     let (idx, entry, ppp) = if let Some(a) = pptp::arrived(ctx, &ip, l4, cfg.pptp_enabled != 0) {
@@ -87,6 +92,10 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         .map_err(|_| DropReason::Truncated)?;
     if inner.src != entry.assigned_ip {
         return Err(DropReason::SpoofedInnerSource);
+    }
+    // The inner packet must be whole within the frame.
+    if off + usize::from(u16::from_be(inner.total_len)) > ctx.len() as usize {
+        return Err(DropReason::Truncated);
     }
     // DHCP to the server port (Windows' DHCPINFORM for routes): the
     // daemon answers it, so it stays encapsulated.

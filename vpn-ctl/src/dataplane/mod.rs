@@ -54,6 +54,14 @@ pub fn xdp(ebpf: &Ebpf) -> anyhow::Result<&Xdp> {
         .try_into()?)
 }
 
+/// The WAN's TC ingress program (the fast paths' decapsulation).
+pub fn tc_wan(ebpf: &Ebpf) -> anyhow::Result<&SchedClassifier> {
+    Ok(ebpf
+        .program(TC_WAN_PROGRAM)
+        .context("WAN TC program missing")?
+        .try_into()?)
+}
+
 pub fn write_config(ebpf: &mut Ebpf, cfg: &DataplaneConfig) -> anyhow::Result<()> {
     let mut arr: Array<&mut MapData, DataplaneConfig> =
         Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map missing")?)?;

@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use anyhow::Context as _;
-use aya::programs::Xdp;
+use aya::programs::{SchedClassifier, Xdp};
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
@@ -32,7 +32,7 @@ struct TestAttr {
 /// What one test run returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestRun {
-    /// The program's return value (an `xdp_action`).
+    /// The program's return value (an `xdp_action`, or a `TC_ACT_*`).
     pub action: u32,
     /// The packet as the program left it.
     pub output: Vec<u8>,
@@ -43,9 +43,19 @@ pub struct TestRun {
 /// Runs `prog` on `packet` `repeat` times (at least once).
 pub fn run_xdp(prog: &Xdp, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
     let fd = prog.fd().context("program not loaded")?;
+    run_fd(fd.as_fd().as_raw_fd(), packet, repeat)
+}
+
+/// Runs a TC classifier on an Ethernet frame (`action`: a `TC_ACT_*`).
+pub fn run_tc(prog: &SchedClassifier, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
+    let fd = prog.fd().context("program not loaded")?;
+    run_fd(fd.as_fd().as_raw_fd(), packet, repeat)
+}
+
+fn run_fd(fd: std::os::fd::RawFd, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
     let mut out = vec![0u8; packet.len() + 512];
     let mut attr = TestAttr {
-        prog_fd: fd.as_fd().as_raw_fd() as u32,
+        prog_fd: fd as u32,
         data_size_in: packet.len() as u32,
         data_size_out: out.len() as u32,
         data_in: packet.as_ptr() as u64,
