@@ -6,7 +6,6 @@
 //! prefix ever redirected. Needs root.
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
     sync::{Arc, Mutex},
 };
 
