@@ -14,6 +14,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Client {
     pub dir: PathBuf,
+    /// How it was started (for `restart`).
+    cmd: (String, String, Vec<String>),
     child: Option<Child>,
     out: Arc<Mutex<Vec<String>>>,
     err: Arc<Mutex<Vec<String>>>,
@@ -115,37 +117,58 @@ impl Client {
         std::fs::write(dir.join("psk"), format!("{}\n", creds.psk)).unwrap();
         std::fs::write(dir.join("password"), format!("{password}\n")).unwrap();
         std::fs::write(dir.join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
-        let mut child = ns
-            .cmd(vpn_ctl_bin().to_str().unwrap())
+        let cmd = (
+            ns.name.clone(),
+            user.to_string(),
+            extra.iter().map(|s| s.to_string()).collect(),
+        );
+        let mut c = Client {
+            dir,
+            cmd,
+            child: None,
+            out: Arc::default(),
+            err: Arc::default(),
+            pumps: Vec::new(),
+        };
+        c.spawn(&creds.key);
+        c
+    }
+
+    /// Runs `vpn-ctl connect` again with the same files (its journal, its
+    /// resolv.conf): what a user does after a crash.
+    pub fn restart(&mut self, creds: &Creds) {
+        assert!(self.child.is_none(), "restart: the client still runs");
+        self.out.lock().unwrap().clear();
+        self.err.lock().unwrap().clear();
+        self.spawn(&creds.key);
+    }
+
+    fn spawn(&mut self, key: &str) {
+        let (ns_name, user, extra) = self.cmd.clone();
+        let dir = self.dir.clone();
+        let config = dir.join("client.toml");
+        let mut child = crate::netns::cmd_in(&ns_name, vpn_ctl_bin().to_str().unwrap())
             .arg("-c")
             .arg(&config)
-            .args(["connect", GW_WAN, "-u", user, "--gateway-key", &creds.key])
+            .args(["connect", GW_WAN, "-u", &user, "--gateway-key", key])
             .arg("--psk-file")
             .arg(dir.join("psk"))
             .arg("--password-file")
             .arg(dir.join("password"))
             .arg("--resolv-conf")
             .arg(dir.join("resolv.conf"))
-            .args(extra)
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vpn-ctl connect");
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let pumps = vec![
-            pump(child.stdout.take().unwrap(), out.clone()),
-            pump(child.stderr.take().unwrap(), err.clone()),
+        self.pumps = vec![
+            pump(child.stdout.take().unwrap(), self.out.clone()),
+            pump(child.stderr.take().unwrap(), self.err.clone()),
         ];
-        Client {
-            dir,
-            child: Some(child),
-            out,
-            err,
-            pumps,
-        }
+        self.child = Some(child);
     }
 
     pub fn stdout(&self) -> String {

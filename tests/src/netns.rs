@@ -54,10 +54,7 @@ impl Netns {
     }
 
     pub fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.name))
-            .arg(program);
-        c
+        cmd_in(&self.name, program)
     }
 
     /// Runs a shell command line in this namespace.
@@ -84,6 +81,14 @@ impl Drop for Netns {
         let _ = sh(&format!("ip netns pids {} | xargs -r kill -9", self.name));
         let _ = sh(&format!("ip netns del {}", self.name));
     }
+}
+
+/// `program` in the network namespace called `name` (for holders of the
+/// name only, which must not delete the namespace as a `Netns` does).
+pub fn cmd_in(name: &str, program: &str) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net=/run/netns/{name}")).arg(program);
+    c
 }
 
 /// Stops a child politely: SIGTERM (so it can restore what it changed),

@@ -111,3 +111,45 @@ fn the_session_limit_refuses_clearly_while_the_sessions_in_place_work() {
         .success());
     assert_eq!(gw.sessions().len(), 1);
 }
+
+/// A client killed with SIGKILL leaves its DNS and its route to the
+/// gateway behind; its next run undoes them from its journal, and a clean
+/// stop after that leaves the host as it was before the first.
+#[test]
+fn a_killed_client_is_cleaned_up_by_its_next_run() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[gateway]\ndns = [\"172.16.10.2\"]\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let creds = gateway_creds(&gw);
+    let routes_before = t.c1.must("ip -4 route show");
+    let mut c = Client::start(
+        &t.c1,
+        "alice",
+        "alice-password-1",
+        &creds,
+        &["--full-tunnel"],
+    );
+    let resolv_before = c.resolv_conf();
+    c.wait_connected();
+    assert!(
+        c.resolv_conf().contains("172.16.10.2"),
+        "{}",
+        c.resolv_conf()
+    );
+    c.kill();
+    // Left behind: the pushed DNS and the host route to the gateway.
+    assert!(c.resolv_conf().contains("172.16.10.2"));
+    assert_ne!(t.c1.must("ip -4 route show"), routes_before);
+
+    c.restart(&creds);
+    c.wait_connected();
+    assert!(
+        c.stderr().contains("undid") && c.stderr().contains("earlier connect"),
+        "stderr:\n{}\nstdout:\n{}",
+        c.stderr(),
+        c.stdout()
+    );
+    assert!(c.stop().success());
+    assert_eq!(c.resolv_conf(), resolv_before);
+    assert_eq!(t.c1.must("ip -4 route show"), routes_before);
+}

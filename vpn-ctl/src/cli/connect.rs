@@ -8,6 +8,8 @@ use crate::{
 };
 
 pub fn run(cfg: &Config, a: ConnectArgs) -> anyhow::Result<()> {
+    // Its warnings (a journal undone, a roam, a lost gateway) reach the user.
+    super::init_logging(cfg);
     let ciphers = match &a.cipher {
         None => Cipher::ALL.to_vec(),
         Some(name) => vec![Cipher::from_name(name).ok_or_else(|| {

@@ -53,3 +53,16 @@ pub fn print_json<T: serde::Serialize>(items: &[T]) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(items)?);
     Ok(())
 }
+
+/// The daemon's and the client's log: to stderr, at `log.level` (or
+/// RUST_LOG).
+pub(crate) fn init_logging(cfg: &Config) {
+    let level = crate::config::log_level(&cfg.log.level).unwrap_or(log::LevelFilter::Info);
+    env_logger::Builder::new()
+        .filter_level(level)
+        // It warns about replies to dumps we stopped reading; not actionable.
+        .filter_module("netlink_proto", log::LevelFilter::Error)
+        .parse_env("RUST_LOG")
+        .format_target(false)
+        .init();
+}
