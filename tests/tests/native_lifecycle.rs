@@ -153,3 +153,70 @@ fn a_killed_client_is_cleaned_up_by_its_next_run() {
     assert_eq!(c.resolv_conf(), resolv_before);
     assert_eq!(t.c1.must("ip -4 route show"), routes_before);
 }
+
+/// `connect HOST:PORT` to a gateway on another port, the pre-shared key
+/// on standard input, and `--no-dns`: connected, the LAN reached, the
+/// resolver file untouched.
+#[test]
+fn host_port_psk_on_stdin_and_no_dns() {
+    use std::io::{BufRead as _, Write as _};
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        "[native]\nport = 7555\n[gateway]\ndns = [\"172.16.10.2\"]\n",
+    );
+    add_user(&gw, "alice", "alice-password-1", None);
+    let creds = gateway_creds(&gw);
+    let dir = gw.files.dir.join("client");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("client.toml");
+    std::fs::write(
+        &config,
+        format!("[paths]\nrun_dir = \"{}/run\"\n", dir.display()),
+    )
+    .unwrap();
+    std::fs::write(dir.join("password"), "alice-password-1\n").unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+    let mut child =
+        t.c1.cmd(vpn_tests::vpn_ctl_bin().to_str().unwrap())
+            .arg("-c")
+            .arg(&config)
+            .args(["connect", &format!("{}:7555", vpn_tests::topology::GW_WAN)])
+            .args([
+                "-u",
+                "alice",
+                "--gateway-key",
+                &creds.key,
+                "--psk-file",
+                "-",
+            ])
+            .arg("--password-file")
+            .arg(dir.join("password"))
+            .arg("--resolv-conf")
+            .arg(&resolv)
+            .args(["--no-dns", "--no-reconnect"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{}", creds.psk).unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let connected = lines
+        .find(|l| l.as_ref().is_ok_and(|l| l.contains("connected to")))
+        .expect("a connected line")
+        .unwrap();
+    assert!(connected.contains(":7555"), "{connected}");
+    assert!(t
+        .c1
+        .sh(&format!("ping -c 2 -W 2 {LAN_HOST}"))
+        .status
+        .success());
+    assert_eq!(
+        std::fs::read_to_string(&resolv).unwrap(),
+        "nameserver 192.0.2.53\n"
+    );
+    let st = vpn_tests::netns::terminate(child).expect("exits on SIGTERM");
+    assert!(st.success(), "{st}");
+}
