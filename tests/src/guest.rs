@@ -14,6 +14,7 @@ use crate::{
     guest_agent::{Agent, ScriptRun},
     netns::{must, Netns},
     topology::Topology,
+    wait,
 };
 
 /// Booting takes ~5 s alone; allow for a loaded 2-core machine.
@@ -82,6 +83,54 @@ pub struct Guest {
     qemu: Child,
     tcpdump: Child,
     agent: Option<Agent>,
+    /// The run slots this guest (and those started with it) holds.
+    _slots: std::sync::Arc<Slots>,
+}
+
+/// How long a test may wait for guest slots (other tests' guests finish).
+const SLOT_WAIT: Duration = Duration::from_secs(900);
+
+/// Guests running at once, across every test process: one per core (each
+/// has one vCPU under TCG), so the gateways under test are not starved.
+fn max_guests() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(1)
+}
+
+/// Locks on slot files (flock), released when the files close.
+pub struct Slots {
+    _locked: Vec<std::fs::File>,
+}
+
+impl Slots {
+    /// Takes `n` slots at once (all or none, so two tests each holding one
+    /// cannot wait on each other), waiting for other guests to end.
+    fn take(n: usize) -> Slots {
+        use std::os::fd::AsRawFd as _;
+        let n = n.min(max_guests());
+        let dir = std::env::temp_dir().join("vpn-ctl-guest-slots");
+        fs::create_dir_all(&dir).unwrap();
+        wait::until(&format!("{n} guest slots"), SLOT_WAIT, || {
+            let mut held = Vec::new();
+            for i in 0..max_guests() {
+                let f = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(i.to_string()))
+                    .unwrap();
+                // SAFETY: flock on a file this function owns.
+                if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    held.push(f);
+                    if held.len() == n {
+                        return Some(Slots { _locked: held });
+                    }
+                }
+            }
+            None // dropping `held` unlocks what was taken
+        })
+    }
 }
 
 /// The cached image that `cargo xtask guest-image` builds.
@@ -112,9 +161,10 @@ impl Guest {
 
     /// Boots several guests at once (they boot in parallel) and waits for all.
     pub fn start_all(t: &Topology, specs: &[(&str, Site)]) -> Vec<Guest> {
+        let slots = std::sync::Arc::new(Slots::take(specs.len()));
         let mut guests: Vec<Guest> = specs
             .iter()
-            .map(|&(name, site)| Guest::spawn(t, name, site))
+            .map(|&(name, site)| Guest::spawn(t, name, site, slots.clone()))
             .collect();
         let deadline = Instant::now() + BOOT_TIMEOUT;
         for g in &mut guests {
@@ -131,7 +181,7 @@ impl Guest {
         guests
     }
 
-    fn spawn(t: &Topology, name: &str, site: Site) -> Guest {
+    fn spawn(t: &Topology, name: &str, site: Site, slots: std::sync::Arc<Slots>) -> Guest {
         site.index();
         let image = image_dir();
         let router = site.router(t);
@@ -198,6 +248,7 @@ impl Guest {
             qemu,
             tcpdump,
             agent: None,
+            _slots: slots,
         }
     }
 
