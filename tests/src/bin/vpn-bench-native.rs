@@ -59,14 +59,17 @@ fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<f64> {
         .args(["60", "iperf3", "-s", "-1", "-B", dst])
         .stdout(Stdio::null())
         .spawn()?;
-    let out = wait::until("iperf3 to connect", Duration::from_secs(10), || {
+    // Until the server listens, iperf3 reports "connection refused" (in
+    // its JSON, whatever its exit status): try again.
+    let j = wait::until("iperf3 to connect", Duration::from_secs(10), || {
         let o = t
             .c1
             .sh(&format!("timeout 30 iperf3 -c {dst} -t {IPERF_SECS} -O 1 -J"));
-        o.status.success().then_some(o)
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let refused = j["error"].as_str().is_some_and(|e| e.contains("Connection refused"));
+        (o.status.success() && !refused).then_some(j)
     });
     let _ = server.wait();
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let bps = j["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .filter(|b| b.is_finite() && *b > 0.0)
