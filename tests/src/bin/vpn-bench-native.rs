@@ -62,11 +62,13 @@ fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<f64> {
     // Until the server listens, iperf3 reports "connection refused" (in
     // its JSON, whatever its exit status): try again.
     let j = wait::until("iperf3 to connect", Duration::from_secs(10), || {
-        let o = t
-            .c1
-            .sh(&format!("timeout 30 iperf3 -c {dst} -t {IPERF_SECS} -O 1 -J"));
+        let o = t.c1.sh(&format!(
+            "timeout 30 iperf3 -c {dst} -t {IPERF_SECS} -O 1 -J"
+        ));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        let refused = j["error"].as_str().is_some_and(|e| e.contains("Connection refused"));
+        let refused = j["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Connection refused"));
         (o.status.success() && !refused).then_some(j)
     });
     let _ = server.wait();
@@ -232,7 +234,10 @@ fn orchestrate() -> anyhow::Result<()> {
     });
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("native.json"), serde_json::to_string_pretty(&json)?)?;
+    std::fs::write(
+        out.join("native.json"),
+        serde_json::to_string_pretty(&json)?,
+    )?;
     Ok(())
 }
 
