@@ -76,17 +76,24 @@ pub struct TestRun {
 }
 
 /// Runs `cargo test` (give it `--no-fail-fast`), echoing its output, and
-/// reads its `Running`, `test ... FAILED` and `test result:` lines.
+/// reads its `Running`, `test ... FAILED` and `test result:` lines. cargo
+/// writes `Running` to stderr and the tests write to stdout: both go into
+/// one pipe, so each result follows the suite it belongs to.
 pub fn run_tests(cmd: &mut Command) -> anyhow::Result<TestRun> {
     use std::io::BufRead as _;
+    let (reader, writer) = std::io::pipe()?;
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
         .spawn()
         .with_context(|| format!("cannot run {cmd:?}"))?;
+    // The command keeps its copies of the pipe's write end: close them, or
+    // the reader never sees the end.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
     let mut run = TestRun::default();
     let mut suite = String::new();
-    for line in std::io::BufReader::new(child.stdout.take().context("stdout")?).lines() {
+    for line in std::io::BufReader::new(reader).lines() {
         let line = line?;
         println!("{line}");
         if let Some(rest) = line.trim_start().strip_prefix("Running ") {
