@@ -4,10 +4,7 @@
 //! inner sources dropped and counted, control and DHCP frames left for the
 //! daemon, a hairpin re-encapsulated for the other client, and no truncated
 //! prefix ever redirected. Needs root.
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use vpn_common::{
     counters::{Counter, DropReason},
@@ -21,7 +18,10 @@ use vpn_ctl::dataplane::{
     fastpath::{wire_ip, FastSlot, SessionMaps},
     test_run,
 };
-use vpn_tests::packet::{Frame, L4};
+use vpn_tests::{
+    bpf_counts::{self, expect, Counts},
+    packet::{Frame, L4},
+};
 
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
@@ -63,8 +63,6 @@ struct Harness {
     ebpf: Arc<Mutex<aya::Ebpf>>,
     _slots: Vec<FastSlot>,
 }
-
-type Counts = HashMap<String, u64>;
 
 impl Harness {
     fn new() -> Harness {
@@ -115,33 +113,12 @@ impl Harness {
         }
     }
 
-    fn counts(&self) -> Counts {
-        let ebpf = self.ebpf.lock().unwrap();
-        let mut m = Counts::new();
-        for c in dataplane::counters(&ebpf).unwrap() {
-            m.insert(c.name, c.value);
-        }
-        for d in dataplane::drops(&ebpf).unwrap() {
-            m.insert(d.name, d.value);
-        }
-        m
-    }
-
     fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
-        let before = self.counts();
-        let r = {
-            let ebpf = self.ebpf.lock().unwrap();
-            test_run::run_tc(dataplane::tc_wan(&ebpf).unwrap(), frame, 1)
-                .unwrap_or_else(|e| panic!("{} bytes: {e:#}", frame.len()))
-        };
-        let delta = self
-            .counts()
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let d = v - before[&k];
-                (d != 0).then_some((k, d))
-            })
-            .collect();
+        let ebpf = self.ebpf.lock().unwrap();
+        let before = bpf_counts::read(&ebpf);
+        let r = test_run::run_tc(dataplane::tc_wan(&ebpf).unwrap(), frame, 1)
+            .unwrap_or_else(|e| panic!("{} bytes: {e:#}", frame.len()));
+        let delta = bpf_counts::delta(&before, bpf_counts::read(&ebpf));
         (r.action, r.output, delta)
     }
 }
@@ -172,17 +149,6 @@ fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
     [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()
 }
 
-fn counts(c: &[Counter], d: &[DropReason]) -> Counts {
-    let mut m = Counts::new();
-    for x in c {
-        *m.entry(x.name().to_string()).or_default() += 1;
-    }
-    for x in d {
-        *m.entry(x.name().to_string()).or_default() += 1;
-    }
-    m
-}
-
 #[test]
 fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
     let h = Harness::new();
@@ -194,7 +160,7 @@ fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
         &ip[..],
         "the inner packet after the Ethernet header"
     );
-    assert_eq!(delta, counts(&[Counter::FastRx], &[]));
+    assert_eq!(delta, expect(&[Counter::FastRx], &[]));
     // Address and control fields compressed away (ACFC), and PFC.
     let (action, out, _) = h.run(&l2tp(&A, 0x0002, &[&[0x21][..], &ip].concat()));
     assert_eq!((action, &out[14..]), (TC_ACT_REDIRECT, &ip[..]));
@@ -209,13 +175,13 @@ fn the_fixture_table() {
             "spoofed inner source",
             l2tp(&A, 0x0002, &ip_in_ppp(&inner([10, 99, 0, 9], LAN, 53))),
             TC_ACT_SHOT,
-            counts(&[], &[DropReason::SpoofedInnerSource]),
+            expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
         (
             "another client's inner address",
             l2tp(&A, 0x0002, &ip_in_ppp(&inner(B.inner, LAN, 53))),
             TC_ACT_SHOT,
-            counts(&[], &[DropReason::SpoofedInnerSource]),
+            expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
         (
             "lcp echo: the daemon's",
@@ -225,13 +191,13 @@ fn the_fixture_table() {
                 &[0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 8, 0, 0, 0, 0],
             ),
             TC_ACT_OK,
-            counts(&[Counter::FastToDaemon], &[]),
+            expect(&[Counter::FastToDaemon], &[]),
         ),
         (
             "dhcpinform: the daemon answers it",
             l2tp(&A, 0x0002, &ip_in_ppp(&inner(A.inner, [255; 4], 67))),
             TC_ACT_OK,
-            counts(&[Counter::FastToDaemon], &[]),
+            expect(&[Counter::FastToDaemon], &[]),
         ),
         (
             "control message (T bit)",
@@ -280,7 +246,7 @@ fn client_to_client_is_turned_around_for_the_other_client() {
     let ip = inner(A.inner, B.inner, 5000);
     let (action, out, delta) = h.run(&l2tp(&A, 0x0002, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
-    assert_eq!(delta, counts(&[Counter::FastRx, Counter::FastHairpin], &[]));
+    assert_eq!(delta, expect(&[Counter::FastRx, Counter::FastHairpin], &[]));
     // Ethernet, outer IPv4 to B, UDP from our port to B's, L2TP with B's
     // ids and no L/S/O bits, PPP, then the packet unchanged.
     let outer = &out[14..];
@@ -318,8 +284,8 @@ fn no_truncated_prefix_is_redirected() {
         // parses the whole frame) — never forwarded.
         assert!(
             delta.is_empty()
-                || delta == counts(&[], &[DropReason::Truncated])
-                || delta == counts(&[Counter::FastToDaemon], &[]),
+                || delta == expect(&[], &[DropReason::Truncated])
+                || delta == expect(&[Counter::FastToDaemon], &[]),
             "prefix {n}: {delta:?}"
         );
     }

@@ -1,14 +1,15 @@
 //! The WAN XDP program as fixture tables through BPF_PROG_TEST_RUN: input
 //! frame -> expected action, output frame and counter changes. Needs root.
-use std::collections::HashMap;
-
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{DataplaneConfig, CONFIG_F_VALID},
     wire::{GRE_PROTO_PPP, PORT_IKE, PORT_L2TP, PORT_NATT},
 };
 use vpn_ctl::dataplane::{self, test_run};
-use vpn_tests::packet::{arp, ipv6_udp, Frame, L4};
+use vpn_tests::{
+    bpf_counts::{self, expect, Counts},
+    packet::{arp, ipv6_udp, Frame, L4},
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -54,8 +55,6 @@ struct Harness {
     ebpf: aya::Ebpf,
 }
 
-type Counts = HashMap<String, u64>;
-
 impl Harness {
     fn new(pptp: bool) -> Harness {
         let mut ebpf = dataplane::load(log::LevelFilter::Off).expect("load eBPF (run as root)");
@@ -77,42 +76,13 @@ impl Harness {
         Harness { ebpf }
     }
 
-    fn counts(&self) -> Counts {
-        let mut m = Counts::new();
-        for c in dataplane::counters(&self.ebpf).unwrap() {
-            m.insert(c.name, c.value);
-        }
-        for d in dataplane::drops(&self.ebpf).unwrap() {
-            m.insert(d.name, d.value);
-        }
-        m
-    }
-
     /// Runs `frame` once; returns the action, output and counter deltas.
     fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
-        let before = self.counts();
+        let before = bpf_counts::read(&self.ebpf);
         let r = test_run::run_xdp(dataplane::xdp(&self.ebpf).unwrap(), frame, 1).unwrap();
-        let after = self.counts();
-        let delta = after
-            .into_iter()
-            .filter_map(|(k, v)| {
-                let d = v - before[&k];
-                (d != 0).then_some((k, d))
-            })
-            .collect();
+        let delta = bpf_counts::delta(&before, bpf_counts::read(&self.ebpf));
         (r.action, r.output, delta)
     }
-}
-
-fn expect(c: &[Counter], d: &[DropReason]) -> Counts {
-    let mut m = Counts::new();
-    for x in c {
-        *m.entry(x.name().to_string()).or_default() += 1;
-    }
-    for x in d {
-        *m.entry(x.name().to_string()).or_default() += 1;
-    }
-    m
 }
 
 struct Fixture {
