@@ -8,7 +8,7 @@
 //!       ├─ nat ───────┘   "internet host"     wan0 198.18.0.1 / lan0 172.16.10.1
 //!   c3 ─┘ 192.168.50.0/24, masqueraded to 198.18.2.2
 //! ```
-pub mod bpf_counts;
+pub mod bpf_fixtures;
 pub mod gateway;
 pub mod guest;
 pub mod guest_agent;

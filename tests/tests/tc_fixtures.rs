@@ -8,10 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use vpn_common::{
     counters::{Counter, DropReason},
-    maps::{
-        DataplaneConfig, SessionEntry, TunnelKey, CONFIG_F_VALID, PROTO_L2TP, SESSION_F_FAST_PATH,
-    },
-    wire::{PORT_IKE, PORT_L2TP, PORT_NATT},
+    maps::{SessionEntry, TunnelKey, PROTO_L2TP, SESSION_F_FAST_PATH},
+    wire::PORT_L2TP,
 };
 use vpn_ctl::dataplane::{
     self,
@@ -19,7 +17,7 @@ use vpn_ctl::dataplane::{
     test_run,
 };
 use vpn_tests::{
-    bpf_counts::{self, expect, Counts},
+    bpf_fixtures::{self, expect, Counts},
     packet::{Frame, L4},
 };
 
@@ -66,20 +64,7 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
-        let mut ebpf = dataplane::load(log::LevelFilter::Off).expect("load eBPF (run as root)");
-        let cfg = DataplaneConfig {
-            flags: CONFIG_F_VALID,
-            wan_ifindex: 1,
-            vpn_ifindex: 2,
-            pool_addr: u32::from_be_bytes([10, 99, 0, 0]),
-            pool_mask: 0xffff_ff00,
-            l2tp_port: PORT_L2TP,
-            native_port: 7443,
-            ike_port: PORT_IKE,
-            natt_port: PORT_NATT,
-            pptp_enabled: 0,
-        };
-        dataplane::write_config(&mut ebpf, &cfg).unwrap();
+        let ebpf = bpf_fixtures::load(false);
         let ebpf = Arc::new(Mutex::new(ebpf));
         let maps = SessionMaps::new(ebpf.clone());
         let slots = [A, B]
@@ -115,10 +100,10 @@ impl Harness {
 
     fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
         let ebpf = self.ebpf.lock().unwrap();
-        let before = bpf_counts::read(&ebpf);
+        let before = bpf_fixtures::read(&ebpf);
         let r = test_run::run_tc(dataplane::tc_wan(&ebpf).unwrap(), frame, 1)
             .unwrap_or_else(|e| panic!("{} bytes: {e:#}", frame.len()));
-        let delta = bpf_counts::delta(&before, bpf_counts::read(&ebpf));
+        let delta = bpf_fixtures::delta(&before, bpf_fixtures::read(&ebpf));
         (r.action, r.output, delta)
     }
 }

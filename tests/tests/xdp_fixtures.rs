@@ -2,18 +2,17 @@
 //! frame -> expected action, output frame and counter changes. Needs root.
 use vpn_common::{
     counters::{Counter, DropReason},
-    maps::{DataplaneConfig, CONFIG_F_VALID},
     wire::{GRE_PROTO_PPP, PORT_IKE, PORT_L2TP, PORT_NATT},
 };
 use vpn_ctl::dataplane::{self, test_run};
 use vpn_tests::{
-    bpf_counts::{self, expect, Counts},
+    bpf_fixtures::{self, expect, Counts},
     packet::{arp, ipv6_udp, Frame, L4},
 };
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
-const NATIVE: u16 = 7443;
+const NATIVE: u16 = bpf_fixtures::NATIVE_PORT;
 const WAN_PEER: [u8; 4] = [198, 18, 1, 2];
 const GW: [u8; 4] = [198, 18, 0, 1];
 const IN_POOL: [u8; 4] = [10, 99, 0, 5];
@@ -57,20 +56,7 @@ struct Harness {
 
 impl Harness {
     fn new(pptp: bool) -> Harness {
-        let mut ebpf = dataplane::load(log::LevelFilter::Off).expect("load eBPF (run as root)");
-        let cfg = DataplaneConfig {
-            flags: CONFIG_F_VALID,
-            wan_ifindex: 1,
-            vpn_ifindex: 2,
-            pool_addr: u32::from_be_bytes([10, 99, 0, 0]),
-            pool_mask: 0xffff_ff00,
-            l2tp_port: PORT_L2TP,
-            native_port: NATIVE,
-            ike_port: PORT_IKE,
-            natt_port: PORT_NATT,
-            pptp_enabled: u32::from(pptp),
-        };
-        dataplane::write_config(&mut ebpf, &cfg).unwrap();
+        let mut ebpf = bpf_fixtures::load(pptp);
         dataplane::esp_spis::insert(&mut ebpf, SPI_UDP, true).unwrap();
         dataplane::esp_spis::insert(&mut ebpf, SPI_RAW, false).unwrap();
         Harness { ebpf }
@@ -78,9 +64,9 @@ impl Harness {
 
     /// Runs `frame` once; returns the action, output and counter deltas.
     fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
-        let before = bpf_counts::read(&self.ebpf);
+        let before = bpf_fixtures::read(&self.ebpf);
         let r = test_run::run_xdp(dataplane::xdp(&self.ebpf).unwrap(), frame, 1).unwrap();
-        let delta = bpf_counts::delta(&before, bpf_counts::read(&self.ebpf));
+        let delta = bpf_fixtures::delta(&before, bpf_fixtures::read(&self.ebpf));
         (r.action, r.output, delta)
     }
 }

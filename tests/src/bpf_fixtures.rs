@@ -1,0 +1,71 @@
+//! What the XDP and TC fixture tables share: the data plane loaded with
+//! the fixtures' configuration, its counters and drops as name -> value,
+//! what a fixture changed, and what a fixture expects.
+use std::collections::HashMap;
+
+use vpn_common::{
+    counters::{Counter, DropReason},
+    maps::{DataplaneConfig, CONFIG_F_VALID},
+    wire::{PORT_IKE, PORT_L2TP, PORT_NATT},
+};
+use vpn_ctl::dataplane;
+
+/// The native protocol's port in the fixtures' configuration.
+pub const NATIVE_PORT: u16 = 7443;
+
+/// The programs loaded (not attached), configured for a WAN (ifindex 1),
+/// vpn0 (2) and the pool 10.99.0.0/24; PPTP's GRE classified if `pptp`.
+pub fn load(pptp: bool) -> aya::Ebpf {
+    let mut ebpf = dataplane::load(log::LevelFilter::Off).expect("load eBPF (run as root)");
+    let cfg = DataplaneConfig {
+        flags: CONFIG_F_VALID,
+        wan_ifindex: 1,
+        vpn_ifindex: 2,
+        pool_addr: u32::from_be_bytes([10, 99, 0, 0]),
+        pool_mask: 0xffff_ff00,
+        l2tp_port: PORT_L2TP,
+        native_port: NATIVE_PORT,
+        ike_port: PORT_IKE,
+        natt_port: PORT_NATT,
+        pptp_enabled: u32::from(pptp),
+    };
+    dataplane::write_config(&mut ebpf, &cfg).unwrap();
+    ebpf
+}
+
+pub type Counts = HashMap<String, u64>;
+
+/// Every counter and drop reason, summed over CPUs.
+pub fn read(ebpf: &aya::Ebpf) -> Counts {
+    let mut m = Counts::new();
+    for c in dataplane::counters(ebpf).unwrap() {
+        m.insert(c.name, c.value);
+    }
+    for d in dataplane::drops(ebpf).unwrap() {
+        m.insert(d.name, d.value);
+    }
+    m
+}
+
+/// The entries that changed, and by how much.
+pub fn delta(before: &Counts, after: Counts) -> Counts {
+    after
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let d = v - before[&k];
+            (d != 0).then_some((k, d))
+        })
+        .collect()
+}
+
+/// One increment of each counter and drop reason named.
+pub fn expect(c: &[Counter], d: &[DropReason]) -> Counts {
+    let mut m = Counts::new();
+    for x in c {
+        *m.entry(x.name().to_string()).or_default() += 1;
+    }
+    for x in d {
+        *m.entry(x.name().to_string()).or_default() += 1;
+    }
+    m
+}
