@@ -69,3 +69,57 @@ pub fn expect(c: &[Counter], d: &[DropReason]) -> Counts {
     }
     m
 }
+
+/// The WAN's TC ingress loaded with fast-path sessions installed the way
+/// the daemon installs them (the PPTP fixtures also start each session's
+/// GRE sequence space).
+pub struct TcHarness {
+    ebpf: std::sync::Arc<std::sync::Mutex<aya::Ebpf>>,
+    slots: Vec<dataplane::fastpath::FastSlot>,
+    seqs: dataplane::fastpath::SeqPage,
+}
+
+impl TcHarness {
+    /// `sessions`: each with the (seq_out, seq_in) its GRE space starts at.
+    pub fn new(
+        pptp: bool,
+        sessions: &[(
+            vpn_common::maps::TunnelKey,
+            vpn_common::maps::SessionEntry,
+            (u32, Option<u32>),
+        )],
+    ) -> TcHarness {
+        let ebpf = load(pptp);
+        let seqs = dataplane::fastpath::SeqPage::map(&ebpf).unwrap();
+        let ebpf = std::sync::Arc::new(std::sync::Mutex::new(ebpf));
+        let maps = dataplane::fastpath::SessionMaps::new(ebpf.clone());
+        let slots = sessions
+            .iter()
+            .map(|(key, entry, (out, inn))| {
+                maps.install(*key, *entry, |idx| seqs.init(idx, *out, *inn))
+                    .unwrap()
+            })
+            .collect();
+        TcHarness { ebpf, slots, seqs }
+    }
+
+    /// Runs `frame` once; returns the action, output and counter deltas.
+    pub fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
+        let ebpf = self.ebpf.lock().unwrap();
+        let before = read(&ebpf);
+        let r = dataplane::test_run::run_tc(dataplane::tc_wan(&ebpf).unwrap(), frame, 1)
+            .unwrap_or_else(|e| panic!("{} bytes: {e:#}", frame.len()));
+        let after = delta(&before, read(&ebpf));
+        (r.action, r.output, after)
+    }
+
+    /// The highest GRE sequence number the kernel recorded for session `n`.
+    pub fn seq_in(&self, n: usize) -> Option<u32> {
+        self.seqs.seq_in(self.slots[n].index())
+    }
+
+    /// The kernel's per-session counters of session `n`.
+    pub fn stats(&self, n: usize) -> vpn_common::maps::SessionStats {
+        self.slots[n].stats()
+    }
+}

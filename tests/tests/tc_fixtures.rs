@@ -4,20 +4,14 @@
 //! inner sources dropped and counted, control and DHCP frames left for the
 //! daemon, a hairpin re-encapsulated for the other client, and no truncated
 //! prefix ever redirected. Needs root.
-use std::sync::{Arc, Mutex};
-
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{SessionEntry, TunnelKey, PROTO_L2TP, SESSION_F_FAST_PATH},
     wire::PORT_L2TP,
 };
-use vpn_ctl::dataplane::{
-    self,
-    fastpath::{wire_ip, FastSlot, SessionMaps},
-    test_run,
-};
+use vpn_ctl::dataplane::fastpath::wire_ip;
 use vpn_tests::{
-    bpf_fixtures::{self, expect, Counts},
+    bpf_fixtures::{expect, Counts, TcHarness},
     packet::{Frame, L4},
 };
 
@@ -57,55 +51,34 @@ const B: Client = Client {
     inner: [10, 99, 0, 6],
 };
 
-struct Harness {
-    ebpf: Arc<Mutex<aya::Ebpf>>,
-    _slots: Vec<FastSlot>,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        let ebpf = bpf_fixtures::load(false);
-        let ebpf = Arc::new(Mutex::new(ebpf));
-        let maps = SessionMaps::new(ebpf.clone());
-        let slots = [A, B]
-            .iter()
-            .map(|c| {
-                let local_id = (u32::from(c.tunnel) << 16) | u32::from(c.session);
-                let key = TunnelKey {
-                    peer_ip: wire_ip(c.ip.into()),
-                    local_id,
-                    proto: PROTO_L2TP,
-                    _pad: [0; 3],
-                };
-                let entry = SessionEntry {
-                    flags: SESSION_F_FAST_PATH,
-                    proto: PROTO_L2TP,
-                    _pad: [0; 3],
-                    peer_ip: wire_ip(c.ip.into()),
-                    local_ip: wire_ip(GW.into()),
-                    peer_port: c.port.to_be(),
-                    local_port: PORT_L2TP.to_be(),
-                    local_id,
-                    peer_id: (u32::from(c.peer_tunnel) << 16) | u32::from(c.peer_session),
-                    assigned_ip: wire_ip(c.inner.into()),
-                };
-                maps.install(key, entry, |_| {}).unwrap()
-            })
-            .collect();
-        Harness {
-            ebpf,
-            _slots: slots,
-        }
-    }
-
-    fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Counts) {
-        let ebpf = self.ebpf.lock().unwrap();
-        let before = bpf_fixtures::read(&ebpf);
-        let r = test_run::run_tc(dataplane::tc_wan(&ebpf).unwrap(), frame, 1)
-            .unwrap_or_else(|e| panic!("{} bytes: {e:#}", frame.len()));
-        let delta = bpf_fixtures::delta(&before, bpf_fixtures::read(&ebpf));
-        (r.action, r.output, delta)
-    }
+/// Both clients installed, PPTP's GRE not classified.
+fn harness() -> TcHarness {
+    let sessions: Vec<_> = [A, B]
+        .iter()
+        .map(|c| {
+            let local_id = (u32::from(c.tunnel) << 16) | u32::from(c.session);
+            let key = TunnelKey {
+                peer_ip: wire_ip(c.ip.into()),
+                local_id,
+                proto: PROTO_L2TP,
+                _pad: [0; 3],
+            };
+            let entry = SessionEntry {
+                flags: SESSION_F_FAST_PATH,
+                proto: PROTO_L2TP,
+                _pad: [0; 3],
+                peer_ip: wire_ip(c.ip.into()),
+                local_ip: wire_ip(GW.into()),
+                peer_port: c.port.to_be(),
+                local_port: PORT_L2TP.to_be(),
+                local_id,
+                peer_id: (u32::from(c.peer_tunnel) << 16) | u32::from(c.peer_session),
+                assigned_ip: wire_ip(c.inner.into()),
+            };
+            (key, entry, (0, None))
+        })
+        .collect();
+    TcHarness::new(false, &sessions)
 }
 
 /// An inner IPv4/UDP packet (no Ethernet header).
@@ -136,7 +109,7 @@ fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
 
 #[test]
 fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
-    let h = Harness::new();
+    let h = harness();
     let ip = inner(A.inner, LAN, 53);
     let (action, out, delta) = h.run(&l2tp(&A, 0x0002, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
@@ -153,7 +126,7 @@ fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
 
 #[test]
 fn the_fixture_table() {
-    let h = Harness::new();
+    let h = harness();
     let ip = inner(A.inner, LAN, 53);
     let table: Vec<(&str, Vec<u8>, u32, Counts)> = vec![
         (
@@ -227,7 +200,7 @@ fn the_fixture_table() {
 
 #[test]
 fn client_to_client_is_turned_around_for_the_other_client() {
-    let h = Harness::new();
+    let h = harness();
     let ip = inner(A.inner, B.inner, 5000);
     let (action, out, delta) = h.run(&l2tp(&A, 0x0002, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
@@ -258,7 +231,7 @@ fn client_to_client_is_turned_around_for_the_other_client() {
 
 #[test]
 fn no_truncated_prefix_is_redirected() {
-    let h = Harness::new();
+    let h = harness();
     let frame = l2tp(&A, 0x0002, &ip_in_ppp(&inner(A.inner, LAN, 53)));
     // From a whole outer IPv4 header on (the kernel's test run refuses an
     // IPv4 frame shorter than that): cut inside UDP, L2TP, PPP, inner IP.
