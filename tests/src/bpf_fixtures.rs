@@ -70,6 +70,13 @@ pub fn expect(c: &[Counter], d: &[DropReason]) -> Counts {
     m
 }
 
+/// A session to install: key, entry, and (seq_out, seq_in) of its GRE space.
+pub type FixtureSession = (
+    vpn_common::maps::TunnelKey,
+    vpn_common::maps::SessionEntry,
+    (u32, Option<u32>),
+);
+
 /// The WAN's TC ingress loaded with fast-path sessions installed the way
 /// the daemon installs them (the PPTP fixtures also start each session's
 /// GRE sequence space).
@@ -81,14 +88,7 @@ pub struct TcHarness {
 
 impl TcHarness {
     /// `sessions`: each with the (seq_out, seq_in) its GRE space starts at.
-    pub fn new(
-        pptp: bool,
-        sessions: &[(
-            vpn_common::maps::TunnelKey,
-            vpn_common::maps::SessionEntry,
-            (u32, Option<u32>),
-        )],
-    ) -> TcHarness {
+    pub fn new(pptp: bool, sessions: &[FixtureSession]) -> TcHarness {
         let ebpf = load(pptp);
         let seqs = dataplane::fastpath::SeqPage::map(&ebpf).unwrap();
         let ebpf = std::sync::Arc::new(std::sync::Mutex::new(ebpf));
