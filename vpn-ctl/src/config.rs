@@ -519,6 +519,7 @@ mod tests {
     #[test]
     fn example_file_is_the_defaults() {
         let text = include_str!("../../docs/vpn-ctl.example.toml");
+        vpn_proto::fuzz_seed::save("config_file", text.as_bytes());
         assert_eq!(Config::parse(text).unwrap(), Config::default());
     }
 

@@ -75,7 +75,19 @@ impl Secrets {
                 path.display()
             )
         })?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+        Self::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// secrets.toml's text, checked (a PSK of at least 16 characters).
+    pub fn parse(text: &str) -> anyhow::Result<Secrets> {
+        let s: Secrets = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        if s.psk.len() < 16 {
+            anyhow::bail!("psk must be at least 16 characters");
+        }
+        if let Some(k) = &s.gateway_key {
+            decode_key(k).context("gateway_key")?;
+        }
+        Ok(s)
     }
 
     /// Loads the secrets, generating them if the file does not exist (and
@@ -84,14 +96,10 @@ impl Secrets {
     pub fn load_or_generate(state_dir: &Path) -> anyhow::Result<(Secrets, bool)> {
         let path = state_dir.join(FILE);
         let (mut s, mut generated) = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let s: Secrets = toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
-                if s.psk.len() < 16 {
-                    anyhow::bail!("{}: psk must be at least 16 characters", path.display());
-                }
-                (s, false)
-            }
+            Ok(text) => (
+                Self::parse(&text).with_context(|| format!("{}", path.display()))?,
+                false,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = Secrets {
                     psk: fsutil::random_secret(PSK_LEN),
@@ -101,15 +109,10 @@ impl Secrets {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        match &s.gateway_key {
-            Some(k) => {
-                decode_key(k).with_context(|| format!("{}: gateway_key", path.display()))?;
-            }
-            None => {
-                let k = vpn_proto::native::crypto::generate_gateway_key();
-                s.gateway_key = Some(encode_key(&k));
-                generated = true;
-            }
+        if s.gateway_key.is_none() {
+            let k = vpn_proto::native::crypto::generate_gateway_key();
+            s.gateway_key = Some(encode_key(&k));
+            generated = true;
         }
         if generated {
             let text = format!(
@@ -163,3 +166,34 @@ impl Secrets {
 }
 
 vpn_proto::assert_not_clone!(Secrets);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_checked_and_round_trips() {
+        let key = encode_key(&[7; 32]);
+        let text = format!("psk = \"{}\"\ngateway_key = \"{key}\"\n", "p".repeat(20));
+        vpn_proto::fuzz_seed::save("secrets_file", text.as_bytes());
+        let s = Secrets::parse(&text).unwrap();
+        assert_eq!(s.gateway_private().unwrap(), [7; 32]);
+        let back = Secrets::parse(&toml::to_string(&s).unwrap()).unwrap();
+        assert!(back.psk == s.psk && back.gateway_key == s.gateway_key);
+        for (bad, why) in [
+            ("psk = \"short\"\n", "at least 16"),
+            (
+                "psk = \"pppppppppppppppppppp\"\ngateway_key = \"AAAA\"\n",
+                "gateway_key",
+            ),
+            (
+                "psk = \"pppppppppppppppppppp\"\nextra = 1\n",
+                "unknown field",
+            ),
+            ("gateway_key = \"x\"\n", "missing field"),
+        ] {
+            let e = format!("{:#}", Secrets::parse(bad).err().unwrap());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}

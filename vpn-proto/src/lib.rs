@@ -4,8 +4,9 @@
 pub mod codec;
 pub mod dhcp;
 pub mod esp;
-#[cfg(test)]
-pub(crate) mod fuzz_seed;
+/// Tests of this crate and of vpn-ctl (the file parsers) write fuzz seeds.
+#[doc(hidden)]
+pub mod fuzz_seed;
 pub mod ike;
 pub mod l2tp;
 pub mod native;

@@ -1,6 +1,6 @@
 //! `cargo xtask fuzz [TARGET] [--time S]`: builds the fuzz targets (stable
 //! Rust with libFuzzer's coverage instrumentation, fuzz/), writes the seed
-//! corpus from vpn-proto's tests, and runs each target for S seconds over
+//! corpus from vpn-proto's and vpn-ctl's tests, and runs each target for S seconds over
 //! its seeds, its saved corpus and its regressions (inputs that once
 //! crashed). Prints the executions each target reached; fails on a crash.
 use std::{path::Path, process::Command};
@@ -18,7 +18,7 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-
     -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing";
 
 /// Every target (fuzz/Cargo.toml's binaries).
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 14] = [
     "native_messages",
     "native_handshake",
     "native_datagram",
@@ -30,6 +30,9 @@ pub const TARGETS: [&str; 11] = [
     "ike",
     "esp",
     "dhcp",
+    "config_file",
+    "users_file",
+    "secrets_file",
 ];
 
 pub fn run(target: Option<&str>, secs: u64) -> anyhow::Result<()> {
@@ -61,7 +64,16 @@ pub fn run(target: Option<&str>, secs: u64) -> anyhow::Result<()> {
         cmd::cargo()
             .current_dir(&root)
             .env("VPN_FUZZ_SEEDS", &seeds)
-            .args(["test", "--locked", "-p", "vpn-proto", "--lib", "-q"]),
+            .args([
+                "test",
+                "--locked",
+                "-p",
+                "vpn-proto",
+                "-p",
+                "vpn-ctl",
+                "--lib",
+                "-q",
+            ]),
     )?;
     let mut failed = Vec::new();
     println!("fuzz: {secs} s per target");

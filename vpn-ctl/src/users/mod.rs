@@ -166,16 +166,26 @@ impl UserDb {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserDb::default()),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let mut db: UserDb = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        Self::parse(&text).with_context(|| format!("{}", path.display()))
+    }
+
+    /// The database in `text` (users.toml's form), clear passwords of an
+    /// old file turned into verifiers, checked.
+    pub fn parse(text: &str) -> anyhow::Result<UserDb> {
+        let mut db: UserDb =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         for u in &mut db.users {
             if u.migrate()? {
                 db.migrated += 1;
             }
         }
-        db.validate()
-            .with_context(|| format!("{}", path.display()))?;
+        db.validate()?;
         Ok(db)
+    }
+
+    /// users.toml's text for this database (what `parse` reads back).
+    pub fn to_text(&self) -> anyhow::Result<String> {
+        toml::to_string(self).context("users.toml")
     }
 
     /// Rewrites a file that still holds clear passwords (once, on start).
@@ -216,7 +226,7 @@ impl UserDb {
     fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
         let text = format!(
             "# vpn-ctl users (root-only). Edit with `vpn-ctl users add/del`.\n{}",
-            toml::to_string(self).context("encode users")?
+            self.to_text()?
         );
         fsutil::write_private(&Self::path(state_dir), text.as_bytes())
     }
@@ -395,6 +405,8 @@ mod tests {
         .unwrap();
         let db = UserDb::load(&dir).unwrap();
         assert_eq!(db.users.len(), 2);
+        let text = std::fs::read(UserDb::path(&dir)).unwrap();
+        vpn_proto::fuzz_seed::save("users_file", &text);
         assert_eq!(db.users[1].ip, Some(Ipv4Addr::new(10, 0, 0, 9)));
         let mode = std::fs::metadata(UserDb::path(&dir))
             .unwrap()
