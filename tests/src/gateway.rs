@@ -109,6 +109,11 @@ impl<'a> Gateway<'a> {
         gw
     }
 
+    /// The daemon's process id (`vpn-ctl up` runs in the foreground).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the gateway is running").id()
+    }
+
     /// `vpn-ctl sessions --json`, parsed.
     pub fn sessions(&self) -> Vec<serde_json::Value> {
         let out = self.ctl(&["sessions", "--json"]);

@@ -8,6 +8,7 @@
 //!       ├─ nat ───────┘   "internet host"     wan0 198.18.0.1 / lan0 172.16.10.1
 //!   c3 ─┘ 192.168.50.0/24, masqueraded to 198.18.2.2
 //! ```
+pub mod bench;
 pub mod bpf_fixtures;
 pub mod gateway;
 pub mod guest;
@@ -21,6 +22,7 @@ pub mod pptp_client;
 pub mod snapshot;
 pub mod topology;
 pub mod wait;
+pub mod xdp_swap;
 
 /// Path of the vpn-ctl binary built for these tests.
 pub fn vpn_ctl_bin() -> std::path::PathBuf {

@@ -52,7 +52,8 @@ pub fn run_tc(prog: &SchedClassifier, packet: &[u8], repeat: u32) -> anyhow::Res
     run_fd(fd.as_fd().as_raw_fd(), packet, repeat)
 }
 
-fn run_fd(fd: std::os::fd::RawFd, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
+/// Runs the program behind a raw descriptor (a benchmark's baseline program).
+pub fn run_fd(fd: std::os::fd::RawFd, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
     let mut out = vec![0u8; packet.len() + 512];
     let mut attr = TestAttr {
         prog_fd: fd as u32,
