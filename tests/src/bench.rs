@@ -124,6 +124,64 @@ pub fn write_json(name: &str, mut results: Value) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Sends prepared packets through a raw IPv4 socket of `proto` (with
+/// `libc::IPPROTO_RAW` each packet carries its own IPv4 header), in order,
+/// for at most `secs`, starting over at the end when `cycle`. A full
+/// queue (ENOBUFS) retries the same packet: generators whose receiver
+/// tracks order (MPPE, ESP's window) need every one. Returns the packets
+/// sent and the seconds it took.
+pub fn raw_send(
+    proto: i32,
+    dst: std::net::Ipv4Addr,
+    packets: &[Vec<u8>],
+    secs: f64,
+    cycle: bool,
+) -> anyhow::Result<(u64, f64)> {
+    anyhow::ensure!(!packets.is_empty(), "nothing to send");
+    // SAFETY: plain socket calls on an fd owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, proto) };
+    anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel just gave us this descriptor.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: a zeroed sockaddr_in is valid; filled below.
+    let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    to.sin_family = libc::AF_INET as u16;
+    to.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs_f64(secs);
+    let mut sent = 0u64;
+    let mut i = 0;
+    while i < packets.len() {
+        if sent.is_multiple_of(64) && Instant::now() >= end {
+            break;
+        }
+        let p = &packets[i];
+        // SAFETY: valid buffer and address for the call.
+        let n = unsafe {
+            libc::sendto(
+                fd,
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            anyhow::ensure!(e.raw_os_error() == Some(libc::ENOBUFS), "sendto: {e}");
+            continue;
+        }
+        sent += 1;
+        i += 1;
+        if cycle && i == packets.len() {
+            i = 0;
+        }
+    }
+    Ok((sent, t0.elapsed().as_secs_f64()))
+}
+
 /// A peer process killed and waited for when dropped, also on an early error.
 pub struct Reap(pub Child);
 

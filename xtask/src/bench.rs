@@ -18,21 +18,27 @@ pub fn run(what: Option<&str>) -> anyhow::Result<()> {
     }
 }
 
-/// boringtun-cli (the WireGuard reference peer) and wg, installed if missing.
-fn ensure_boringtun() -> anyhow::Result<()> {
+/// The userspace WireGuard peers (boringtun-cli, wireguard-go) and wg,
+/// installed if missing.
+fn ensure_wireguard_peers() -> anyhow::Result<()> {
     let have = |c: &str, arg: &str| {
         std::process::Command::new(c)
             .arg(arg)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !have("wg", "--version") {
+    let wireguard_go = std::process::Command::new("sh")
+        .args(["-c", "command -v wireguard-go"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have("wg", "--version") || !wireguard_go {
         cmd::run(std::process::Command::new("apt-get").args([
             "install",
             "-y",
             "-qq",
             "--no-install-recommends",
             "wireguard-tools",
+            "wireguard-go",
         ]))?;
     }
     if !have("boringtun-cli", "--version") {
@@ -65,7 +71,7 @@ fn release_bins(root: &std::path::Path) -> anyhow::Result<std::time::Duration> {
 
 fn native() -> anyhow::Result<()> {
     let root = cmd::workspace_root();
-    ensure_boringtun()?;
+    ensure_wireguard_peers()?;
     release_bins(&root)?;
     cmd::run(&mut std::process::Command::new(
         root.join("target/release/vpn-bench-native"),

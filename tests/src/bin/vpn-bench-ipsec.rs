@@ -11,14 +11,14 @@
 //! keys the guest's kernel holds (`ip xfrm state`), and sends it as fast as
 //! it can; the session's counters give the packets/s and Mbit/s the
 //! gateway's one IPsec worker (one core) decrypted and delivered, for 64-
-//! and 1400-byte inner packets. Exits non-zero when a measurement failed.
-use std::{
-    net::Ipv4Addr,
-    time::{Duration, Instant},
-};
+//! and 1400-byte inner packets. Rounds interleave every path (median and
+//! spread); results also go to target/bench/ipsec.json. Exits non-zero
+//! when a measurement failed.
+use std::{net::Ipv4Addr, time::Duration};
 
 use vpn_proto::esp::{EspCipher, EspInteg, EspTransform, Outbound, NEXT_UDP};
 use vpn_tests::{
+    bench::{self, Stats},
     gateway::Gateway,
     guest::{Guest, Site},
     l2tp_client::{IpsecProfile, L2tpClient, DISCONNECT_SCRIPT},
@@ -182,37 +182,9 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
             p
         })
         .collect();
-    // SAFETY: plain socket calls on an fd this function owns.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ESP) };
-    anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
     let gw: Ipv4Addr = GW_WAN.parse()?;
-    // SAFETY: plain old data, zero is valid.
-    let mut dst: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    dst.sin_family = libc::AF_INET as u16;
-    dst.sin_addr.s_addr = u32::from_ne_bytes(gw.octets());
-    let t0 = Instant::now();
-    let end = t0 + Duration::from_secs_f64(BLAST_SECS);
-    let mut sent = 0u64;
-    for p in &packets {
-        if sent.is_multiple_of(64) && Instant::now() >= end {
-            break;
-        }
-        // SAFETY: valid buffer and address for the call.
-        let n = unsafe {
-            libc::sendto(
-                fd,
-                p.as_ptr().cast(),
-                p.len(),
-                0,
-                (&dst as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        };
-        sent += u64::from(n > 0);
-    }
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(fd) };
-    println!("{sent} {}", t0.elapsed().as_secs_f64());
+    let (sent, secs) = bench::raw_send(libc::IPPROTO_ESP, gw, &packets, BLAST_SECS, false)?;
+    println!("{sent} {secs}");
     Ok(())
 }
 
@@ -258,7 +230,8 @@ fn gateway_rate(
     let out = child.wait_with_output()?;
     anyhow::ensure!(
         out.status.success(),
-        "generator: {}",
+        "generator ({}): {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -266,11 +239,7 @@ fn gateway_rate(
         .split_whitespace()
         .map(|w| w.parse::<f64>().unwrap_or(0.0));
     let (sent, secs) = (f.next().unwrap_or(0.0), f.next().unwrap_or(0.0));
-    // Let the daemon drain its socket before reading the counter.
-    std::thread::sleep(Duration::from_millis(300));
-    let handled = session(gw)["rx_packets"]
-        .as_u64()
-        .unwrap_or(0)
+    let handled = bench::settled(|| session(gw)["rx_packets"].as_u64().unwrap_or(0))
         .saturating_sub(before) as f64;
     anyhow::ensure!(
         handled > 0.0 && secs > 0.0,
@@ -280,13 +249,18 @@ fn gateway_rate(
     Ok((pps, pps * len as f64 * 8.0 / 1e6))
 }
 
-struct Row {
-    name: &'static str,
-    guest: (f64, f64),
-    blast: Option<[(f64, f64); 2]>,
-}
+/// Two figures of one measurement.
+type Pair = (f64, f64);
 
-fn l2tp_ipsec(t: &Topology, g: &mut Guest, name: &'static str, esp: &str) -> anyhow::Result<Row> {
+/// A gateway with one L2TP/IPsec client proposing `esp`: the guest's
+/// (TCP Mbit/s, UDP pkt/s), then the generator's (pkt/s, Mbit/s) at 64 and
+/// 1400 bytes.
+fn l2tp_ipsec(
+    t: &Topology,
+    g: &mut Guest,
+    esp: &str,
+    skip: u32,
+) -> anyhow::Result<(Pair, [Pair; 2])> {
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "bench", "bench-password-1", None);
     let psk = gw.ipsec_psk();
@@ -303,18 +277,16 @@ fn l2tp_ipsec(t: &Topology, g: &mut Guest, name: &'static str, esp: &str) -> any
     };
     g.must(&client.connect_script(60), Duration::from_secs(90));
     let guest = measure(t, g)?;
-    let small = gateway_rate(t, &gw, g, 64, 1 << 24)?;
-    let large = gateway_rate(t, &gw, g, 1400, 1 << 25)?;
+    let small = gateway_rate(t, &gw, g, 64, skip)?;
+    let large = gateway_rate(t, &gw, g, 1400, skip * 2)?;
     g.must(
         &format!("ipsec stop >/dev/null 2>&1; {DISCONNECT_SCRIPT}"),
         Duration::from_secs(30),
     );
-    Ok(Row {
-        name,
-        guest,
-        blast: Some([small, large]),
-    })
+    Ok((guest, [small, large]))
 }
+
+const ROUNDS: usize = 3;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -324,58 +296,120 @@ fn main() -> anyhow::Result<()> {
     let t = Topology::build();
     let mut g = Guest::start(&t, "bench", Site::Internet(1));
     t.inet.must("ip route add 172.16.10.0/24 via 198.18.0.1");
-    let plain = {
-        let _gw = Gateway::start(&t.gw, "");
-        measure(&t, &mut g)?
-    };
-    let l2tp = {
-        let gw = Gateway::start(&t.gw, "[l2tp]\nallow_plain = true\nfast_path = false\n");
-        add_user(&gw, "bench", "bench-password-1", None);
-        let client = L2tpClient {
-            user: "bench",
-            password: "bench-password-1",
-            ..Default::default()
+    // Interleaved: each round measures every path once. Columns: guest TCP
+    // and UDP for plain, L2TP, CBC, GCM; then the generator's pkt/s and
+    // Mbit/s at 64 and 1400 bytes for CBC and for GCM.
+    let mut v: Vec<Vec<f64>> = vec![Vec::new(); 16];
+    for _ in 0..ROUNDS {
+        let plain = {
+            let _gw = Gateway::start(&t.gw, "");
+            measure(&t, &mut g)?
         };
-        g.must(&client.connect_script(60), Duration::from_secs(90));
-        let r = measure(&t, &mut g)?;
-        g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
-        r
-    };
-    let rows = [
-        Row {
-            name: "plain forwarding, no tunnel",
-            guest: plain,
-            blast: None,
-        },
-        Row {
-            name: "plain L2TP, daemon path",
-            guest: l2tp,
-            blast: None,
-        },
-        l2tp_ipsec(&t, &mut g, "L2TP/IPsec aes128-sha1", "aes128-sha1!")?,
-        l2tp_ipsec(&t, &mut g, "L2TP/IPsec aes128gcm16", "aes128gcm16!")?,
+        let l2tp = {
+            let gw = Gateway::start(&t.gw, "[l2tp]\nallow_plain = true\nfast_path = false\n");
+            add_user(&gw, "bench", "bench-password-1", None);
+            let client = L2tpClient {
+                user: "bench",
+                password: "bench-password-1",
+                ..Default::default()
+            };
+            g.must(&client.connect_script(60), Duration::from_secs(90));
+            let r = measure(&t, &mut g)?;
+            g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
+            r
+        };
+        let (cbc, cbc_gen) = l2tp_ipsec(&t, &mut g, "aes128-sha1!", 1 << 24)?;
+        let (gcm, gcm_gen) = l2tp_ipsec(&t, &mut g, "aes128gcm16!", 1 << 24)?;
+        let row = [
+            plain.0,
+            plain.1,
+            l2tp.0,
+            l2tp.1,
+            cbc.0,
+            cbc.1,
+            gcm.0,
+            gcm.1,
+            cbc_gen[0].0,
+            cbc_gen[0].1,
+            cbc_gen[1].0,
+            cbc_gen[1].1,
+            gcm_gen[0].0,
+            gcm_gen[0].1,
+            gcm_gen[1].0,
+            gcm_gen[1].1,
+        ];
+        for (i, x) in row.into_iter().enumerate() {
+            v[i].push(x);
+        }
+    }
+    let names = [
+        "plain TCP",
+        "plain UDP",
+        "l2tp TCP",
+        "l2tp UDP",
+        "cbc TCP",
+        "cbc UDP",
+        "gcm TCP",
+        "gcm UDP",
+        "cbc 64 pkt/s",
+        "cbc 64 Mbit/s",
+        "cbc 1400 pkt/s",
+        "cbc 1400 Mbit/s",
+        "gcm 64 pkt/s",
+        "gcm 64 Mbit/s",
+        "gcm 1400 pkt/s",
+        "gcm 1400 Mbit/s",
     ];
-    println!("L2TP/IPsec (QEMU guest with strongSwan/xl2tpd/pppd, raw ESP -> LAN host; iperf3, {SECS} s each)");
-    println!("  path                                  TCP Mbit/s    UDP 64 B pkt/s");
-    for r in &rows {
-        println!("  {:<36} {:>11.0} {:>17.0}", r.name, r.guest.0, r.guest.1);
+    let st: Vec<Stats> = names
+        .iter()
+        .zip(&v)
+        .map(|(n, x)| Stats::of(n, x))
+        .collect::<anyhow::Result<_>>()?;
+    println!("L2TP/IPsec (QEMU guest with strongSwan/xl2tpd/pppd, raw ESP -> LAN host; iperf3, {ROUNDS} interleaved rounds of {SECS} s; median [min-max])");
+    println!(
+        "  {:<36} {:>22} {:>26}",
+        "path", "TCP Mbit/s", "UDP 64 B pkt/s"
+    );
+    for (i, name) in [
+        "plain forwarding, no tunnel",
+        "plain L2TP, daemon path",
+        "L2TP/IPsec aes128-sha1",
+        "L2TP/IPsec aes128gcm16",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "  {name:<36} {:>22} {:>26}",
+            st[2 * i].show(0),
+            st[2 * i + 1].show(0)
+        );
     }
     println!(
         "  L2TP/IPsec aes128-sha1 / plain L2TP daemon path: {:.2} (pkt/s), {:.2} (TCP)",
-        rows[2].guest.1 / rows[1].guest.1,
-        rows[2].guest.0 / rows[1].guest.0
+        bench::ratio(&st[5], &st[3]),
+        bench::ratio(&st[4], &st[2])
     );
-    println!("gateway only (a generator on the internet host seals the session's ESP; one IPsec worker = one core; {BLAST_SECS} s)");
+    println!("gateway only (a generator on the internet host seals the session's ESP; one IPsec worker = one core; {BLAST_SECS} s; median [min-max])");
     println!(
-        "  transform                  64 B pkt/s   64 B Mbit/s   1400 B pkt/s   1400 B Mbit/s"
+        "  {:<12} {:>24} {:>18} {:>24} {:>18}",
+        "transform", "64 B pkt/s", "64 B Mbit/s", "1400 B pkt/s", "1400 B Mbit/s"
     );
-    for r in &rows {
-        if let Some([(p1, m1), (p2, m2)]) = r.blast {
-            println!(
-                "  {:<24} {p1:>12.0} {m1:>13.0} {p2:>14.0} {m2:>15.0}",
-                r.name.trim_start_matches("L2TP/IPsec ")
-            );
-        }
+    for (i, name) in ["aes128-sha1", "aes128gcm16"].iter().enumerate() {
+        let b = 8 + 4 * i;
+        println!(
+            "  {name:<12} {:>24} {:>18} {:>24} {:>18}",
+            st[b].show(0),
+            st[b + 1].show(0),
+            st[b + 2].show(0),
+            st[b + 3].show(0)
+        );
     }
+    let rows: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(&st)
+        .map(|(n, s)| (n.to_string(), s.json()))
+        .collect();
+    bench::write_json("ipsec", serde_json::json!({"rounds": ROUNDS, "rows": rows}))?;
     Ok(())
 }

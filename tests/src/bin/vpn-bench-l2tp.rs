@@ -6,19 +6,19 @@
 //! - L2TP on the in-kernel path (TC decap/encap);
 //! - L2TP on the daemon's userspace path (`[l2tp] fast_path = false`);
 //!
-//! each as TCP Mbit/s and 64-byte UDP packets/s (iperf3), with ratios. The
+//! each as TCP Mbit/s and 64-byte UDP packets/s (iperf3), interleaved
+//! round by round (median and spread), with ratios. The
 //! guest runs under TCG, so it bounds those rows; a second table takes the
 //! client out: a generator on the internet host sends the session's L2TP
 //! data (the client's address and port, 64-byte inner UDP) as fast as it
 //! can, and the gateway's counters give packets/s handled by each path.
 //! Exits non-zero when a measurement failed or the counters show that the
-//! fast path did not carry the fast rows.
-use std::{
-    net::Ipv4Addr,
-    time::{Duration, Instant},
-};
+//! fast path did not carry the fast rows. Results also go to
+//! target/bench/l2tp.json.
+use std::{net::Ipv4Addr, time::Duration};
 
 use vpn_tests::{
+    bench::{self, Stats},
     gateway::Gateway,
     guest::{Guest, Site},
     l2tp_client::{L2tpClient, DISCONNECT_SCRIPT},
@@ -27,7 +27,8 @@ use vpn_tests::{
 };
 
 const SECS: u32 = 5;
-const BLAST_SECS: u64 = 3;
+const BLAST_SECS: f64 = 3.0;
+const ROUNDS: usize = 3;
 const CLIENT: &str = "198.18.21.2";
 
 /// (TCP Mbit/s, UDP packets/s) from the guest to the LAN host.
@@ -48,15 +49,8 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
     let session: u16 = args[2].parse()?;
     let inner_src: Ipv4Addr = args[3].parse()?;
     let src: Ipv4Addr = CLIENT.parse()?;
-    // SAFETY: plain socket calls on an fd this function owns.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
     let gw: Ipv4Addr = GW_WAN.parse()?;
     let lan: Ipv4Addr = LAN_HOST.parse()?;
-    // SAFETY: plain old data, zero is valid.
-    let mut dst: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    dst.sin_family = libc::AF_INET as u16;
-    dst.sin_addr.s_addr = u32::from_ne_bytes(gw.octets());
     let mut inner = vec![0x45, 0, 0, 92, 0, 0, 0x40, 0, 64, 17, 0, 0];
     inner.extend_from_slice(&inner_src.octets());
     inner.extend_from_slice(&lan.octets());
@@ -76,27 +70,8 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
     p.extend_from_slice(&((8 + l2tp.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0]);
     p.extend_from_slice(&l2tp);
-    let end = Instant::now() + Duration::from_secs(BLAST_SECS);
-    let mut sent = 0u64;
-    while Instant::now() < end {
-        for _ in 0..64 {
-            // SAFETY: valid buffer and address for the call.
-            let n = unsafe {
-                libc::sendto(
-                    fd,
-                    p.as_ptr().cast(),
-                    p.len(),
-                    0,
-                    (&dst as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                )
-            };
-            sent += u64::from(n > 0);
-        }
-    }
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(fd) };
-    println!("{sent}");
+    let (sent, secs) = bench::raw_send(libc::IPPROTO_RAW, gw, &[p], BLAST_SECS, true)?;
+    println!("{sent} {secs}");
     Ok(())
 }
 
@@ -129,7 +104,6 @@ fn ids(gw: &Gateway) -> anyhow::Result<(String, String, String)> {
 fn gateway_rate(t: &Topology, gw: &Gateway, inner: &str, field: &str) -> anyhow::Result<f64> {
     let (port, tunnel, session_id) = ids(gw)?;
     let before = session(gw)[field].as_u64().unwrap_or(0);
-    let t0 = Instant::now();
     let out = t
         .inet
         .cmd(std::env::current_exe()?.to_str().unwrap_or_default())
@@ -137,14 +111,14 @@ fn gateway_rate(t: &Topology, gw: &Gateway, inner: &str, field: &str) -> anyhow:
         .output()?;
     anyhow::ensure!(
         out.status.success(),
-        "generator: {}",
+        "generator ({}): {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // Let the daemon drain its socket before reading the counter.
-    std::thread::sleep(Duration::from_millis(300));
-    let handled = session(gw)[field].as_u64().unwrap_or(0) - before;
-    anyhow::ensure!(handled > 0, "the gateway counted nothing in `{field}`");
-    Ok(handled as f64 / t0.elapsed().as_secs_f64().min(BLAST_SECS as f64 + 0.3))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let secs: f64 = text.split_whitespace().nth(1).unwrap_or("").parse()?;
+    let handled = bench::settled(|| session(gw)[field].as_u64().unwrap_or(0)) - before;
+    bench::measured(&format!("the gateway's `{field}`"), handled as f64 / secs)
 }
 
 /// One gateway: connect, measure, blast; returns (guest rows, gateway rate).
@@ -199,44 +173,89 @@ fn main() -> anyhow::Result<()> {
     }
     let t = Topology::build();
     let mut g = Guest::start(&t, "bench", Site::Internet(1));
+    anyhow::ensure!(g.addr() == CLIENT, "the guest is at {}", g.addr());
     // The baseline needs the LAN routed from the internet side (no NAT, no tunnel).
     t.inet.must("ip route add 172.16.10.0/24 via 198.18.0.1");
-    let plain = {
-        let _gw = Gateway::start(&t.gw, "");
-        measure(&t, &mut g)?
-    };
-    let (fast, fast_rate) = run_path(&t, &mut g, true)?;
-    let (slow, slow_rate) = run_path(&t, &mut g, false)?;
+    // Interleaved: each round measures every path once.
+    let mut v: [Vec<f64>; 8] = Default::default();
+    for _ in 0..ROUNDS {
+        let plain = {
+            let _gw = Gateway::start(&t.gw, "");
+            measure(&t, &mut g)?
+        };
+        let (fast, fast_rate) = run_path(&t, &mut g, true)?;
+        let (slow, slow_rate) = run_path(&t, &mut g, false)?;
+        for (i, x) in [
+            plain.0, plain.1, fast.0, fast.1, slow.0, slow.1, fast_rate, slow_rate,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            v[i].push(x);
+        }
+    }
+    let names = [
+        "plain TCP",
+        "plain UDP",
+        "fast TCP",
+        "fast UDP",
+        "slow TCP",
+        "slow UDP",
+        "fast generator",
+        "slow generator",
+    ];
+    let st: Vec<Stats> = names
+        .iter()
+        .zip(&v)
+        .map(|(n, x)| Stats::of(n, x))
+        .collect::<anyhow::Result<_>>()?;
 
     println!(
-        "L2TP (QEMU guest with xl2tpd/pppd -> LAN host through the gateway; iperf3, {SECS} s each)"
+        "L2TP (QEMU guest with xl2tpd/pppd -> LAN host through the gateway; iperf3, {ROUNDS} interleaved rounds of {SECS} s; median [min-max])"
     );
-    println!("  path                                  TCP Mbit/s    UDP 64 B pkt/s");
-    for (name, (m, p)) in [
-        ("plain forwarding, no tunnel", plain),
-        ("L2TP fast path (in kernel)", fast),
-        ("L2TP slow path (daemon)", slow),
-    ] {
-        println!("  {name:<36} {m:>11.0} {p:>17.0}");
+    println!(
+        "  {:<36} {:>22} {:>26}",
+        "path", "TCP Mbit/s", "UDP 64 B pkt/s"
+    );
+    for (i, name) in [
+        "plain forwarding, no tunnel",
+        "L2TP fast path (in kernel)",
+        "L2TP slow path (daemon)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!(
+            "  {name:<36} {:>22} {:>26}",
+            st[2 * i].show(0),
+            st[2 * i + 1].show(0)
+        );
     }
     println!(
         "  fast / slow: {:.2} (pkt/s), {:.2} (TCP)",
-        fast.1 / slow.1,
-        fast.0 / slow.0
+        bench::ratio(&st[3], &st[5]),
+        bench::ratio(&st[2], &st[4])
     );
     println!(
-        "  fast / plain: {:.2} (pkt/s), {:.2} (TCP)",
-        fast.1 / plain.1,
-        fast.0 / plain.0
+        "gateway only (an L2TP generator on the internet host, {BLAST_SECS} s, 64-byte inner UDP; session counters)"
     );
     println!(
-        "gateway only (an L2TP generator on the internet host, {BLAST_SECS} s, 64-byte inner UDP)"
+        "  fast path (TC decap into vpn0):          {} pkt/s",
+        st[6].show(0)
     );
-    println!("  fast path (TC decap into vpn0):          {fast_rate:>12.0} pkt/s");
-    println!("  slow path (daemon: UDP, L2TP, PPP):      {slow_rate:>12.0} pkt/s");
     println!(
-        "  fast / slow:                             {:>12.2}",
-        fast_rate / slow_rate
+        "  slow path (daemon: UDP, L2TP, PPP):      {} pkt/s",
+        st[7].show(0)
     );
+    println!(
+        "  fast / slow:                             {:.2}",
+        bench::ratio(&st[6], &st[7])
+    );
+    let rows: serde_json::Map<String, serde_json::Value> = names
+        .iter()
+        .zip(&st)
+        .map(|(n, s)| (n.to_string(), s.json()))
+        .collect();
+    bench::write_json("l2tp", serde_json::json!({"rounds": ROUNDS, "rows": rows}))?;
     Ok(())
 }

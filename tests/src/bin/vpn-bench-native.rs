@@ -1,11 +1,14 @@
 //! `cargo xtask bench native`: the native protocol against a real peer, in
 //! one run on the standard topology:
 //!
-//! - iperf3 TCP from a client host (c1) to the LAN through our tunnel with
+//! - iperf3 TCP from a client host (c1) to the LAN: forwarded plainly
+//!   through the gateway (no tunnel: the ceiling), through our tunnel with
 //!   AES-256-GCM and with ChaCha20-Poly1305 (`vpn-ctl connect` -> `vpn-ctl
-//!   up`), and through boringtun (userspace WireGuard, ChaCha20-Poly1305)
-//!   between the same two namespaces at the same MTU (1420), interleaved
-//!   round by round: median, spread and the ratios;
+//!   up`), and through boringtun and wireguard-go (userspace WireGuard,
+//!   ChaCha20-Poly1305) between the same two namespaces at the same MTU
+//!   (1420), interleaved round by round: median, spread and the ratios.
+//!   The native session's received bytes must cover what iperf3 reported
+//!   (the counters are checked against the measurement);
 //! - handshakes per second (TCP connect, Noise handshake, login, WELCOME).
 //!
 //! Both ends share the machine's cores: read the ratios, not the absolutes.
@@ -28,6 +31,7 @@ use vpn_proto::native::{
     messages::AuthRequest,
 };
 use vpn_tests::{
+    bench::{self, Reap, Stats},
     gateway::Gateway,
     native_client::{add_user, gateway_creds, Client},
     netns::Netns,
@@ -50,8 +54,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// One iperf3 run from c1 to `dst` on the LAN, in Mbit/s.
-fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<f64> {
+/// One iperf3 run from c1 to `dst` on the LAN: Mbit/s and bytes received.
+fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<(f64, u64)> {
     // Bounded: a server whose client never came must not hang the run.
     let mut server: Child = t
         .lan
@@ -76,14 +80,8 @@ fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<f64> {
         .as_f64()
         .filter(|b| b.is_finite() && *b > 0.0)
         .ok_or_else(|| anyhow::anyhow!("iperf3 through {what}: {}", j["error"]))?;
-    Ok(bps / 1e6)
-}
-
-/// Median, minimum and maximum.
-fn stats(v: &[f64]) -> (f64, f64, f64) {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+    let bytes = j["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    Ok((bps / 1e6, bytes))
 }
 
 fn must_sh(ns: &Netns, cmd: &str) -> String {
@@ -110,30 +108,116 @@ fn boringtun(ns: &Netns, name: &str, addr: &str, key: &str, peer_pub: &str, extr
                 .then_some(())
         },
     );
+    configure_wg(ns, name, addr, key, peer_pub, extra);
+    child
+}
+
+/// wireguard-go in `ns` as interface `name`, configured with `wg`.
+fn wireguard_go(
+    ns: &Netns,
+    name: &str,
+    addr: &str,
+    key: &str,
+    peer_pub: &str,
+    extra: &str,
+) -> Child {
+    let child = ns
+        .cmd("wireguard-go")
+        .args(["-f", name])
+        // It refuses to run on Linux (which has the kernel module) without this.
+        .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wireguard-go (Debian package wireguard-go)");
+    wait::until(
+        &format!("wireguard-go's {name}"),
+        Duration::from_secs(10),
+        || {
+            ns.sh(&format!("wg show {name}"))
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    configure_wg(ns, name, addr, key, peer_pub, extra);
+    child
+}
+
+fn configure_wg(ns: &Netns, name: &str, addr: &str, key: &str, peer_pub: &str, extra: &str) {
     must_sh(
         ns,
         &format!(
             "echo {key} > /tmp/{name}.key && wg set {name} private-key /tmp/{name}.key \
              peer {peer_pub} allowed-ips 0.0.0.0/0 {extra} && \
-             ip addr add {addr}/24 dev {name} && ip link set {name} up"
+             ip addr add {addr}/24 dev {name} && ip link set {name} mtu 1420 up"
         ),
     );
-    child
 }
 
-/// A peer process ended with the run, also on an early error.
-struct Reap(Child);
+/// A userspace WireGuard pair between c1 and the gateway (distinct names:
+/// their UAPI sockets share /var/run/wireguard across namespaces),
+/// reaching `lan_addr`, its own address on the LAN host, so every tunnel
+/// stays up and the rounds interleave.
+struct WgPair {
+    _peers: (Reap, Reap),
+    lan_addr: &'static str,
+}
 
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+type Spawn = fn(&Netns, &str, &str, &str, &str, &str) -> Child;
+
+fn wg_pair(
+    t: &Topology,
+    spawn: Spawn,
+    names: (&str, &str),
+    net: u8,
+    port: u16,
+    lan_addr: &'static str,
+) -> WgPair {
+    let (ka, kb) = (must_sh(&t.c1, "wg genkey"), must_sh(&t.gw, "wg genkey"));
+    let (ka, kb) = (ka.trim(), kb.trim());
+    let pa = must_sh(&t.c1, &format!("echo {ka} | wg pubkey"));
+    let pb = must_sh(&t.gw, &format!("echo {kb} | wg pubkey"));
+    let server = Reap(spawn(
+        &t.gw,
+        names.1,
+        &format!("10.{net}.0.1"),
+        kb,
+        pa.trim(),
+        &format!("listen-port {port}"),
+    ));
+    let client = Reap(spawn(
+        &t.c1,
+        names.0,
+        &format!("10.{net}.0.2"),
+        ka,
+        pb.trim(),
+        &format!("endpoint {GW_WAN}:{port} persistent-keepalive 5"),
+    ));
+    must_sh(&t.lan, &format!("ip addr add {lan_addr}/24 dev eth0"));
+    must_sh(
+        &t.c1,
+        &format!("ip route add {lan_addr}/32 dev {}", names.0),
+    );
+    wait::until(
+        &format!("the tunnel {}", names.0),
+        Duration::from_secs(20),
+        || {
+            t.c1.sh(&format!("ping -c 1 -W 1 {lan_addr}"))
+                .status
+                .success()
+                .then_some(())
+        },
+    );
+    WgPair {
+        _peers: (server, client),
+        lan_addr,
     }
 }
 
-/// boringtun's address on the LAN host: its own route on c1, so both
-/// tunnels stay up and the rounds interleave.
-const LAN_HOST_WG: &str = "172.16.10.3";
+/// The plain path's address on the LAN host: routed from c1 through the
+/// internet host and the gateway, no tunnel.
+const LAN_HOST_PLAIN: &str = "172.16.10.5";
 
 fn orchestrate() -> anyhow::Result<()> {
     let t = Topology::build();
@@ -141,53 +225,48 @@ fn orchestrate() -> anyhow::Result<()> {
     add_user(&gw, USER, PASSWORD, None);
     let psk = gateway_creds(&gw);
 
-    // boringtun between the same namespaces, the gateway forwarding to the
-    // LAN; MTU 1420 like the native tunnel.
-    let (ka, kb) = (must_sh(&t.c1, "wg genkey"), must_sh(&t.gw, "wg genkey"));
-    let (ka, kb) = (ka.trim(), kb.trim());
-    let pa = must_sh(&t.c1, &format!("echo {ka} | wg pubkey"));
-    let pb = must_sh(&t.gw, &format!("echo {kb} | wg pubkey"));
-    // Distinct names: their UAPI sockets share /var/run/wireguard across namespaces.
-    let _wgb = Reap(boringtun(&t.gw, "wgb", "10.77.0.1", kb, pa.trim(), ""));
-    wgb_listen(&t.gw);
-    let _wga = Reap(boringtun(
-        &t.c1,
-        "wga",
-        "10.77.0.2",
-        ka,
-        pb.trim(),
-        &format!("endpoint {GW_WAN}:51820 persistent-keepalive 5"),
-    ));
-    for (ns, dev) in [(&t.c1, "wga"), (&t.gw, "wgb")] {
-        must_sh(ns, &format!("ip link set {dev} mtu 1420"));
-    }
-    must_sh(&t.lan, &format!("ip addr add {LAN_HOST_WG}/24 dev eth0"));
-    must_sh(&t.c1, &format!("ip route add {LAN_HOST_WG}/32 dev wga"));
-    wait::until("the WireGuard tunnel", Duration::from_secs(20), || {
-        t.c1.sh(&format!("ping -c 1 -W 1 {LAN_HOST_WG}"))
-            .status
-            .success()
-            .then_some(())
-    });
+    let boringtun = wg_pair(&t, boringtun, ("wga", "wgb"), 77, 51820, "172.16.10.3");
+    let wggo = wg_pair(&t, wireguard_go, ("wgc", "wgd"), 78, 51821, "172.16.10.4");
+    must_sh(&t.lan, &format!("ip addr add {LAN_HOST_PLAIN}/24 dev eth0"));
+    must_sh(
+        &t.inet,
+        &format!("ip route add {LAN_HOST_PLAIN}/32 via {GW_WAN}"),
+    );
 
-    // Interleaved: each round measures every tunnel once.
-    let configs = ["aes-256-gcm", "chacha20-poly1305", "boringtun"];
+    // Interleaved: each round measures every path once.
+    let configs = [
+        "plain",
+        "aes-256-gcm",
+        "chacha20-poly1305",
+        "boringtun",
+        "wireguard-go",
+    ];
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
     for _ in 0..ROUNDS {
         for (i, what) in configs.iter().enumerate() {
-            let mbps = if *what == "boringtun" {
-                iperf_once(&t, LAN_HOST_WG, what)?
-            } else {
-                let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &["--cipher", what]);
-                c.wait_connected();
-                let r = iperf_once(&t, LAN_HOST, what);
-                c.stop();
-                r?
+            let mbps = match *what {
+                "plain" => iperf_once(&t, LAN_HOST_PLAIN, what)?.0,
+                "boringtun" => iperf_once(&t, boringtun.lan_addr, what)?.0,
+                "wireguard-go" => iperf_once(&t, wggo.lan_addr, what)?.0,
+                cipher => {
+                    let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &["--cipher", cipher]);
+                    c.wait_connected();
+                    let r = native_round(&t, &gw, cipher);
+                    c.stop();
+                    r?
+                }
             };
             results[i].push(mbps);
         }
     }
-    let (aes, chacha, bt) = (stats(&results[0]), stats(&results[1]), stats(&results[2]));
+    let stats: Vec<Stats> = configs
+        .iter()
+        .zip(&results)
+        .map(|(n, r)| Stats::of(n, r))
+        .collect::<anyhow::Result<_>>()?;
+    let [plain, aes, chacha, bt, wgo] = &stats[..] else {
+        unreachable!("one row per configuration")
+    };
 
     // Handshakes per second, from c1.
     let out =
@@ -199,50 +278,77 @@ fn orchestrate() -> anyhow::Result<()> {
         "handshake bench: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rate: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    let rate = bench::measured(
+        "handshakes/s",
+        String::from_utf8_lossy(&out.stdout).trim().parse()?,
+    )?;
 
     println!(
         "native protocol: iperf3 TCP c1 -> LAN through the gateway, {ROUNDS} interleaved rounds of {IPERF_SECS} s, MTU 1420 (median [min-max] Mbit/s)"
     );
-    for (name, (m, lo, hi)) in [
+    for (name, st) in [
+        ("plain forwarding, no tunnel", plain),
         ("vpn-ctl native, aes-256-gcm", aes),
         ("vpn-ctl native, chacha20-poly1305", chacha),
         ("boringtun 0.7 (chacha20-poly1305)", bt),
+        ("wireguard-go (chacha20-poly1305)", wgo),
     ] {
-        println!("  {name:<34} {m:>8.0}  [{lo:.0}-{hi:.0}]");
+        println!("  {name:<34} {}", st.show(0));
     }
     println!(
         "  ratio native aes / boringtun:      {:>8.2}  (issue 15's goal: >= 3)",
-        aes.0 / bt.0
+        bench::ratio(aes, bt)
     );
     println!(
         "  ratio native chacha / boringtun:   {:>8.2}  (same cipher on both sides)",
-        chacha.0 / bt.0
+        bench::ratio(chacha, bt)
+    );
+    println!(
+        "  ratio native aes / wireguard-go:   {:>8.2}  (goal: > 1)",
+        bench::ratio(aes, wgo)
+    );
+    println!(
+        "  ratio native aes / plain:          {:>8.2}  (goal: >= 0.3)",
+        bench::ratio(aes, plain)
     );
     println!(
         "  handshakes per second ({HANDSHAKE_THREADS} clients): {rate:>10.0}  (repeat logins: the login cache spares argon2id, #42)"
     );
-    let json = serde_json::json!({
-        "rounds": ROUNDS,
-        "iperf_secs": IPERF_SECS,
-        "mbit_per_s": {
-            "native_aes_256_gcm": results[0],
-            "native_chacha20_poly1305": results[1],
-            "boringtun": results[2],
-        },
-        "handshakes_per_s": rate,
-    });
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    std::fs::create_dir_all(&out)?;
-    std::fs::write(
-        out.join("native.json"),
-        serde_json::to_string_pretty(&json)?,
+    let mut rows = serde_json::Map::new();
+    for (n, st) in configs.iter().zip(&stats) {
+        rows.insert(n.to_string(), st.json());
+    }
+    bench::write_json(
+        "native",
+        serde_json::json!({
+            "rounds": ROUNDS,
+            "iperf_secs": IPERF_SECS,
+            "mtu": 1420,
+            "tcp_mbit_per_s": rows,
+            "handshakes_per_s": rate,
+        }),
     )?;
     Ok(())
 }
 
-fn wgb_listen(gw: &Netns) {
-    must_sh(gw, "wg set wgb listen-port 51820");
+/// One iperf3 run through the native tunnel; the session's received bytes
+/// must cover what iperf3 counted (payload without IP and TCP headers, and
+/// without the omitted first second, hence the loose upper bound).
+fn native_round(t: &Topology, gw: &Gateway, cipher: &str) -> anyhow::Result<f64> {
+    let rx = |gw: &Gateway| {
+        gw.sessions()
+            .first()
+            .and_then(|s| s["rx_bytes"].as_u64())
+            .unwrap_or(0)
+    };
+    let before = rx(gw);
+    let (mbps, bytes) = iperf_once(t, LAN_HOST, cipher)?;
+    let counted = bench::settled(|| rx(gw)) - before;
+    anyhow::ensure!(
+        counted >= bytes && counted <= 2 * bytes + 1_000_000,
+        "{cipher}: the session counted {counted} bytes received, iperf3 {bytes}"
+    );
+    Ok(mbps)
 }
 
 /// Full handshakes (TCP connect to WELCOME) from several threads for a few
