@@ -81,6 +81,7 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
         .map(|i| {
             let ppp: Vec<u8> = match mppe.as_mut() {
                 Some(m) => {
+                    body.clear();
                     m.encrypt_parts(&[&[0x00, 0x21], &inner], &mut body);
                     [&[0xff, 0x03, 0x00, 0xfd][..], &body].concat()
                 }
