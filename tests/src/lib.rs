@@ -19,6 +19,7 @@ pub mod native_client;
 pub mod netns;
 pub mod packet;
 pub mod pptp_client;
+pub mod pptp_peer;
 pub mod snapshot;
 pub mod topology;
 pub mod wait;

@@ -170,7 +170,17 @@ fn gateway_rate(t: &Topology, gw: &Gateway, args: &[String]) -> anyhow::Result<(
     let secs: f64 = text.split_whitespace().nth(1).unwrap_or("").parse()?;
     let rx = bench::settled(|| counter(gw, "rx_packets")) - rx0;
     let fast = counter(gw, "fast_path_rx_packets") - fast0;
-    Ok((bench::measured("gateway rate", rx as f64 / secs)?, rx, fast))
+    let rate = bench::measured("gateway rate", rx as f64 / secs).map_err(|e| {
+        let log = gw.log();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        e.context(format!(
+            "generator said `{}`; sessions: {}; the gateway's log ends:\n{}",
+            text.trim(),
+            String::from_utf8_lossy(&gw.ctl(&["sessions", "--json"]).stdout),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
+    })?;
+    Ok((rate, rx, fast))
 }
 
 fn inner_address(g: &mut Guest) -> String {
@@ -199,6 +209,7 @@ fn push(to: &mut (Vec<f64>, Vec<f64>), (mbit, pps): (f64, f64)) -> anyhow::Resul
 
 fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Result<()> {
     let connect = Duration::from_secs(60);
+    eprintln!("round {}", r.fast_gen.len() + 1);
     push(
         &mut r.plain,
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),

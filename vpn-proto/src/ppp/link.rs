@@ -93,7 +93,7 @@ pub fn parse_frame(f: &[u8]) -> Option<(u16, usize)> {
     }
 }
 
-fn frame(proto: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(proto: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0xff, 0x03];
     f.extend_from_slice(&proto.to_be_bytes());
     f.extend_from_slice(payload);

@@ -209,9 +209,7 @@ mod tests {
     }
 
     fn ocrq(peer_call: u16) -> Vec<u8> {
-        let mut body = peer_call.to_be_bytes().to_vec();
-        body.resize(156, 0);
-        raw(7, &body)
+        m::ocrq(peer_call, 0, 0)
     }
 
     fn kinds(c: &mut ControlConnection) -> Vec<u16> {

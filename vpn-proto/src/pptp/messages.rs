@@ -246,6 +246,35 @@ pub fn ocrp(call_id: u16, peer_call_id: u16, result: u8, window: u16) -> Vec<u8>
     message(OCRP, &b)
 }
 
+/// Start-Control-Connection-Request (the client's side: test clients).
+pub fn sccrq() -> Vec<u8> {
+    let mut b = VERSION.to_be_bytes().to_vec();
+    b.resize(156 - HEADER, 0);
+    message(SCCRQ, &b)
+}
+
+/// Outgoing-Call-Request for the client's call `call_id`, with its receive
+/// window (the client's side: test clients).
+pub fn ocrq(call_id: u16, serial: u16, window: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&call_id.to_be_bytes());
+    b.extend_from_slice(&serial.to_be_bytes());
+    b.extend_from_slice(&300u32.to_be_bytes()); // minimum bps
+    b.extend_from_slice(&100_000_000u32.to_be_bytes()); // maximum bps
+    b.extend_from_slice(&3u32.to_be_bytes()); // bearer: any
+    b.extend_from_slice(&3u32.to_be_bytes()); // framing: any
+    b.extend_from_slice(&window.to_be_bytes());
+    b.resize(168 - HEADER, 0);
+    message(OCRQ, &b)
+}
+
+/// Call-Clear-Request for the client's call `call_id`.
+pub fn ccrq(call_id: u16) -> Vec<u8> {
+    let mut b = call_id.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0, 0]);
+    message(CCRQ, &b)
+}
+
 /// Call-Disconnect-Notify for our call `call_id`.
 pub fn cdn(call_id: u16, result: u8) -> Vec<u8> {
     let mut b = Vec::new();
@@ -273,12 +302,6 @@ mod tests {
         assert!(parse(&whole[..whole.len() - 1]).is_err());
     }
 
-    fn sccrq() -> Vec<u8> {
-        let mut b = VERSION.to_be_bytes().to_vec();
-        b.resize(156 - HEADER, 0);
-        message(SCCRQ, &b)
-    }
-
     #[test]
     fn messages_round_trip_and_have_rfc_lengths() {
         assert_eq!(sccrp(RESULT_OK, "gw").len(), 156);
@@ -289,6 +312,16 @@ mod tests {
         assert_eq!(parse(&sccrq()), Ok(Message::Sccrq { version: VERSION }));
         assert_eq!(parse(&echo_rq(9)), Ok(Message::EchoRq { id: 9 }));
         assert_eq!(parse(&cdn(5, 3)), Ok(Message::Cdn { call_id: 5 }));
+        assert_eq!(ocrq(7, 1, 64).len(), 168);
+        assert_eq!(
+            parse(&ocrq(7, 1, 64)),
+            Ok(Message::Ocrq {
+                call_id: 7,
+                serial: 1,
+                window: 64
+            })
+        );
+        assert_eq!(parse(&ccrq(7)), Ok(Message::Ccrq { call_id: 7 }));
     }
 
     #[test]
