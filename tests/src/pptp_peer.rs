@@ -134,7 +134,9 @@ impl PptpCall {
         Ok(())
     }
 
-    pub fn send_frame(&mut self, f: &[u8]) -> anyhow::Result<()> {
+    /// A PPP frame in this call's GRE (header with the next sequence
+    /// number); what a raw IPPROTO_GRE socket sends to the gateway.
+    pub fn gre_packet(&mut self, f: &[u8]) -> Vec<u8> {
         let mut p = Vec::with_capacity(16 + f.len());
         GreHeader {
             call_id: self.gw_call,
@@ -145,6 +147,11 @@ impl PptpCall {
         .encode(&mut p);
         self.seq = self.seq.wrapping_add(1);
         p.extend_from_slice(f);
+        p
+    }
+
+    pub fn send_frame(&mut self, f: &[u8]) -> anyhow::Result<()> {
+        let p = self.gre_packet(f);
         // SAFETY: a zeroed sockaddr_in is valid; filled below.
         let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         to.sin_family = libc::AF_INET as u16;

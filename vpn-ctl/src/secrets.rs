@@ -57,6 +57,25 @@ pub fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow::anyhow!("a gateway key is 32 bytes in base64 (44 characters)"))
 }
 
+/// Bounds of an operator's PSK: clients take 16 to 255 characters, and
+/// none of them controls.
+pub fn check_psk(psk: &str) -> anyhow::Result<()> {
+    if psk.chars().count() < 16 {
+        anyhow::bail!("the pre-shared key must have at least 16 characters");
+    }
+    // Clients (Windows among them) take at most 255; the TOML writer also
+    // miscounts runs of 256 or more quotes (found by the secrets_file fuzz
+    // target), so a longer key would be written into a file that does not
+    // read back.
+    if psk.len() > 255 {
+        anyhow::bail!("the pre-shared key must have at most 255 bytes");
+    }
+    if psk.chars().any(char::is_control) {
+        anyhow::bail!("the pre-shared key must not contain control characters");
+    }
+    Ok(())
+}
+
 /// A short, non-reversible name for the PSK (to check two sides agree).
 pub fn psk_fingerprint(psk: &str) -> String {
     use sha2::Digest as _;
@@ -81,9 +100,7 @@ impl Secrets {
     /// secrets.toml's text, checked (a PSK of at least 16 characters).
     pub fn parse(text: &str) -> anyhow::Result<Secrets> {
         let s: Secrets = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        if s.psk.len() < 16 {
-            anyhow::bail!("psk must be at least 16 characters");
-        }
+        check_psk(&s.psk).context("psk")?;
         if let Some(k) = &s.gateway_key {
             decode_key(k).context("gateway_key")?;
         }
@@ -144,6 +161,7 @@ impl Secrets {
                 path.display()
             );
         }
+        check_psk(psk)?;
         s.psk = psk.to_string();
         let text = format!(
             "# vpn-ctl secrets (root-only). Pre-shared key for L2TP/IPsec and the native protocol;\n# the native protocol's gateway key (private; made on the next start if missing).\n{}",
@@ -180,8 +198,17 @@ mod tests {
         assert_eq!(s.gateway_private().unwrap(), [7; 32]);
         let back = Secrets::parse(&toml::to_string(&s).unwrap()).unwrap();
         assert!(back.psk == s.psk && back.gateway_key == s.gateway_key);
+        // The longest key, all quotes, reads back (the TOML writer's limit).
+        let quotes = Secrets {
+            psk: "'".repeat(255),
+            gateway_key: None,
+        };
+        let back = Secrets::parse(&toml::to_string(&quotes).unwrap()).unwrap();
+        assert!(back.psk == quotes.psk);
         for (bad, why) in [
             ("psk = \"short\"\n", "at least 16"),
+            (&format!("psk = \"{}\"\n", "'".repeat(300)), "at most 255"),
+            ("psk = \"pppppppppppppppp\\u0007\"\n", "control"),
             (
                 "psk = \"pppppppppppppppppppp\"\ngateway_key = \"AAAA\"\n",
                 "gateway_key",

@@ -9,28 +9,31 @@
 //! those rows.
 //!
 //! A second table takes the client out: a generator on the internet host
-//! sends the session's GRE as fast as it can, with the client's address,
-//! call ID, fresh sequence numbers and 64-byte inner UDP to the LAN host.
-//! For MPPE it encrypts each packet with the session's real keys (derived,
-//! as the client does, from the password and the NT-Response the guest's
-//! pppd logged), so every packet is decrypted and delivered to vpn0. Both
-//! paths are counted the same way: the session's `rx_packets`; the fast
-//! rows must show it in `fast_path_rx_packets` too, the slow rows not.
+//! opens its own call with the project's PPTP client (`pptp_peer`: PPTP
+//! control, MS-CHAPv2, IPCP, and for the slow path MPPE-128 with the
+//! call's real keys), prepares 64-byte inner UDP packets to the LAN host
+//! ahead of time, and sends them in GRE as fast as it can. Every packet is
+//! valid, so the slow path decrypts and delivers each to vpn0 like the fast
+//! path does. Both are counted the same way, by the session's
+//! `rx_packets`; the fast rows must show them in `fast_path_rx_packets`
+//! too, the slow rows not.
 //! Results also go to target/bench/pptp.json; a failed measurement ends
 //! the run with an error.
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    io::{BufRead as _, Write as _},
+    net::Ipv4Addr,
+    process::Stdio,
+    time::Duration,
+};
 
 use serde_json::json;
-use vpn_proto::ppp::{
-    mppe::{Mppe, Strength},
-    mschap::{self, NtHash},
-};
 use vpn_tests::{
     bench::{self, Stats},
     gateway::Gateway,
     guest::{Guest, Site},
     native_client::add_user,
     pptp_client::{connect_script, DISCONNECT_SCRIPT},
+    pptp_peer::PptpCall,
     topology::{Topology, GW_WAN, LAN_HOST},
 };
 
@@ -41,100 +44,38 @@ const BLAST_SECS: f64 = 3.0;
 const PACKETS: usize = 400_000;
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-password-1";
-/// The guest's address on the internet side (Site::Internet(1)).
-const CLIENT: &str = "198.18.21.2";
 
-/// `blast CALL INNER_SRC [NT_RESPONSE_HEX FIRST_CCOUNT]`: GRE for one call
-/// from the client's address; with MPPE arguments, encrypted.
+/// `blast MPPE`: a call of its own (with MPPE-128 when MPPE is 1), then
+/// its packets prepared and sent; prints "SENT SECONDS" and keeps the call
+/// until standard input closes (the counters are read meanwhile).
 fn blast(args: &[String]) -> anyhow::Result<()> {
-    let call: u16 = args[0].parse()?;
-    let inner_src: Ipv4Addr = args[1].parse()?;
-    let mut mppe = match args.get(2) {
-        Some(hex) => {
-            let r = decode_hex(hex)?;
-            let nt: [u8; 24] = r
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("an NT-Response is 24 bytes"))?;
-            let master = mschap::master_key(&NtHash::of_password(PASSWORD), &nt);
-            let (mut send, _) = Mppe::client_pair(&master, Strength::Bits128, false);
-            // Catch up with what the client already sent on this call.
-            let first: usize = args[3].parse()?;
-            let mut scratch = Vec::new();
-            for _ in 0..first {
-                send.encrypt(&[0x00, 0x21], &mut scratch);
-            }
-            Some(send)
-        }
-        None => None,
-    };
-    let src: Ipv4Addr = CLIENT.parse()?;
-    let (gw, lan): (Ipv4Addr, Ipv4Addr) = (GW_WAN.parse()?, LAN_HOST.parse()?);
+    let mppe = args.first().map(String::as_str) == Some("1");
+    let gw: Ipv4Addr = GW_WAN.parse()?;
+    let lan: Ipv4Addr = LAN_HOST.parse()?;
+    let mut call = PptpCall::connect(gw, USER, PASSWORD, mppe, 4242)?;
+    let src = call
+        .ppp
+        .address()
+        .ok_or_else(|| anyhow::anyhow!("no address"))?;
     let mut inner = vec![0x45, 0, 0, 92, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    inner.extend_from_slice(&inner_src.octets());
+    inner.extend_from_slice(&src.octets());
     inner.extend_from_slice(&lan.octets());
     let sum = vpn_tests::packet::checksum(&inner[..20]);
     inner[10..12].copy_from_slice(&sum.to_be_bytes());
     inner.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 72, 0, 0]);
     inner.resize(92, 0x5a);
-    let mut body = Vec::new();
     let packets: Vec<Vec<u8>> = (0..PACKETS)
-        .map(|i| {
-            let ppp: Vec<u8> = match mppe.as_mut() {
-                Some(m) => {
-                    body.clear();
-                    m.encrypt_parts(&[&[0x00, 0x21], &inner], &mut body);
-                    [&[0xff, 0x03, 0x00, 0xfd][..], &body].concat()
-                }
-                None => [&[0xff, 0x03, 0x00, 0x21][..], &inner].concat(),
-            };
-            let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 47, 0, 0];
-            p.extend_from_slice(&src.octets());
-            p.extend_from_slice(&gw.octets());
-            let total = (20 + 12 + ppp.len()) as u16;
-            p[2..4].copy_from_slice(&total.to_be_bytes());
-            p.extend_from_slice(&[0x30, 0x01, 0x88, 0x0b]);
-            p.extend_from_slice(&(ppp.len() as u16).to_be_bytes());
-            p.extend_from_slice(&call.to_be_bytes());
-            p.extend_from_slice(&(1_000_000u32 + i as u32).to_be_bytes());
-            p.extend_from_slice(&ppp);
-            p
+        .map(|_| {
+            let f = call.ppp.ip_frame(&inner);
+            call.gre_packet(&f)
         })
         .collect();
-    let (sent, secs) = bench::raw_send(libc::IPPROTO_RAW, gw, &packets, BLAST_SECS, false)?;
+    let (sent, secs) = bench::raw_send(libc::IPPROTO_GRE, gw, &packets, BLAST_SECS, false)?;
     println!("{sent} {secs}");
-    Ok(())
-}
-
-fn decode_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    anyhow::ensure!(s.len().is_multiple_of(2), "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(Into::into))
-        .collect()
-}
-
-/// The call ID the gateway gave the latest call (from its log line).
-fn call_id(gw: &Gateway) -> anyhow::Result<String> {
-    gw.log()
-        .lines()
-        .rev()
-        .find_map(|l| l.split("pptp: call ").nth(1))
-        .and_then(|r| r.split(' ').next())
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("no call line in the gateway log"))
-}
-
-/// The NT-Response (hex) of the MS-CHAPv2 Response pppd logged with
-/// `debug`: peer challenge (16), reserved (8), NT-Response (24), flags.
-fn nt_response(pppd_log: &str) -> anyhow::Result<String> {
-    let hex = pppd_log
-        .lines()
-        .find_map(|l| l.split("sent [CHAP Response id=").nth(1))
-        .and_then(|r| r.split('<').nth(1))
-        .and_then(|r| r.split('>').next())
-        .ok_or_else(|| anyhow::anyhow!("no CHAP Response in pppd's log:\n{pppd_log}"))?;
-    anyhow::ensure!(hex.len() == 98, "a 49-byte MS-CHAPv2 response: {hex}");
-    Ok(hex[48..96].to_string())
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    call.hang_up()
 }
 
 fn session(gw: &Gateway) -> serde_json::Value {
@@ -145,51 +86,33 @@ fn counter(gw: &Gateway, field: &str) -> u64 {
     session(gw)[field].as_u64().unwrap_or(0)
 }
 
-/// Packets/s the gateway delivered from the generator (the session's
-/// `rx_packets`), and the fast path's share of them.
-fn gateway_rate(t: &Topology, gw: &Gateway, args: &[String]) -> anyhow::Result<(f64, u64, u64)> {
-    let (rx0, fast0) = (
-        counter(gw, "rx_packets"),
-        counter(gw, "fast_path_rx_packets"),
+/// Packets/s the gateway delivered from the generator's call (its
+/// `rx_packets`), the packets, and the fast path's share of them.
+fn gateway_rate(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<(f64, u64, u64)> {
+    let mut child = bench::Reap(
+        t.inet
+            .cmd(std::env::current_exe()?.to_str().unwrap_or_default())
+            .args(["blast", if mppe { "1" } else { "0" }])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?,
     );
-    let out = t
-        .inet
-        .cmd(std::env::current_exe()?.to_str().unwrap_or_default())
-        .arg("blast")
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "generator ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Preparing the packets is not timed: the generator reports the
-    // seconds from its first send to its last.
-    let text = String::from_utf8_lossy(&out.stdout);
-    let secs: f64 = text.split_whitespace().nth(1).unwrap_or("").parse()?;
-    let rx = bench::settled(|| counter(gw, "rx_packets")) - rx0;
-    let fast = counter(gw, "fast_path_rx_packets") - fast0;
-    let rate = bench::measured("gateway rate", rx as f64 / secs).map_err(|e| {
-        let log = gw.log();
-        let tail: Vec<&str> = log.lines().rev().take(15).collect();
-        e.context(format!(
-            "generator said `{}`; sessions: {}; the gateway's log ends:\n{}",
-            text.trim(),
-            String::from_utf8_lossy(&gw.ctl(&["sessions", "--json"]).stdout),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        ))
-    })?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().expect("piped")).read_line(&mut line)?;
+    let mut f = line.split_whitespace().map(str::parse::<f64>);
+    let (Some(Ok(sent)), Some(Ok(secs))) = (f.next(), f.next()) else {
+        let status = child.0.wait()?;
+        anyhow::bail!("the generator printed `{}` ({status})", line.trim());
+    };
+    // Its call is the only session.
+    let rx = bench::settled(|| counter(gw, "rx_packets"));
+    let fast = counter(gw, "fast_path_rx_packets");
+    drop(child.0.stdin.take());
+    let status = child.0.wait()?;
+    anyhow::ensure!(status.success(), "the generator ended with {status}");
+    let rate = bench::measured("gateway rate", rx as f64 / secs)
+        .map_err(|e| e.context(format!("sent {sent} in {secs} s")))?;
     Ok((rate, rx, fast))
-}
-
-fn inner_address(g: &mut Guest) -> String {
-    g.must(
-        "ip -4 -o addr show dev ppp0 | awk '{print $4}' | cut -d/ -f1",
-        Duration::from_secs(10),
-    )
-    .trim()
-    .to_string()
 }
 
 #[derive(Default)]
@@ -214,35 +137,11 @@ fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Res
         &mut r.plain,
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),
     )?;
-
-    // Without MPPE: the kernel's path, then the generator on it.
     g.must(&connect_script(USER, PASSWORD, false), connect);
     push(
         &mut r.fast,
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),
     )?;
-    let inner = inner_address(g);
-    let (rate, rx, fast) = gateway_rate(t, gw, &[call_id(gw)?, inner])?;
-    anyhow::ensure!(
-        fast * 10 >= rx * 9,
-        "the fast path did not carry the generator's packets ({fast} of {rx})"
-    );
-    r.fast_gen.push(rate);
-    g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
-
-    // With MPPE: a fresh call for the generator, whose keys and coherency
-    // count then are the client's; the guest's own traffic on another call.
-    let log = g.must(&connect_script(USER, PASSWORD, true), connect);
-    anyhow::ensure!(
-        log.contains("stateless"),
-        "the generator speaks stateless MPPE only; pppd agreed:\n{log}"
-    );
-    let inner = inner_address(g);
-    let first = counter(gw, "rx_packets");
-    let args = [call_id(gw)?, inner, nt_response(&log)?, first.to_string()];
-    let (rate, rx, fast) = gateway_rate(t, gw, &args)?;
-    anyhow::ensure!(fast == 0, "MPPE packets on the fast path ({fast} of {rx})");
-    r.slow_gen.push(rate);
     g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
     g.must(&connect_script(USER, PASSWORD, true), connect);
     push(
@@ -250,6 +149,31 @@ fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Res
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),
     )?;
     g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
+    wait_no_sessions(gw)?;
+
+    let (rate, rx, fast) = gateway_rate(t, gw, false)?;
+    anyhow::ensure!(
+        fast * 10 >= rx * 9,
+        "the fast path did not carry the generator's packets ({fast} of {rx})"
+    );
+    r.fast_gen.push(rate);
+    wait_no_sessions(gw)?;
+    let (rate, rx, fast) = gateway_rate(t, gw, true)?;
+    anyhow::ensure!(fast == 0, "MPPE packets on the fast path ({fast} of {rx})");
+    r.slow_gen.push(rate);
+    wait_no_sessions(gw)?;
+    Ok(())
+}
+
+fn wait_no_sessions(gw: &Gateway) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !gw.sessions().is_empty() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "a session outlived its call"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Ok(())
 }
 
@@ -262,7 +186,6 @@ fn main() -> anyhow::Result<()> {
     let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\nrequire_mppe = false\n");
     add_user(&gw, USER, PASSWORD, None);
     let mut g = Guest::start(&t, "bench", Site::Internet(1));
-    anyhow::ensure!(g.addr() == CLIENT, "the guest is at {}", g.addr());
     // The baseline needs the LAN routed from the internet side (no NAT, no tunnel).
     t.inet.must("ip route add 172.16.10.0/24 via 198.18.0.1");
     let mut r = Rows::default();

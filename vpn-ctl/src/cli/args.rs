@@ -84,7 +84,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Replace the key with the first line of FILE ("-": standard input;
-        /// at least 16 characters). Takes effect at the next start.
+        /// 16 to 255 characters, no control characters). Takes effect at
+        /// the next start.
         #[arg(long, value_name = "FILE")]
         set: Option<PathBuf>,
     },

@@ -3,15 +3,10 @@
 //! with a fingerprint to compare against `vpn-ctl status`.
 use crate::{config::Config, secrets};
 
-/// The shortest key `set` takes (what `up` accepts).
-const MIN_PSK_LEN: usize = 16;
-
 /// `--set FILE`: a new key for the next start (e.g. a container's VPN_PSK).
 pub fn set(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     let psk = super::secret_input::read_secret(Some(file), "Pre-shared key", false)?;
-    if psk.chars().count() < MIN_PSK_LEN {
-        anyhow::bail!("the pre-shared key must have at least {MIN_PSK_LEN} characters");
-    }
+    secrets::check_psk(&psk)?;
     secrets::Secrets::set_psk(&cfg.paths.state_dir, &psk, true)?;
     println!(
         "pre-shared key set ({}); a running gateway uses it from its next start",
