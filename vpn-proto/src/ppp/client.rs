@@ -178,6 +178,11 @@ impl Client {
         self.ipcp.is_open().then_some(self.ipcp.opts.local)
     }
 
+    /// The DNS servers the gateway gave (primary, secondary; 0.0.0.0 if none).
+    pub fn dns(&self) -> &[Ipv4Addr] {
+        &self.ipcp.opts.got_dns
+    }
+
     /// An IPv4 packet as a frame (encrypted when MPPE is on).
     pub fn ip_frame(&mut self, ip: &[u8]) -> Vec<u8> {
         match &mut self.mppe {

@@ -509,11 +509,7 @@ mod tests {
     //! The gateway's link against a minimal peer built from the same parts
     //! (LCP and IPCP client-side, CHAP responses, MPPE client keys).
     use super::*;
-    use crate::ppp::{
-        auth::chap_response,
-        fsm::testing::start,
-        mschap::{self, NtHash},
-    };
+    use crate::ppp::{client::Client, mschap::NtHash};
 
     const GW: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
     const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 9);
@@ -534,128 +530,20 @@ mod tests {
         (u == "alice").then(|| NtHash::of_password("pw-alice-1"))
     }
 
-    struct Peer {
-        password: String,
-        lcp: Fsm<Lcp>,
-        ipcp: Fsm<Ipcp>,
-        ccp: Fsm<Ccp>,
-        master: Option<mschap::MasterKey>,
-        mppe: Option<(Mppe, Mppe)>,
-        ncp_started: bool,
-        out: Vec<Vec<u8>>,
-        ip_in: Vec<Vec<u8>>,
-    }
-
-    impl Peer {
-        fn new(now: Instant, password: &str) -> Peer {
-            let mut lcp = Fsm::new(Lcp::new(vec![], vec![Auth::MsChapV2], 99));
-            lcp.open(now);
-            lcp.up(now);
-            Peer {
-                password: password.into(),
-                lcp,
-                ipcp: Fsm::new(Ipcp::client()),
-                ccp: Fsm::new(Ccp::new(true, true, false)),
-                master: None,
-                mppe: None,
-                ncp_started: false,
-                out: Vec::new(),
-                ip_in: Vec::new(),
-            }
-        }
-
-        fn handle_frame(&mut self, now: Instant, f: &mut [u8]) {
-            let (proto, at) = parse_frame(f).unwrap();
-            match proto {
-                PROTO_LCP => {
-                    if let Err((ECHO_REQ, id, d)) = self.lcp.handle_packet(now, &f[at..]) {
-                        let r =
-                            fsm::packet(ECHO_REPLY, id, &echo_data(self.lcp.opts.magic(), &d[4..]));
-                        self.lcp.send_raw(r);
-                    }
-                }
-                PROTO_CHAP => match f[at] {
-                    CHAP_CHALLENGE => {
-                        let (_, _, d) = fsm::parse(&f[at..]).unwrap();
-                        let auth: [u8; 16] = d[1..17].try_into().unwrap();
-                        let pc = [5u8; 16];
-                        let r = chap_response(&f[at..], "alice", &self.password, pc).unwrap();
-                        let hash = NtHash::of_password(&self.password);
-                        let nt = mschap::nt_response(&auth, &pc, "alice", &hash);
-                        self.master = Some(mschap::master_key(&hash, &nt));
-                        self.out.push(frame(PROTO_CHAP, &r));
-                    }
-                    CHAP_SUCCESS if !self.ncp_started => {
-                        self.ncp_started = true;
-                        start(&mut self.ipcp, now);
-                        start(&mut self.ccp, now);
-                    }
-                    _ => {}
-                },
-                PROTO_IPCP => {
-                    let _ = self.ipcp.handle_packet(now, &f[at..]);
-                }
-                PROTO_CCP => {
-                    let _ = self.ccp.handle_packet(now, &f[at..]);
-                    if self.ccp.is_open() && self.mppe.is_none() {
-                        let (s, st) = self.ccp.opts.mode().unwrap();
-                        self.mppe = Some(Mppe::client_pair(self.master.as_ref().unwrap(), s, st));
-                    }
-                }
-                PROTO_COMPRESSED => {
-                    let (_, rx) = self.mppe.as_mut().unwrap();
-                    let r = rx.decrypt(&mut f[at..]).unwrap();
-                    let inner = &f[at + r.start..at + r.end];
-                    assert_eq!(&inner[..2], &PROTO_IPV4.to_be_bytes());
-                    self.ip_in.push(inner[2..].to_vec());
-                }
-                PROTO_IPV4 => self.ip_in.push(f[at..].to_vec()),
-                _ => {}
-            }
-            for (proto, fsm) in [
-                (PROTO_LCP, &mut self.lcp as &mut dyn Drain),
-                (PROTO_IPCP, &mut self.ipcp),
-                (PROTO_CCP, &mut self.ccp),
-            ] {
-                while let Some(p) = fsm.next() {
-                    self.out.push(frame(proto, &p));
-                }
-            }
-        }
-
-        fn send_ip(&mut self, ip: &[u8]) -> Vec<u8> {
-            match &mut self.mppe {
-                Some((tx, _)) => {
-                    let mut body = Vec::new();
-                    tx.encrypt(&[&PROTO_IPV4.to_be_bytes()[..], ip].concat(), &mut body);
-                    frame(PROTO_COMPRESSED, &body)
-                }
-                None => frame(PROTO_IPV4, ip),
-            }
-        }
-    }
-
-    trait Drain {
-        fn next(&mut self) -> Option<Vec<u8>>;
-    }
-    impl<O: fsm::Options> Drain for Fsm<O> {
-        fn next(&mut self) -> Option<Vec<u8>> {
-            self.poll_transmit()
-        }
+    fn peer(now: Instant, password: &str, mppe: bool) -> Client {
+        let mut random = [5u8; 20];
+        random[16..].copy_from_slice(&99u32.to_be_bytes());
+        Client::new(now, "alice", password, mppe, random)
     }
 
     /// Runs both ends until quiet; answers `Authenticated` with addresses.
-    fn converse(link: &mut Link, peer: &mut Peer, now: Instant) -> Vec<LinkEvent> {
+    fn converse(link: &mut Link, peer: &mut Client, now: Instant) -> Vec<LinkEvent> {
         let mut events = Vec::new();
-        // The peer's first LCP request.
-        while let Some(p) = peer.lcp.poll_transmit() {
-            peer.out.push(frame(PROTO_LCP, &p));
-        }
         for _ in 0..50 {
             while let Some(mut f) = link.poll_transmit() {
                 peer.handle_frame(now, &mut f);
             }
-            let sent = std::mem::take(&mut peer.out);
+            let sent: Vec<Vec<u8>> = std::iter::from_fn(|| peer.poll_transmit()).collect();
             let frames: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
             if !frames.is_empty() {
                 crate::fuzz_seed::save_frames("ppp_link", &[], &frames);
@@ -685,7 +573,7 @@ mod tests {
     fn mschapv2_with_mppe_128_then_ip_both_ways() {
         let now = Instant::now();
         let mut link = Link::new(cfg(true), [1; 32], now);
-        let mut peer = Peer::new(now, "pw-alice-1");
+        let mut peer = peer(now, "pw-alice-1", true);
         let events = converse(&mut link, &mut peer, now);
         assert_eq!(
             events,
@@ -698,12 +586,12 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(peer.ipcp.opts.local, CLIENT);
-        assert_eq!(peer.ipcp.opts.got_dns[0], Ipv4Addr::new(172, 16, 10, 2));
+        assert_eq!(peer.address(), Some(CLIENT));
+        assert_eq!(peer.dns()[0], Ipv4Addr::new(172, 16, 10, 2));
         // Up: the peer's packets decrypt to IP; ours decrypt at the peer.
         for i in 0..20 {
             let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
-            let mut f = peer.send_ip(&p);
+            let mut f = peer.ip_frame(&p);
             let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
             assert_eq!(&f[r], &p[..]);
             let mut out = Vec::new();
@@ -711,7 +599,7 @@ mod tests {
             assert_eq!(&out[2..4], &PROTO_COMPRESSED.to_be_bytes());
             peer.handle_frame(now, &mut out);
         }
-        assert_eq!(peer.ip_in.len(), 20);
+        assert_eq!(peer.take_ip().len(), 20);
         // Plain IP is refused on an encrypted link.
         let mut plain = frame(PROTO_IPV4, &ip(CLIENT, GW));
         assert_eq!(
@@ -724,7 +612,7 @@ mod tests {
     fn without_mppe_ip_flows_in_the_clear() {
         let now = Instant::now();
         let mut link = Link::new(cfg(false), [2; 32], now);
-        let mut peer = Peer::new(now, "pw-alice-1");
+        let mut peer = peer(now, "pw-alice-1", false);
         let events = converse(&mut link, &mut peer, now);
         assert!(
             events.contains(&LinkEvent::Up { encryption: "none" }),
@@ -740,8 +628,7 @@ mod tests {
     fn a_peer_that_will_not_agree_on_mppe_ends_the_link_when_it_is_required() {
         let now = Instant::now();
         let mut link = Link::new(cfg(true), [5; 32], now);
-        let mut peer = Peer::new(now, "pw-alice-1");
-        peer.ccp = Fsm::new(Ccp::new(false, false, false));
+        let mut peer = peer(now, "pw-alice-1", false);
         let events = converse(&mut link, &mut peer, now);
         assert!(
             events
@@ -756,7 +643,7 @@ mod tests {
     fn a_wrong_password_ends_the_link() {
         let now = Instant::now();
         let mut link = Link::new(cfg(true), [3; 32], now);
-        let mut peer = Peer::new(now, "not-it");
+        let mut peer = peer(now, "not-it", true);
         let events = converse(&mut link, &mut peer, now);
         assert_eq!(
             events[0],
@@ -772,7 +659,7 @@ mod tests {
     fn an_unanswering_peer_is_dropped_by_lcp_echo() {
         let mut now = Instant::now();
         let mut link = Link::new(cfg(false), [4; 32], now);
-        let mut peer = Peer::new(now, "pw-alice-1");
+        let mut peer = peer(now, "pw-alice-1", false);
         converse(&mut link, &mut peer, now);
         assert!(link.is_up());
         // The peer goes silent.
@@ -792,20 +679,26 @@ mod tests {
     fn unknown_protocols_are_rejected_and_garbage_is_dropped() {
         let now = Instant::now();
         let mut link = Link::new(cfg(false), [5; 32], now);
-        let mut peer = Peer::new(now, "pw-alice-1");
+        let mut peer = peer(now, "pw-alice-1", false);
         converse(&mut link, &mut peer, now);
         let mut f = frame(0x8057, b"\x01\x01\x00\x04"); // IPv6CP
         assert_eq!(link.handle_frame(now, &mut f, &users), Ok(None));
         let rej = link.poll_transmit().unwrap();
         assert_eq!(&rej[2..4], &PROTO_LCP.to_be_bytes());
         assert_eq!(rej[4], PROTO_REJ);
-        for bad in [&[][..], &[0xff], &[0xff, 0x03], &[0xc0]] {
+        // Too short for a protocol field: dropped as malformed.
+        for bad in [&[][..], &[0xff, 0x03], &[0xc0]] {
             let mut b = bad.to_vec();
-            assert!(
-                link.handle_frame(now, &mut b, &users).is_err()
-                    || link.handle_frame(now, &mut b, &users).is_ok()
+            assert_eq!(
+                link.handle_frame(now, &mut b, &users),
+                Err(Dropped::Malformed),
+                "{bad:?}"
             );
         }
+        // A lone 0xff is a compressed (odd) protocol field of its own: an
+        // unknown protocol, rejected like any other.
+        assert_eq!(link.handle_frame(now, &mut vec![0xff], &users), Ok(None));
+        assert_eq!(link.poll_transmit().unwrap()[4], PROTO_REJ);
         assert!(link.is_up(), "garbage does not take the link down");
     }
 }
