@@ -110,8 +110,15 @@ fn gateway_rate(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<(f64, 
     drop(child.0.stdin.take());
     let status = child.0.wait()?;
     anyhow::ensure!(status.success(), "the generator ended with {status}");
-    let rate = bench::measured("gateway rate", rx as f64 / secs)
-        .map_err(|e| e.context(format!("sent {sent} in {secs} s")))?;
+    let rate = bench::measured("gateway rate", rx as f64 / secs).map_err(|e| {
+        let log = gw.log();
+        let tail: Vec<&str> = log.lines().rev().take(12).collect();
+        e.context(format!(
+            "sent {sent} in {secs} s; sessions: {:?}; the gateway's log ends:\n{}",
+            gw.sessions(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ))
+    })?;
     Ok((rate, rx, fast))
 }
 

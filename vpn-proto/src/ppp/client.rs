@@ -179,7 +179,7 @@ impl Client {
     }
 
     /// The DNS servers the gateway gave (primary, secondary; 0.0.0.0 if none).
-    pub fn dns(&self) -> &[Ipv4Addr] {
+    pub fn gateway_dns(&self) -> &[Ipv4Addr] {
         &self.ipcp.opts.got_dns
     }
 

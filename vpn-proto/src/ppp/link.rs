@@ -587,7 +587,7 @@ mod tests {
             ]
         );
         assert_eq!(peer.address(), Some(CLIENT));
-        assert_eq!(peer.dns()[0], Ipv4Addr::new(172, 16, 10, 2));
+        assert_eq!(peer.gateway_dns()[0], Ipv4Addr::new(172, 16, 10, 2));
         // Up: the peer's packets decrypt to IP; ours decrypt at the peer.
         for i in 0..20 {
             let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
@@ -697,7 +697,7 @@ mod tests {
         }
         // A lone 0xff is a compressed (odd) protocol field of its own: an
         // unknown protocol, rejected like any other.
-        assert_eq!(link.handle_frame(now, &mut vec![0xff], &users), Ok(None));
+        assert_eq!(link.handle_frame(now, &mut [0xff], &users), Ok(None));
         assert_eq!(link.poll_transmit().unwrap()[4], PROTO_REJ);
         assert!(link.is_up(), "garbage does not take the link down");
     }
