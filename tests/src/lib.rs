@@ -15,6 +15,7 @@ pub mod guest;
 pub mod guest_agent;
 pub mod guest_iperf;
 pub mod l2tp_client;
+pub mod l2tp_peer;
 pub mod native_client;
 pub mod netns;
 pub mod packet;

@@ -18,6 +18,7 @@ use vpn_proto::native::{
 };
 use vpn_tests::{
     gateway::Gateway,
+    l2tp_peer::L2tpCall,
     native_client::{add_user, gateway_creds},
     pptp_peer::PptpCall,
     topology::{Topology, GW_WAN},
@@ -192,25 +193,104 @@ fn ten_thousand_sessions_opened_and_closed_leave_nothing_behind() {
     drop(held);
 }
 
+/// The daemon's file descriptors, memory and maps after `run` opened and
+/// closed `cycles` calls, against the baseline taken after a warm-up.
+fn churn(gw: &Gateway, what: &str, cycles: usize, run: impl Fn(usize, usize)) {
+    let pid = gw.status()["pid"].as_u64().unwrap() as u32;
+    // Calls and their tunnels (an L2TP tunnel lingers briefly after StopCCN).
+    let settle = |what: &str| {
+        wait::until(what, Duration::from_secs(60), || {
+            (gw.sessions().is_empty()
+                && gauge(gw, "l2tp_tunnels") == 0
+                && gauge(gw, "pptp_calls") == 0)
+                .then_some(())
+        });
+    };
+    run(0, 100);
+    settle("the warm-up calls to end");
+    let (fds0, rss0) = daemon(pid);
+    let maps0 = maps(gw);
+    let started = Instant::now();
+    run(100, cycles);
+    settle("every call to end");
+    let secs = started.elapsed().as_secs_f64();
+    let (fds1, rss1) = daemon(pid);
+    assert_eq!(fds1, fds0, "file descriptors after {cycles} {what} calls");
+    assert_eq!(
+        maps(gw),
+        maps0,
+        "BPF map entries after {cycles} {what} calls"
+    );
+    assert_eq!(gw.count("counters", "pool_addresses_in_use"), 0);
+    assert!(
+        rss1 <= rss0 + 2048,
+        "daemon memory grew from {rss0} KiB to {rss1} KiB over {cycles} {what} calls"
+    );
+    eprintln!(
+        "churn: {cycles} {what} calls in {secs:.1} s ({:.0}/s); daemon RSS {rss0} -> {rss1} KiB, fds {fds0}",
+        cycles as f64 / secs
+    );
+}
+
+/// A counter of `status`, 0 when its protocol is off (not listed).
+fn gauge(gw: &Gateway, name: &str) -> u64 {
+    gw.status()["counters"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .and_then(|c| c["value"].as_u64())
+        .unwrap_or(0)
+}
+
+fn cycles(var: &str) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CYCLES)
+}
+
+/// Plain L2TP calls (a tunnel each) through the project's own LAC, on the
+/// kernel's fast path once up.
+#[test]
+fn l2tp_calls_opened_and_closed_leave_nothing_behind() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        "[gateway]\nmax_sessions_per_user = 1000\n[l2tp]\nallow_plain = true\n",
+    );
+    add_user(&gw, "churn", "churn-password-1", None);
+    let c1 = t.c1.name.clone();
+    let gw_wan: std::net::Ipv4Addr = GW_WAN.parse().unwrap();
+    churn(&gw, "L2TP", cycles("VPN_CHURN_L2TP"), |from, n| {
+        let c1 = c1.clone();
+        std::thread::spawn(move || {
+            enter(&c1);
+            for i in from..from + n {
+                let id = (i % 60_000) as u16 + 1;
+                let c = L2tpCall::connect(gw_wan, "churn", "churn-password-1", id)
+                    .unwrap_or_else(|e| panic!("call {i}: {e:#}"));
+                assert!(c.ppp.address().is_some());
+                c.hang_up().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    });
+}
+
 /// PPTP calls through the project's own client: half with MPPE-128 (the
 /// daemon's path), half without (the kernel's fast path, whose map entries
 /// come and go with each call).
 #[test]
 fn pptp_calls_opened_and_closed_leave_nothing_behind() {
-    let cycles: usize = std::env::var("VPN_CHURN_PPTP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(CYCLES);
     let t = Topology::build();
     let gw = Gateway::start(
         &t.gw,
         "[gateway]\nmax_sessions_per_user = 1000\n[pptp]\nenabled = true\nrequire_mppe = false\n",
     );
     add_user(&gw, "churn", "churn-password-1", None);
-    let pid = gw.status()["pid"].as_u64().unwrap() as u32;
     let c1 = t.c1.name.clone();
     let gw_wan: std::net::Ipv4Addr = GW_WAN.parse().unwrap();
-    let run = |from: usize, n: usize| {
+    churn(&gw, "PPTP", cycles("VPN_CHURN_PPTP"), |from, n| {
         let c1 = c1.clone();
         std::thread::spawn(move || {
             enter(&c1);
@@ -224,30 +304,5 @@ fn pptp_calls_opened_and_closed_leave_nothing_behind() {
         })
         .join()
         .unwrap();
-    };
-    let settle = |what: &str| {
-        wait::until(what, Duration::from_secs(60), || {
-            gw.sessions().is_empty().then_some(())
-        });
-    };
-    run(0, 100);
-    settle("the warm-up calls to end");
-    let (fds0, rss0) = daemon(pid);
-    let maps0 = maps(&gw);
-    let started = Instant::now();
-    run(100, cycles);
-    settle("every call to end");
-    let secs = started.elapsed().as_secs_f64();
-    let (fds1, rss1) = daemon(pid);
-    assert_eq!(fds1, fds0, "file descriptors after {cycles} calls");
-    assert_eq!(maps(&gw), maps0, "BPF map entries after {cycles} calls");
-    assert_eq!(gw.count("counters", "pool_addresses_in_use"), 0);
-    assert!(
-        rss1 <= rss0 + 2048,
-        "daemon memory grew from {rss0} KiB to {rss1} KiB over {cycles} calls"
-    );
-    eprintln!(
-        "churn: {cycles} PPTP calls in {secs:.1} s ({:.0}/s); daemon RSS {rss0} -> {rss1} KiB, fds {fds0}",
-        cycles as f64 / secs
-    );
+    });
 }

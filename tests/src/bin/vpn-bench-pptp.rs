@@ -137,9 +137,9 @@ fn push(to: &mut (Vec<f64>, Vec<f64>), (mbit, pps): (f64, f64)) -> anyhow::Resul
     Ok(())
 }
 
-fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Result<()> {
+fn guest_round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Result<()> {
     let connect = Duration::from_secs(60);
-    eprintln!("round {}", r.fast_gen.len() + 1);
+    eprintln!("guest round {}", r.plain.0.len() + 1);
     push(
         &mut r.plain,
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),
@@ -156,8 +156,11 @@ fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Res
         vpn_tests::guest_iperf::guest_to_lan(t, g, SECS),
     )?;
     g.must(DISCONNECT_SCRIPT, Duration::from_secs(30));
-    wait_no_sessions(gw)?;
+    wait_no_sessions(gw)
+}
 
+fn generator_round(t: &Topology, gw: &Gateway, r: &mut Rows) -> anyhow::Result<()> {
+    eprintln!("generator round {}", r.fast_gen.len() + 1);
     let (rate, rx, fast) = gateway_rate(t, gw, false)?;
     anyhow::ensure!(
         fast * 10 >= rx * 9,
@@ -168,8 +171,7 @@ fn round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyhow::Res
     let (rate, rx, fast) = gateway_rate(t, gw, true)?;
     anyhow::ensure!(fast == 0, "MPPE packets on the fast path ({fast} of {rx})");
     r.slow_gen.push(rate);
-    wait_no_sessions(gw)?;
-    Ok(())
+    wait_no_sessions(gw)
 }
 
 fn wait_no_sessions(gw: &Gateway) -> anyhow::Result<()> {
@@ -192,12 +194,16 @@ fn main() -> anyhow::Result<()> {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "[pptp]\nenabled = true\nrequire_mppe = false\n");
     add_user(&gw, USER, PASSWORD, None);
+    let mut r = Rows::default();
+    // The generator's rounds first, before the guest exists.
+    for _ in 0..ROUNDS {
+        generator_round(&t, &gw, &mut r)?;
+    }
     let mut g = Guest::start(&t, "bench", Site::Internet(1));
     // The baseline needs the LAN routed from the internet side (no NAT, no tunnel).
     t.inet.must("ip route add 172.16.10.0/24 via 198.18.0.1");
-    let mut r = Rows::default();
     for _ in 0..ROUNDS {
-        round(&t, &gw, &mut g, &mut r)?;
+        guest_round(&t, &gw, &mut g, &mut r)?;
     }
     let s = |what: &str, v: &[f64]| Stats::of(what, v);
     let rows = [

@@ -79,8 +79,11 @@ pub enum MppeError {
 }
 
 /// Stateless mode: the largest coherency-count jump caught up with (each
-/// step costs a SHA-1 and an RC4 key schedule); further ones are dropped.
-pub const MAX_CATCH_UP: u16 = 256;
+/// step costs a SHA-1 and an RC4 key schedule). Half the count space, as
+/// Linux's ppp_mppe: a jump further ahead is taken for a late packet and
+/// dropped. A smaller bound ended calls whose packets were lost in bursts
+/// of a few hundred (a receive queue overflowing under load).
+pub const MAX_CATCH_UP: u16 = CCOUNT_SPACE / 2 - 1;
 /// Rule-breaking packets tolerated before the call is ended (as Linux's ppp_mppe).
 pub const SANITY_MAX: u32 = 1600;
 
@@ -447,6 +450,22 @@ mod tests {
     }
 
     #[test]
+    fn stateless_catches_up_over_a_burst_of_1500_lost_packets() {
+        let key = [0x24u8; 16];
+        let (mut tx, mut rx) = (
+            Mppe::new(&key, Strength::Bits128, false),
+            Mppe::new(&key, Strength::Bits128, false),
+        );
+        let mut body = Vec::new();
+        for _ in 0..1500 {
+            tx.encrypt(&[0x00, 0x21, 9], &mut body);
+        }
+        tx.encrypt(&[0x00, 0x21, 7], &mut body);
+        let r = rx.decrypt(&mut body).unwrap();
+        assert_eq!(&body[r], &[0x00, 0x21, 7]);
+    }
+
+    #[test]
     fn stateless_drops_unflushed_and_far_jumps_unread_then_gives_up() {
         let key = [0x42u8; 16];
         let (mut tx, mut rx) = (
@@ -460,10 +479,11 @@ mod tests {
         let mut unflushed = good.clone();
         unflushed[0] &= !BIT_FLUSHED;
         assert_eq!(rx.decrypt(&mut unflushed), Err(MppeError::Sanity));
-        // A jump of 2000 coherency counts: dropped without 2000 rekeys.
+        // 3000 coherency counts ahead is 1096 behind: a late packet,
+        // dropped without rekeying.
         let mut far = good.clone();
-        far[0] = (far[0] & 0xf0) | 0x07;
-        far[1] = 0xd0;
+        far[0] = (far[0] & 0xf0) | 0x0b;
+        far[1] = 0xb8;
         assert_eq!(rx.decrypt(&mut far), Err(MppeError::Sanity));
         // The real next packet still decrypts.
         let mut ok = good.clone();

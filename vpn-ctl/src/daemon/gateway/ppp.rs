@@ -117,6 +117,20 @@ pub struct PppState {
     pub drops: u64,
 }
 
+impl PppState {
+    /// Takes the call out of the kernel, keeping what the kernel counted in
+    /// the call's own totals (the end-of-session line reports them).
+    fn leave_kernel(&mut self) {
+        if let Some(fast) = self.fast.take() {
+            let k = fast.stats();
+            self.rx_packets += k.rx_packets;
+            self.rx_bytes += k.rx_bytes;
+            self.tx_packets += k.tx_packets;
+            self.tx_bytes += k.tx_bytes;
+        }
+    }
+}
+
 pub struct CallState<W> {
     pub ppp: PppState,
     pub wire: W,
@@ -363,7 +377,7 @@ impl<C: Carrier> Call<C> {
             LinkEvent::Down { reason } => {
                 log::info!("{proto}: session {row} link down: {reason}");
                 // Out of the kernel at once; the address goes with the call.
-                s.ppp.fast = None;
+                s.ppp.leave_kernel();
                 self.carrier.link_ended();
             }
         }
@@ -402,8 +416,8 @@ impl<C: Carrier> Call<C> {
     /// and the pool let go of it now, even while a reader still holds it.
     pub fn end(&self, why: &str) {
         let mut s = self.lock();
+        s.ppp.leave_kernel();
         let p = &s.ppp;
-        let fast = p.fast.as_ref().map(FastSlot::stats).unwrap_or_default();
         log::info!(
             "{}: session {} ({}, {}) ended: {why}; {}",
             self.service.protocol,
@@ -412,9 +426,8 @@ impl<C: Carrier> Call<C> {
             p.lease
                 .as_ref()
                 .map_or_else(|| "-".into(), |l| l.addr().to_string()),
-            crate::report::human::traffic(p.rx_bytes + fast.rx_bytes, p.tx_bytes + fast.tx_bytes)
+            crate::report::human::traffic(p.rx_bytes, p.tx_bytes)
         );
-        s.ppp.fast = None;
         s.ppp.lease = None;
     }
 
