@@ -126,7 +126,8 @@ pub fn write_json(name: &str, mut results: Value) -> anyhow::Result<PathBuf> {
 
 /// Sends prepared packets through a raw IPv4 socket of `proto` (with
 /// `libc::IPPROTO_RAW` each packet carries its own IPv4 header), in order,
-/// for at most `secs`, starting over at the end when `cycle`. A full
+/// for at most `secs`, starting over at the end when `cycle`, paced to
+/// `rate` packets per second when given (else as fast as it can). A full
 /// queue (ENOBUFS) retries the same packet: generators whose receiver
 /// tracks order (MPPE, ESP's window) need every one. Returns the packets
 /// sent and the seconds it took.
@@ -136,6 +137,7 @@ pub fn raw_send(
     packets: &[Vec<u8>],
     secs: f64,
     cycle: bool,
+    rate: Option<f64>,
 ) -> anyhow::Result<(u64, f64)> {
     anyhow::ensure!(!packets.is_empty(), "nothing to send");
     // SAFETY: plain socket calls on an fd owned below.
@@ -153,8 +155,18 @@ pub fn raw_send(
     let mut sent = 0u64;
     let mut i = 0;
     while i < packets.len() {
-        if sent.is_multiple_of(64) && Instant::now() >= end {
-            break;
+        if sent.is_multiple_of(64) {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            // Paced: wait until this packet's time.
+            if let Some(r) = rate {
+                let due = t0 + Duration::from_secs_f64(sent as f64 / r);
+                while Instant::now() < due {
+                    std::hint::spin_loop();
+                }
+            }
         }
         let p = &packets[i];
         // SAFETY: valid buffer and address for the call.

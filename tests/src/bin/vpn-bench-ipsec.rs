@@ -183,7 +183,7 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
         })
         .collect();
     let gw: Ipv4Addr = GW_WAN.parse()?;
-    let (sent, secs) = bench::raw_send(libc::IPPROTO_ESP, gw, &packets, BLAST_SECS, false)?;
+    let (sent, secs) = bench::raw_send(libc::IPPROTO_ESP, gw, &packets, BLAST_SECS, false, None)?;
     println!("{sent} {secs}");
     Ok(())
 }

@@ -70,7 +70,7 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
     p.extend_from_slice(&((8 + l2tp.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0]);
     p.extend_from_slice(&l2tp);
-    let (sent, secs) = bench::raw_send(libc::IPPROTO_RAW, gw, &[p], BLAST_SECS, true)?;
+    let (sent, secs) = bench::raw_send(libc::IPPROTO_RAW, gw, &[p], BLAST_SECS, true, None)?;
     println!("{sent} {secs}");
     Ok(())
 }

@@ -50,6 +50,7 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("handshakes") => handshakes(&args[2], &args[3]),
+        Some("hold") => hold(&args[2], &args[3]),
         _ => orchestrate(),
     }
 }
@@ -221,7 +222,7 @@ const LAN_HOST_PLAIN: &str = "172.16.10.5";
 
 fn orchestrate() -> anyhow::Result<()> {
     let t = Topology::build();
-    let gw = Gateway::start(&t.gw, "");
+    let gw = Gateway::start(&t.gw, "[gateway]\nmax_sessions_per_user = 1000\n");
     add_user(&gw, USER, PASSWORD, None);
     let psk = gateway_creds(&gw);
 
@@ -267,6 +268,8 @@ fn orchestrate() -> anyhow::Result<()> {
     let [plain, aes, chacha, bt, wgo] = &stats[..] else {
         unreachable!("one row per configuration")
     };
+
+    let per_session_kib = held_memory(&t, &gw, &psk)?;
 
     // Handshakes per second, from c1.
     let out =
@@ -314,6 +317,9 @@ fn orchestrate() -> anyhow::Result<()> {
     println!(
         "  handshakes per second ({HANDSHAKE_THREADS} clients): {rate:>10.0}  (repeat logins: the login cache spares argon2id, #42)"
     );
+    println!(
+        "  daemon memory per held session:    {per_session_kib:>8.1} KiB  ({HELD} sessions; target <= 4 KiB beyond crypto state)"
+    );
     let mut rows = serde_json::Map::new();
     for (n, st) in configs.iter().zip(&stats) {
         rows.insert(n.to_string(), st.json());
@@ -326,6 +332,8 @@ fn orchestrate() -> anyhow::Result<()> {
             "mtu": 1420,
             "tcp_mbit_per_s": rows,
             "handshakes_per_s": rate,
+            "held_sessions": HELD,
+            "daemon_kib_per_held_session": per_session_kib,
         }),
     )?;
     Ok(())
@@ -349,6 +357,68 @@ fn native_round(t: &Topology, gw: &Gateway, cipher: &str) -> anyhow::Result<f64>
         "{cipher}: the session counted {counted} bytes received, iperf3 {bytes}"
     );
     Ok(mbps)
+}
+
+/// Sessions held open for the memory figure.
+const HELD: usize = 200;
+
+/// The daemon's resident memory (KiB).
+fn daemon_rss(pid: u64) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS"))
+}
+
+/// What a held session costs the daemon: its RSS before and after HELD
+/// logins that stay (each a full handshake, then no BYE), per session.
+fn held_memory(
+    t: &Topology,
+    gw: &Gateway,
+    psk: &vpn_tests::native_client::Creds,
+) -> anyhow::Result<f64> {
+    let settle = |n: usize| {
+        wait::until("the sessions to settle", Duration::from_secs(60), || {
+            (gw.sessions().len() == n).then_some(())
+        })
+    };
+    settle(0);
+    let pid = gw.status()["pid"].as_u64().unwrap_or(0);
+    let before = daemon_rss(pid)?;
+    let out =
+        t.c1.cmd(std::env::current_exe()?.to_str().unwrap())
+            .args(["hold", &psk.psk, &psk.key])
+            .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "hold: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    settle(HELD);
+    let after = daemon_rss(pid)?;
+    bench::measured(
+        "daemon memory per held session",
+        after.saturating_sub(before) as f64 / HELD as f64,
+    )
+}
+
+/// HELD logins from one client, left open (the gateway keeps each session
+/// until its keepalive deadline).
+fn hold(psk_text: &str, key: &str) -> anyhow::Result<()> {
+    let psk = crypto::noise_psk(psk_text);
+    let key = vpn_ctl::secrets::decode_key(key)?;
+    let server: SocketAddr = format!("{GW_WAN}:7443").parse()?;
+    for _ in 0..HELD {
+        let auth = AuthRequest {
+            user: USER.into(),
+            password: zeroize::Zeroizing::new(PASSWORD.into()),
+            want_ip: None,
+        };
+        one_handshake(server, &psk, &key, auth)?;
+    }
+    Ok(())
 }
 
 /// Full handshakes (TCP connect to WELCOME) from several threads for a few
