@@ -140,7 +140,7 @@ fn trial(
 /// alive), by bisection between 10,000 packets/s and what the generator
 /// reaches unpaced (RFC 2544's throughput); also checks which path
 /// carried the packets.
-fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<f64> {
+fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<(f64, bool)> {
     let check_path = |rx: u64, fast: u64| -> anyhow::Result<()> {
         if mppe {
             anyhow::ensure!(fast == 0, "MPPE packets on the fast path ({fast} of {rx})");
@@ -156,7 +156,7 @@ fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<f64> {
     check_path(rx, fast)?;
     let top = sent as f64 / secs;
     if rx as f64 >= PASS * sent as f64 {
-        return Ok(top); // the generator is the limit
+        return Ok((top, true)); // the generator is the limit
     }
     let (mut lo, mut hi) = (10_000f64, top);
     while hi / lo > 1.05 {
@@ -169,7 +169,7 @@ fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<f64> {
             hi = mid;
         }
     }
-    bench::measured("throughput", lo)
+    Ok((bench::measured("throughput", lo)?, false))
 }
 
 #[derive(Default)]
@@ -179,6 +179,8 @@ struct Rows {
     slow: (Vec<f64>, Vec<f64>),
     fast_gen: Vec<f64>,
     slow_gen: Vec<f64>,
+    /// A path delivered all the generator could send: its row is a floor.
+    capped: (bool, bool),
 }
 
 fn push(to: &mut (Vec<f64>, Vec<f64>), (mbit, pps): (f64, f64)) -> anyhow::Result<()> {
@@ -211,8 +213,12 @@ fn guest_round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyho
 
 fn generator_round(t: &Topology, gw: &Gateway, r: &mut Rows) -> anyhow::Result<()> {
     eprintln!("generator round {}", r.fast_gen.len() + 1);
-    r.fast_gen.push(throughput(t, gw, false)?);
-    r.slow_gen.push(throughput(t, gw, true)?);
+    let (fast, fast_capped) = throughput(t, gw, false)?;
+    let (slow, slow_capped) = throughput(t, gw, true)?;
+    r.fast_gen.push(fast);
+    r.slow_gen.push(slow);
+    r.capped.0 |= fast_capped;
+    r.capped.1 |= slow_capped;
     Ok(())
 }
 
@@ -311,6 +317,7 @@ fn main() -> anyhow::Result<()> {
             "rounds": ROUNDS,
             "guest": rows.iter().map(row_json).collect::<serde_json::Map<_, _>>(),
             "generator_packets_per_s": {"fast_path": fast_gen.json(), "mppe_128": slow_gen.json()},
+            "generator_limited": {"fast_path": r.capped.0, "mppe_128": r.capped.1},
         }),
     )?;
     Ok(())
