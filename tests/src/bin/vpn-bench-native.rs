@@ -185,8 +185,9 @@ fn wg_pair(
         &format!("10.{net}.0.1"),
         kb,
         pa.trim(),
-        &format!("listen-port {port}"),
+        "",
     ));
+    must_sh(&t.gw, &format!("wg set {} listen-port {port}", names.1));
     let client = Reap(spawn(
         &t.c1,
         names.0,
@@ -251,8 +252,8 @@ fn orchestrate() -> anyhow::Result<()> {
                 "wireguard-go" => iperf_once(&t, wggo.lan_addr, what)?.0,
                 cipher => {
                     let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &["--cipher", cipher]);
-                    c.wait_connected();
-                    let r = native_round(&t, &gw, cipher);
+                    let addr = c.wait_connected();
+                    let r = native_round(&t, &gw, cipher, addr.trim());
                     c.stop();
                     r?
                 }
@@ -342,16 +343,18 @@ fn orchestrate() -> anyhow::Result<()> {
 /// One iperf3 run through the native tunnel; the session's received bytes
 /// must cover what iperf3 counted (payload without IP and TCP headers, and
 /// without the omitted first second, hence the loose upper bound).
-fn native_round(t: &Topology, gw: &Gateway, cipher: &str) -> anyhow::Result<f64> {
+fn native_round(t: &Topology, gw: &Gateway, cipher: &str, addr: &str) -> anyhow::Result<f64> {
+    // This client's session (an earlier one may still be closing).
     let rx = |gw: &Gateway| {
         gw.sessions()
-            .first()
+            .iter()
+            .find(|s| s["assigned_ip"] == addr && s["protocol"] == "native")
             .and_then(|s| s["rx_bytes"].as_u64())
             .unwrap_or(0)
     };
     let before = rx(gw);
     let (mbps, bytes) = iperf_once(t, LAN_HOST, cipher)?;
-    let counted = bench::settled(|| rx(gw)) - before;
+    let counted = bench::settled(|| rx(gw)).saturating_sub(before);
     anyhow::ensure!(
         counted >= bytes && counted <= 2 * bytes + 1_000_000,
         "{cipher}: the session counted {counted} bytes received, iperf3 {bytes}"
