@@ -1,8 +1,9 @@
 //! The project's own L2TP client (a LAC): tunnel and call set-up with
-//! vpn-proto's L2TP codecs over a UDP socket, then vpn-proto's PPP client
-//! in L2TP data messages. No retransmission: it runs over the test
-//! topology's lossless links, and a lost answer is an error. For the churn
-//! test; runs in the calling thread's network namespace.
+//! vpn-proto's L2TP codecs, then vpn-proto's PPP client in L2TP data
+//! messages, over plain UDP or over ESP (`ipsec_peer`). No retransmission:
+//! it runs over the test topology's lossless links, and a lost answer is
+//! an error. For the churn test; runs in the calling thread's network
+//! namespace.
 use std::{
     net::{Ipv4Addr, SocketAddr, UdpSocket},
     time::{Duration, Instant},
@@ -18,14 +19,51 @@ use vpn_proto::{
     ppp::client::Client,
 };
 
+/// How L2TP datagrams (UDP 1701's payload) reach the gateway and back.
+pub trait Datagrams {
+    fn send(&mut self, d: &[u8]) -> anyhow::Result<()>;
+    /// The next datagram, or `None` after a short wait.
+    fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>>;
+}
+
+/// Plain L2TP: a UDP socket connected to the gateway's port 1701.
+pub struct Udp(UdpSocket);
+
+impl Udp {
+    pub fn connect(gw: Ipv4Addr) -> anyhow::Result<Udp> {
+        let sock = UdpSocket::bind("0.0.0.0:0")?;
+        sock.connect(SocketAddr::from((gw, 1701)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(5)))?;
+        Ok(Udp(sock))
+    }
+}
+
+impl Datagrams for Udp {
+    fn send(&mut self, d: &[u8]) -> anyhow::Result<()> {
+        self.0.send(d)?;
+        Ok(())
+    }
+
+    fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut b = [0u8; 2048];
+        match self.0.recv(&mut b) {
+            Ok(n) => Ok(Some(b[..n].to_vec())),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e).context("L2TP receive"),
+        }
+    }
+}
+
 /// One tunnel with one call, up.
 pub struct L2tpCall {
-    sock: UdpSocket,
+    sock: Box<dyn Datagrams + Send>,
     ns: u16,
     nr: u16,
     /// The gateway's tunnel and session IDs (what we address).
     gw_tunnel: u16,
     gw_session: u16,
+    /// The last control message, for retransmission.
+    last: Vec<u8>,
     /// Ours (what the gateway addresses).
     our_tunnel: u16,
     our_session: u16,
@@ -37,11 +75,18 @@ fn message_type(avps: &[Avp]) -> Option<u16> {
 }
 
 impl L2tpCall {
-    /// SCCRQ..SCCCN, ICRQ..ICCN, then PPP until IPCP is up.
+    /// Plain L2TP to `gw`.
     pub fn connect(gw: Ipv4Addr, user: &str, password: &str, id: u16) -> anyhow::Result<L2tpCall> {
-        let sock = UdpSocket::bind("0.0.0.0:0")?;
-        sock.connect(SocketAddr::from((gw, 1701)))?;
-        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        Self::connect_over(Box::new(Udp::connect(gw)?), user, password, id)
+    }
+
+    /// SCCRQ..SCCCN, ICRQ..ICCN, then PPP until IPCP is up.
+    pub fn connect_over(
+        sock: Box<dyn Datagrams + Send>,
+        user: &str,
+        password: &str,
+        id: u16,
+    ) -> anyhow::Result<L2tpCall> {
         let mut random = [0u8; 20];
         random[..2].copy_from_slice(&id.to_be_bytes());
         random[16..].copy_from_slice(&u32::from(id).wrapping_mul(2_654_435_761).to_be_bytes());
@@ -51,6 +96,7 @@ impl L2tpCall {
             nr: 0,
             gw_tunnel: 0,
             gw_session: 0,
+            last: Vec::new(),
             our_tunnel: id.max(1),
             our_session: id.max(1),
             ppp: Client::new(Instant::now(), user, password, false, random),
@@ -104,6 +150,7 @@ impl L2tpCall {
         m.extend_from_slice(body);
         self.ns = self.ns.wrapping_add(1);
         self.sock.send(&m)?;
+        self.last = m;
         Ok(())
     }
 
@@ -111,22 +158,26 @@ impl L2tpCall {
     fn zlb(&mut self) -> anyhow::Result<()> {
         let mut m = Vec::new();
         Header::encode_control(&mut m, self.gw_tunnel, 0, self.ns, self.nr, 0);
-        self.sock.send(&m)?;
-        Ok(())
+        self.sock.send(&m)
     }
 
-    /// Waits for the control message `kind` (ZLBs and data skipped).
+    /// Waits for the control message `kind` (ZLBs and data skipped),
+    /// sending the last message again every 5 ms meanwhile (over IPsec
+    /// the first may beat the gateway's new SA into its data plane).
     fn expect(&mut self, kind: u16) -> anyhow::Result<Vec<Avp>> {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut b = [0u8; 2048];
+        let mut resend = Instant::now() + Duration::from_millis(5);
         loop {
             anyhow::ensure!(Instant::now() < deadline, "no control message {kind}");
-            let n = match self.sock.recv(&mut b) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e).context("L2TP receive"),
+            let Some(d) = self.sock.recv()? else {
+                if Instant::now() >= resend {
+                    let last = self.last.clone();
+                    self.sock.send(&last)?;
+                    resend = Instant::now() + Duration::from_millis(5);
+                }
+                continue;
             };
-            if let Some(avps) = self.take_control(&b[..n])? {
+            if let Some(avps) = self.take_control(&d)? {
                 let got = message_type(&avps);
                 anyhow::ensure!(got == Some(kind), "expected message {kind}, got {got:?}");
                 return Ok(avps);
@@ -167,14 +218,11 @@ impl L2tpCall {
     /// The next PPP frame of our session, or `None` after a short wait;
     /// control messages on the way are acknowledged.
     fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut b = [0u8; 2048];
         loop {
-            let n = match self.sock.recv(&mut b) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) => return Err(e).context("L2TP receive"),
+            let Some(d) = self.sock.recv()? else {
+                return Ok(None);
             };
-            let d = &b[..n];
+            let d = &d[..];
             let h = Header::decode(d).map_err(|e| anyhow::anyhow!("header: {e:?}"))?;
             if h.control {
                 if self.take_control(d)?.is_some() {

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod guest;
 pub mod guest_agent;
 pub mod guest_iperf;
+pub mod ipsec_peer;
 pub mod l2tp_client;
 pub mod l2tp_peer;
 pub mod native_client;

@@ -18,6 +18,7 @@ use vpn_proto::native::{
 };
 use vpn_tests::{
     gateway::Gateway,
+    ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::{add_user, gateway_creds},
     pptp_peer::PptpCall,
@@ -269,6 +270,33 @@ fn l2tp_calls_opened_and_closed_leave_nothing_behind() {
                 let c = L2tpCall::connect(gw_wan, "churn", "churn-password-1", id)
                     .unwrap_or_else(|e| panic!("call {i}: {e:#}"));
                 assert!(c.ppp.address().is_some());
+                c.hang_up().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    });
+}
+
+/// L2TP/IPsec calls (IKE Main and Quick Mode, raw ESP, a tunnel each)
+/// through the project's own client, ended with Deletes of both SAs.
+#[test]
+fn l2tp_ipsec_calls_opened_and_closed_leave_nothing_behind() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[gateway]\nmax_sessions_per_user = 1000\n");
+    add_user(&gw, "churn", "churn-password-1", None);
+    let psk = gw.ipsec_psk();
+    let c1 = t.c1.name.clone();
+    let gw_wan: std::net::Ipv4Addr = GW_WAN.parse().unwrap();
+    churn(&gw, "L2TP/IPsec", cycles("VPN_CHURN_IPSEC"), |from, n| {
+        let (c1, psk) = (c1.clone(), psk.clone());
+        std::thread::spawn(move || {
+            enter(&c1);
+            for i in from..from + n {
+                let id = (i % 60_000) as u16 + 1;
+                let c = IpsecCall::connect(gw_wan, &psk, "churn", "churn-password-1", id)
+                    .unwrap_or_else(|e| panic!("call {i}: {e:#}"));
+                assert!(c.l2tp.ppp.address().is_some());
                 c.hang_up().unwrap();
             }
         })

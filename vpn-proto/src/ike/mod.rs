@@ -6,6 +6,10 @@
 pub mod consts;
 pub mod crypto;
 pub mod dh;
+/// A minimal initiator with deterministic keys: the responder's tests and
+/// the project's own L2TP/IPsec test client. Never for real connections.
+#[cfg(any(test, feature = "test-client"))]
+pub mod initiator;
 pub mod keys;
 pub mod message;
 pub mod natt;

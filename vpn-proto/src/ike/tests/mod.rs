@@ -1,3 +1,2 @@
-mod initiator;
 mod responder;
 mod vectors;

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::initiator::{transform, Initiator};
+use crate::ike::initiator::{transform, Initiator};
 use crate::{
     esp::{self, EspCipher, EspInteg, EspTransform, NEXT_UDP},
     ike::{

@@ -1,5 +1,7 @@
-//! A minimal IKEv1 initiator for the responder's tests: Main Mode with a
-//! PSK, Quick Mode for one ESP transport SA, Informational messages. Built
+//! A minimal IKEv1 initiator for the responder's tests and the project's
+//! own L2TP/IPsec test client: Main Mode with a PSK, Quick Mode for one ESP
+//! transport SA, Informational messages. Its private values come from a
+//! seed (reproducible tests), so it is never for real connections. Built
 //! from the same codec and key derivation, so these tests check the
 //! state machine and the directions; the interop tests check the formulas
 //! against strongSwan and tests/vectors.rs against independent values.
@@ -34,6 +36,13 @@ pub struct Initiator {
     pub natd_kind: u8,
     /// The Quick Mode in flight: its message ID, Ni and IV.
     qm: Option<(u32, Vec<u8>, Vec<u8>)>,
+    /// Our address in the identity payloads, and the gateway's.
+    pub me: [u8; 4],
+    pub gw: [u8; 4],
+    /// Our SPI of the Quick Mode in flight, then (after QM3) it and the
+    /// keys of the gateway -> initiator direction.
+    spi_i: u32,
+    pub inbound: Option<(u32, Vec<u8>)>,
 }
 
 pub fn transform(enc: u16, key_bits: u16, hash: u16, group: u16) -> Vec<u8> {
@@ -87,6 +96,10 @@ impl Initiator {
             phase1_iv: Vec::new(),
             natd_kind: PL_NATD,
             qm: None,
+            me: [192, 168, 50, 11],
+            gw: [198, 18, 0, 1],
+            spi_i: 0,
+            inbound: None,
         }
     }
 
@@ -186,7 +199,7 @@ impl Initiator {
             },
         );
         let iv = k.iv.clone();
-        let idi = message::identity(ID_IPV4_ADDR, IPPROTO_UDP, 500, &[192, 168, 50, 11]);
+        let idi = message::identity(ID_IPV4_ADDR, IPPROTO_UDP, 500, &self.me);
         let hash_i = keys::main_mode_hash(
             self.hash,
             &k.skeyid,
@@ -257,12 +270,13 @@ impl Initiator {
         rest.add(PL_SA, &sa).add(PL_NONCE, &ni);
         rest.add(
             PL_ID,
-            &message::identity(ID_IPV4_ADDR, IPPROTO_UDP, L2TP_PORT, &[192, 168, 50, 11]),
+            &message::identity(ID_IPV4_ADDR, IPPROTO_UDP, L2TP_PORT, &self.me),
         );
         rest.add(
             PL_ID,
-            &message::identity(ID_IPV4_ADDR, IPPROTO_UDP, L2TP_PORT, &[198, 18, 0, 1]),
+            &message::identity(ID_IPV4_ADDR, IPPROTO_UDP, L2TP_PORT, &self.gw),
         );
+        self.spi_i = spi;
         let a = self.keys.as_ref().unwrap().a.clone();
         let h = self.hash.prf(&a, &[&mid.to_be_bytes(), &rest.bytes]);
         let c = rest.prepend(PL_HASH, &h);
@@ -285,6 +299,11 @@ impl Initiator {
         let k = self.keys.as_ref().unwrap();
         let h3 = self.hash.prf(&k.a, &[&[0], &mid.to_be_bytes(), &ni, &nr]);
         let km = keys::keymat(self.hash, &k.d, None, PROTO_ESP, spi_r, &ni, &nr, key_len).to_vec();
+        let km_in = keys::keymat(
+            self.hash, &k.d, None, PROTO_ESP, self.spi_i, &ni, &nr, key_len,
+        )
+        .to_vec();
+        self.inbound = Some((self.spi_i, km_in));
         let mut c = Chain::default();
         c.add(PL_HASH, &h3);
         let iv = self.iv.clone();
