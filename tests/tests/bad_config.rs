@@ -141,7 +141,7 @@ fn corrupt_state_files_name_the_file_and_change_nothing() {
         &t,
         "",
         |f| write(f, "state/secrets.toml", "psk = \"short\"\n"),
-        "psk must be at least 16 characters",
+        "the pre-shared key must have at least 16 characters",
     );
     fails_with(
         &t,
