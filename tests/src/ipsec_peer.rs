@@ -6,7 +6,6 @@
 //! network namespace.
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     time::Duration,
 };
 
@@ -22,13 +21,16 @@ use vpn_proto::{
     },
 };
 
-use crate::l2tp_peer::{Datagrams, L2tpCall};
+use crate::{
+    l2tp_peer::{Datagrams, L2tpCall},
+    raw_ip::RawIp,
+};
 
 const L2TP: u16 = 1701;
 
 /// L2TP datagrams in UDP 1701 in ESP transport mode, through a raw socket.
 pub struct Esp {
-    raw: OwnedFd,
+    raw: RawIp,
     gw: Ipv4Addr,
     out: Outbound,
     inb: Inbound,
@@ -47,44 +49,16 @@ impl Datagrams for Esp {
         self.out
             .seal(NEXT_UDP, &udp, &mut pkt)
             .map_err(|e| anyhow::anyhow!("ESP seal: {e:?}"))?;
-        // SAFETY: a zeroed sockaddr_in is valid; filled below.
-        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        to.sin_family = libc::AF_INET as u16;
-        to.sin_addr.s_addr = u32::from_ne_bytes(self.gw.octets());
-        // SAFETY: valid buffer and address for the call.
-        let n = unsafe {
-            libc::sendto(
-                self.raw.as_raw_fd(),
-                pkt.as_ptr().cast(),
-                pkt.len(),
-                0,
-                (&to as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        };
-        anyhow::ensure!(n >= 0, "ESP send: {}", std::io::Error::last_os_error());
-        Ok(())
+        self.raw.send_to(self.gw, &pkt)
     }
 
     fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
         let mut b = [0u8; 2048];
         loop {
-            // SAFETY: a valid buffer for the call.
-            let n = unsafe { libc::recv(self.raw.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-                    return Ok(None);
-                }
-                return Err(e).context("ESP receive");
-            }
-            // Raw sockets deliver the IPv4 header too.
-            let p = &mut b[..n as usize];
-            let ihl = usize::from(p.first().copied().unwrap_or(0) & 0x0f) * 4;
-            if p.len() < ihl + 8 || p[12..16] != self.gw.octets() {
-                continue;
-            }
-            let esp = &mut p[ihl..];
+            let Some(r) = self.raw.recv_from(self.gw, &mut b)? else {
+                return Ok(None);
+            };
+            let esp = &mut b[r];
             if u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]) != self.spi_in {
                 continue;
             }
@@ -98,29 +72,6 @@ impl Datagrams for Esp {
             return Ok(Some(inner[8..].to_vec()));
         }
     }
-}
-
-fn raw_esp() -> anyhow::Result<OwnedFd> {
-    // SAFETY: plain socket call; the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ESP) };
-    anyhow::ensure!(fd >= 0, "ESP socket: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel just gave us this descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 5_000,
-    };
-    // SAFETY: a valid timeval for SO_RCVTIMEO.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    };
-    Ok(fd)
 }
 
 /// An L2TP/IPsec call, up: the L2TP call and the IKE state to end it with.
@@ -188,7 +139,7 @@ impl IpsecCall {
         ike.send(&qm3)?;
         let (spi_in, km_in) = i.inbound.clone().context("no inbound keys")?;
         let esp = Esp {
-            raw: raw_esp()?,
+            raw: RawIp::open(libc::IPPROTO_ESP, Duration::from_millis(5))?,
             gw,
             out: Outbound::new(spi_r, t, &km_out),
             inb: Inbound::new(spi_in, t, &km_in),

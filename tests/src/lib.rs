@@ -22,6 +22,7 @@ pub mod netns;
 pub mod packet;
 pub mod pptp_client;
 pub mod pptp_peer;
+pub mod raw_ip;
 pub mod snapshot;
 pub mod topology;
 pub mod wait;

@@ -5,7 +5,6 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpStream},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     time::{Duration, Instant},
 };
 
@@ -15,12 +14,14 @@ use vpn_proto::{
     pptp::{gre::GreHeader, messages as m},
 };
 
+use crate::raw_ip::RawIp;
+
 const HEADER: usize = 12;
 
 /// One call, up.
 pub struct PptpCall {
     ctrl: TcpStream,
-    gre: OwnedFd,
+    gre: RawIp,
     gw: Ipv4Addr,
     our_call: u16,
     gw_call: u16,
@@ -43,29 +44,6 @@ fn expect(ctrl: &mut TcpStream, buf: &mut Vec<u8>, kind: u16) -> anyhow::Result<
     }
 }
 
-fn gre_socket() -> anyhow::Result<OwnedFd> {
-    // SAFETY: plain socket call; the descriptor is owned at once.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_GRE) };
-    anyhow::ensure!(fd >= 0, "GRE socket: {}", std::io::Error::last_os_error());
-    // SAFETY: the kernel just gave us this descriptor.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 20_000,
-    };
-    // SAFETY: a valid timeval for SO_RCVTIMEO.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
-        )
-    };
-    Ok(fd)
-}
-
 impl PptpCall {
     /// Control connection, outgoing call `our_call`, then PPP until IPCP
     /// (and with `mppe`, MPPE-128) is up.
@@ -85,7 +63,7 @@ impl PptpCall {
         anyhow::ensure!(sccrp[2] == m::RESULT_OK, "SCCRP result {}", sccrp[2]);
         // Open before asking for the call: the gateway's first LCP request
         // follows its reply at once.
-        let gre = gre_socket()?;
+        let gre = RawIp::open(libc::IPPROTO_GRE, Duration::from_millis(20))?;
         ctrl.write_all(&m::ocrq(our_call, our_call, 64))?;
         let ocrp = expect(&mut ctrl, &mut buf, m::OCRP)?;
         anyhow::ensure!(ocrp[4] == m::RESULT_OK, "OCRP result {}", ocrp[4]);
@@ -152,23 +130,7 @@ impl PptpCall {
 
     pub fn send_frame(&mut self, f: &[u8]) -> anyhow::Result<()> {
         let p = self.gre_packet(f);
-        // SAFETY: a zeroed sockaddr_in is valid; filled below.
-        let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        to.sin_family = libc::AF_INET as u16;
-        to.sin_addr.s_addr = u32::from_ne_bytes(self.gw.octets());
-        // SAFETY: valid buffer and address for the call.
-        let n = unsafe {
-            libc::sendto(
-                self.gre.as_raw_fd(),
-                p.as_ptr().cast(),
-                p.len(),
-                0,
-                (&to as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        };
-        anyhow::ensure!(n >= 0, "GRE send: {}", std::io::Error::last_os_error());
-        Ok(())
+        self.gre.send_to(self.gw, &p)
     }
 
     /// The next PPP frame of this call from the gateway, or `None` after a
@@ -176,22 +138,10 @@ impl PptpCall {
     fn recv(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
         let mut b = [0u8; 2048];
         loop {
-            // SAFETY: a valid buffer for the call.
-            let n = unsafe { libc::recv(self.gre.as_raw_fd(), b.as_mut_ptr().cast(), b.len(), 0) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
-                    return Ok(None);
-                }
-                return Err(e).context("GRE receive");
-            }
-            // Raw sockets deliver the IPv4 header too.
-            let p = &b[..n as usize];
-            let ihl = usize::from(p.first().copied().unwrap_or(0) & 0x0f) * 4;
-            if p.len() < ihl + 8 || p[12..16] != self.gw.octets() {
-                continue;
-            }
-            let g = &p[ihl..];
+            let Some(r) = self.gre.recv_from(self.gw, &mut b)? else {
+                return Ok(None);
+            };
+            let g = &b[r];
             let Some(h) = GreHeader::decode(g) else {
                 continue;
             };
