@@ -172,3 +172,13 @@ pub fn checksum(data: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// An IPv4/UDP packet without Ethernet: what a tunnel carries.
+pub fn inner_udp(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
+    Frame::udp(src, dst, dport).build()[14..].to_vec()
+}
+
+/// An IPv4 packet in a PPP frame (address/control, protocol 0x0021).
+pub fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
+    [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()
+}

@@ -12,7 +12,7 @@ use vpn_common::{
 use vpn_ctl::dataplane::fastpath::wire_ip;
 use vpn_tests::{
     bpf_fixtures::{expect, Counts, TcHarness},
-    packet::{Frame, L4},
+    packet::{inner_udp, ip_in_ppp, Frame, L4},
 };
 
 const TC_ACT_OK: u32 = 0;
@@ -81,11 +81,6 @@ fn harness() -> TcHarness {
     TcHarness::new(false, &sessions)
 }
 
-/// An inner IPv4/UDP packet (no Ethernet header).
-fn inner(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
-    Frame::udp(src, dst, dport).build()[14..].to_vec()
-}
-
 /// An L2TP data message from `c` carrying a PPP frame.
 fn l2tp(c: &Client, flags: u16, ppp: &[u8]) -> Vec<u8> {
     let mut p = flags.to_be_bytes().to_vec();
@@ -103,14 +98,10 @@ fn l2tp(c: &Client, flags: u16, ppp: &[u8]) -> Vec<u8> {
     .build()
 }
 
-fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
-    [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()
-}
-
 #[test]
 fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
     let h = harness();
-    let ip = inner(A.inner, LAN, 53);
+    let ip = inner_udp(A.inner, LAN, 53);
     let (action, out, delta) = h.run(&l2tp(&A, 0x0002, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
     assert_eq!(
@@ -127,17 +118,17 @@ fn a_sessions_data_is_decapsulated_byte_exact_into_vpn0() {
 #[test]
 fn the_fixture_table() {
     let h = harness();
-    let ip = inner(A.inner, LAN, 53);
+    let ip = inner_udp(A.inner, LAN, 53);
     let table: Vec<(&str, Vec<u8>, u32, Counts)> = vec![
         (
             "spoofed inner source",
-            l2tp(&A, 0x0002, &ip_in_ppp(&inner([10, 99, 0, 9], LAN, 53))),
+            l2tp(&A, 0x0002, &ip_in_ppp(&inner_udp([10, 99, 0, 9], LAN, 53))),
             TC_ACT_SHOT,
             expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
         (
             "another client's inner address",
-            l2tp(&A, 0x0002, &ip_in_ppp(&inner(B.inner, LAN, 53))),
+            l2tp(&A, 0x0002, &ip_in_ppp(&inner_udp(B.inner, LAN, 53))),
             TC_ACT_SHOT,
             expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
@@ -153,7 +144,7 @@ fn the_fixture_table() {
         ),
         (
             "dhcpinform: the daemon answers it",
-            l2tp(&A, 0x0002, &ip_in_ppp(&inner(A.inner, [255; 4], 67))),
+            l2tp(&A, 0x0002, &ip_in_ppp(&inner_udp(A.inner, [255; 4], 67))),
             TC_ACT_OK,
             expect(&[Counter::FastToDaemon], &[]),
         ),
@@ -201,7 +192,7 @@ fn the_fixture_table() {
 #[test]
 fn client_to_client_is_turned_around_for_the_other_client() {
     let h = harness();
-    let ip = inner(A.inner, B.inner, 5000);
+    let ip = inner_udp(A.inner, B.inner, 5000);
     let (action, out, delta) = h.run(&l2tp(&A, 0x0002, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
     assert_eq!(delta, expect(&[Counter::FastRx, Counter::FastHairpin], &[]));
@@ -232,7 +223,7 @@ fn client_to_client_is_turned_around_for_the_other_client() {
 #[test]
 fn no_truncated_prefix_is_redirected() {
     let h = harness();
-    let frame = l2tp(&A, 0x0002, &ip_in_ppp(&inner(A.inner, LAN, 53)));
+    let frame = l2tp(&A, 0x0002, &ip_in_ppp(&inner_udp(A.inner, LAN, 53)));
     // From a whole outer IPv4 header on (the kernel's test run refuses an
     // IPv4 frame shorter than that): cut inside UDP, L2TP, PPP, inner IP.
     for n in 14 + 20..frame.len() {

@@ -13,7 +13,7 @@ use vpn_common::{
 use vpn_ctl::dataplane::fastpath::wire_ip;
 use vpn_tests::{
     bpf_fixtures::{expect, Counts, TcHarness},
-    packet::{checksum, Frame, L4},
+    packet::{checksum, inner_udp, ip_in_ppp, Frame, L4},
 };
 
 const TC_ACT_OK: u32 = 0;
@@ -81,15 +81,6 @@ fn harness(pptp_enabled: bool) -> TcHarness {
     TcHarness::new(pptp_enabled, &sessions)
 }
 
-/// An inner IPv4/UDP packet (no Ethernet header).
-fn inner(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
-    Frame::udp(src, dst, dport).build()[14..].to_vec()
-}
-
-fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
-    [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()
-}
-
 /// PPTP GRE from `c` (`flags`: which of sequence and ack it carries).
 fn gre(c: &Call, flags: u16, seq: u32, ack: u32, ppp: &[u8]) -> Vec<u8> {
     let mut p = (ppp.len() as u16).to_be_bytes().to_vec();
@@ -135,7 +126,7 @@ fn pushed(to: &Call, seq: u32, ack: u32, ip: &[u8]) -> Vec<u8> {
 #[test]
 fn a_calls_data_is_decapsulated_byte_exact_and_its_sequence_recorded() {
     let h = harness(true);
-    let ip = inner(C.inner, LAN, 53);
+    let ip = inner_udp(C.inner, LAN, 53);
     let (action, out, delta) = h.run(&gre(&C, KSA, 51, 99, &ip_in_ppp(&ip)));
     assert_eq!(action, TC_ACT_REDIRECT);
     assert_eq!(&out[14..], &ip[..], "the inner packet after Ethernet");
@@ -159,10 +150,10 @@ fn a_calls_data_is_decapsulated_byte_exact_and_its_sequence_recorded() {
 fn the_other_calls_gre_is_pushed_byte_exact_with_sequence_and_ack() {
     let h = harness(true);
     // D's latest packet sets the ack C's packets to D will carry.
-    let from_d = inner(D.inner, LAN, 53);
+    let from_d = inner_udp(D.inner, LAN, 53);
     let (action, _, _) = h.run(&gre(&D, KSA, 9, 0, &ip_in_ppp(&from_d)));
     assert_eq!(action, TC_ACT_REDIRECT);
-    let ip = inner(C.inner, D.inner, 5000);
+    let ip = inner_udp(C.inner, D.inner, 5000);
     for n in 0..3 {
         let (action, out, delta) = h.run(&gre(&C, KSA, 60 + n, 0, &ip_in_ppp(&ip)));
         assert_eq!(action, TC_ACT_REDIRECT, "packet {n}");
@@ -185,17 +176,23 @@ fn the_other_calls_gre_is_pushed_byte_exact_with_sequence_and_ack() {
 #[test]
 fn the_fixture_table() {
     let h = harness(true);
-    let ip = inner(C.inner, LAN, 53);
+    let ip = inner_udp(C.inner, LAN, 53);
     let table: Vec<(&str, Vec<u8>, u32, Counts)> = vec![
         (
             "spoofed inner source",
-            gre(&C, KSA, 51, 0, &ip_in_ppp(&inner([10, 99, 0, 9], LAN, 53))),
+            gre(
+                &C,
+                KSA,
+                51,
+                0,
+                &ip_in_ppp(&inner_udp([10, 99, 0, 9], LAN, 53)),
+            ),
             TC_ACT_SHOT,
             expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
         (
             "the other call's inner address",
-            gre(&C, KSA, 52, 0, &ip_in_ppp(&inner(D.inner, LAN, 53))),
+            gre(&C, KSA, 52, 0, &ip_in_ppp(&inner_udp(D.inner, LAN, 53))),
             TC_ACT_SHOT,
             expect(&[], &[DropReason::SpoofedInnerSource]),
         ),
@@ -225,7 +222,13 @@ fn the_fixture_table() {
         ),
         (
             "dhcpinform: the daemon answers it",
-            gre(&C, KSA, 55, 0, &ip_in_ppp(&inner(C.inner, [255; 4], 67))),
+            gre(
+                &C,
+                KSA,
+                55,
+                0,
+                &ip_in_ppp(&inner_udp(C.inner, [255; 4], 67)),
+            ),
             TC_ACT_OK,
             expect(&[Counter::FastToDaemon], &[]),
         ),
@@ -280,7 +283,7 @@ fn the_fixture_table() {
 #[test]
 fn gre_is_left_alone_when_pptp_is_off() {
     let h = harness(false);
-    let frame = gre(&C, KSA, 51, 0, &ip_in_ppp(&inner(C.inner, LAN, 53)));
+    let frame = gre(&C, KSA, 51, 0, &ip_in_ppp(&inner_udp(C.inner, LAN, 53)));
     let (action, out, delta) = h.run(&frame);
     assert_eq!((action, out, delta), (TC_ACT_OK, frame, Counts::new()));
     assert_eq!(h.seq_in(0), C.seq_in, "nothing recorded");
@@ -289,7 +292,7 @@ fn gre_is_left_alone_when_pptp_is_off() {
 #[test]
 fn no_truncated_prefix_is_redirected() {
     let h = harness(true);
-    let frame = gre(&C, KSA, 51, 0, &ip_in_ppp(&inner(C.inner, LAN, 53)));
+    let frame = gre(&C, KSA, 51, 0, &ip_in_ppp(&inner_udp(C.inner, LAN, 53)));
     for n in 14 + 20..frame.len() {
         let (action, _, delta) = h.run(&frame[..n]);
         assert_ne!(action, TC_ACT_REDIRECT, "prefix {n} was redirected");
