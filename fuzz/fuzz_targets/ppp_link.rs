@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use vpn_proto::ppp::{
     lcp::Auth,
-    link::{Link, LinkConfig},
+    link::{Link, LinkConfig, LinkEvent},
     mschap::NtHash,
 };
 
@@ -26,11 +26,15 @@ fuzz_target!(|data: &[u8]| {
     let lookup = |u: &str| (u == "alice").then(|| NtHash::of_password("alice-password"));
     for (i, frame) in vpn_fuzz::frames(data).enumerate() {
         let mut f = frame.to_vec();
-        if let Ok(Some(r)) = link.handle_frame(now, &mut f, &lookup) {
+        if let Ok(Some(r)) = link.handle_frame(now, &mut f) {
             assert!(r.start <= r.end && r.end <= f.len());
         }
         while link.poll_transmit().is_some() {}
-        while link.poll().is_some() {}
+        while let Some(e) = link.poll() {
+            if let LinkEvent::Verify(c) = e {
+                link.auth_verdict(now, c.check(lookup(c.user()).as_ref()));
+            }
+        }
         // Time passes now and then: restarts, echoes, give-ups.
         if i % 4 == 3 {
             now += Duration::from_secs(3);

@@ -12,6 +12,7 @@ pub mod l2tp;
 pub mod native;
 pub mod ppp;
 pub mod pptp;
+pub mod radius;
 pub mod replay;
 
 /// Fails to compile if one of the types implements `Clone`: types holding

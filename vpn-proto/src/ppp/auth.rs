@@ -1,36 +1,147 @@
 //! The authenticator's side of PAP (RFC 1334) and MS-CHAPv2 (RFC 2759).
-//! The caller looks up the user's NT password hash (the gateway stores no
-//! password, so CHAP-MD5, which needs one, is not offered); secrets are
-//! compared in constant time and never kept after the decision.
+//! It parses what the peer presents into [`Credentials`] and leaves the
+//! decision to the caller: the gateway's own users (the NT password hash,
+//! [`Credentials::check`]; the gateway stores no password, so CHAP-MD5 is
+//! not offered) or a RADIUS server, whose answer may take a while. Secrets
+//! are compared in constant time and not kept after the decision.
 use std::time::Instant;
 
 use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
 use super::{
     consts::*,
     fsm::packet,
     lcp::Auth,
-    mschap::{self, NtHash},
+    mschap::{self, NtHash, StartKeys},
 };
-
-/// Looks a user's NT password hash up (None: no such user, or one that may
-/// not log in over PPP).
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<NtHash>;
 
 /// Our name in CHAP challenges.
 pub const NAME: &[u8] = b"vpn-ctl";
 const MAX_CHALLENGES: u32 = 10;
+const MSCHAP_FAILED: &str = "E=691 R=0 V=3 M=Authentication failure";
+
+/// What the peer presented, for the caller to decide on.
+#[derive(PartialEq, Eq)]
+pub enum Credentials {
+    Pap {
+        user: String,
+        password: Zeroizing<Vec<u8>>,
+    },
+    MsChapV2(MsChapV2Response),
+}
+
+/// An MS-CHAPv2 Response with the challenge it answers (what a RADIUS
+/// server needs: RFC 2548's MS-CHAP-Challenge and MS-CHAP2-Response).
+#[derive(PartialEq, Eq)]
+pub struct MsChapV2Response {
+    /// The name as sent (maybe DOMAIN\user).
+    pub name: String,
+    /// The name without its domain: the user, and what the hashes cover.
+    pub user: String,
+    pub ident: u8,
+    pub challenge: [u8; 16],
+    pub peer_challenge: [u8; 16],
+    pub nt_response: [u8; 24],
+    pub flags: u8,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Pap { user, .. } => write!(f, "Pap({user:?}, ..)"),
+            Credentials::MsChapV2(r) => write!(f, "MsChapV2({:?}, ..)", r.user),
+        }
+    }
+}
+
+impl Credentials {
+    pub fn user(&self) -> &str {
+        match self {
+            Credentials::Pap { user, .. } => user,
+            Credentials::MsChapV2(r) => &r.user,
+        }
+    }
+
+    /// The decision against the user's NT password hash (None: no such
+    /// user, or one who may not log in over PPP).
+    pub fn check(&self, hash: Option<&NtHash>) -> Verdict {
+        let Some(hash) = hash else {
+            return Verdict::reject();
+        };
+        match self {
+            Credentials::Pap { password, .. } => {
+                let given = std::str::from_utf8(password).ok().map(NtHash::of_password);
+                match given {
+                    Some(given) if hash.matches(&given) => Verdict::Accept {
+                        proof: None,
+                        keys: None,
+                    },
+                    _ => Verdict::reject(),
+                }
+            }
+            Credentials::MsChapV2(r) => {
+                // The challenge hash covers the user name without its domain
+                // (RFC 2759 §8.2), as Windows and pppd compute it.
+                let expect = mschap::nt_response(&r.challenge, &r.peer_challenge, &r.user, hash);
+                if !ct_eq(&expect, &r.nt_response) {
+                    return Verdict::reject();
+                }
+                let proof = mschap::authenticator_response(
+                    hash,
+                    &r.nt_response,
+                    &r.peer_challenge,
+                    &r.challenge,
+                    &r.user,
+                );
+                let master = mschap::master_key(hash, &r.nt_response);
+                Verdict::Accept {
+                    proof: Some(proof),
+                    keys: Some(StartKeys::of_master(&master)),
+                }
+            }
+        }
+    }
+}
+
+/// The caller's decision on [`Credentials`].
+#[derive(Debug)]
+pub enum Verdict {
+    Accept {
+        /// MS-CHAPv2's authenticator response ("S=" and 40 hex digits),
+        /// which the peer checks; without it an MS-CHAPv2 login fails.
+        proof: Option<String>,
+        /// MPPE start keys (MS-CHAPv2 only).
+        keys: Option<StartKeys>,
+    },
+    /// `message`: MS-CHAPv2's failure text ("E=691 R=0 ..."), if the
+    /// deciding party gave one.
+    Reject { message: Option<String> },
+}
+
+impl Verdict {
+    pub fn reject() -> Verdict {
+        Verdict::Reject { message: None }
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Authenticated; MS-CHAPv2 also yields the MPPE master key.
+    /// Authenticated; MS-CHAPv2 also yields the MPPE start keys.
     Success {
         user: String,
-        mppe_master: Option<mschap::MasterKey>,
+        keys: Option<StartKeys>,
     },
     /// Wrong name or password (the user name, for the log).
     Failure { user: String },
 }
+
+impl PartialEq for StartKeys {
+    fn eq(&self, other: &StartKeys) -> bool {
+        ct_eq(&self.send, &other.send) && ct_eq(&self.recv, &other.recv)
+    }
+}
+impl Eq for StartKeys {}
 
 /// The peer answered none of our challenges.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +153,8 @@ pub struct Authenticator {
     id: u8,
     sent: u32,
     deadline: Option<Instant>,
+    /// Credentials handed to the caller, not decided yet: (packet id, user).
+    pending: Option<(u8, String)>,
     done: bool,
     /// The Success/Failure we sent, resent if the peer repeats its Response
     /// (RFC 1994 §4.1: ours may have been lost).
@@ -57,6 +170,7 @@ impl Authenticator {
             id: random[0],
             sent: 0,
             deadline: None,
+            pending: None,
             done: false,
             last_reply: None,
         }
@@ -68,7 +182,7 @@ impl Authenticator {
 
     /// The challenge to send now (CHAP), or None (PAP: the peer speaks first).
     pub fn start(&mut self, now: Instant) -> Option<(u16, Vec<u8>)> {
-        if self.method == Auth::Pap || self.done {
+        if self.method == Auth::Pap || self.done || self.pending.is_some() {
             return None;
         }
         self.sent += 1;
@@ -111,97 +225,120 @@ impl Authenticator {
         }
     }
 
-    /// Handles a PAP or CHAP packet; `lookup` finds the user. Returns the
-    /// reply to send and the outcome once decided (once; see `repeat`).
+    /// Parses a PAP Authenticate-Request or an MS-CHAPv2 Response into the
+    /// credentials to decide on (once: repeats while the decision is
+    /// pending are ignored). `Err`: a malformed Response, to be refused
+    /// (`decide` with a rejection) without asking anyone.
     pub fn handle_packet(
         &mut self,
         proto: u16,
         p: &[u8],
-        lookup: Lookup,
-    ) -> Option<((u16, Vec<u8>), Outcome)> {
-        if self.done {
+    ) -> Option<Result<Credentials, Malformed>> {
+        if self.done || self.pending.is_some() {
             return None;
         }
         let (code, id, data) = super::fsm::parse(p)?;
-        let result = match (self.method, proto, code) {
-            (Auth::Pap, PROTO_PAP, PAP_REQ) => self.pap(id, data, lookup),
+        let creds = match (self.method, proto, code) {
+            (Auth::Pap, PROTO_PAP, PAP_REQ) => {
+                let ulen = *data.first()? as usize;
+                let user = data.get(1..1 + ulen)?;
+                let plen = *data.get(1 + ulen)? as usize;
+                let password = data.get(2 + ulen..2 + ulen + plen)?;
+                Credentials::Pap {
+                    user: String::from_utf8_lossy(user).into_owned(),
+                    password: Zeroizing::new(password.to_vec()),
+                }
+            }
             (Auth::MsChapV2, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
-                self.mschapv2(data, lookup)
+                let vlen = *data.first()? as usize;
+                let value = data.get(1..1 + vlen)?;
+                let name = String::from_utf8_lossy(data.get(1 + vlen..)?).into_owned();
+                // MS-CHAPv2 names may carry a Windows domain: DOMAIN\user.
+                let user = name.rsplit('\\').next().unwrap_or(&name).to_string();
+                if vlen != 49 {
+                    // Not a response anyone could accept: refused here.
+                    self.pending = Some((id, user));
+                    return Some(Err(Malformed));
+                }
+                Credentials::MsChapV2(MsChapV2Response {
+                    name,
+                    user,
+                    ident: id,
+                    challenge: self.challenge,
+                    peer_challenge: value[..16].try_into().ok()?,
+                    nt_response: value[24..48].try_into().ok()?,
+                    flags: value[48],
+                })
             }
-            _ => None,
+            _ => return None,
         };
-        if let Some((reply, _)) = &result {
-            self.done = true;
-            self.deadline = None;
-            self.last_reply = Some(reply.clone());
-        }
-        result
+        self.pending = Some((id, creds.user().to_string()));
+        self.deadline = None;
+        Some(Ok(creds))
     }
 
-    fn pap(&self, id: u8, data: &[u8], lookup: Lookup) -> Option<((u16, Vec<u8>), Outcome)> {
-        let ulen = *data.first()? as usize;
-        let user = data.get(1..1 + ulen)?;
-        let plen = *data.get(1 + ulen)? as usize;
-        let given = data.get(2 + ulen..2 + ulen + plen)?;
-        let user = String::from_utf8_lossy(user).into_owned();
-        let given = std::str::from_utf8(given).ok().map(NtHash::of_password);
-        let ok = match (lookup(&user), given) {
-            (Some(stored), Some(given)) => stored.matches(&given),
-            _ => false,
-        };
-        let (code, msg) = if ok {
-            (PAP_ACK, "welcome")
-        } else {
-            (PAP_NAK, "denied")
-        };
-        let mut reply = vec![msg.len() as u8];
-        reply.extend_from_slice(msg.as_bytes());
-        let outcome = if ok {
-            Outcome::Success {
-                user,
-                mppe_master: None,
-            }
-        } else {
-            Outcome::Failure { user }
-        };
-        Some(((PROTO_PAP, packet(code, id, &reply)), outcome))
+    /// Whether credentials await the caller's verdict.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
-    fn mschapv2(&self, data: &[u8], lookup: Lookup) -> Option<((u16, Vec<u8>), Outcome)> {
-        let vlen = *data.first()? as usize;
-        let value = data.get(1..1 + vlen)?;
-        let name = String::from_utf8_lossy(data.get(1 + vlen..)?).into_owned();
-        // MS-CHAPv2 names may carry a Windows domain: DOMAIN\user.
-        let user = name.rsplit('\\').next().unwrap_or(&name).to_string();
-        let fail = |user: String, msg: &str| {
-            let reply = packet(CHAP_FAILURE, self.id, msg.as_bytes());
-            Some(((PROTO_CHAP, reply), Outcome::Failure { user }))
+    /// The caller's verdict on the pending credentials: the reply for the
+    /// peer and the outcome. None when nothing is pending.
+    pub fn decide(&mut self, verdict: Verdict) -> Option<((u16, Vec<u8>), Outcome)> {
+        let (id, user) = self.pending.take()?;
+        let (reply, outcome) = match (self.method, verdict) {
+            (Auth::Pap, Verdict::Accept { .. }) => (
+                (PROTO_PAP, pap_reply(PAP_ACK, id, "welcome")),
+                Outcome::Success { user, keys: None },
+            ),
+            (Auth::Pap, Verdict::Reject { .. }) => (
+                (PROTO_PAP, pap_reply(PAP_NAK, id, "denied")),
+                Outcome::Failure { user },
+            ),
+            (
+                Auth::MsChapV2,
+                Verdict::Accept {
+                    proof: Some(proof),
+                    keys,
+                },
+            ) => {
+                let msg = format!("{proof} M=Access granted");
+                (
+                    (PROTO_CHAP, packet(CHAP_SUCCESS, id, msg.as_bytes())),
+                    Outcome::Success { user, keys },
+                )
+            }
+            // Without the authenticator response the peer cannot accept us.
+            (Auth::MsChapV2, Verdict::Accept { proof: None, .. }) => (
+                (
+                    PROTO_CHAP,
+                    packet(CHAP_FAILURE, id, MSCHAP_FAILED.as_bytes()),
+                ),
+                Outcome::Failure { user },
+            ),
+            (Auth::MsChapV2, Verdict::Reject { message }) => {
+                let msg = message.unwrap_or_else(|| MSCHAP_FAILED.into());
+                (
+                    (PROTO_CHAP, packet(CHAP_FAILURE, id, msg.as_bytes())),
+                    Outcome::Failure { user },
+                )
+            }
         };
-        if vlen != 49 {
-            return fail(user, "E=691 R=0 V=3 M=malformed response");
-        }
-        let peer: [u8; 16] = value[..16].try_into().ok()?;
-        let nt: [u8; 24] = value[24..48].try_into().ok()?;
-        let Some(hash) = lookup(&user) else {
-            return fail(user, "E=691 R=0 V=3 M=Authentication failure");
-        };
-        // The challenge hash covers the user name without its domain
-        // (RFC 2759 §8.2), as Windows and pppd compute it.
-        let expect = mschap::nt_response(&self.challenge, &peer, &user, &hash);
-        if !ct_eq(&expect, &nt) {
-            return fail(user, "E=691 R=0 V=3 M=Authentication failure");
-        }
-        let proof = mschap::authenticator_response(&hash, &nt, &peer, &self.challenge, &user);
-        let msg = format!("{proof} M=Access granted");
-        let reply = packet(CHAP_SUCCESS, self.id, msg.as_bytes());
-        Some((
-            (PROTO_CHAP, reply),
-            Outcome::Success {
-                user,
-                mppe_master: Some(mschap::master_key(&hash, &nt)),
-            },
-        ))
+        self.done = true;
+        self.deadline = None;
+        self.last_reply = Some(reply.clone());
+        Some((reply, outcome))
     }
+}
+
+/// A Response that no one could accept (wrong length).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Malformed;
+
+fn pap_reply(code: u8, id: u8, msg: &str) -> Vec<u8> {
+    let mut reply = vec![msg.len() as u8];
+    reply.extend_from_slice(msg.as_bytes());
+    packet(code, id, &reply)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -241,13 +378,24 @@ mod tests {
         (u == "alice").then(|| NtHash::of_password("s3cret-pass"))
     }
 
+    /// The authenticator deciding against `users`, as the gateway does.
+    fn run(a: &mut Authenticator, proto: u16, p: &[u8]) -> Option<((u16, Vec<u8>), Outcome)> {
+        let verdict = match a.handle_packet(proto, p)? {
+            Ok(creds) => creds.check(users(creds.user()).as_ref()),
+            Err(Malformed) => Verdict::Reject {
+                message: Some("E=691 R=0 V=3 M=malformed response".into()),
+            },
+        };
+        a.decide(verdict)
+    }
+
     #[test]
     fn mschapv2_with_a_windows_domain_in_the_name() {
         let now = Instant::now();
         let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
         let (_, ch) = a.start(now).unwrap();
         let resp = chap_response(&ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
-        let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
+        let ((_, reply), outcome) = run(&mut a, PROTO_CHAP, &resp).unwrap();
         assert!(
             matches!(&outcome, Outcome::Success { user, .. } if user == "alice"),
             "{outcome:?}"
@@ -270,12 +418,12 @@ mod tests {
             let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
             let (_, ch) = a.start(now).unwrap();
             let resp = chap_response(&ch, "alice", pw, [9; 16]).unwrap();
-            let ((_, reply), outcome) = a.handle_packet(PROTO_CHAP, &resp, &users).unwrap();
+            let ((_, reply), outcome) = run(&mut a, PROTO_CHAP, &resp).unwrap();
             match outcome {
-                Outcome::Success { user, mppe_master } => {
+                Outcome::Success { user, keys } => {
                     assert!(ok);
                     assert_eq!(user, "alice");
-                    assert!(mppe_master.is_some());
+                    assert!(keys.is_some());
                     assert_eq!(reply[0], CHAP_SUCCESS);
                     assert!(String::from_utf8_lossy(&reply[4..]).starts_with("S="));
                 }
@@ -300,7 +448,7 @@ mod tests {
             let mut a = Authenticator::new(Auth::Pap, [1; 16]);
             assert!(a.start(now).is_none());
             let req = packet(PAP_REQ, 5, req);
-            let ((_, reply), out) = a.handle_packet(PROTO_PAP, &req, &users).unwrap();
+            let ((_, reply), out) = run(&mut a, PROTO_PAP, &req).unwrap();
             assert_eq!(reply[0] == PAP_ACK, ack, "{req:?}");
             assert_eq!(matches!(out, Outcome::Success { .. }), ack);
         }
@@ -309,7 +457,7 @@ mod tests {
         let (_, ch) = a.start(now).unwrap();
         let resp = chap_response(&ch, "CORP\\alice", "s3cret-pass", [9; 16]).unwrap();
         assert!(matches!(
-            a.handle_packet(PROTO_CHAP, &resp, &users).unwrap().1,
+            run(&mut a, PROTO_CHAP, &resp).unwrap().1,
             Outcome::Success { .. }
         ));
     }
@@ -325,8 +473,7 @@ mod tests {
             b"\x02\x07\x00\x05\x31",
             b"\x02\x07\x00\x06\x05\x00",
         ] {
-            assert!(a
-                .handle_packet(PROTO_CHAP, bad, &users)
+            assert!(run(&mut a, PROTO_CHAP, bad)
                 .is_none_or(|(_, o)| matches!(o, Outcome::Failure { .. })));
         }
         let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
@@ -341,5 +488,71 @@ mod tests {
             }
         }
         assert_eq!(resent, MAX_CHALLENGES - 1);
+    }
+
+    #[test]
+    fn a_decision_from_elsewhere_arrives_later() {
+        let now = Instant::now();
+        let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+        let (_, ch) = a.start(now).unwrap();
+        let resp = chap_response(&ch, "CORP\\bob", "whatever", [9; 16]).unwrap();
+        let Some(Ok(Credentials::MsChapV2(r))) = a.handle_packet(PROTO_CHAP, &resp) else {
+            panic!("no credentials")
+        };
+        assert_eq!((r.name.as_str(), r.user.as_str()), ("CORP\\bob", "bob"));
+        assert_eq!((r.challenge, r.peer_challenge), ([7; 16], [9; 16]));
+        // Pending: the peer's repeated Response is neither answered nor
+        // handed out twice, and the challenge is no longer retransmitted.
+        assert!(a.is_pending() && a.poll_timeout().is_none());
+        assert!(a.handle_packet(PROTO_CHAP, &resp).is_none());
+        assert!(a.repeat(PROTO_CHAP, &resp).is_none());
+        // A server's answer (its proof, its keys) goes to the peer as is.
+        let proof = format!("S={}", "AB".repeat(20));
+        let ((_, reply), outcome) = a
+            .decide(Verdict::Accept {
+                proof: Some(proof.clone()),
+                keys: Some(StartKeys {
+                    send: [1; 16],
+                    recv: [2; 16],
+                }),
+            })
+            .unwrap();
+        assert_eq!(reply[0], CHAP_SUCCESS);
+        assert_eq!(&reply[4..], format!("{proof} M=Access granted").as_bytes());
+        assert!(
+            matches!(outcome, Outcome::Success { ref user, keys: Some(ref k) } if user == "bob" && k.send == [1; 16])
+        );
+        // Once decided, a repeated Response gets the same reply.
+        assert_eq!(a.repeat(PROTO_CHAP, &resp).unwrap().1, reply);
+        assert!(a.decide(Verdict::reject()).is_none());
+    }
+
+    #[test]
+    fn an_mschapv2_acceptance_without_a_proof_fails_and_a_server_message_is_passed_on() {
+        let now = Instant::now();
+        for (verdict, text) in [
+            (
+                Verdict::Accept {
+                    proof: None,
+                    keys: None,
+                },
+                MSCHAP_FAILED,
+            ),
+            (
+                Verdict::Reject {
+                    message: Some("E=648 R=0 V=3".into()),
+                },
+                "E=648 R=0 V=3",
+            ),
+        ] {
+            let mut a = Authenticator::new(Auth::MsChapV2, [7; 16]);
+            let (_, ch) = a.start(now).unwrap();
+            let resp = chap_response(&ch, "alice", "s3cret-pass", [9; 16]).unwrap();
+            assert!(a.handle_packet(PROTO_CHAP, &resp).is_some());
+            let ((_, reply), outcome) = a.decide(verdict).unwrap();
+            assert_eq!(reply[0], CHAP_FAILURE);
+            assert_eq!(&reply[4..], text.as_bytes());
+            assert!(matches!(outcome, Outcome::Failure { .. }));
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{
-    auth::{Authenticator, Outcome},
+    auth::{Authenticator, Credentials, Malformed, Outcome, Verdict},
     consts::*,
     fsm::{self, Fsm, LayerEvent},
     ipcp::Ipcp,
@@ -32,8 +32,10 @@ pub struct LinkConfig {
     pub echo_failures: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum LinkEvent {
+    /// The peer presented credentials: decide, then `auth_verdict`.
+    Verify(Credentials),
     /// The peer proved who it is; call `set_addresses` to continue.
     Authenticated { user: String },
     /// Wrong user name or password; the link is being closed.
@@ -69,7 +71,7 @@ pub struct Link {
     auth: Option<Authenticator>,
     ipcp: Option<Fsm<Ipcp>>,
     ccp: Option<Fsm<Ccp>>,
-    mppe_master: Option<super::mschap::MasterKey>,
+    mppe_keys: Option<super::mschap::StartKeys>,
     tx: Option<Mppe>,
     rx: Option<Mppe>,
     random: [u8; 16],
@@ -113,7 +115,7 @@ impl Link {
             auth: None,
             ipcp: None,
             ccp: None,
-            mppe_master: None,
+            mppe_keys: None,
             tx: None,
             rx: None,
             random: random[16..].try_into().expect("16 bytes"),
@@ -178,7 +180,7 @@ impl Link {
         ipcp.up(now);
         self.ipcp = Some(ipcp);
         let mppe = self.cfg.allow_mppe_128 || self.cfg.allow_mppe_40;
-        if mppe && self.mppe_master.is_some() {
+        if mppe && self.mppe_keys.is_some() {
             let mut ccp = Fsm::new(Ccp::new(
                 self.cfg.allow_mppe_128,
                 self.cfg.allow_mppe_40,
@@ -243,10 +245,9 @@ impl Link {
             // Opened without an MPPE mode: no encryption was agreed.
             ccp_failed |= ccp.is_open() && ccp.opts.mode().is_none();
             if ccp.is_open() && self.tx.is_none() {
-                if let (Some((strength, stateful)), Some(master)) =
-                    (ccp.opts.mode(), &self.mppe_master)
+                if let (Some((strength, stateful)), Some(keys)) = (ccp.opts.mode(), &self.mppe_keys)
                 {
-                    let (tx, rx) = Mppe::server_pair(master, strength, stateful);
+                    let (tx, rx) = Mppe::server_pair(keys, strength, stateful);
                     self.tx = Some(tx);
                     self.rx = Some(rx);
                 }
@@ -275,12 +276,11 @@ impl Link {
     }
 
     /// A PPP frame from the peer. `Ok(Some(range))`: an IP packet at
-    /// `frame[range]` (decrypted in place). `lookup` finds users.
+    /// `frame[range]` (decrypted in place).
     pub fn handle_frame(
         &mut self,
         now: Instant,
         f: &mut [u8],
-        lookup: super::auth::Lookup,
     ) -> Result<Option<std::ops::Range<usize>>, Dropped> {
         if self.phase == Phase::Dead {
             return Err(Dropped::NotReady);
@@ -300,7 +300,7 @@ impl Link {
                 Ok(None)
             }
             PROTO_PAP | PROTO_CHAP => {
-                self.auth_input(now, proto, &f[at..], lookup);
+                self.auth_input(now, proto, &f[at..]);
                 Ok(None)
             }
             PROTO_IPCP => {
@@ -388,25 +388,51 @@ impl Link {
         }
     }
 
-    fn auth_input(&mut self, now: Instant, proto: u16, p: &[u8], lookup: super::auth::Lookup) {
+    fn auth_input(&mut self, now: Instant, proto: u16, p: &[u8]) {
+        let Some(auth) = &mut self.auth else { return };
+        if self.phase != Phase::Authenticate {
+            // Our Success/Failure was lost: the peer asks again.
+            if let Some((rproto, reply)) = auth.repeat(proto, p) {
+                self.frames.push_back(frame(rproto, &reply));
+            }
+            return;
+        }
+        match auth.handle_packet(proto, p) {
+            Some(Ok(creds)) => self.events.push_back(LinkEvent::Verify(creds)),
+            Some(Err(Malformed)) => self.auth_verdict(
+                now,
+                Verdict::Reject {
+                    message: Some("E=691 R=0 V=3 M=malformed response".into()),
+                },
+            ),
+            None => {}
+        }
+    }
+
+    /// The decision on the credentials of the last `Verify` event (from
+    /// the gateway's users or a RADIUS server): the peer hears it, and
+    /// `Authenticated` or `AuthFailed` follows.
+    pub fn auth_verdict(&mut self, now: Instant, verdict: Verdict) {
         if self.phase != Phase::Authenticate {
             return;
         }
         let Some(auth) = &mut self.auth else { return };
-        if let Some(((rproto, reply), outcome)) = auth.handle_packet(proto, p, lookup) {
-            self.frames.push_back(frame(rproto, &reply));
-            match outcome {
-                Outcome::Success { user, mppe_master } => {
-                    self.mppe_master = mppe_master;
-                    self.phase = Phase::AwaitAddress;
-                    self.events.push_back(LinkEvent::Authenticated { user });
-                }
-                Outcome::Failure { user } => {
-                    self.events.push_back(LinkEvent::AuthFailed { user });
-                    self.close(now, "authentication failed");
-                }
+        let Some(((rproto, reply), outcome)) = auth.decide(verdict) else {
+            return;
+        };
+        self.frames.push_back(frame(rproto, &reply));
+        match outcome {
+            Outcome::Success { user, keys } => {
+                self.mppe_keys = keys;
+                self.phase = Phase::AwaitAddress;
+                self.events.push_back(LinkEvent::Authenticated { user });
+            }
+            Outcome::Failure { user } => {
+                self.events.push_back(LinkEvent::AuthFailed { user });
+                self.close(now, "authentication failed");
             }
         }
+        self.pump(now);
     }
 
     fn ccp_input(&mut self, now: Instant, p: &[u8]) {
@@ -549,11 +575,18 @@ mod tests {
                 crate::fuzz_seed::save_frames("ppp_link", &[], &frames);
             }
             for mut f in sent {
-                let _ = link.handle_frame(now, &mut f, &users);
+                let _ = link.handle_frame(now, &mut f);
             }
             while let Some(e) = link.poll() {
-                if let LinkEvent::Authenticated { .. } = e {
-                    link.set_addresses(now, GW, CLIENT, vec![Ipv4Addr::new(172, 16, 10, 2)]);
+                match &e {
+                    LinkEvent::Verify(c) => {
+                        link.auth_verdict(now, c.check(users(c.user()).as_ref()));
+                        continue;
+                    }
+                    LinkEvent::Authenticated { .. } => {
+                        link.set_addresses(now, GW, CLIENT, vec![Ipv4Addr::new(172, 16, 10, 2)]);
+                    }
+                    _ => {}
                 }
                 events.push(e);
             }
@@ -592,7 +625,7 @@ mod tests {
         for i in 0..20 {
             let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
             let mut f = peer.ip_frame(&p);
-            let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
+            let r = link.handle_frame(now, &mut f).unwrap().unwrap();
             assert_eq!(&f[r], &p[..]);
             let mut out = Vec::new();
             assert!(link.encap_ip(&p, &mut out));
@@ -602,10 +635,7 @@ mod tests {
         assert_eq!(peer.take_ip().len(), 20);
         // Plain IP is refused on an encrypted link.
         let mut plain = frame(PROTO_IPV4, &ip(CLIENT, GW));
-        assert_eq!(
-            link.handle_frame(now, &mut plain, &users),
-            Err(Dropped::NotReady)
-        );
+        assert_eq!(link.handle_frame(now, &mut plain), Err(Dropped::NotReady));
     }
 
     #[test]
@@ -620,7 +650,7 @@ mod tests {
         );
         let p = ip(CLIENT, GW);
         let mut f = frame(PROTO_IPV4, &p);
-        let r = link.handle_frame(now, &mut f, &users).unwrap().unwrap();
+        let r = link.handle_frame(now, &mut f).unwrap().unwrap();
         assert_eq!(&f[r], &p[..]);
     }
 
@@ -682,7 +712,7 @@ mod tests {
         let mut peer = peer(now, "pw-alice-1", false);
         converse(&mut link, &mut peer, now);
         let mut f = frame(0x8057, b"\x01\x01\x00\x04"); // IPv6CP
-        assert_eq!(link.handle_frame(now, &mut f, &users), Ok(None));
+        assert_eq!(link.handle_frame(now, &mut f), Ok(None));
         let rej = link.poll_transmit().unwrap();
         assert_eq!(&rej[2..4], &PROTO_LCP.to_be_bytes());
         assert_eq!(rej[4], PROTO_REJ);
@@ -690,14 +720,14 @@ mod tests {
         for bad in [&[][..], &[0xff, 0x03], &[0xc0]] {
             let mut b = bad.to_vec();
             assert_eq!(
-                link.handle_frame(now, &mut b, &users),
+                link.handle_frame(now, &mut b),
                 Err(Dropped::Malformed),
                 "{bad:?}"
             );
         }
         // A lone 0xff is a compressed (odd) protocol field of its own: an
         // unknown protocol, rejected like any other.
-        assert_eq!(link.handle_frame(now, &mut [0xff], &users), Ok(None));
+        assert_eq!(link.handle_frame(now, &mut [0xff]), Ok(None));
         assert_eq!(link.poll_transmit().unwrap()[4], PROTO_REJ);
         assert!(link.is_up(), "garbage does not take the link down");
     }
@@ -786,9 +816,12 @@ mod unreliable {
                 to_link.push(frame(PROTO_IPCP, &p));
             }
             for mut f in scramble(to_link, &mut n) {
-                let _ = link.handle_frame(now, &mut f, &users);
+                let _ = link.handle_frame(now, &mut f);
             }
             while let Some(e) = link.poll() {
+                if let LinkEvent::Verify(c) = &e {
+                    link.auth_verdict(now, c.check(users(c.user()).as_ref()));
+                }
                 if let LinkEvent::Authenticated { .. } = e {
                     link.set_addresses(
                         now,
@@ -811,7 +844,7 @@ mod unreliable {
             if !ipcp_started {
                 if let Some(r) = &last_response {
                     let mut r = r.clone();
-                    let _ = link.handle_frame(now, &mut r, &users);
+                    let _ = link.handle_frame(now, &mut r);
                 }
             }
             now += RESTART_INTERVAL;

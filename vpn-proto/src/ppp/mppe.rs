@@ -122,16 +122,15 @@ impl Mppe {
         m
     }
 
-    /// The server's send and receive directions from the MS-CHAPv2 master key.
+    /// The server's send and receive directions from its start keys.
     pub fn server_pair(
-        master: &mschap::MasterKey,
+        keys: &mschap::StartKeys,
         strength: Strength,
         stateful: bool,
     ) -> (Mppe, Mppe) {
-        let (send, recv) = mschap::server_start_keys(master, 16);
         (
-            Mppe::new(&send, strength, stateful),
-            Mppe::new(&recv, strength, stateful),
+            Mppe::new(&keys.send, strength, stateful),
+            Mppe::new(&keys.recv, strength, stateful),
         )
     }
 
@@ -141,7 +140,8 @@ impl Mppe {
         strength: Strength,
         stateful: bool,
     ) -> (Mppe, Mppe) {
-        let (send, recv) = Self::server_pair(master, strength, stateful);
+        let keys = mschap::StartKeys::of_master(master);
+        let (send, recv) = Self::server_pair(&keys, strength, stateful);
         (recv, send)
     }
 

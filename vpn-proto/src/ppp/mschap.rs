@@ -172,6 +172,37 @@ pub fn server_start_keys(
     (key(MAGIC3_KEY), key(MAGIC2_KEY))
 }
 
+/// The authenticator's two 128-bit MPPE start keys: derived here from the
+/// master key, or handed over by a RADIUS server (MS-MPPE-Send-Key and
+/// MS-MPPE-Recv-Key, RFC 2548). Not `Clone`, wiped on drop.
+pub struct StartKeys {
+    pub send: [u8; 16],
+    pub recv: [u8; 16],
+}
+
+impl StartKeys {
+    pub fn of_master(master: &MasterKey) -> StartKeys {
+        let (send, recv) = server_start_keys(master, 16);
+        StartKeys {
+            send: send[..].try_into().expect("16 bytes"),
+            recv: recv[..].try_into().expect("16 bytes"),
+        }
+    }
+}
+
+impl Drop for StartKeys {
+    fn drop(&mut self) {
+        self.send.zeroize();
+        self.recv.zeroize();
+    }
+}
+
+impl std::fmt::Debug for StartKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartKeys(..)")
+    }
+}
+
 /// GetNewKeyFromSHA (RFC 3078 §7.3): the next session key from the start
 /// key and the current one.
 pub fn new_key_from_sha(start: &[u8], current: &[u8]) -> Zeroizing<Vec<u8>> {

@@ -17,7 +17,10 @@ use std::{
 use vpn_common::maps::{SessionEntry, TunnelKey};
 use vpn_proto::{
     dhcp::{self, InformAnswer},
-    ppp::link::{parse_frame, Link, LinkConfig, LinkEvent},
+    ppp::{
+        auth::{Credentials, Verdict},
+        link::{parse_frame, Link, LinkConfig, LinkEvent},
+    },
 };
 
 use super::{
@@ -217,21 +220,7 @@ impl<C: Carrier> Call<C> {
             }
             return;
         }
-        let users = &svc.users;
-        let throttled = std::cell::Cell::new(false);
-        let ip = self.carrier.peer_ip();
-        let lookup = |name: &str| {
-            // Past the backoff threshold the password is not even looked at.
-            if svc.logins.check(name, ip, now).is_some() {
-                throttled.set(true);
-                return None;
-            }
-            let db = users.lock().unwrap_or_else(|e| e.into_inner());
-            // Native-only users have no NT hash: PPP logins fail for them.
-            db.find(name).and_then(|u| u.nt_hash())
-        };
-        let result = p.link.handle_frame(now, frame, &lookup);
-        p.throttled |= throttled.get();
+        let result = p.link.handle_frame(now, frame);
         match result {
             Ok(Some(range)) => {
                 let ip = &frame[range];
@@ -303,6 +292,7 @@ impl<C: Carrier> Call<C> {
         let svc = &self.service;
         let (proto, row) = (svc.protocol, self.carrier.row_id());
         match ev {
+            LinkEvent::Verify(creds) => self.verify(s, creds, now),
             LinkEvent::Authenticated { user } => {
                 svc.logins.succeeded(&user, self.carrier.peer_ip());
                 let (static_ip, reserved) = {
@@ -381,6 +371,27 @@ impl<C: Carrier> Call<C> {
                 self.carrier.link_ended();
             }
         }
+    }
+
+    /// Decides on the credentials the peer presented: refused unchecked
+    /// past the login backoff, else checked against the user's NT hash.
+    fn verify(&self, s: &mut CallState<C::Wire>, creds: Credentials, now: Instant) {
+        let svc = &self.service;
+        if svc
+            .logins
+            .check(creds.user(), self.carrier.peer_ip(), now)
+            .is_some()
+        {
+            s.ppp.throttled = true;
+            s.ppp.link.auth_verdict(now, Verdict::reject());
+            return;
+        }
+        let hash = {
+            let db = svc.users.lock().unwrap_or_else(|e| e.into_inner());
+            // Native-only users have no NT hash: PPP logins fail for them.
+            db.find(creds.user()).and_then(|u| u.nt_hash())
+        };
+        s.ppp.link.auth_verdict(now, creds.check(hash.as_ref()));
     }
 
     /// Moves an unencrypted call's IP packets into the kernel (decisions #27).
