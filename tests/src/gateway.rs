@@ -39,6 +39,9 @@ impl GatewayFiles {
         );
         let config = dir.join("vpn-ctl.toml");
         std::fs::write(&config, text).unwrap();
+        // Root only, as a config holding RADIUS secrets must be.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
         GatewayFiles {
             dir,
             config,

@@ -10,6 +10,7 @@
 //! ```
 pub mod bench;
 pub mod bpf_fixtures;
+pub mod freeradius;
 pub mod gateway;
 pub mod guest;
 pub mod guest_agent;

@@ -178,6 +178,25 @@ pub fn inner_udp(src: [u8; 4], dst: [u8; 4], dport: u16) -> Vec<u8> {
     Frame::udp(src, dst, dport).build()[14..].to_vec()
 }
 
+/// An ICMP echo request (IPv4, checksums set).
+pub fn icmp_echo(src: [u8; 4], dst: [u8; 4], id: u16, seq: u16) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0];
+    icmp.extend_from_slice(&id.to_be_bytes());
+    icmp.extend_from_slice(&seq.to_be_bytes());
+    icmp.extend_from_slice(b"vpn-ctl echo");
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 1, 0, 0];
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let len = (20 + icmp.len()) as u16;
+    ip[2..4].copy_from_slice(&len.to_be_bytes());
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip.extend_from_slice(&icmp);
+    ip
+}
+
 /// An IPv4 packet in a PPP frame (address/control, protocol 0x0021).
 pub fn ip_in_ppp(ip: &[u8]) -> Vec<u8> {
     [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()

@@ -153,6 +153,25 @@ impl PptpCall {
         }
     }
 
+    /// Sends an IP packet through the call (MPPE if agreed) and returns the
+    /// IP packets that come back within `timeout`.
+    pub fn exchange(&mut self, ip: &[u8], timeout: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
+        let f = self.ppp.ip_frame(ip);
+        self.send_frame(&f)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(mut f) = self.recv()? {
+                self.ppp.handle_frame(Instant::now(), &mut f);
+            }
+            self.flush()?;
+            let got = self.ppp.take_ip();
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// Hangs up as pptp-linux does: LCP Terminate-Request, Call-Clear-Request,
     /// then the control connection closed without waiting for answers.
     pub fn hang_up(mut self) -> anyhow::Result<()> {

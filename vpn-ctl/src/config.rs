@@ -26,7 +26,119 @@ pub struct Config {
     pub pptp: PptpConfig,
     pub native: NativeConfig,
     pub metrics: MetricsConfig,
+    #[serde(skip_serializing_if = "RadiusConfig::is_off")]
+    pub radius: RadiusConfig,
     pub log: LogConfig,
+}
+
+/// RADIUS (docs/radius.md): when enabled, every login (PPP and native) is
+/// decided by the servers, sessions are accounted to them, and they may end
+/// sessions (Disconnect-Request, `dae_port`). The local users are not
+/// consulted: a gateway with RADIUS has one source of truth.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadiusConfig {
+    pub enabled: bool,
+    /// Tried in this order; the next one when one does not answer.
+    pub servers: Vec<RadiusServer>,
+    /// NAS-Identifier in every request.
+    pub nas_identifier: String,
+    /// NAS-IP-Address in every request (omitted when unset).
+    pub nas_ip: Option<Ipv4Addr>,
+    /// Wait this long for an answer before retransmitting.
+    pub timeout_ms: u32,
+    /// Transmissions to one server before the next is tried.
+    pub tries: u32,
+    /// A server that did not answer is skipped this long.
+    pub dead_time_secs: u32,
+    /// Drop Access-Accepts and -Rejects that carry no Message-Authenticator
+    /// (BlastRADIUS, CVE-2024-3596). Off by default: servers before the fix
+    /// (Debian 12's FreeRADIUS 3.2.1 among them) do not send one.
+    pub require_message_authenticator: bool,
+    /// Accounting Start/Interim-Update/Stop for every session.
+    pub accounting: bool,
+    /// Interim-Update interval unless the server sets one
+    /// (Acct-Interim-Interval); 0: none.
+    pub interim_secs: u32,
+    /// UDP port for Disconnect-Requests and CoA-Requests from the servers
+    /// (RFC 5176; 3799 is the registered one); 0: not listened on.
+    pub dae_port: u16,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusServer {
+    pub address: Ipv4Addr,
+    /// The shared secret. A configuration file holding one must be
+    /// readable by root only.
+    pub secret: String,
+    #[serde(default = "default_auth_port")]
+    pub auth_port: u16,
+    #[serde(default = "default_acct_port")]
+    pub acct_port: u16,
+}
+
+fn default_auth_port() -> u16 {
+    vpn_proto::radius::consts::AUTH_PORT
+}
+
+fn default_acct_port() -> u16 {
+    vpn_proto::radius::consts::ACCT_PORT
+}
+
+impl Default for RadiusConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            servers: Vec::new(),
+            nas_identifier: "vpn-ctl".into(),
+            nas_ip: None,
+            timeout_ms: 3000,
+            tries: 3,
+            dead_time_secs: 30,
+            require_message_authenticator: false,
+            accounting: true,
+            interim_secs: 300,
+            dae_port: 0,
+        }
+    }
+}
+
+impl RadiusConfig {
+    fn is_off(&self) -> bool {
+        *self == RadiusConfig::default()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.servers.is_empty() {
+            bail!("radius.enabled needs at least one [[radius.servers]]");
+        }
+        for s in &self.servers {
+            if s.secret.len() < 8 || s.secret.len() > 128 || s.secret.chars().any(char::is_control)
+            {
+                bail!(
+                    "radius server {}: the secret must be 8 to 128 characters without control characters",
+                    s.address
+                );
+            }
+            if s.auth_port == 0 || s.acct_port == 0 {
+                bail!("radius server {}: port 0 is not allowed", s.address);
+            }
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) || !(1..=10).contains(&self.tries) {
+            bail!("radius.timeout_ms must be between 100 and 60000, radius.tries between 1 and 10");
+        }
+        if self.nas_identifier.is_empty() || self.nas_identifier.len() > 253 {
+            bail!("radius.nas_identifier must be 1 to 253 bytes");
+        }
+        if self.interim_secs != 0 && self.interim_secs < 60 {
+            bail!("radius.interim_secs must be 0 (off) or at least 60");
+        }
+        Ok(())
+    }
 }
 
 /// The Prometheus endpoint (`GET /metrics`): off unless enabled, on the
@@ -344,6 +456,16 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config {}", path.display()))?;
         let cfg = Self::parse(&text).with_context(|| format!("config {}", path.display()))?;
+        if !cfg.radius.servers.is_empty() {
+            use std::os::unix::fs::MetadataExt as _;
+            let meta = std::fs::metadata(path)?;
+            if meta.mode() & 0o077 != 0 {
+                bail!(
+                    "config {} holds RADIUS secrets but others may read it: chmod 600 {0}",
+                    path.display()
+                );
+            }
+        }
         Ok((cfg, Source::File(path.to_path_buf())))
     }
 
@@ -426,6 +548,7 @@ impl Config {
         if i.max_half_open == 0 || i.setup_timeout_secs == 0 {
             bail!("ipsec.max_half_open and ipsec.setup_timeout_secs must be positive");
         }
+        self.radius.validate()?;
         if log_level(&self.log.level).is_none() {
             bail!(
                 "log.level `{}`: expected error, warn, info, debug or trace",
@@ -473,6 +596,9 @@ impl Config {
         if self.native.enabled {
             v.push(ListenerSpec::new("native", "tcp", self.native.port));
             v.push(ListenerSpec::new("native", "udp", self.native.port));
+        }
+        if self.radius.enabled && self.radius.dae_port != 0 {
+            v.push(ListenerSpec::new("radius-dae", "udp", self.radius.dae_port));
         }
         v
     }

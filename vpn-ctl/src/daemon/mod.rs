@@ -8,6 +8,7 @@ mod metrics_http;
 pub mod native;
 pub mod pptp;
 pub mod privileges;
+pub mod radius;
 mod server;
 mod services;
 mod setup;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub pptp: Option<pptp::Pptp>,
     pub l2tp: Option<l2tp::L2tp>,
     pub ipsec: Option<ipsec::Ipsec>,
+    /// Present when `[radius]` is enabled: every login goes through it.
+    pub radius: Option<Arc<radius::Radius>>,
     /// Set when the daemon stops: data-path threads exit.
     pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
@@ -105,6 +108,11 @@ impl Shared {
                 s.counters.push_named(name, v);
             }
             s.sessions += svc.rows(&self.ebpf).len();
+        }
+        if let Some(r) = &self.radius {
+            for (name, v) in r.counter_values() {
+                s.counters.push_named(name, v);
+            }
         }
         s.counters
             .push_named("pool_addresses_in_use", self.pool.in_use() as u64);

@@ -41,6 +41,10 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         if s.spec.service == "native" && s.spec.proto == "tcp" {
             let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
             tasks.spawn(native::serve_handshakes(listener, index, shared.clone()));
+        } else if s.spec.service == "radius-dae" && shared.radius.is_some() {
+            let sock = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(s.fd))?;
+            let radius = shared.radius.clone().expect("checked");
+            tasks.spawn(super::radius::dae::serve(sock, shared.clone(), radius));
         } else if s.spec.service == "pptp" && shared.pptp.is_some() {
             let listener = tokio::net::TcpListener::from_std(std::net::TcpListener::from(s.fd))?;
             tasks.spawn(pptp::serve(listener, index, shared.clone()));
@@ -49,6 +53,9 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         }
     }
     tasks.spawn(native::run_timers(shared.clone()));
+    if let Some(r) = &shared.radius {
+        tasks.spawn(super::radius::accounting::run(shared.clone(), r.clone()));
+    }
     if let Some(m) = metrics {
         let listener = tokio::net::TcpListener::from_std(m)?;
         tasks.spawn(super::metrics_http::serve(listener, shared.clone()));
@@ -103,7 +110,12 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
             },
         }
     }
-    // Tell clients (they reconnect once the gateway is back), then stop.
+    // The accounting server hears of every session's end, then clients
+    // are told (they reconnect once the gateway is back), then stop.
+    if let Some(r) = &shared.radius {
+        let limit = std::time::Duration::from_secs(3);
+        super::radius::accounting::stop_all(&shared, r, limit).await;
+    }
     for svc in shared.services() {
         svc.shutdown();
     }
@@ -161,6 +173,10 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             Response::ok(serde_json::to_value(shared.sessions()).unwrap_or_default())
         }
         Request::Kill { id } => {
+            if let Some(r) = &shared.radius {
+                r.sessions
+                    .ended_by(id, vpn_proto::radius::consts::cause::ADMIN_RESET);
+            }
             if shared
                 .services()
                 .iter()

@@ -308,6 +308,11 @@ pub async fn setup(
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let ebpf = Arc::new(Mutex::new(ebpf));
     let users = Arc::new(Mutex::new(users));
+    let radius = if cfg.radius.enabled {
+        Some(super::radius::Radius::start(&cfg.radius).await?)
+    } else {
+        None
+    };
     let ppp = PppCommon {
         dns: cfg.gateway.dns.clone(),
         server: gw_addr,
@@ -319,6 +324,7 @@ pub async fn setup(
         users: users.clone(),
         maps: SessionMaps::new(ebpf.clone()),
         logins: native.logins.clone(),
+        radius: radius.clone(),
     };
     let pptp = if cfg.pptp.enabled {
         Some(pptp_service(cfg, seq_page, &ppp)?)
@@ -345,6 +351,7 @@ pub async fn setup(
         pptp,
         l2tp,
         ipsec,
+        radius,
         stopping: Default::default(),
         shutdown: Notify::new(),
     });
@@ -467,6 +474,7 @@ struct PppCommon {
     users: Arc<Mutex<UserDb>>,
     maps: Arc<SessionMaps>,
     logins: Arc<LoginGuard>,
+    radius: Option<Arc<super::radius::Radius>>,
 }
 
 impl PppCommon {
@@ -483,6 +491,7 @@ impl PppCommon {
             users: self.users.clone(),
             maps: fast.then(|| self.maps.clone()),
             logins: self.logins.clone(),
+            radius: self.radius.clone(),
             counters: Default::default(),
         })
     }

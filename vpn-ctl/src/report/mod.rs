@@ -77,6 +77,7 @@ fn group(name: &str) -> &'static str {
         "native" => "native",
         "pptp" | "gre" | "mppe" => "pptp",
         "l2tp" => "l2tp",
+        "radius" => "radius",
         "pool" | "no" => "gateway",
         _ => "other",
     }

@@ -23,13 +23,16 @@ pub struct Server {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Timing {
+pub struct Settings {
     /// Wait for an answer this long before a retransmit.
     pub timeout: Duration,
     /// Transmissions to one server before trying the next.
     pub tries: u32,
     /// How long a server that let a request time out is skipped.
     pub dead_time: Duration,
+    /// Answers to Access-Requests without a valid Message-Authenticator
+    /// are dropped (the BlastRADIUS defence, for servers that sign them).
+    pub require_message_authenticator: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,7 +90,7 @@ struct Inflight {
 
 pub struct Client {
     servers: Vec<ServerState>,
-    timing: Timing,
+    settings: Settings,
     inflight: HashMap<Token, Inflight>,
     /// (server, kind, id) in use: IDs are 8 bits per destination.
     ids: HashMap<(usize, Kind, u8), Token>,
@@ -99,7 +102,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(servers: Vec<Server>, timing: Timing) -> Client {
+    pub fn new(servers: Vec<Server>, settings: Settings) -> Client {
         Client {
             servers: servers
                 .into_iter()
@@ -109,7 +112,7 @@ impl Client {
                     dead_until: None,
                 })
                 .collect(),
-            timing,
+            settings,
             inflight: HashMap::new(),
             ids: HashMap::new(),
             backlog: VecDeque::new(),
@@ -209,7 +212,7 @@ impl Client {
                 auth,
                 bytes,
                 sent: 1,
-                deadline: now + self.timing.timeout,
+                deadline: now + self.settings.timeout,
             },
         );
     }
@@ -262,6 +265,9 @@ impl Client {
         if !expected {
             return Err(Error::Malformed);
         }
+        if kind == Kind::Auth && !signed && self.settings.require_message_authenticator {
+            return Err(Error::NoMessageAuthenticator);
+        }
         let f = self.finish(token).expect("in flight");
         self.servers[server].dead_until = None;
         self.answers.push_back((
@@ -307,9 +313,9 @@ impl Client {
             .collect();
         for token in due {
             let f = self.inflight.get_mut(&token).expect("in flight");
-            if f.sent < self.timing.tries {
+            if f.sent < self.settings.tries {
                 f.sent += 1;
-                f.deadline = now + self.timing.timeout;
+                f.deadline = now + self.settings.timeout;
                 self.transmits.push_back(Transmit {
                     to: match f.kind {
                         Kind::Auth => self.servers[f.server].spec.auth,
@@ -320,7 +326,7 @@ impl Client {
                 continue;
             }
             let f = self.finish(token).expect("in flight");
-            self.servers[f.server].dead_until = Some(now + self.timing.dead_time);
+            self.servers[f.server].dead_until = Some(now + self.settings.dead_time);
             self.start(now, token, f.req, f.kind, f.tried, random);
         }
         self.drain_backlog(now, random);
@@ -354,10 +360,11 @@ mod tests {
                 server("10.0.0.1:1812", "10.0.0.1:1813", b"one"),
                 server("10.0.0.2:1812", "10.0.0.2:1813", b"two"),
             ],
-            Timing {
+            Settings {
                 timeout: Duration::from_secs(2),
                 tries: 3,
                 dead_time: Duration::from_secs(30),
+                require_message_authenticator: false,
             },
         )
     }

@@ -2,6 +2,7 @@
 //! (RFC 2548) and native logins, accounting (RFC 2866), and dynamic
 //! authorization (Disconnect/CoA, RFC 5176). Sans-IO: datagrams and `now`
 //! in, datagrams and answers out.
+pub mod accounting;
 pub mod client;
 pub mod consts;
 pub mod dae;

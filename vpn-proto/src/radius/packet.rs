@@ -380,7 +380,7 @@ pub fn reveal_password(
     authenticator: &[u8; 16],
     secret: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    if hidden.is_empty() || hidden.len() % 16 != 0 || hidden.len() > 128 {
+    if hidden.is_empty() || !hidden.len().is_multiple_of(16) || hidden.len() > 128 {
         return None;
     }
     let mut v = Zeroizing::new(hidden.to_vec());
@@ -399,7 +399,7 @@ pub fn reveal_mppe_key(
     secret: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
     let (salt, hidden) = (value.get(..2)?, value.get(2..)?);
-    if salt[0] & 0x80 == 0 || hidden.is_empty() || hidden.len() % 16 != 0 {
+    if salt[0] & 0x80 == 0 || hidden.is_empty() || !hidden.len().is_multiple_of(16) {
         return None;
     }
     let mut v = Zeroizing::new(hidden.to_vec());

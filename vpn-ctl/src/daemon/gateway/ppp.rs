@@ -54,6 +54,8 @@ pub struct PppService {
     pub maps: Option<Arc<SessionMaps>>,
     /// Failed logins of every protocol (backoff).
     pub logins: Arc<LoginGuard>,
+    /// When set, logins are decided by the RADIUS servers.
+    pub radius: Option<Arc<crate::daemon::radius::Radius>>,
     pub counters: PppCounters,
 }
 
@@ -113,6 +115,8 @@ pub struct PppState {
     flood_logged: bool,
     /// The last login attempt was refused unchecked (backoff).
     throttled: bool,
+    /// What the RADIUS server granted at login, until the address is leased.
+    grant: Option<vpn_proto::radius::login::Grant>,
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
@@ -174,6 +178,7 @@ impl<C: Carrier> Call<C> {
                     budget: TokenBucket::new(CONTROL_RATE, now),
                     flood_logged: false,
                     throttled: false,
+                    grant: None,
                     rx_packets: 0,
                     rx_bytes: 0,
                     tx_packets: 0,
@@ -295,10 +300,15 @@ impl<C: Carrier> Call<C> {
             LinkEvent::Verify(creds) => self.verify(s, creds, now),
             LinkEvent::Authenticated { user } => {
                 svc.logins.succeeded(&user, self.carrier.peer_ip());
-                let (static_ip, reserved) = {
+                let (mut static_ip, reserved) = {
                     let db = svc.users.lock().unwrap_or_else(|e| e.into_inner());
                     (db.find(&user).and_then(|u| u.ip), db.reserved_addresses())
                 };
+                let grant = s.ppp.grant.take();
+                if svc.radius.is_some() {
+                    // The server's Framed-IP-Address, not the local users'.
+                    static_ip = grant.as_ref().and_then(|g| g.framed_ip);
+                }
                 let claim = Claim {
                     user: &user,
                     protocol: proto,
@@ -316,6 +326,9 @@ impl<C: Carrier> Call<C> {
                         }
                         s.ppp.lease = Some(lease);
                         s.ppp.user = Some(user.clone());
+                        if let (Some(radius), Some(grant)) = (&svc.radius, grant) {
+                            radius.set_grant(row, grant);
+                        }
                         s.ppp
                             .link
                             .set_addresses(now, svc.pool.gateway(), ip, svc.dns.clone());
@@ -374,7 +387,8 @@ impl<C: Carrier> Call<C> {
     }
 
     /// Decides on the credentials the peer presented: refused unchecked
-    /// past the login backoff, else checked against the user's NT hash.
+    /// past the login backoff, else by the RADIUS servers (the verdict
+    /// comes back later) or against the user's NT hash.
     fn verify(&self, s: &mut CallState<C::Wire>, creds: Credentials, now: Instant) {
         let svc = &self.service;
         if svc
@@ -384,6 +398,20 @@ impl<C: Carrier> Call<C> {
         {
             s.ppp.throttled = true;
             s.ppp.link.auth_verdict(now, Verdict::reject());
+            return;
+        }
+        if let Some(radius) = &svc.radius {
+            let row = self.carrier.row_id();
+            let info = radius.session_info(creds.user(), self.carrier.peer_ip(), row, true);
+            let me = self.me.clone();
+            radius.ppp_login(creds, info, move |verdict, grant| {
+                let Some(call) = me.upgrade() else { return };
+                let mut s = call.lock();
+                s.ppp.grant = grant;
+                let now = Instant::now();
+                s.ppp.link.auth_verdict(now, verdict);
+                call.process(&mut s, now);
+            });
             return;
         }
         let hash = {

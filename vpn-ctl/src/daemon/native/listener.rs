@@ -201,7 +201,29 @@ async fn decide(
         password,
         want_ip,
     } = req;
-    if !password_ok(native, &req_user, verifier, password).await {
+    let row_id = shared.pool.next_row_id();
+    // Who logged in, and the address they must have: from the RADIUS
+    // servers when configured, else from the local users.
+    let login = match &shared.radius {
+        Some(radius) => {
+            let info = radius.session_info(&req_user, from.ip(), row_id, false);
+            radius
+                .password_login(password.as_bytes(), info)
+                .await
+                .map(|grant| (req_user.clone(), grant))
+        }
+        None => match password_ok(native, &req_user, verifier, password).await {
+            true => user.map(|(name, ip, _)| {
+                let grant = vpn_proto::radius::login::Grant {
+                    framed_ip: ip,
+                    ..Default::default()
+                };
+                (name, grant)
+            }),
+            false => None,
+        },
+    };
+    let Some((name, grant)) = login else {
         native.logins.failed(&req_user, from.ip(), Instant::now());
         native.handshakes.bad_login.fetch_add(1, Ordering::Relaxed);
         warn_unauthenticated(|| {
@@ -213,17 +235,20 @@ async fn decide(
         conn.write_all(&hs.reject(Reason::BadCredentials, ""))
             .await?;
         return Ok(());
-    }
-    let (name, static_ip, _) = user.expect("password_ok implies a user");
+    };
     native.logins.succeeded(&name, from.ip());
     let claim = Claim {
         user: &name,
         protocol: "native",
-        row_id: shared.pool.next_row_id(),
-        static_ip,
+        row_id,
+        static_ip: grant.framed_ip,
         want_ip,
         reserved: &reserved,
     };
+    // Before the session exists, so accounting finds the grant with it.
+    if let Some(r) = &shared.radius {
+        r.set_grant(row_id, grant);
+    }
     let mut hs = Some(hs);
     let admitted = native.registry.admit(&claim, |addr, wire_id, _row| {
         let welcome = Welcome {
@@ -250,6 +275,9 @@ async fn decide(
     let admitted = match admitted {
         Ok(a) => a,
         Err(refusal) => {
+            if let Some(r) = &shared.radius {
+                r.take_grant(row_id);
+            }
             log::warn!("native: refused user `{name}` from {from}: {refusal}");
             if let Some(hs) = hs {
                 let reason = registry::reason(&refusal);
