@@ -1,5 +1,5 @@
 //! A real FreeRADIUS (Debian's `freeradius`) in a network namespace, with a
-//! configuration of its own: PAP and MS-CHAPv2 (with MPPE keys) from a
+//! configuration of its own: PAP, CHAP and MS-CHAPv2 (with MPPE keys) from a
 //! users file, accounting written to a detail file the tests read, one
 //! client (the gateway). Used by tests/tests/radius.rs.
 use std::{
@@ -167,6 +167,8 @@ modules {{
   pap {{
     normalise = yes
   }}
+  chap {{
+  }}
   mschap {{
     use_mppe = yes
     require_encryption = no
@@ -195,6 +197,7 @@ server default {{
     port = 1813
   }}
   authorize {{
+    chap
     mschap
     files
     pap
@@ -202,6 +205,9 @@ server default {{
   authenticate {{
     Auth-Type PAP {{
       pap
+    }}
+    Auth-Type CHAP {{
+      chap
     }}
     Auth-Type MS-CHAP {{
       mschap

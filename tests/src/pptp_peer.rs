@@ -1,6 +1,6 @@
 //! The project's own PPTP client: the control connection's client side,
 //! GRE through a raw socket, and vpn-proto's PPP client (LCP, MS-CHAPv2,
-//! IPCP, MPPE). It brings calls up and down in milliseconds, without pppd,
+//! CHAP-MD5 or PAP, IPCP, MPPE). It brings calls up and down in milliseconds, without pppd,
 //! for the churn test. Runs in the calling thread's network namespace.
 use std::{
     io::{Read as _, Write as _},
@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Context as _;
 use vpn_proto::{
-    ppp::client::Client,
+    ppp::{client::Client, lcp::Auth},
     pptp::{gre::GreHeader, messages as m},
 };
 
@@ -54,6 +54,18 @@ impl PptpCall {
         mppe: bool,
         our_call: u16,
     ) -> anyhow::Result<PptpCall> {
+        Self::connect_with(gw, user, password, Auth::MsChapV2, mppe, our_call)
+    }
+
+    /// The same, logging in with `auth` (PAP, CHAP-MD5 or MS-CHAPv2).
+    pub fn connect_with(
+        gw: Ipv4Addr,
+        user: &str,
+        password: &str,
+        auth: Auth,
+        mppe: bool,
+        our_call: u16,
+    ) -> anyhow::Result<PptpCall> {
         let mut ctrl = TcpStream::connect(SocketAddr::from((gw, 1723))).context("TCP 1723")?;
         ctrl.set_nodelay(true)?;
         ctrl.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -82,12 +94,13 @@ impl PptpCall {
             our_call,
             gw_call,
             seq: 0,
-            ppp: Client::new(Instant::now(), user, password, mppe, random),
+            ppp: Client::with_auth(Instant::now(), user, password, auth, mppe, random),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let t0 = Instant::now();
         let dbg = std::env::var_os("VPN_PPTP_DEBUG").is_some();
         while !call.ppp.is_up() {
+            anyhow::ensure!(!call.ppp.is_refused(), "the gateway refused the login");
             anyhow::ensure!(Instant::now() < deadline, "PPP did not come up");
             call.flush()?;
             match call.recv()? {

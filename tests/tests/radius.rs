@@ -1,11 +1,13 @@
 //! RADIUS against a real FreeRADIUS on the LAN (issue 13 item 5): native
-//! (PAP-style password), PPTP (MS-CHAPv2 with the server's MPPE keys) and
-//! L2TP users log in with the server's passwords and addresses, the first
+//! (PAP-style password), PPTP (MS-CHAPv2 with the server's MPPE keys, PAP,
+//! CHAP-MD5) and L2TP users log in with the server's passwords and addresses, the first
 //! server is dead (failover), accounting Start/Stop reach the server with
 //! counters and causes, a Disconnect-Request ends a session, a
 //! Session-Timeout ends another, and `down` sends the last Stops and
 //! Accounting-Off. Needs root and Debian's freeradius and freeradius-utils.
 use std::{net::Ipv4Addr, time::Duration};
+
+use vpn_proto::ppp::lcp::Auth;
 
 use vpn_tests::{
     freeradius::{FreeRadius, RadiusUser},
@@ -23,7 +25,7 @@ const SECRET: &str = "radius-shared-secret-7f3a";
 fn config() -> String {
     format!(
         "[gateway]\npool = \"10.77.0.0/24\"\n\
-         [pptp]\nenabled = true\nrequire_mppe = false\n\
+         [pptp]\nenabled = true\nrequire_mppe = false\nallow_pap = true\n\
          [l2tp]\nallow_plain = true\n\
          [radius]\nenabled = true\ntimeout_ms = 300\ntries = 2\ninterim_secs = 60\ndae_port = 3799\n\
          [[radius.servers]]\naddress = \"172.16.10.9\"\nsecret = \"{SECRET}\"\n\
@@ -91,6 +93,11 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
                 name: "carol",
                 password: "carol-radius-pass",
                 reply: &[],
+            },
+            RadiusUser {
+                name: "erin",
+                password: "erin-radius-pass",
+                reply: &["Framed-IP-Address = 10.77.0.70"],
             },
             RadiusUser {
                 name: "dave",
@@ -208,6 +215,27 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
     );
     assert!(stop.number("Acct-Session-Time") >= 3, "{stop:?}");
     assert!(!gw.sessions().iter().any(|s| s["user"] == "dave"));
+
+    // PAP and CHAP-MD5 (offered only with RADIUS: they need the clear
+    // password the server has): logged in with the right password only.
+    for (auth, call) in [(Auth::Pap, 41), (Auth::ChapMd5, 42)] {
+        let (ok, bad) = in_ns(&t.c1.name, move || {
+            let ok = PptpCall::connect_with(gw_wan, "erin", "erin-radius-pass", auth, false, call);
+            let bad = PptpCall::connect_with(gw_wan, "erin", "wrong-pass", auth, false, call + 100);
+            let addr = ok.as_ref().ok().and_then(|c| c.ppp.address());
+            if let Ok(c) = ok {
+                c.hang_up().unwrap();
+            }
+            (addr, bad.is_ok())
+        });
+        assert_eq!(ok, Some(Ipv4Addr::new(10, 77, 0, 70)), "{auth:?}");
+        assert!(!bad, "{auth:?} logged in with a wrong password");
+    }
+    let log = server.log();
+    assert!(
+        log.contains("Login OK: [erin]") && log.contains("Login incorrect"),
+        "{log}"
+    );
 
     // `down`: the last session's Stop (Admin-Reboot), then Accounting-Off.
     assert!(gw.down().success());

@@ -509,6 +509,10 @@ fn pptp_service(
     if p.allow_pap && !p.require_mppe {
         auth.push(Auth::Pap);
     }
+    // CHAP-MD5 needs the clear password: a RADIUS server has it, we do not.
+    if cfg.radius.enabled && !p.require_mppe {
+        auth.push(Auth::ChapMd5);
+    }
     let link = LinkConfig {
         auth,
         require_mppe: p.require_mppe,
@@ -539,6 +543,9 @@ fn l2tp_service(
     let mut auth = vec![Auth::MsChapV2];
     if l.allow_pap {
         auth.push(Auth::Pap);
+    }
+    if cfg.radius.enabled {
+        auth.push(Auth::ChapMd5);
     }
     let link = LinkConfig {
         auth,

@@ -1,8 +1,10 @@
-//! The authenticator's side of PAP (RFC 1334) and MS-CHAPv2 (RFC 2759).
+//! The authenticator's side of PAP (RFC 1334), CHAP-MD5 (RFC 1994) and
+//! MS-CHAPv2 (RFC 2759).
 //! It parses what the peer presents into [`Credentials`] and leaves the
 //! decision to the caller: the gateway's own users (the NT password hash,
 //! [`Credentials::check`]; the gateway stores no password, so CHAP-MD5 is
-//! not offered) or a RADIUS server, whose answer may take a while. Secrets
+//! offered only with RADIUS) or a RADIUS server, whose answer may take a
+//! while. Secrets
 //! are compared in constant time and not kept after the decision.
 use std::time::Instant;
 
@@ -28,6 +30,13 @@ pub enum Credentials {
         user: String,
         password: Zeroizing<Vec<u8>>,
     },
+    /// RFC 1994: `response` is MD5(ident, password, challenge).
+    ChapMd5 {
+        user: String,
+        ident: u8,
+        challenge: [u8; 16],
+        response: [u8; 16],
+    },
     MsChapV2(MsChapV2Response),
 }
 
@@ -50,6 +59,7 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credentials::Pap { user, .. } => write!(f, "Pap({user:?}, ..)"),
+            Credentials::ChapMd5 { user, .. } => write!(f, "ChapMd5({user:?}, ..)"),
             Credentials::MsChapV2(r) => write!(f, "MsChapV2({:?}, ..)", r.user),
         }
     }
@@ -58,7 +68,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     pub fn user(&self) -> &str {
         match self {
-            Credentials::Pap { user, .. } => user,
+            Credentials::Pap { user, .. } | Credentials::ChapMd5 { user, .. } => user,
             Credentials::MsChapV2(r) => &r.user,
         }
     }
@@ -80,6 +90,8 @@ impl Credentials {
                     _ => Verdict::reject(),
                 }
             }
+            // Needs the clear password: only a RADIUS server can decide.
+            Credentials::ChapMd5 { .. } => Verdict::reject(),
             Credentials::MsChapV2(r) => {
                 // The challenge hash covers the user name without its domain
                 // (RFC 2759 §8.2), as Windows and pppd compute it.
@@ -249,6 +261,21 @@ impl Authenticator {
                     password: Zeroizing::new(password.to_vec()),
                 }
             }
+            (Auth::ChapMd5, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
+                let vlen = *data.first()? as usize;
+                let value = data.get(1..1 + vlen)?;
+                let user = String::from_utf8_lossy(data.get(1 + vlen..)?).into_owned();
+                let Ok(response) = <[u8; 16]>::try_from(value) else {
+                    self.pending = Some((id, user));
+                    return Some(Err(Malformed));
+                };
+                Credentials::ChapMd5 {
+                    user,
+                    ident: id,
+                    challenge: self.challenge,
+                    response,
+                }
+            }
             (Auth::MsChapV2, PROTO_CHAP, CHAP_RESPONSE) if id == self.id => {
                 let vlen = *data.first()? as usize;
                 let value = data.get(1..1 + vlen)?;
@@ -293,6 +320,17 @@ impl Authenticator {
             ),
             (Auth::Pap, Verdict::Reject { .. }) => (
                 (PROTO_PAP, pap_reply(PAP_NAK, id, "denied")),
+                Outcome::Failure { user },
+            ),
+            (Auth::ChapMd5, Verdict::Accept { .. }) => (
+                (PROTO_CHAP, packet(CHAP_SUCCESS, id, b"Welcome")),
+                Outcome::Success { user, keys: None },
+            ),
+            (Auth::ChapMd5, Verdict::Reject { .. }) => (
+                (
+                    PROTO_CHAP,
+                    packet(CHAP_FAILURE, id, b"Authentication failure"),
+                ),
                 Outcome::Failure { user },
             ),
             (

@@ -1,5 +1,6 @@
 //! The peer's side of a PPP link, built from the same parts as the
-//! gateway's (LCP, an MS-CHAPv2 response, IPCP as a client, CCP/MPPE):
+//! gateway's (LCP, an MS-CHAPv2, CHAP-MD5 or PAP login, IPCP as a client,
+//! CCP/MPPE):
 //! what the project's own test clients use to bring up PPTP and L2TP calls
 //! without pppd (churn tests, the link's unit tests). Sans-IO: frames in,
 //! frames out, the caller's clock.
@@ -19,6 +20,10 @@ use super::{
 };
 
 pub struct Client {
+    auth: Auth,
+    /// PAP: when the Authenticate-Request went out (resent each restart
+    /// interval until answered).
+    pap_sent: Option<Instant>,
     user: String,
     password: Zeroizing<String>,
     peer_challenge: [u8; 16],
@@ -29,6 +34,8 @@ pub struct Client {
     master: Option<mschap::MasterKey>,
     mppe: Option<(Mppe, Mppe)>,
     ncp_started: bool,
+    /// The gateway refused the login (PAP-Nak, CHAP Failure).
+    refused: bool,
     out: VecDeque<Vec<u8>>,
     ip_in: Vec<Vec<u8>>,
 }
@@ -37,11 +44,25 @@ impl Client {
     /// A client whose lower layer is up; it sends its LCP request at once.
     /// `random`: a fresh peer challenge and magic-number seed.
     pub fn new(now: Instant, user: &str, password: &str, mppe: bool, random: [u8; 20]) -> Client {
+        Client::with_auth(now, user, password, Auth::MsChapV2, mppe, random)
+    }
+
+    /// A client that logs in with `auth` (MPPE needs MS-CHAPv2's keys).
+    pub fn with_auth(
+        now: Instant,
+        user: &str,
+        password: &str,
+        auth: Auth,
+        mppe: bool,
+        random: [u8; 20],
+    ) -> Client {
         let seed = u32::from_be_bytes(random[16..].try_into().expect("4 bytes"));
-        let mut lcp = Fsm::new(Lcp::new(vec![], vec![Auth::MsChapV2], seed));
+        let mut lcp = Fsm::new(Lcp::new(vec![], vec![auth], seed));
         lcp.open(now);
         lcp.up(now);
         let mut c = Client {
+            auth,
+            pap_sent: None,
             user: user.into(),
             password: Zeroizing::new(password.into()),
             peer_challenge: random[..16].try_into().expect("16 bytes"),
@@ -51,10 +72,11 @@ impl Client {
             master: None,
             mppe: None,
             ncp_started: false,
+            refused: false,
             out: VecDeque::new(),
             ip_in: Vec::new(),
         };
-        c.drain();
+        c.drain(now);
         c
     }
 
@@ -71,7 +93,11 @@ impl Client {
                     self.lcp.send_raw(r);
                 }
             }
+            PROTO_CHAP if f.get(at) == Some(&CHAP_FAILURE) => self.refused = true,
+            PROTO_CHAP if self.auth == Auth::ChapMd5 => self.chap_md5(now, &f[at..]),
             PROTO_CHAP => self.chap(now, &f[at..]),
+            PROTO_PAP if f.get(at) == Some(&PAP_ACK) => self.start_ncp(now),
+            PROTO_PAP if f.get(at) == Some(&PAP_NAK) => self.refused = true,
             PROTO_IPCP => {
                 let _ = self.ipcp.handle_packet(now, &f[at..]);
             }
@@ -104,7 +130,7 @@ impl Client {
             PROTO_IPV4 => self.ip_in.push(f[at..].to_vec()),
             _ => {}
         }
-        self.drain();
+        self.drain(now);
     }
 
     fn chap(&mut self, now: Instant, p: &[u8]) {
@@ -126,32 +152,80 @@ impl Client {
                 self.master = Some(mschap::master_key(&hash, &nt));
                 self.out.push_back(frame(PROTO_CHAP, &r));
             }
-            Some(&CHAP_SUCCESS) if !self.ncp_started => {
-                self.ncp_started = true;
-                self.ipcp.open(now);
-                self.ipcp.up(now);
-                if let Some(ccp) = self.ccp.as_mut() {
-                    ccp.open(now);
-                    ccp.up(now);
-                }
-            }
+            Some(&CHAP_SUCCESS) => self.start_ncp(now),
             _ => {}
+        }
+    }
+
+    /// RFC 1994 §4.1: the response is MD5(identifier, secret, challenge).
+    fn chap_md5(&mut self, now: Instant, p: &[u8]) {
+        use md5::{Digest as _, Md5};
+        match fsm::parse(p) {
+            Some((CHAP_CHALLENGE, id, d)) => {
+                let Some(challenge) = d.get(1..1 + usize::from(*d.first().unwrap_or(&0))) else {
+                    return;
+                };
+                let mut h = Md5::new();
+                h.update([id]);
+                h.update(self.password.as_bytes());
+                h.update(challenge);
+                let mut data = vec![16];
+                data.extend_from_slice(&h.finalize());
+                data.extend_from_slice(self.user.as_bytes());
+                let r = fsm::packet(CHAP_RESPONSE, id, &data);
+                self.out.push_back(frame(PROTO_CHAP, &r));
+            }
+            Some((CHAP_SUCCESS, _, _)) => self.start_ncp(now),
+            _ => {}
+        }
+    }
+
+    fn send_pap(&mut self, now: Instant) {
+        let mut data = vec![self.user.len() as u8];
+        data.extend_from_slice(self.user.as_bytes());
+        data.push(self.password.len() as u8);
+        data.extend_from_slice(self.password.as_bytes());
+        let id = self.lcp.fresh_id();
+        self.out
+            .push_back(frame(PROTO_PAP, &fsm::packet(PAP_REQ, id, &data)));
+        self.pap_sent = Some(now);
+    }
+
+    /// Logged in: IPCP (and CCP) start.
+    fn start_ncp(&mut self, now: Instant) {
+        if self.ncp_started {
+            return;
+        }
+        self.ncp_started = true;
+        self.ipcp.open(now);
+        self.ipcp.up(now);
+        if let Some(ccp) = self.ccp.as_mut() {
+            ccp.open(now);
+            ccp.up(now);
         }
     }
 
     /// Time passed: retransmissions.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let due = self.pap_sent.is_some_and(|t| now >= t + RESTART_INTERVAL);
+        if self.auth == Auth::Pap && due && !self.ncp_started {
+            self.send_pap(now);
+        }
         self.lcp.handle_timeout(now);
         self.ipcp.handle_timeout(now);
         if let Some(ccp) = self.ccp.as_mut() {
             ccp.handle_timeout(now);
         }
-        self.drain();
+        self.drain(now);
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self, now: Instant) {
         while let Some(p) = self.lcp.poll_transmit() {
             self.out.push_back(frame(PROTO_LCP, &p));
+        }
+        // PAP: the peer speaks first, once LCP is open.
+        if self.auth == Auth::Pap && self.pap_sent.is_none() && self.lcp.is_open() {
+            self.send_pap(now);
         }
         while let Some(p) = self.ipcp.poll_transmit() {
             self.out.push_back(frame(PROTO_IPCP, &p));
@@ -169,6 +243,11 @@ impl Client {
     }
 
     /// IP can flow: IPCP is open and, if MPPE was wanted, keys are agreed.
+    /// The gateway refused the login.
+    pub fn is_refused(&self) -> bool {
+        self.refused
+    }
+
     pub fn is_up(&self) -> bool {
         self.ipcp.is_open() && (self.ccp.is_none() || self.mppe.is_some())
     }
@@ -203,6 +282,6 @@ impl Client {
     /// LCP Terminate-Request (a clean hang-up).
     pub fn close(&mut self, now: Instant) {
         self.lcp.close(now);
-        self.drain();
+        self.drain(now);
     }
 }

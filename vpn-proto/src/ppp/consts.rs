@@ -35,6 +35,7 @@ pub const LCP_ACFC: u8 = 8;
 
 /// CHAP algorithm numbers in the LCP auth option.
 pub const CHAP_MSV2: u8 = 0x81;
+pub const CHAP_MD5: u8 = 5;
 
 // IPCP options.
 pub const IPCP_ADDRESS: u8 = 3;

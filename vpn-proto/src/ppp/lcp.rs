@@ -7,8 +7,9 @@ use super::{consts::*, fsm::*};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Auth {
     Pap,
-    /// CHAP-MD5 is not here: it needs the clear password, which the
-    /// gateway does not store; a peer that asks for it is Nak'd.
+    /// CHAP-MD5 needs the clear password, which the gateway does not
+    /// store: it is offered only when a RADIUS server decides logins.
+    ChapMd5,
     MsChapV2,
 }
 
@@ -17,6 +18,7 @@ impl Auth {
         match self {
             Auth::Pap => PROTO_PAP.to_be_bytes().to_vec(),
             Auth::MsChapV2 => [&PROTO_CHAP.to_be_bytes()[..], &[CHAP_MSV2]].concat(),
+            Auth::ChapMd5 => [&PROTO_CHAP.to_be_bytes()[..], &[CHAP_MD5]].concat(),
         }
     }
 
@@ -24,6 +26,7 @@ impl Auth {
         match v {
             [0xc0, 0x23] => Some(Auth::Pap),
             [0xc2, 0x23, CHAP_MSV2] => Some(Auth::MsChapV2),
+            [0xc2, 0x23, CHAP_MD5] => Some(Auth::ChapMd5),
             _ => None,
         }
     }
@@ -32,6 +35,7 @@ impl Auth {
         match self {
             Auth::Pap => "pap",
             Auth::MsChapV2 => "mschap-v2",
+            Auth::ChapMd5 => "chap-md5",
         }
     }
 }

@@ -18,6 +18,7 @@ pub const COA_NAK: u8 = 45;
 // Attributes.
 pub const USER_NAME: u8 = 1;
 pub const USER_PASSWORD: u8 = 2;
+pub const CHAP_PASSWORD: u8 = 3;
 pub const NAS_IP_ADDRESS: u8 = 4;
 pub const NAS_PORT: u8 = 5;
 pub const SERVICE_TYPE: u8 = 6;
@@ -44,6 +45,7 @@ pub const ACCT_TERMINATE_CAUSE: u8 = 49;
 pub const ACCT_INPUT_GIGAWORDS: u8 = 52;
 pub const ACCT_OUTPUT_GIGAWORDS: u8 = 53;
 pub const EVENT_TIMESTAMP: u8 = 55;
+pub const CHAP_CHALLENGE: u8 = 60;
 pub const NAS_PORT_TYPE: u8 = 61;
 pub const TUNNEL_TYPE: u8 = 64;
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;

@@ -79,6 +79,16 @@ pub fn ppp_request(creds: &Credentials, info: &SessionInfo) -> Request {
     info.add_to(&mut p);
     let password = match creds {
         Credentials::Pap { password, .. } => Some(password.clone()),
+        Credentials::ChapMd5 {
+            ident,
+            challenge,
+            response,
+            ..
+        } => {
+            p.add(CHAP_PASSWORD, &[&[*ident][..], response].concat())
+                .add(CHAP_CHALLENGE, challenge);
+            None
+        }
         Credentials::MsChapV2(r) => {
             p.add_vendor(VENDOR_MICROSOFT, MS_CHAP_CHALLENGE, &r.challenge);
             let mut v = vec![r.ident, r.flags];
@@ -124,7 +134,7 @@ pub fn ppp_verdict(
     };
     let grant = Grant::of(p);
     match creds {
-        Credentials::Pap { .. } => (
+        Credentials::Pap { .. } | Credentials::ChapMd5 { .. } => (
             Verdict::Accept {
                 proof: None,
                 keys: None,
@@ -273,5 +283,42 @@ mod tests {
             !b.windows(2).any(|w| w == b"\x02\x03"),
             "no clear 1-byte password attribute"
         );
+    }
+
+    #[test]
+    fn chap_md5_goes_to_the_server_as_chap_password_and_challenge() {
+        let now = std::time::Instant::now();
+        let mut a = Authenticator::new(Auth::ChapMd5, [4; 16]);
+        let (_, ch) = a.start(now).unwrap();
+        // RFC 1994: MD5(ident, secret, challenge).
+        let id = ch[1];
+        let resp: [u8; 16] = {
+            use md5::{Digest as _, Md5};
+            Md5::new()
+                .chain_update([id])
+                .chain_update(b"pw")
+                .chain_update([4u8; 16])
+                .finalize()
+                .into()
+        };
+        let mut data = vec![16];
+        data.extend_from_slice(&resp);
+        data.extend_from_slice(b"alice");
+        let pkt = crate::ppp::fsm::packet(crate::ppp::consts::CHAP_RESPONSE, id, &data);
+        let creds = a.handle_packet(0xc223, &pkt).unwrap().unwrap();
+        assert_eq!(creds.user(), "alice");
+        // No local decision without the clear password.
+        assert!(matches!(
+            creds.check(Some(&NtHash::of_password("pw"))),
+            Verdict::Reject { .. }
+        ));
+        let req = ppp_request(&creds, &info());
+        assert!(req.password.is_none());
+        let p = &req.packet;
+        assert_eq!(
+            p.get(CHAP_PASSWORD).unwrap(),
+            &[&[id][..], &resp].concat()[..]
+        );
+        assert_eq!(p.get(CHAP_CHALLENGE), Some(&[4u8; 16][..]));
     }
 }
