@@ -391,7 +391,9 @@ mod tests {
         let req = Packet::parse(&t.bytes).unwrap();
         let mut r = Packet::new(code, req.id);
         r.add_u32(SESSION_TIMEOUT, 60);
-        packet::encode_response(&r, &req.authenticator, secret, true)
+        let b = packet::encode_response(&r, &req.authenticator, secret, true);
+        crate::fuzz_seed::save("radius", &b);
+        b
     }
 
     #[test]

@@ -112,7 +112,9 @@ mod tests {
         for (k, v) in attrs {
             p.add(*k, v);
         }
-        packet::encode_signed_request(&p, S)
+        let b = packet::encode_signed_request(&p, S);
+        crate::fuzz_seed::save("radius", &b);
+        b
     }
 
     #[test]

@@ -222,7 +222,9 @@ mod tests {
         .add_ip(FRAMED_IP_ADDRESS, Ipv4Addr::new(10, 9, 0, 77))
         .add_u32(SESSION_TIMEOUT, 3600)
         .add(CLASS, b"gold");
-        packet::encode_response(&a, &q.authenticator, SECRET, true)
+        let b = packet::encode_response(&a, &q.authenticator, SECRET, true);
+        crate::fuzz_seed::save("radius", &b);
+        b
     }
 
     #[test]
