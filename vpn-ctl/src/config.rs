@@ -65,7 +65,7 @@ pub struct RadiusConfig {
     pub dae_port: u16,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RadiusServer {
     pub address: Ipv4Addr,
@@ -76,6 +76,17 @@ pub struct RadiusServer {
     pub auth_port: u16,
     #[serde(default = "default_acct_port")]
     pub acct_port: u16,
+}
+
+/// Without the secret.
+impl std::fmt::Debug for RadiusServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RadiusServer")
+            .field("address", &self.address)
+            .field("auth_port", &self.auth_port)
+            .field("acct_port", &self.acct_port)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_auth_port() -> u16 {
@@ -674,5 +685,42 @@ mod tests {
             let err = Config::parse(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn radius_settings_are_checked_and_secrets_need_a_private_file() {
+        let server =
+            "[[radius.servers]]\naddress = \"10.0.0.5\"\nsecret = \"long-enough-secret\"\n";
+        for (text, want) in [
+            ("[radius]\nenabled = true\n".to_string(), "at least one"),
+            (
+                "[radius]\nenabled = true\n[[radius.servers]]\naddress = \"10.0.0.5\"\nsecret = \"short\"\n".into(),
+                "8 to 128",
+            ),
+            (format!("[radius]\nenabled = true\ntries = 0\n{server}"), "radius.tries"),
+            (format!("[radius]\nenabled = true\ninterim_secs = 5\n{server}"), "interim_secs"),
+            (format!("[radius]\nenabled = true\ndae_port = 1701\n{server}"), "both use UDP port 1701"),
+        ] {
+            let err = Config::parse(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let text = format!("[radius]\nenabled = true\ndae_port = 3799\n{server}");
+        let cfg = Config::parse(&text).unwrap();
+        assert!(cfg
+            .listeners()
+            .iter()
+            .any(|l| l.service == "radius-dae" && l.port == 3799));
+        // A file others can read may not hold the secret.
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("vpn-ctl-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("radius.toml");
+        std::fs::write(&path, &text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(Some(&path)).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
