@@ -294,8 +294,14 @@ pub async fn setup(
         cfg.gateway.max_sessions as usize,
         cfg.gateway.max_sessions_per_user as usize,
     );
+    // With RADIUS accounting, ending sessions leave their last rows here.
+    let finals = cfg
+        .radius
+        .enabled
+        .then(|| Arc::new(super::radius::accounting::FinalRows::default()));
     let native = native_service(
         cfg,
+        finals.clone(),
         &secrets,
         &pool_alloc,
         pool,
@@ -308,10 +314,9 @@ pub async fn setup(
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let ebpf = Arc::new(Mutex::new(ebpf));
     let users = Arc::new(Mutex::new(users));
-    let radius = if cfg.radius.enabled {
-        Some(super::radius::Radius::start(&cfg.radius).await?)
-    } else {
-        None
+    let radius = match &finals {
+        Some(f) => Some(super::radius::Radius::start(&cfg.radius, f.clone()).await?),
+        None => None,
     };
     let ppp = PppCommon {
         dns: cfg.gateway.dns.clone(),
@@ -405,6 +410,7 @@ fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()
 #[allow(clippy::too_many_arguments)]
 fn native_service(
     cfg: &Config,
+    finals: Option<Arc<super::radius::accounting::FinalRows>>,
     secrets: &Secrets,
     leases: &Pool,
     pool: Ipv4Prefix,
@@ -435,7 +441,7 @@ fn native_service(
         rekey: Duration::from_secs(n.rekey_secs.into()),
     };
     Ok(Native {
-        registry: Registry::new(leases.clone()),
+        registry: Registry::new(leases.clone(), finals),
         psk: crypto::noise_psk(&secrets.psk),
         key: zeroize::Zeroizing::new(secrets.gateway_private()?),
         ciphers: n.cipher_list(),

@@ -454,8 +454,11 @@ impl<C: Carrier> Call<C> {
     /// The call is over (its tunnel said so, or its link ended): the kernel
     /// and the pool let go of it now, even while a reader still holds it.
     pub fn end(&self, why: &str) {
+        self.lock().ppp.leave_kernel();
+        if let Some(r) = &self.service.radius {
+            r.finals.record(self.row(self.carrier.peer()));
+        }
         let mut s = self.lock();
-        s.ppp.leave_kernel();
         let p = &s.ppp;
         log::info!(
             "{}: session {} ({}, {}) ended: {why}; {}",

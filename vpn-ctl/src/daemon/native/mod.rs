@@ -64,36 +64,7 @@ impl Native {
     }
 
     fn session_rows(&self) -> Vec<SessionRow> {
-        self.registry
-            .all()
-            .iter()
-            .map(|s| {
-                let e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
-                SessionRow {
-                    id: s.row_id,
-                    protocol: "native".into(),
-                    user: s.user.clone(),
-                    peer: e.peer().map_or_else(|| "-".into(), |p| p.to_string()),
-                    assigned_ip: s.addr.to_string(),
-                    state: if e.peer().is_some() {
-                        "up"
-                    } else {
-                        "handshaken"
-                    }
-                    .into(),
-                    started_at: s.started_at,
-                    rx_bytes: e.stats.rx_bytes,
-                    rx_packets: e.stats.rx_packets,
-                    tx_bytes: e.stats.tx_bytes,
-                    tx_packets: e.stats.tx_packets,
-                    fast_path: false,
-                    fast_path_rx_packets: 0,
-                    fast_path_tx_packets: 0,
-                    encryption: s.cipher.name().into(),
-                    drops: e.stats.drops.iter().sum(),
-                }
-            })
-            .collect()
+        self.registry.all().iter().map(|s| s.row()).collect()
     }
 
     /// Ends a session: BYE (reason and message) to the client, address freed.

@@ -17,9 +17,15 @@ use vpn_proto::native::{
     session::{Discard, Session},
 };
 
-use crate::daemon::gateway::{
-    pool::{Admission, Claim, Lease, Pool, Refusal},
-    routes::{Owner, WorkerIo},
+use crate::{
+    daemon::{
+        gateway::{
+            pool::{Admission, Claim, Lease, Pool, Refusal},
+            routes::{Owner, WorkerIo},
+        },
+        radius::accounting::FinalRows,
+    },
+    report::SessionRow,
 };
 
 pub struct NativeSession {
@@ -52,8 +58,40 @@ impl Owner for NativeSession {
     }
 }
 
+impl NativeSession {
+    /// Its row in `sessions`.
+    pub fn row(&self) -> SessionRow {
+        let e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        SessionRow {
+            id: self.row_id,
+            protocol: "native".into(),
+            user: self.user.clone(),
+            peer: e.peer().map_or_else(|| "-".into(), |p| p.to_string()),
+            assigned_ip: self.addr.to_string(),
+            state: if e.peer().is_some() {
+                "up"
+            } else {
+                "handshaken"
+            }
+            .into(),
+            started_at: self.started_at,
+            rx_bytes: e.stats.rx_bytes,
+            rx_packets: e.stats.rx_packets,
+            tx_bytes: e.stats.tx_bytes,
+            tx_packets: e.stats.tx_packets,
+            fast_path: false,
+            fast_path_rx_packets: 0,
+            fast_path_tx_packets: 0,
+            encryption: self.cipher.name().into(),
+            drops: e.stats.drops.iter().sum(),
+        }
+    }
+}
+
 pub struct Registry {
     by_wire: RwLock<HashMap<u32, Arc<NativeSession>>>,
+    /// With RADIUS accounting: removed sessions' last rows.
+    finals: Option<Arc<FinalRows>>,
     pool: Pool,
     /// Datagrams dropped, by reason, over all sessions (and before a session is known).
     drops: [AtomicU64; Discard::COUNT],
@@ -78,9 +116,10 @@ pub fn reason(r: &Refusal) -> Reason {
 }
 
 impl Registry {
-    pub fn new(pool: Pool) -> Registry {
+    pub fn new(pool: Pool, finals: Option<Arc<FinalRows>>) -> Registry {
         Registry {
             by_wire: RwLock::default(),
+            finals,
             pool,
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -126,7 +165,12 @@ impl Registry {
     pub fn remove(&self, row_id: u64) -> Option<Arc<NativeSession>> {
         let mut m = self.write();
         let wire = m.values().find(|s| s.row_id == row_id)?.wire_id;
-        m.remove(&wire)
+        let s = m.remove(&wire)?;
+        drop(m);
+        if let Some(f) = &self.finals {
+            f.record(s.row());
+        }
+        Some(s)
     }
 
     /// Leases an address for `claim` from the gateway's pool and inserts the

@@ -24,6 +24,21 @@ use crate::{
     report::SessionRow,
 };
 
+/// Sessions' last rows, recorded by the protocols as the sessions end, so
+/// a Stop carries the final counters rather than the last sample's.
+#[derive(Default)]
+pub struct FinalRows(Mutex<HashMap<u64, SessionRow>>);
+
+impl FinalRows {
+    pub fn record(&self, row: SessionRow) {
+        lock(&self.0).insert(row.id, row);
+    }
+
+    fn drain(&self) -> HashMap<u64, SessionRow> {
+        std::mem::take(&mut *lock(&self.0))
+    }
+}
+
 struct Tracked {
     info: SessionInfo,
     framed_ip: Option<Ipv4Addr>,
@@ -133,6 +148,8 @@ pub async fn run(shared: Arc<Shared>, radius: Arc<Radius>) {
 
 fn step(shared: &Shared, radius: &Arc<Radius>) {
     let a = &radius.sessions;
+    // Final rows first: a session recorded there is gone from `rows` too.
+    let mut finals = radius.finals.drain();
     let rows = shared.sessions();
     let (now, now_unix) = (Instant::now(), unix_now());
     let mut records = Vec::new();
@@ -147,7 +164,10 @@ fn step(shared: &Shared, radius: &Arc<Radius>) {
             .copied()
             .collect();
         for id in gone {
-            let t = tracked.remove(&id).expect("listed");
+            let mut t = tracked.remove(&id).expect("listed");
+            if let Some(last) = finals.remove(&id) {
+                t.last = last;
+            }
             radius.take_grant(id);
             let why = lock(&a.causes).remove(&id).unwrap_or(cause::USER_REQUEST);
             if a.send {

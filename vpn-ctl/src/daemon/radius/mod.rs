@@ -71,12 +71,17 @@ pub struct Radius {
     /// since when (a grant whose session never showed up is dropped).
     grants: Mutex<HashMap<u64, (Grant, Instant)>>,
     pub sessions: accounting::Accounting,
+    /// Where ending sessions leave their last rows (the Stop's counters).
+    pub finals: Arc<accounting::FinalRows>,
     pub counters: RadiusCounters,
 }
 
 impl Radius {
     /// Binds the client socket and starts the task (on the current runtime).
-    pub async fn start(cfg: &RadiusConfig) -> anyhow::Result<Arc<Radius>> {
+    pub async fn start(
+        cfg: &RadiusConfig,
+        finals: Arc<accounting::FinalRows>,
+    ) -> anyhow::Result<Arc<Radius>> {
         let sock = tokio::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
             .await
             .context("cannot bind the RADIUS client socket")?;
@@ -113,6 +118,7 @@ impl Radius {
             boot: crate::daemon::unix_now(),
             grants: Mutex::new(HashMap::new()),
             sessions: accounting::Accounting::new(cfg.accounting, cfg.interim_secs),
+            finals,
             counters: RadiusCounters::default(),
         });
         tokio::spawn(run(engine, sock, rx, Arc::downgrade(&radius)));
