@@ -318,7 +318,16 @@ pub async fn setup(
         Some(f) => Some(super::radius::Radius::start(&cfg.radius, f.clone()).await?),
         None => None,
     };
+    let wan_mtu = net::mtu(&wan);
+    if let Some(m) = wan_mtu.filter(|m| *m < 1500) {
+        log::info!(
+            "WAN {wan} has MTU {m}: PPP MRUs lowered to {} (PPTP, L2TP) and {} (L2TP/IPsec) so tunnel packets fit",
+            net::ppp_mru(wan_mtu, 100, 1400),
+            net::ppp_mru(wan_mtu, 140, 1360)
+        );
+    }
     let ppp = PppCommon {
+        wan_mtu,
         dns: cfg.gateway.dns.clone(),
         server: gw_addr,
         routes: pool::pushed_routes(cfg, &host_networks, &wan, pool)
@@ -473,6 +482,8 @@ fn native_service(
 /// What every PPP protocol's calls share: DNS to push, the pool, the
 /// users, the session maps and the login backoff.
 struct PppCommon {
+    /// PPP MRUs are chosen so that tunnel packets fit it.
+    wan_mtu: Option<u32>,
     dns: Vec<Ipv4Addr>,
     server: Ipv4Addr,
     routes: Vec<(Ipv4Addr, u8)>,
@@ -524,8 +535,9 @@ fn pptp_service(
         require_mppe: p.require_mppe,
         allow_mppe_128: true,
         allow_mppe_40: false,
-        // PPTP's GRE (16) and IP (20) headers in a 1500-byte path, rounded down.
-        mru: 1400,
+        // PPTP's GRE (16) and IP (20) headers with room to spare: 1400 on a
+        // 1500-byte WAN, less on a smaller one (a cloud's 1460, PPPoE).
+        mru: net::ppp_mru(common.wan_mtu, 100, 1400),
         echo_interval: Duration::from_secs(p.echo_interval_secs.into()),
         echo_failures: p.echo_failures,
     };
@@ -561,15 +573,16 @@ fn l2tp_service(
         allow_mppe_40: false,
         // IP (20) + UDP (8) + L2TP (up to 16) + PPP (4) in a 1500-byte path,
         // with room for ESP in UDP later.
-        mru: 1400,
+        mru: net::ppp_mru(common.wan_mtu, 100, 1400),
         echo_interval: Duration::from_secs(l.echo_interval_secs.into()),
         echo_failures: l.echo_failures,
     };
     let ppp = common.service("l2tp", link.clone(), l.fast_path);
     // Inside ESP in UDP (about 70 bytes more than plain L2TP).
-    let ppp_ipsec = cfg
-        .ipsec_enabled()
-        .then(|| common.service("l2tp-ipsec", LinkConfig { mru: 1360, ..link }, false));
+    let ppp_ipsec = cfg.ipsec_enabled().then(|| {
+        let mru = net::ppp_mru(common.wan_mtu, 140, 1360);
+        common.service("l2tp-ipsec", LinkConfig { mru, ..link }, false)
+    });
     let secret = (!l.secret.is_empty()).then(|| l.secret.as_bytes().to_vec());
     let policy = super::l2tp::Policy {
         tunnel: TunnelConfig {

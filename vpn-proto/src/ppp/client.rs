@@ -243,6 +243,11 @@ impl Client {
     }
 
     /// IP can flow: IPCP is open and, if MPPE was wanted, keys are agreed.
+    /// The gateway's MRU: the largest frame it takes.
+    pub fn gateway_mru(&self) -> u16 {
+        self.lcp.opts.agreed.peer_mru
+    }
+
     /// The gateway refused the login.
     pub fn is_refused(&self) -> bool {
         self.refused
