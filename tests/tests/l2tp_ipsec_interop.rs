@@ -401,6 +401,71 @@ fn rekeys_of_both_phases_lose_no_packet() {
     );
 }
 
+/// A client that does not rekey (strongSwan with `rekey=no`, its ESP SA
+/// proposed for an hour) under the gateway's 60 s ceiling: the gateway
+/// starts the Quick Mode itself before the SA ends, moves traffic to the
+/// new pair and deletes the old one; a continuous ping loses nothing.
+#[test]
+fn the_gateway_rekeys_an_esp_sa_the_client_lets_expire() {
+    let t = Topology::build();
+    let gw = Gateway::start(
+        &t.gw,
+        &format!("{CONFIG}[ipsec]\nmax_esp_lifetime_secs = 60\n"),
+    );
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gw.ipsec_psk();
+    let mut g = Guest::start(&t, "c2", Site::BehindNat(1));
+    let c = client(
+        "alice",
+        "alice-password-1",
+        IpsecProfile {
+            psk: &psk,
+            ike: WINDOWS_IKE,
+            esp: WINDOWS_ESP,
+            ike_lifetime: "8h",
+            lifetime: "1h",
+        },
+    );
+    let script = c
+        .connect_script(40)
+        .replace("  auto=add\n", "  rekey=no\n  auto=add\n");
+    g.must(&script, Duration::from_secs(90));
+    let row = gw.sessions()[0]["id"].clone();
+    let out = g.must(
+        &format!("ping -q -c 400 -i 0.2 -W 5 {LAN_HOST}"),
+        Duration::from_secs(120),
+    );
+    let stats = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or(&out)
+        .to_string();
+    if !stats.contains(" 0% packet loss") {
+        let charon = g.run("tail -150 /tmp/charon.log", T);
+        eprintln!("charon log:\n{}", charon.output);
+    }
+    assert!(
+        stats.contains("400 received"),
+        "packets lost across the gateway's rekey: {stats}"
+    );
+    let log = gw.log();
+    assert!(
+        log.contains("the gateway starts a Quick Mode"),
+        "no gateway rekey:\n{log}"
+    );
+    assert!(log.matches("ESP SA in").count() >= 2, "{log}");
+    assert!(
+        log.contains("expired"),
+        "the old pair ends at its time:\n{log}"
+    );
+    let sas = g.must("ipsec statusall", T);
+    assert!(sas.contains("INSTALLED"), "{sas}");
+    let rows = gw.sessions();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], row, "the same session throughout");
+    assert!(gw.count("counters", "esp_sas") <= 2);
+}
+
 /// Malformed IKE, unknown exchanges, Aggressive Mode, garbage ESP and a
 /// flood of half-open Main Modes from spoofed addresses: each counted by
 /// reason, and the established client keeps working.

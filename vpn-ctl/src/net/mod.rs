@@ -26,8 +26,11 @@ pub fn mtu(name: &str) -> Option<u32> {
     }
     // SAFETY: SIOCGIFMTU reads the name and writes ifru_mtu of `req`.
     let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
+    if r != 0 {
+        return None;
+    }
     // SAFETY: after a successful SIOCGIFMTU the union holds the MTU.
-    (r == 0).then(|| unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    Some(unsafe { req.ifr_ifru.ifru_mtu } as u32)
 }
 
 /// The largest PPP MRU whose frames, with `overhead` bytes of tunnel

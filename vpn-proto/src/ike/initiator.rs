@@ -310,6 +310,59 @@ impl Initiator {
         (self.sealed(EXCH_QUICK, mid, &c, &iv), spi_r, km)
     }
 
+    /// The other role: QM2 answering a Quick Mode the gateway started
+    /// (accepting its one transform with our SPI `spi`). Returns QM2 and
+    /// the keys of both directions: (gateway's SPI, keys toward it) and
+    /// (ours, keys toward us).
+    #[allow(clippy::type_complexity)]
+    pub fn answer_qm1(
+        &mut self,
+        qm1: &[u8],
+        spi: u32,
+        key_len: usize,
+    ) -> (Vec<u8>, (u32, Vec<u8>), (u32, Vec<u8>)) {
+        let h = Header::decode(qm1).unwrap();
+        let mid = h.message_id;
+        let iv = keys::exchange_iv(self.hash, self.cipher.block(), &self.phase1_iv, mid);
+        let (next, plain) = self.open(qm1, &iv);
+        let (p, end) = split(next, &plain).unwrap();
+        let k = self.keys.as_ref().unwrap();
+        let after_hash = p[0].body.len() + 4;
+        let want = self
+            .hash
+            .prf(&k.a, &[&mid.to_be_bytes(), &plain[after_hash..end]]);
+        assert_eq!(p[0].body, &want[..], "HASH(1)");
+        let sa =
+            message::SaPayload::decode(p.iter().find(|p| p.kind == PL_SA).unwrap().body).unwrap();
+        let spi_gw = u32::from_be_bytes(sa.proposals[0].spi.try_into().unwrap());
+        let transform = sa.proposals[0].transforms[0].raw.to_vec();
+        let ni = p.iter().find(|p| p.kind == PL_NONCE).unwrap().body.to_vec();
+        let ids: Vec<Vec<u8>> = p
+            .iter()
+            .filter(|p| p.kind == PL_ID)
+            .map(|p| p.body.to_vec())
+            .collect();
+        let nr = vec![0x6b; 24];
+        let mut rest = Chain::default();
+        rest.add(
+            PL_SA,
+            &message::sa_answer(1, PROTO_ESP, &spi.to_be_bytes(), &transform),
+        )
+        .add(PL_NONCE, &nr);
+        for id in &ids {
+            rest.add(PL_ID, id);
+        }
+        let h2 = self.hash.prf(&k.a, &[&mid.to_be_bytes(), &ni, &rest.bytes]);
+        let toward_gw =
+            keys::keymat(self.hash, &k.d, None, PROTO_ESP, spi_gw, &ni, &nr, key_len).to_vec();
+        let toward_us =
+            keys::keymat(self.hash, &k.d, None, PROTO_ESP, spi, &ni, &nr, key_len).to_vec();
+        let c = rest.prepend(PL_HASH, &h2);
+        let iv = self.iv.clone();
+        let qm2 = self.sealed(EXCH_QUICK, mid, &c, &iv);
+        (qm2, (spi_gw, toward_gw), (spi, toward_us))
+    }
+
     pub fn info(&mut self, mid: u32, kind: u8, body: &[u8]) -> Vec<u8> {
         let mut rest = Chain::default();
         rest.add(kind, body);

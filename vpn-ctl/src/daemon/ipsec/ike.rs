@@ -13,7 +13,7 @@ use vpn_proto::{
     esp,
     ike::{
         message::Header,
-        responder::{Endpoints, Host, IkeError, IkeEvent, IkeSa},
+        responder::{ChildTemplate, Endpoints, Host, IkeError, IkeEvent, IkeSa},
     },
 };
 
@@ -262,7 +262,13 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
                     t.pending_out.insert(c.spi_in, out);
                 }
                 ipsec.spis.insert(c.spi_in, c.udp_encap);
-                ipsec.inbound_write().insert(
+                let mut table = ipsec.inbound_write();
+                // Older pairs of this client are replaced: no gateway rekey for them.
+                for old in table.values().filter(|v| Arc::ptr_eq(&v.peer, &peer)) {
+                    old.superseded.store(true, Ordering::Relaxed);
+                }
+                let expires = now + c.lifetime;
+                table.insert(
                     c.spi_in,
                     Arc::new(InboundSa {
                         peer,
@@ -270,8 +276,11 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
                         udp: c.udp_encap,
                         spi_out: c.spi_out,
                         ike: key,
-                        expires: now + c.lifetime,
+                        expires,
                         rx_packets: Default::default(),
+                        rekey_at: expires - super::rekey_margin(c.lifetime).min(c.lifetime / 2),
+                        template: c.template.clone(),
+                        superseded: Default::default(),
                     }),
                 );
             }
@@ -438,6 +447,34 @@ pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
                 taken: Vec::new(),
             };
             e.sa.handle_timeout(now, &mut host);
+        }
+        drive(ipsec, l2tp, &mut t, key, now);
+    }
+    // ESP SAs near their end whose client did not rekey: the gateway does.
+    let due: Vec<(u32, Key, ChildTemplate)> = ipsec
+        .inbound_read()
+        .iter()
+        .filter(|(_, v)| now >= v.rekey_at && !v.superseded.swap(true, Ordering::Relaxed))
+        .map(|(k, v)| (*k, v.ike, v.template.clone()))
+        .collect();
+    for (spi, key, template) in due {
+        {
+            let Tables {
+                ike, pending_out, ..
+            } = &mut *t;
+            let Some(e) = ike.get_mut(&key) else { continue };
+            let inbound = ipsec.inbound_read();
+            let mut host = EngineHost {
+                inbound: &inbound,
+                pending: pending_out,
+                taken: Vec::new(),
+            };
+            if e.sa.rekey_child(now, &template, &mut host) {
+                log::info!(
+                    "ipsec: {}: ESP SA {spi:08x} ends soon and the client has not rekeyed: the gateway starts a Quick Mode",
+                    e.sa.ends.remote
+                );
+            }
         }
         drive(ipsec, l2tp, &mut t, key, now);
     }

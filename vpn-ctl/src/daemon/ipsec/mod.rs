@@ -60,6 +60,21 @@ pub struct InboundSa {
     pub ike: ([u8; 8], [u8; 8]),
     pub expires: Instant,
     pub rx_packets: AtomicU64,
+    /// What a gateway-started Quick Mode proposes to replace this pair,
+    /// and when (the client had not rekeyed by then).
+    pub template: vpn_proto::ike::responder::ChildTemplate,
+    pub rekey_at: Instant,
+    /// A newer pair exists for its client (or one is being negotiated).
+    pub superseded: std::sync::atomic::AtomicBool,
+}
+
+/// How long before an ESP SA expires the gateway starts its own Quick
+/// Mode, unless the client rekeyed: a tenth of the lifetime, at least
+/// enough for QM1's retransmissions (15 s), at most strongSwan's default
+/// margin (9 min).
+pub fn rekey_margin(lifetime: std::time::Duration) -> std::time::Duration {
+    use std::time::Duration;
+    (lifetime / 10).clamp(Duration::from_secs(15), Duration::from_secs(540))
 }
 
 pub struct IkeEntry {

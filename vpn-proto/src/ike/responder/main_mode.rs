@@ -106,6 +106,7 @@ impl IkeSa {
             last_in: msg.to_vec(),
             last_out: None,
             quick: HashMap::new(),
+            initiated: HashMap::new(),
             done: VecDeque::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),

@@ -4,6 +4,7 @@
 mod informational;
 mod main_mode;
 mod quick_mode;
+mod rekey;
 mod seal;
 
 use std::{
@@ -67,6 +68,22 @@ pub struct ChildSa {
     pub udp_encap: bool,
     pub lifetime: Duration,
     /// The client's L2TP port from its traffic selector (0: any).
+    pub client_port: u16,
+    /// What a Quick Mode started by the gateway proposes to replace it.
+    pub template: ChildTemplate,
+}
+
+/// What a new SA pair like this one needs: the transform as negotiated
+/// (raw, with its attributes), the PFS group, the traffic selectors as the
+/// client sent them (initiator's, responder's), the encapsulation.
+#[derive(Clone, Debug)]
+pub struct ChildTemplate {
+    pub transform: EspTransform,
+    pub transform_raw: Vec<u8>,
+    pub pfs: Option<super::dh::DhGroup>,
+    pub ids: Option<(Vec<u8>, Vec<u8>)>,
+    pub udp_encap: bool,
+    pub lifetime: Duration,
     pub client_port: u16,
 }
 
@@ -192,6 +209,8 @@ pub struct IkeSa {
     last_in: Vec<u8>,
     last_out: Option<Vec<u8>>,
     quick: HashMap<u32, Quick>,
+    /// Quick Modes the gateway started (rekeys), by message ID.
+    initiated: HashMap<u32, rekey::Initiated>,
     /// Recently finished Quick Mode message IDs (late duplicates are ignored).
     done: VecDeque<u32>,
     out: VecDeque<Vec<u8>>,
@@ -251,6 +270,9 @@ impl IkeSa {
         let r = match (&self.state, h.exchange, encrypted) {
             (State::SaSent(_), EXCH_MAIN, false) => self.main_mode_ke(&h, msg, host),
             (State::KeSent(_), EXCH_MAIN, true) => self.main_mode_auth(now, &h, msg),
+            (State::Up(_), EXCH_QUICK, true) if self.initiated.contains_key(&h.message_id) => {
+                self.quick_mode_answer(now, &h, msg)
+            }
             (State::Up(_), EXCH_QUICK, true) => self.quick_mode(now, &h, msg, host),
             (State::Up(_), EXCH_INFO, true) => self.informational(&h, msg, host),
             // Unprotected notifications cannot be trusted: ignored.
@@ -279,6 +301,7 @@ impl IkeSa {
                     .quick
                     .values()
                     .map(|q| q.started + QUICK_DEADLINE)
+                    .chain(self.initiated.values().map(rekey::Initiated::deadline))
                     .min();
                 match (self.expires, quick) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -294,6 +317,7 @@ impl IkeSa {
             State::Dead => {}
             State::Up(_) => {
                 self.quick.retain(|_, q| now < q.started + QUICK_DEADLINE);
+                self.initiated_timeouts(now);
                 if self.expires.is_some_and(|e| now >= e) {
                     self.close("its lifetime ended", host);
                 }
@@ -320,6 +344,7 @@ impl IkeSa {
         if !self.is_dead() {
             self.state = State::Dead;
             self.quick.clear();
+            self.initiated.clear();
             self.events.push_back(IkeEvent::Closed {
                 reason: why.to_string(),
             });

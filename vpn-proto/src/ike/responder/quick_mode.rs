@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 use super::{
-    seal::open, ChildSa, Host, IkeError, IkeEvent, IkeSa, Quick, State, MAX_QUICK_IN_FLIGHT,
+    seal::open, ChildSa, ChildTemplate, Host, IkeError, IkeEvent, IkeSa, Quick, State,
+    MAX_QUICK_IN_FLIGHT,
 };
 use crate::ike::{
     consts::*,
@@ -168,6 +169,7 @@ impl IkeSa {
             .lifetime
             .map_or(self.cfg.max_phase2_life, Duration::from_secs)
             .min(self.cfg.max_phase2_life);
+        let udp_encap = matches!(choice.encap, Encap::UdpTransport { .. });
         let child = ChildSa {
             message_id: mid,
             spi_in,
@@ -175,9 +177,18 @@ impl IkeSa {
             transform: t,
             keymat_in: km(spi_in),
             keymat_out: km(choice.spi_out),
-            udp_encap: matches!(choice.encap, Encap::UdpTransport { .. }),
+            udp_encap,
             lifetime: life,
             client_port,
+            template: ChildTemplate {
+                transform: t,
+                transform_raw: choice.transform_raw.clone(),
+                pfs: choice.pfs,
+                ids: (ids.len() == 2).then(|| (ids[0].to_vec(), ids[1].to_vec())),
+                udp_encap,
+                lifetime: life,
+                client_port,
+            },
         };
         self.quick.insert(
             mid,

@@ -506,3 +506,73 @@ fn garbage_and_every_truncation_never_panic() {
     events(&mut s.sa);
     assert!(quick(&mut s, 42, ENCAP_UDP_TRANSPORT).is_ok());
 }
+
+#[test]
+fn a_quick_mode_started_by_the_gateway_replaces_the_sa_pair() {
+    let mut s = establish(true, PSK).ok().unwrap();
+    let old = quick(&mut s, 0x0202_0202, ENCAP_UDP_TRANSPORT).unwrap();
+    let qm2 = s.sa.poll_transmit().unwrap();
+    let (qm3, _, _) = s.i.qm3(&qm2, old.transform.keymat_len());
+    s.sa.handle_message(s.now, &qm3, &mut s.host).unwrap();
+    events(&mut s.sa);
+    // The gateway proposes what the client chose, under the client's
+    // selectors (swapped: ours first).
+    assert!(s.sa.rekey_child(s.now, &old.template, &mut s.host));
+    let qm1 = s.sa.poll_transmit().unwrap();
+    let t = old.transform;
+    let (qm2, (spi_gw, toward_gw), (spi_us, toward_us)) =
+        s.i.answer_qm1(&qm1, 0xc0ffee77, t.keymat_len());
+    assert_ne!(spi_gw, old.spi_in);
+    // Unanswered for a while: the same QM1 again.
+    s.now += Duration::from_secs(4);
+    s.sa.handle_timeout(s.now, &mut s.host);
+    assert_eq!(s.sa.poll_transmit().unwrap(), qm1);
+    s.sa.handle_message(s.now, &qm2, &mut s.host).unwrap();
+    let qm3 = s.sa.poll_transmit().unwrap();
+    let ev = events(&mut s.sa);
+    let [IkeEvent::Child(new), IkeEvent::ChildActive { spi_in }] = &ev[..] else {
+        panic!("no Child + ChildActive")
+    };
+    assert_eq!((new.spi_in, new.spi_out, *spi_in), (spi_gw, spi_us, spi_gw));
+    assert!(new.udp_encap && new.transform == t);
+    // Both directions' keys agree with the client's.
+    assert_eq!(*new.keymat_in, toward_gw);
+    assert_eq!(*new.keymat_out, toward_us);
+    let mut pkt = Vec::new();
+    esp::Outbound::new(spi_gw, t, &toward_gw)
+        .seal(NEXT_UDP, b"l2tp", &mut pkt)
+        .unwrap();
+    let o = esp::Inbound::new(new.spi_in, t, &new.keymat_in)
+        .open(&mut pkt)
+        .unwrap();
+    assert_eq!(&pkt[o.start..o.end], b"l2tp");
+    // A repeated QM2 (our QM3 was lost) gets the same QM3; nothing new.
+    s.sa.handle_message(s.now, &qm2, &mut s.host).unwrap();
+    assert_eq!(s.sa.poll_transmit().unwrap(), qm3);
+    assert!(events(&mut s.sa).is_empty());
+}
+
+#[test]
+fn an_unanswered_gateway_quick_mode_is_given_up_and_said() {
+    let mut s = establish(false, PSK).ok().unwrap();
+    let old = quick(&mut s, 0x0303_0303, ENCAP_TRANSPORT).unwrap();
+    events(&mut s.sa);
+    while s.sa.poll_transmit().is_some() {}
+    assert!(s.sa.rekey_child(s.now, &old.template, &mut s.host));
+    let mut sent = 0;
+    for _ in 0..10 {
+        while s.sa.poll_transmit().is_some() {
+            sent += 1;
+        }
+        s.now += Duration::from_secs(4);
+        s.sa.handle_timeout(s.now, &mut s.host);
+    }
+    assert_eq!(sent, 5, "QM1 and four retransmits");
+    let ev = events(&mut s.sa);
+    assert!(
+        matches!(&ev[..], [IkeEvent::Refusal { reason }] if reason.contains("did not answer")),
+        "{}",
+        ev.len()
+    );
+    assert!(s.sa.is_up(), "the ISAKMP SA stays");
+}
