@@ -12,7 +12,7 @@ use std::{
 
 use vpn_proto::native::{
     crypto::{self, Cipher},
-    handshake::{ClientHandshake, ClientStep},
+    handshake::{ClientError, ClientHandshake, ClientStep},
     messages::{AuthRequest, Reason, Welcome},
     session::{Params, Role, Session, Setup},
 };
@@ -50,7 +50,28 @@ struct Login {
     data: SocketAddr,
 }
 
+/// A login; one refused because the pool is full (the daemon has not yet
+/// handled the BYEs of earlier sessions, which happens when the machine is
+/// busy) is tried again until it succeeds, for up to a minute.
 fn login(psk: &[u8; 32], key: &[u8; 32], user: &str, password: &str) -> Login {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match try_login(psk, key, user, password) {
+            Ok(l) => return l,
+            Err(ClientError::Rejected(Reason::PoolExhausted, _)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("login: {e:?}"),
+        }
+    }
+}
+
+fn try_login(
+    psk: &[u8; 32],
+    key: &[u8; 32],
+    user: &str,
+    password: &str,
+) -> Result<Login, ClientError> {
     let server: SocketAddr = format!("{GW_WAN}:7443").parse().unwrap();
     let mut conn = TcpStream::connect(server).unwrap();
     conn.set_nodelay(true).unwrap();
@@ -63,7 +84,7 @@ fn login(psk: &[u8; 32], key: &[u8; 32], user: &str, password: &str) -> Login {
     conn.write_all(&first).unwrap();
     let mut buf = [0u8; 2048];
     let (keys, w): (_, Welcome) = 'done: loop {
-        while let Some(step) = hs.poll().unwrap() {
+        while let Some(step) = hs.poll()? {
             match step {
                 ClientStep::Send(b) => conn.write_all(&b).unwrap(),
                 ClientStep::Established(k, w) => break 'done (k, w),
@@ -89,10 +110,10 @@ fn login(psk: &[u8; 32], key: &[u8; 32], user: &str, password: &str) -> Login {
         },
         Instant::now(),
     );
-    Login {
+    Ok(Login {
         session,
         data: SocketAddr::new(server.ip(), w.udp_port),
-    }
+    })
 }
 
 fn bye(l: &mut Login, udp: &UdpSocket) {

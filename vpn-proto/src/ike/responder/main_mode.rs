@@ -291,8 +291,10 @@ impl IkeSa {
         let mut c = Chain::default();
         c.add(PL_ID, &idr).add(PL_HASH, &hash_r);
         let (m, phase1_iv) = self.sealed(algs.cipher, &k.keys.enc, &last, EXCH_MAIN, 0, &c);
+        // A proposed lifetime of 0 (strongSwan with `rekey=no`) means none.
         let life = k
             .lifetime
+            .filter(|&s| s > 0)
             .map_or(self.cfg.max_phase1_life, Duration::from_secs)
             .min(self.cfg.max_phase1_life);
         self.expires = Some(now + life);

@@ -167,6 +167,7 @@ impl IkeSa {
         };
         let life = choice
             .lifetime
+            .filter(|&s| s > 0)
             .map_or(self.cfg.max_phase2_life, Duration::from_secs)
             .min(self.cfg.max_phase2_life);
         let udp_encap = matches!(choice.encap, Encap::UdpTransport { .. });

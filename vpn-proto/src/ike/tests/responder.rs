@@ -576,3 +576,26 @@ fn an_unanswered_gateway_quick_mode_is_given_up_and_said() {
     );
     assert!(s.sa.is_up(), "the ISAKMP SA stays");
 }
+
+#[test]
+fn a_proposed_lifetime_of_zero_means_the_ceiling() {
+    // strongSwan with `rekey=no` proposes a Phase 1 lifetime of 0 seconds.
+    let now = Instant::now();
+    let mut host = TestHost(3);
+    let mut i = Initiator::new(PSK, 9);
+    let mut t = aes128_sha1_modp2048();
+    let n = t.len();
+    t[n - 2..].copy_from_slice(&0u16.to_be_bytes());
+    let mm1 = i.mm1(&[t], &[&VID_NATT_RFC3947], EXCH_MAIN);
+    let mut sa = IkeSa::respond(config(true), now, ends(), &mm1, &mut host)
+        .ok()
+        .unwrap();
+    let mm3 = i.mm3(&sa.poll_transmit().unwrap(), gw(), client_seen());
+    sa.handle_message(now, &mm3, &mut host).unwrap();
+    let mm5 = i.mm5(&sa.poll_transmit().unwrap(), false);
+    sa.handle_message(now, &mm5, &mut host).unwrap();
+    assert!(sa.is_up());
+    assert_eq!(sa.poll_timeout(), Some(now + Duration::from_secs(100)));
+    sa.handle_timeout(now + Duration::from_secs(1), &mut host);
+    assert!(sa.is_up(), "not ended at once");
+}
