@@ -1,10 +1,10 @@
 //! RADIUS against a real FreeRADIUS on the LAN (issue 13 item 5): native
 //! (PAP-style password), PPTP (MS-CHAPv2 with the server's MPPE keys, PAP,
-//! CHAP-MD5) and L2TP users log in with the server's passwords and addresses, the first
-//! server is dead (failover), accounting Start/Stop reach the server with
-//! counters and causes, a Disconnect-Request ends a session, a
-//! Session-Timeout ends another, and `down` sends the last Stops and
-//! Accounting-Off. Needs root and Debian's freeradius and freeradius-utils.
+//! CHAP-MD5), L2TP and L2TP/IPsec users log in with the server's passwords
+//! and addresses, the first server is dead (failover, and `doctor` names
+//! it), accounting Start/Stop reach the server with counters and causes, a
+//! Disconnect-Request ends a session, a Session-Timeout ends another, and
+//! `down` sends the last Stops and Accounting-Off. Needs root and Debian's freeradius and freeradius-utils.
 use std::{net::Ipv4Addr, time::Duration};
 
 use vpn_proto::ppp::lcp::Auth;
@@ -12,6 +12,7 @@ use vpn_proto::ppp::lcp::Auth;
 use vpn_tests::{
     freeradius::{FreeRadius, RadiusUser},
     gateway::Gateway,
+    ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::{gateway_creds, Client},
     packet::icmp_echo,
@@ -95,6 +96,11 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
                 reply: &[],
             },
             RadiusUser {
+                name: "frank",
+                password: "frank-radius-pass",
+                reply: &["Framed-IP-Address = 10.77.0.80"],
+            },
+            RadiusUser {
                 name: "erin",
                 password: "erin-radius-pass",
                 reply: &["Framed-IP-Address = 10.77.0.70"],
@@ -143,6 +149,15 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
         L2tpCall::connect(gw_wan, "carol", "carol-radius-pass", 21).unwrap()
     });
     assert!(carol.ppp.address().is_some());
+    // L2TP/IPsec: IKE with the gateway's PSK, then the same PPP login.
+    let psk = gw.ipsec_psk();
+    let frank = in_ns(&t.c1.name, move || {
+        let c = IpsecCall::connect(gw_wan, &psk, "frank", "frank-radius-pass", 22).unwrap();
+        let addr = c.l2tp.ppp.address();
+        c.hang_up().unwrap();
+        addr
+    });
+    assert_eq!(frank, Some(Ipv4Addr::new(10, 77, 0, 80)));
     let sessions = gw.sessions();
     for user in ["alice", "bob", "carol"] {
         assert!(
@@ -152,6 +167,21 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
             "{user} is not up: {sessions:?}"
         );
     }
+    // doctor's Status-Server probe: the dead server is a finding, the live
+    // one (which knows our secret) is not.
+    let out = gw.ctl(&["doctor", "--json"]);
+    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let radius: Vec<String> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "radius")
+        .map(|f| f["problem"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        radius.len() == 1 && radius[0].contains("172.16.10.9 does not answer"),
+        "{findings}"
+    );
     // Every login went past the dead first server.
     assert_eq!(gw.count("counters", "radius_no_server"), 0);
     assert!(gw.count("counters", "radius_access_accepts") >= 3);

@@ -185,6 +185,23 @@ pub fn bpf(i: &Inputs, out: &mut Vec<Finding>) {
     }
 }
 
+pub fn radius(i: &Inputs, out: &mut Vec<Finding>) {
+    for (addr, answered) in &i.host.radius {
+        if !answered {
+            out.push(Finding::new(
+                "radius",
+                format!(
+                    "RADIUS server {addr} does not answer a Status-Server: it is down, the path is filtered, it does not list this gateway as a client, or the shared secret differs (servers drop what they cannot verify); logins fail over to the next server after radius.tries × radius.timeout_ms"
+                ),
+                format!(
+                    "check that {addr} runs and lists this gateway with the same secret (FreeRADIUS: clients.conf, and `status_server = yes`), and that UDP {} is open on the way",
+                    i.cfg.radius.servers.iter().find(|s| s.address == *addr).map_or(1812, |s| s.auth_port)
+                ),
+            ));
+        }
+    }
+}
+
 pub fn mtu(i: &Inputs, out: &mut Vec<Finding>) {
     let Some(wan_mtu) = i.host.wan.as_ref().and_then(|w| w.mtu) else {
         return;
@@ -290,6 +307,22 @@ mod tests {
             host,
             psk: None,
         }
+    }
+
+    #[test]
+    fn silent_radius_servers_are_named() {
+        let cfg = Config::default();
+        let host = Host {
+            radius: vec![
+                ("10.0.0.5".parse().unwrap(), false),
+                ("10.0.0.6".parse().unwrap(), true),
+            ],
+            ..Host::default()
+        };
+        let mut out = Vec::new();
+        radius(&inputs(&cfg, &host), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].problem.contains("10.0.0.5 does not answer"));
     }
 
     #[test]

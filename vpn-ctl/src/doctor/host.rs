@@ -29,6 +29,8 @@ pub struct Host {
     pub btf: bool,
     /// The output interface of the route to this address (pool check).
     pub route_to_pool: Option<String>,
+    /// With RADIUS: each server and whether it answered a Status-Server.
+    pub radius: Vec<(Ipv4Addr, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +133,47 @@ impl Host {
             listeners: ports::listeners(),
             btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
             route_to_pool: pool.and_then(|p| p.nth(2)).and_then(route_dev),
+            radius: radius_probes(&cfg.radius),
         })
     }
+}
+
+/// Sends each RADIUS server a Status-Server (twice, `timeout_ms` apart, at
+/// most 2 s each) and notes whether a verified answer came.
+fn radius_probes(cfg: &crate::config::RadiusConfig) -> Vec<(Ipv4Addr, bool)> {
+    use vpn_proto::radius::packet;
+    if !cfg.enabled {
+        return Vec::new();
+    }
+    let wait = std::time::Duration::from_millis(cfg.timeout_ms.min(2000).into());
+    cfg.servers
+        .iter()
+        .map(|s| {
+            let answered = (|| -> Option<bool> {
+                let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+                sock.set_read_timeout(Some(wait)).ok()?;
+                let auth: [u8; 16] = rand::random();
+                let id: u8 = rand::random();
+                let secret = s.secret.as_bytes();
+                let req = packet::encode_status_server(id, auth, &cfg.nas_identifier, secret);
+                let mut buf = [0u8; 4096];
+                for _ in 0..2 {
+                    sock.send_to(&req, (s.address, s.auth_port)).ok()?;
+                    let deadline = std::time::Instant::now() + wait;
+                    while std::time::Instant::now() < deadline {
+                        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                            break;
+                        };
+                        if buf[1] == id && packet::verify_response(&buf[..n], &auth, secret).is_ok()
+                        {
+                            return Some(true);
+                        }
+                    }
+                }
+                Some(false)
+            })()
+            .unwrap_or(false);
+            (s.address, answered)
+        })
+        .collect()
 }

@@ -56,6 +56,7 @@ pub fn run(i: &Inputs) -> Vec<Finding> {
     checks::mtu(i, &mut out);
     checks::behind_nat(i, &mut out);
     checks::psk(i, &mut out);
+    checks::radius(i, &mut out);
     out
 }
 

@@ -8,6 +8,7 @@ pub const ACCESS_REJECT: u8 = 3;
 pub const ACCOUNTING_REQUEST: u8 = 4;
 pub const ACCOUNTING_RESPONSE: u8 = 5;
 pub const ACCESS_CHALLENGE: u8 = 11;
+pub const STATUS_SERVER: u8 = 12;
 pub const DISCONNECT_REQUEST: u8 = 40;
 pub const DISCONNECT_ACK: u8 = 41;
 pub const DISCONNECT_NAK: u8 = 42;
