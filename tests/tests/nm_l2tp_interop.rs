@@ -54,14 +54,18 @@ fn networkmanager_l2tp_with_the_client_config_lines_reaches_the_lan() {
         "--password-file",
         pw.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = String::from_utf8(out.stdout).unwrap();
     assert!(lines.contains("nmcli connection up"), "{lines}");
 
     let mut g = Guest::start(&t, "c1", Site::Internet(1));
     g.must(START_NM, Duration::from_secs(60));
     let up = g.run(
-        &format!("{lines}\nip -4 -o addr show; ip route"),
+        &format!("set -e\n{lines}\nip -4 -o addr show; ip route"),
         Duration::from_secs(120),
     );
     if up.code != 0 {
@@ -79,7 +83,10 @@ fn networkmanager_l2tp_with_the_client_config_lines_reaches_the_lan() {
     }
     assert!(up.output.contains("ppp0"), "{}", up.output);
     // The pushed route sends the LAN through the tunnel.
-    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), Duration::from_secs(30));
+    g.must(
+        &format!("ping -c 3 -W 5 {LAN_HOST}"),
+        Duration::from_secs(30),
+    );
     let rows = gw.sessions();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["protocol"], "l2tp-ipsec");
