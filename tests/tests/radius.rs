@@ -279,6 +279,9 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
         .iter()
         .any(|r| r.get("Acct-Status-Type").as_deref() == Some("Accounting-Off")));
     drop(carol);
+    assert!(gw
+        .log()
+        .contains("RADIUS decides every login (172.16.10.9, 172.16.10.2)"));
     // The shared secret appears in neither the log nor the session list.
     assert!(!gw.log().contains(SECRET));
 }

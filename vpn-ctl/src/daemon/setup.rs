@@ -722,6 +722,23 @@ fn announce_first_start(
 
 fn notes(cfg: &Config, secrets: &Secrets) -> Vec<String> {
     let mut v = Vec::new();
+    if cfg.radius.enabled {
+        let servers: Vec<String> = cfg
+            .radius
+            .servers
+            .iter()
+            .map(|s| s.address.to_string())
+            .collect();
+        v.push(format!(
+            "RADIUS decides every login ({}); users.toml is not consulted{}",
+            servers.join(", "),
+            if cfg.radius.accounting {
+                "; sessions are accounted"
+            } else {
+                ""
+            }
+        ));
+    }
     if cfg.pptp.enabled {
         v.push("PPTP is enabled; PPTP/MS-CHAPv2 is cryptographically weak".into());
     }
