@@ -424,6 +424,26 @@ pub fn close(ipsec: &Ipsec, t: &mut Tables, key: Key, why: &str) {
     }
 }
 
+/// Runs `f` on the ISAKMP SA `key` with a host that knows the SPIs in use.
+fn with_engine(
+    ipsec: &Ipsec,
+    t: &mut Tables,
+    key: Key,
+    f: impl FnOnce(&mut IkeSa, &mut EngineHost),
+) {
+    let Tables {
+        ike, pending_out, ..
+    } = t;
+    let Some(e) = ike.get_mut(&key) else { return };
+    let inbound = ipsec.inbound_read();
+    let mut host = EngineHost {
+        inbound: &inbound,
+        pending: pending_out,
+        taken: Vec::new(),
+    };
+    f(&mut e.sa, &mut host);
+}
+
 /// Timers: Main Modes past their deadline, ISAKMP SAs past their
 /// lifetime, ESP SAs past theirs (deleted, with a Delete to the client).
 pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
@@ -435,19 +455,7 @@ pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
         .map(|(k, _)| *k)
         .collect();
     for key in due {
-        {
-            let Tables {
-                ike, pending_out, ..
-            } = &mut *t;
-            let Some(e) = ike.get_mut(&key) else { continue };
-            let inbound = ipsec.inbound_read();
-            let mut host = EngineHost {
-                inbound: &inbound,
-                pending: pending_out,
-                taken: Vec::new(),
-            };
-            e.sa.handle_timeout(now, &mut host);
-        }
+        with_engine(ipsec, &mut t, key, |sa, host| sa.handle_timeout(now, host));
         drive(ipsec, l2tp, &mut t, key, now);
     }
     // ESP SAs near their end whose client did not rekey: the gateway does.
@@ -458,24 +466,14 @@ pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
         .map(|(k, v)| (*k, v.ike, v.template.clone()))
         .collect();
     for (spi, key, template) in due {
-        {
-            let Tables {
-                ike, pending_out, ..
-            } = &mut *t;
-            let Some(e) = ike.get_mut(&key) else { continue };
-            let inbound = ipsec.inbound_read();
-            let mut host = EngineHost {
-                inbound: &inbound,
-                pending: pending_out,
-                taken: Vec::new(),
-            };
-            if e.sa.rekey_child(now, &template, &mut host) {
+        with_engine(ipsec, &mut t, key, |sa, host| {
+            if sa.rekey_child(now, &template, host) {
                 log::info!(
                     "ipsec: {}: ESP SA {spi:08x} ends soon and the client has not rekeyed: the gateway starts a Quick Mode",
-                    e.sa.ends.remote
+                    sa.ends.remote
                 );
             }
-        }
+        });
         drive(ipsec, l2tp, &mut t, key, now);
     }
     let expired: Vec<(u32, Key)> = ipsec

@@ -1,9 +1,8 @@
 //! Informational exchanges under an established ISAKMP SA: Delete (both
 //! directions), DPD R-U-THERE/ACK (RFC 3706), INITIAL-CONTACT, and our
 //! protected notifications.
-use subtle::ConstantTimeEq;
 
-use super::{seal::open, Host, IkeError, IkeEvent, IkeSa, State};
+use super::{seal::open_hashed, Host, IkeError, IkeEvent, IkeSa, State};
 use crate::ike::{
     consts::*,
     keys,
@@ -23,18 +22,8 @@ impl IkeSa {
         let (cipher, hash) = (up.algs.cipher, up.algs.hash);
         let mid = h.message_id;
         let iv = keys::exchange_iv(hash, cipher.block(), &up.phase1_iv, mid);
-        let (plain, _) = open(cipher, &up.keys.enc, &iv, msg).ok_or(IkeError::Malformed)?;
-        let (payloads, end) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
-        let Some(h1) = payloads.first().filter(|p| p.kind == PL_HASH) else {
-            return Err(IkeError::Malformed);
-        };
-        let want = hash.prf(
-            &up.keys.a,
-            &[&mid.to_be_bytes(), &plain[h1.body.len() + 4..end]],
-        );
-        if !bool::from(want.as_slice().ct_eq(h1.body)) {
-            return Err(IkeError::BadHash);
-        }
+        let (plain, _) = open_hashed(up, &iv, h, msg, &[])?;
+        let (payloads, _) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
         let cookies: Vec<u8> = [self.icookie, self.rcookie].concat();
         for p in &payloads[1..] {
             match p.kind {

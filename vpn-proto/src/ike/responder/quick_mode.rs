@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 use super::{
-    seal::open, ChildSa, ChildTemplate, Host, IkeError, IkeEvent, IkeSa, Quick, State,
-    MAX_QUICK_IN_FLIGHT,
+    seal::{open, open_hashed},
+    ChildSa, ChildTemplate, Host, IkeError, IkeEvent, IkeSa, Quick, State, MAX_QUICK_IN_FLIGHT,
 };
 use crate::ike::{
     consts::*,
@@ -50,16 +50,8 @@ impl IkeSa {
         };
         let (cipher, hash) = (up.algs.cipher, up.algs.hash);
         let iv = keys::exchange_iv(hash, cipher.block(), &up.phase1_iv, mid);
-        let (plain, last) = open(cipher, &up.keys.enc, &iv, msg).ok_or(IkeError::Malformed)?;
-        let (payloads, end) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
-        let Some(hash1) = payloads.first().filter(|p| p.kind == PL_HASH) else {
-            return Err(IkeError::Malformed);
-        };
-        let after_hash = hash1.body.len() + 4;
-        let want = hash.prf(&up.keys.a, &[&mid.to_be_bytes(), &plain[after_hash..end]]);
-        if !bool::from(want.as_slice().ct_eq(hash1.body)) {
-            return Err(IkeError::BadHash);
-        }
+        let (plain, last) = open_hashed(up, &iv, h, msg, &[])?;
+        let (payloads, _) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
         let find = |k| payloads.iter().find(|p| p.kind == k).map(|p| p.body);
         let (Some(sa), Some(ni)) = (find(PL_SA), find(PL_NONCE)) else {
             return Err(IkeError::Malformed);

@@ -7,10 +7,9 @@
 //! stays until it expires).
 use std::time::{Duration, Instant};
 
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{seal::open, ChildSa, ChildTemplate, Host, IkeError, IkeEvent, IkeSa, State};
+use super::{seal::open_hashed, ChildSa, ChildTemplate, Host, IkeError, IkeEvent, IkeSa, State};
 use crate::ike::{
     consts::*,
     keys,
@@ -138,19 +137,8 @@ impl IkeSa {
             return Err(IkeError::Unexpected);
         }
         let (cipher, hash) = (up.algs.cipher, up.algs.hash);
-        let (plain, last) = open(cipher, &up.keys.enc, &i.iv, msg).ok_or(IkeError::Malformed)?;
-        let (payloads, end) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
-        let Some(hash2) = payloads.first().filter(|p| p.kind == PL_HASH) else {
-            return Err(IkeError::Malformed);
-        };
-        let after_hash = hash2.body.len() + 4;
-        let want = hash.prf(
-            &up.keys.a,
-            &[&mid.to_be_bytes(), &i.ni, &plain[after_hash..end]],
-        );
-        if !bool::from(want.as_slice().ct_eq(hash2.body)) {
-            return Err(IkeError::BadHash);
-        }
+        let (plain, last) = open_hashed(up, &i.iv, h, msg, &i.ni)?;
+        let (payloads, _) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
         let find = |k| payloads.iter().find(|p| p.kind == k).map(|p| p.body);
         let (Some(sa), Some(nr)) = (find(PL_SA), find(PL_NONCE)) else {
             return Err(IkeError::Malformed);

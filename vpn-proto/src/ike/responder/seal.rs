@@ -1,11 +1,13 @@
 //! Building and opening ISAKMP messages: plain ones, and ones whose
 //! payloads are CBC-encrypted with the Phase 1 key (IVs chained per
 //! exchange, RFC 2409 App. B).
-use super::IkeSa;
+use subtle::ConstantTimeEq as _;
+
+use super::{IkeError, IkeSa, Up};
 use crate::ike::{
     consts::*,
     crypto::CbcAlg,
-    message::{set_length, Chain, Header},
+    message::{set_length, split, Chain, Header},
 };
 
 impl IkeSa {
@@ -70,6 +72,34 @@ pub(super) fn open(
     let last = body[body.len() - b..].to_vec();
     let mut plain = body.to_vec();
     cipher.decrypt(key, iv, &mut plain).then_some((plain, last))
+}
+
+/// Opens a protected Quick Mode or Informational message (IV `iv`) and
+/// checks its leading HASH payload: prf(SKEYID_a, M-ID | `nonce` | the
+/// payloads after HASH) (RFC 2409 §5.5, §5.7: HASH(1) and the
+/// Informational hash with no nonce, HASH(2) with Ni_b). Returns the
+/// plaintext (HASH first) and the last cipher block (the next IV).
+pub(super) fn open_hashed(
+    up: &Up,
+    iv: &[u8],
+    h: &Header,
+    msg: &[u8],
+    nonce: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), IkeError> {
+    let (plain, last) = open(up.algs.cipher, &up.keys.enc, iv, msg).ok_or(IkeError::Malformed)?;
+    let (payloads, end) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
+    let Some(hash) = payloads.first().filter(|p| p.kind == PL_HASH) else {
+        return Err(IkeError::Malformed);
+    };
+    let rest = &plain[hash.body.len() + 4..end];
+    let want = up
+        .algs
+        .hash
+        .prf(&up.keys.a, &[&h.message_id.to_be_bytes(), nonce, rest]);
+    if !bool::from(want.as_slice().ct_eq(hash.body)) {
+        return Err(IkeError::BadHash);
+    }
+    Ok((plain, last))
 }
 
 /// An unprotected Informational message with one notification (before
