@@ -107,3 +107,23 @@ pub fn terminate(mut c: std::process::Child) -> Option<std::process::ExitStatus>
     let _ = c.wait();
     None
 }
+
+/// Moves the calling thread into the network namespace `name` (the
+/// project's own clients run in the test process this way).
+pub fn enter_thread(name: &str) {
+    use std::os::fd::AsRawFd as _;
+    let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
+    // SAFETY: setns on an open namespace file; affects this thread only.
+    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+}
+
+/// Runs `f` on a thread inside network namespace `name`; returns its result.
+pub fn in_ns<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        enter_thread(&name);
+        f()
+    })
+    .join()
+    .unwrap()
+}

@@ -6,7 +6,6 @@
 use std::{
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream, UdpSocket},
-    os::fd::AsRawFd as _,
     time::{Duration, Instant},
 };
 
@@ -21,6 +20,7 @@ use vpn_tests::{
     ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::{add_user, gateway_creds},
+    netns::enter_thread,
     pptp_peer::PptpCall,
     topology::{Topology, GW_WAN},
     wait,
@@ -37,13 +37,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 const HELD: usize = 200;
-
-/// Moves the calling thread into the network namespace `name`.
-fn enter(name: &str) {
-    let f = std::fs::File::open(format!("/run/netns/{name}")).unwrap();
-    // SAFETY: setns on an open namespace file; affects this thread only.
-    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-}
 
 struct Login {
     session: Session,
@@ -165,7 +158,7 @@ fn ten_thousand_sessions_opened_and_closed_leave_nothing_behind() {
     let run = |n: usize| {
         let (psk, c1) = (psk.clone(), c1.clone());
         std::thread::spawn(move || {
-            enter(&c1);
+            enter_thread(&c1);
             let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
             for _ in 0..n {
                 let mut l = login(&psk, &key, "churn", "churn-password-1");
@@ -206,7 +199,7 @@ fn ten_thousand_sessions_opened_and_closed_leave_nothing_behind() {
 
     // Held sessions: what one costs the daemon (reported, not asserted).
     let held = std::thread::spawn(move || {
-        enter(&c1);
+        enter_thread(&c1);
         (0..HELD)
             .map(|_| login(&psk, &key, "churn", "churn-password-1"))
             .collect::<Vec<_>>()
@@ -296,7 +289,7 @@ fn l2tp_calls_opened_and_closed_leave_nothing_behind() {
     churn(&gw, "L2TP", cycles("VPN_CHURN_L2TP"), |from, n| {
         let c1 = c1.clone();
         std::thread::spawn(move || {
-            enter(&c1);
+            enter_thread(&c1);
             for i in from..from + n {
                 let id = (i % 60_000) as u16 + 1;
                 let c = L2tpCall::connect(gw_wan, "churn", "churn-password-1", id)
@@ -324,7 +317,7 @@ fn l2tp_ipsec_calls_opened_and_closed_leave_nothing_behind() {
     churn(&gw, "L2TP/IPsec", cycles("VPN_CHURN_IPSEC"), |from, n| {
         let (c1, psk) = (c1.clone(), psk.clone());
         std::thread::spawn(move || {
-            enter(&c1);
+            enter_thread(&c1);
             for i in from..from + n {
                 let id = (i % 60_000) as u16 + 1;
                 let c = IpsecCall::connect(gw_wan, &psk, "churn", "churn-password-1", id)
@@ -355,7 +348,7 @@ fn pptp_calls_opened_and_closed_leave_nothing_behind() {
     churn(&gw, "PPTP", cycles("VPN_CHURN_PPTP"), |from, n| {
         let c1 = c1.clone();
         std::thread::spawn(move || {
-            enter(&c1);
+            enter_thread(&c1);
             for i in from..from + n {
                 let call = (i % 60_000) as u16 + 1;
                 let c = PptpCall::connect(gw_wan, "churn", "churn-password-1", i % 2 == 0, call)

@@ -27,6 +27,34 @@ fn client<'a>(user: &'a str, password: &'a str, ipsec: IpsecProfile<'a>) -> L2tp
     }
 }
 
+/// `count` pings to the LAN host, 0.2 s apart, through the guest's tunnel:
+/// (sent, received, ping's summary line); charon's log is printed when
+/// some were lost.
+fn ping_lan(g: &mut Guest, count: u32) -> (u64, u64, String) {
+    let out = g.must(
+        &format!("ping -q -c {count} -i 0.2 -W 5 {LAN_HOST}"),
+        Duration::from_secs(u64::from(count) / 5 + 30),
+    );
+    let stats = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or(&out)
+        .to_string();
+    let number = |field: Option<&str>| -> u64 {
+        field
+            .and_then(|f| f.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let sent = number(stats.split(", ").next());
+    let got = number(stats.split(", ").nth(1));
+    if got != sent {
+        let charon = g.run("tail -150 /tmp/charon.log", T);
+        eprintln!("charon log:\n{}", charon.output);
+    }
+    (sent, got, stats)
+}
+
 fn iperf_both_ways(t: &Topology, g: &mut Guest) {
     for reverse in [false, true] {
         vpn_tests::guest_iperf::tcp_to_lan(t, g, "4M", reverse);
@@ -356,29 +384,7 @@ fn rekeys_of_both_phases_lose_no_packet() {
         .replace("  auto=add\n", "  margintime=15s\n  rekeyfuzz=0%\n  dpddelay=5s\n  dpdtimeout=30s\n  dpdaction=clear\n  auto=add\n");
     g.must(&script, Duration::from_secs(90));
     let row = gw.sessions()[0]["id"].clone();
-    let out = g.must(
-        &format!("ping -q -c 500 -i 0.2 -W 5 {LAN_HOST}"),
-        Duration::from_secs(130),
-    );
-    let stats = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or(&out)
-        .to_string();
-    let sent: u64 = stats.split_whitespace().next().unwrap().parse().unwrap();
-    let got: u64 = stats
-        .split(", ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    if got != sent {
-        let charon = g.run("tail -150 /tmp/charon.log", T);
-        eprintln!("charon log:\n{}", charon.output);
-    }
+    let (sent, got, stats) = ping_lan(&mut g, 500);
     assert_eq!(sent, 500, "{stats}");
     assert_eq!(got, sent, "packets lost across rekeys: {stats}");
     let log = gw.log();
@@ -431,21 +437,9 @@ fn the_gateway_rekeys_an_esp_sa_the_client_lets_expire() {
         .replace("  auto=add\n", "  rekey=no\n  auto=add\n");
     g.must(&script, Duration::from_secs(90));
     let row = gw.sessions()[0]["id"].clone();
-    let out = g.must(
-        &format!("ping -q -c 400 -i 0.2 -W 5 {LAN_HOST}"),
-        Duration::from_secs(120),
-    );
-    let stats = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or(&out)
-        .to_string();
-    if !stats.contains(" 0% packet loss") {
-        let charon = g.run("tail -150 /tmp/charon.log", T);
-        eprintln!("charon log:\n{}", charon.output);
-    }
+    let (sent, got, stats) = ping_lan(&mut g, 400);
     assert!(
-        stats.contains("400 received"),
+        sent == 400 && got == 400,
         "packets lost across the gateway's rekey: {stats}"
     );
     let log = gw.log();

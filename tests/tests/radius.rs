@@ -15,6 +15,7 @@ use vpn_tests::{
     ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::{gateway_creds, Client},
+    netns::in_ns,
     packet::icmp_echo,
     pptp_peer::PptpCall,
     topology::{Topology, GW_LAN, GW_WAN, LAN_HOST},
@@ -32,23 +33,6 @@ fn config() -> String {
          [[radius.servers]]\naddress = \"172.16.10.9\"\nsecret = \"{SECRET}\"\n\
          [[radius.servers]]\naddress = \"{LAN_HOST}\"\nsecret = \"{SECRET}\"\n"
     )
-}
-
-/// Runs `f` on a thread inside network namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: setns on an open namespace file; affects this thread only.
-        assert_eq!(
-            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
-            0
-        );
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 fn record_for<'a>(

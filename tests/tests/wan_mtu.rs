@@ -9,6 +9,7 @@ use vpn_tests::{
     ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::add_user,
+    netns::in_ns,
     pptp_peer::PptpCall,
     topology::{Topology, GW_WAN},
 };
@@ -24,12 +25,7 @@ fn mrus(mtu: u32) -> (u16, u16, u16) {
     add_user(&gw, "mia", "mia-password-1", None);
     let psk = gw.ipsec_psk();
     let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
-    let ns = t.c1.name.clone();
-    let got = std::thread::spawn(move || {
-        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-        use std::os::fd::AsRawFd as _;
-        // SAFETY: setns on an open namespace file; affects this thread only.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    let got = in_ns(&t.c1.name, move || {
         let p = PptpCall::connect(gw_wan, "mia", "mia-password-1", false, 5).unwrap();
         let l = L2tpCall::connect(gw_wan, "mia", "mia-password-1", 6).unwrap();
         let i = IpsecCall::connect(gw_wan, &psk, "mia", "mia-password-1", 7).unwrap();
@@ -42,9 +38,7 @@ fn mrus(mtu: u32) -> (u16, u16, u16) {
         l.hang_up().unwrap();
         i.hang_up().unwrap();
         mrus
-    })
-    .join()
-    .unwrap();
+    });
     if mtu < 1500 {
         assert!(gw
             .log()
