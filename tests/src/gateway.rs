@@ -112,6 +112,19 @@ impl<'a> Gateway<'a> {
         gw
     }
 
+    /// `vpn-ctl restart`: the daemon hands its sessions to a new image of
+    /// itself (same process). Returns what the command printed.
+    pub fn restart_in_place(&self) -> String {
+        let out = self.ctl(&["restart"]);
+        assert!(
+            out.status.success(),
+            "restart failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The daemon's process id (`vpn-ctl up` runs in the foreground).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the gateway is running").id()

@@ -24,9 +24,13 @@ pub fn socket_path(run_dir: &Path) -> PathBuf {
 pub enum Request {
     Status,
     Sessions,
-    Kill { id: u64 },
+    Kill {
+        id: u64,
+    },
     ReloadUsers,
     Shutdown,
+    /// Hand the sessions to the binary on disk and exec it (same PID).
+    Restart,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -62,6 +62,18 @@ impl FileLock {
         Err(err).with_context(|| format!("cannot lock {}", path.display()))
     }
 
+    /// The lock a predecessor held (restart): the same open file, so the
+    /// same lock.
+    pub fn adopt(fd: std::os::fd::OwnedFd) -> FileLock {
+        FileLock {
+            _file: fs::File::from(fd),
+        }
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self._file)
+    }
+
     /// Takes the lock, waiting for the holder to release it.
     pub fn acquire(path: &Path) -> anyhow::Result<FileLock> {
         let f = Self::open(path)?;

@@ -60,6 +60,20 @@ impl ReplayWindow {
         true
     }
 
+    /// The window as plain numbers (a restart's handoff): the next counter
+    /// and the bitmap words.
+    pub fn to_parts(&self) -> (u64, Vec<u64>) {
+        (self.next, self.bits.to_vec())
+    }
+
+    /// The window `to_parts` described; None if the bitmap has another size.
+    pub fn from_parts(next: u64, bits: &[u64]) -> Option<ReplayWindow> {
+        Some(ReplayWindow {
+            next,
+            bits: bits.try_into().ok()?,
+        })
+    }
+
     pub fn highest(&self) -> Option<u64> {
         self.next.checked_sub(1)
     }

@@ -27,6 +27,15 @@ pub enum Command {
     },
     /// Stop the running gateway and restore the host.
     Down,
+    /// Replace the running daemon by the vpn-ctl binary on disk (after an
+    /// upgrade, say) without dropping sessions: native, PPTP and L2TP
+    /// sessions keep their keys, sequence numbers and PPP state;
+    /// L2TP/IPsec sessions end (their clients redial). The configuration
+    /// is read again, except the pool, WAN and VPN interface.
+    Restart,
+    /// The handoff format this build reads (`restart` checks its successor).
+    #[command(hide = true)]
+    HandoffFormat,
     /// Interfaces, attach modes, programs, ports, maps, counters, drops.
     Status {
         #[arg(long)]

@@ -8,6 +8,7 @@ mod gateway_key;
 mod import;
 mod ipsec_psk;
 mod query;
+mod restart;
 mod secret_input;
 mod up;
 mod users;
@@ -16,10 +17,16 @@ use crate::config::Config;
 
 /// Runs the parsed command line.
 pub fn run(cli: args::Cli) -> anyhow::Result<()> {
+    if let args::Command::HandoffFormat = cli.command {
+        println!("{}", crate::daemon::handoff::FORMAT);
+        return Ok(());
+    }
     let (cfg, source) = Config::load(cli.config.as_deref())?;
     match cli.command {
         args::Command::Up { enable } => up::run(cfg, source, &enable),
         args::Command::Down => down::run(&cfg),
+        args::Command::Restart => restart::run(&cfg),
+        args::Command::HandoffFormat => unreachable!("answered above"),
         args::Command::Status { json, verbose } => query::status(&cfg, json, verbose),
         args::Command::Sessions { json } => query::sessions(&cfg, json),
         args::Command::Kill { id } => query::kill(&cfg, id),

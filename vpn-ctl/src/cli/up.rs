@@ -12,8 +12,10 @@ pub fn run(mut cfg: Config, source: Source, enable: &[Protocol]) -> anyhow::Resu
     }
     cfg.validate()?;
     super::init_logging(&cfg);
+    // A restarting predecessor's state, read before any thread starts.
+    let handoff = crate::daemon::handoff::take()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(crate::daemon::run(cfg, source))
+    rt.block_on(crate::daemon::run(cfg, source, handoff))
 }

@@ -2,6 +2,7 @@
 //! by step, recording each change in the undo journal; `serve` runs until a
 //! signal or `vpn-ctl down`; then everything is undone.
 pub mod gateway;
+pub mod handoff;
 pub mod ipsec;
 pub mod l2tp;
 mod metrics_http;
@@ -53,6 +54,8 @@ pub struct Shared {
     /// Set when the daemon stops: data-path threads exit.
     pub stopping: std::sync::atomic::AtomicBool,
     pub shutdown: Notify,
+    /// Set (with `shutdown`) by `vpn-ctl restart`: the successor binary.
+    pub restart_to: Mutex<Option<std::path::PathBuf>>,
 }
 
 /// Seconds since the Unix epoch (for reports).
@@ -63,6 +66,19 @@ pub fn unix_now() -> u64 {
 }
 
 impl Shared {
+    pub fn request_restart(&self, successor: std::path::PathBuf) {
+        *self.restart_to.lock().unwrap_or_else(|e| e.into_inner()) = Some(successor);
+        self.shutdown.notify_one();
+    }
+
+    /// The restart asked for, if the stop is one.
+    pub fn take_restart(&self) -> Option<std::path::PathBuf> {
+        self.restart_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
     /// Every protocol's service, for sessions, kill, counters and shutdown.
     pub fn services(&self) -> Vec<&dyn Service> {
         let mut v: Vec<&dyn Service> = vec![&self.native];
@@ -123,8 +139,13 @@ impl Shared {
     }
 }
 
-/// Runs the gateway in the foreground until SIGINT/SIGTERM or `vpn-ctl down`.
-pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
+/// Runs the gateway in the foreground until SIGINT/SIGTERM or `vpn-ctl
+/// down`; `handoff`: a restarting predecessor's (see [`handoff`]).
+pub async fn run(
+    cfg: Config,
+    source: Source,
+    mut handoff: Option<handoff::Handoff>,
+) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         anyhow::bail!("vpn-ctl up must run as root (it configures interfaces, BPF and nftables)");
@@ -132,18 +153,34 @@ pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
     let run_dir = cfg.paths.run_dir.clone();
     fsutil::private_dir(&run_dir)?;
     let lock_path = run_dir.join(control::LOCK);
-    let Some(_lock) = fsutil::FileLock::try_acquire(&lock_path)? else {
-        anyhow::bail!(
-            "vpn-ctl is already running (it holds {}); stop it with `vpn-ctl down`",
-            lock_path.display()
-        );
+    let (lock, mut journal, inherited) = match &mut handoff {
+        Some(h) => {
+            let lock = fsutil::FileLock::adopt(handoff::own(h.lock_fd)?);
+            (
+                lock,
+                undo::Journal::adopt(&run_dir)?,
+                Some(h.inherited(&cfg)?),
+            )
+        }
+        None => {
+            let Some(lock) = fsutil::FileLock::try_acquire(&lock_path)? else {
+                anyhow::bail!(
+                    "vpn-ctl is already running (it holds {}); stop it with `vpn-ctl down`",
+                    lock_path.display()
+                );
+            };
+            if let Some(n) =
+                undo::Journal::recover(&run_dir).context("recovering an earlier run")?
+            {
+                log::warn!(
+                    "undid {n} changes left behind by an earlier vpn-ctl that did not exit cleanly"
+                );
+            }
+            (lock, undo::Journal::new(&run_dir), None)
+        }
     };
-    if let Some(n) = undo::Journal::recover(&run_dir).context("recovering an earlier run")? {
-        log::warn!("undid {n} changes left behind by an earlier vpn-ctl that did not exit cleanly");
-    }
 
-    let mut journal = undo::Journal::new(&run_dir);
-    let gateway = match setup::setup(&cfg, &source, &mut journal).await {
+    let gateway = match setup::setup(&cfg, &source, &mut journal, inherited).await {
         Ok(g) => g,
         Err(e) => {
             journal.unwind();
@@ -151,6 +188,10 @@ pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
             return Err(e);
         }
     };
+    if let Some(h) = &handoff {
+        h.restore(&gateway.shared);
+    }
+    drop(handoff);
     // From here on the daemon parses internet input: keep only what the
     // data path and teardown need, in every thread (#43). Fail closed.
     let caps = privileges::kept(journal.unmounts_bpffs());
@@ -165,9 +206,21 @@ pub async fn run(cfg: Config, source: Source) -> anyhow::Result<()> {
         "capabilities after setup: {} (everything else dropped, bounding set too)",
         privileges::describe(&caps)
     );
-    let result = server::serve(&cfg, gateway).await;
+    let result = server::serve(&cfg, gateway, lock.raw_fd()).await;
+    let result = match result {
+        Ok(server::Exit::Restart(r)) => {
+            // Only returns if the exec failed: stop as `down` would.
+            let e = handoff::exec(&r.successor, &r.handoff, &r.keep);
+            log::error!("restart failed, stopping: {e:#}");
+            drop(r);
+            Err(e.context("restart"))
+        }
+        Ok(server::Exit::Stopped) => Ok(()),
+        Err(e) => Err(e),
+    };
     journal.unwind();
     cleanup_run_dir(&run_dir);
+    drop(lock);
     println!("vpn-ctl: gateway stopped, host restored");
     result
 }

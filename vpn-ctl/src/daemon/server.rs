@@ -1,6 +1,9 @@
 //! The running gateway: control socket, service sockets, TUN readers,
 //! signals. Returns when asked to stop.
-use std::{os::unix::fs::PermissionsExt as _, sync::Arc};
+use std::{
+    os::{fd::AsRawFd as _, unix::fs::PermissionsExt as _},
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use tokio::{
@@ -9,21 +12,49 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use super::{gateway, ipsec, l2tp, native, pptp, services, setup::Gateway, Shared};
+use super::{
+    gateway,
+    handoff::{self, Handoff, Keep},
+    ipsec, l2tp, native, pptp, services,
+    setup::Gateway,
+    Shared,
+};
 use crate::{
     config::Config,
     control::{self, Request, Response},
     users::UserDb,
 };
 
-pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
+/// How `serve` ended.
+pub enum Exit {
+    /// Stopped: the caller restores the host.
+    Stopped,
+    /// `vpn-ctl restart`: the caller execs the successor with this.
+    Restart(Box<Restart>),
+}
+
+pub struct Restart {
+    pub successor: std::path::PathBuf,
+    pub handoff: Handoff,
+    pub keep: Keep,
+    /// Held until the exec: its sockets and maps stay open meanwhile.
+    pub _shared: Arc<Shared>,
+}
+
+pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> anyhow::Result<Exit> {
     let Gateway {
         shared,
         tun,
         sockets,
         metrics,
         logger,
+        carried,
     } = gw;
+    let super::setup::Carried {
+        mut keep,
+        sockets: socket_fds,
+        tun: tun_fds,
+    } = carried;
     let path = control::socket_path(&cfg.paths.run_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)
@@ -88,7 +119,7 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
         tokio::select! {
             _ = sigint.recv() => { log::info!("SIGINT: stopping"); break; }
             _ = sigterm.recv() => { log::info!("SIGTERM: stopping"); break; }
-            _ = shared.shutdown.notified() => { log::info!("vpn-ctl down: stopping"); break; }
+            _ = shared.shutdown.notified() => { log::info!("vpn-ctl down or restart: stopping"); break; }
             _ = sighup.recv() => {
                 // systemctl reload: what can change live is the user database.
                 log::info!("SIGHUP: reloading the user database");
@@ -109,6 +140,58 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
                 Err(e) => log::warn!("control socket accept: {e}"),
             },
         }
+    }
+    if let Some(successor) = shared.take_restart() {
+        // Sessions that cannot be carried end first, while their sockets
+        // and tasks still run; then everything that reads stops.
+        let ended = end_uncarried(&shared);
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(workers);
+        for t in [gre_reader, l2tp_worker, ipsec_worker]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
+        }
+        if let Some(l) = logger {
+            l.abort();
+        }
+        let now = std::time::Instant::now();
+        let native_udp = shared
+            .native
+            .udp
+            .iter()
+            .skip(1)
+            .map(|f| keep.dup(f.as_raw_fd()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let handoff = Handoff {
+            format: handoff::FORMAT,
+            from_version: env!("CARGO_PKG_VERSION").into(),
+            started_at: shared.base.started_at,
+            restarts: shared.base.restarts,
+            wan: shared.base.wan.name.clone(),
+            pool: shared.base.pool.clone(),
+            xdp_mode: shared.base.wan.xdp_mode.clone(),
+            xdp_prog_id: shared.base.wan.xdp_prog_id,
+            tc_prog_id: shared.base.vpn.tc_prog_id,
+            next_row_id: shared.pool.next_row_id(),
+            lock_fd,
+            tun: tun_fds,
+            sockets: socket_fds,
+            native_udp,
+            native: shared.native.registry.carry(now),
+            ended,
+        };
+        return Ok(Exit::Restart(Box::new(Restart {
+            successor,
+            handoff,
+            keep,
+            _shared: shared,
+        })));
     }
     // The accounting server hears of every session's end, then clients
     // are told (they reconnect once the gateway is back), then stop.
@@ -137,7 +220,29 @@ pub async fn serve(cfg: &Config, gw: Gateway) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&path);
     // The last reference to the BPF object: detaches XDP/TC.
     drop(shared);
-    Ok(())
+    Ok(Exit::Stopped)
+}
+
+/// Restart: ends the sessions of protocols whose state is not handed over
+/// yet, telling their clients; returns how many, by protocol.
+fn end_uncarried(shared: &Shared) -> Vec<(String, usize)> {
+    let mut ended = Vec::new();
+    for svc in shared.services().into_iter().skip(1) {
+        let rows = svc.rows(&shared.ebpf);
+        if let Some(first) = rows.first() {
+            ended.push((first.protocol.clone(), rows.len()));
+            for r in &rows {
+                log::info!(
+                    "restart: {} session {} ({}) cannot be carried over; ending it",
+                    r.protocol,
+                    r.id,
+                    r.user
+                );
+            }
+        }
+        svc.shutdown();
+    }
+    ended
 }
 
 async fn handle(
@@ -157,6 +262,21 @@ async fn handle(
     rd.read_line(&mut line).await?;
     let resp = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::err(format!("bad request: {e}")),
+        Ok(Request::Restart) => {
+            // Checked before anything stops: a successor that cannot read
+            // our handoff leaves the gateway running as it is.
+            match handoff::successor() {
+                Ok(path) => {
+                    wr.write_all(&encode(&Response::ok(serde_json::Value::Null)))
+                        .await?;
+                    wr.shutdown().await?;
+                    log::info!("vpn-ctl restart: handing over to {}", path.display());
+                    shared.request_restart(path);
+                    return Ok(());
+                }
+                Err(e) => Response::err(format!("{e:#}")),
+            }
+        }
         Ok(req) => answer(req, shared, state_dir),
     };
     wr.write_all(&encode(&resp)).await?;
@@ -195,6 +315,7 @@ fn answer(req: Request, shared: &Arc<Shared>, state_dir: &std::path::Path) -> Re
             shared.shutdown.notify_one();
             Response::ok(serde_json::Value::Null)
         }
+        Request::Restart => Response::err("restart is answered by the connection handler"),
     }
 }
 

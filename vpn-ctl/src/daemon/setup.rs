@@ -14,6 +14,7 @@ use vpn_proto::ppp::link::LinkConfig;
 
 use super::{
     gateway::{limits::LoginGuard, pool::Pool, ppp::PppService},
+    handoff::{Keep, SocketFd},
     native::{registry::Registry, Native},
     privileges,
     undo::{Action, Journal},
@@ -47,19 +48,83 @@ pub struct Gateway {
     /// The Prometheus endpoint's socket, when `[metrics]` is enabled.
     pub metrics: Option<std::net::TcpListener>,
     pub logger: Option<tokio::task::JoinHandle<()>>,
+    pub carried: Carried,
+}
+
+/// Duplicates of the service sockets and TUN queues, taken before they are
+/// handed to their tasks: a restart's successor inherits these.
+pub struct Carried {
+    pub keep: Keep,
+    pub sockets: Vec<SocketFd>,
+    pub tun: Vec<std::os::fd::RawFd>,
+}
+
+impl Carried {
+    fn of(sockets: &[ports::BoundSocket], tun: &Tun) -> anyhow::Result<Carried> {
+        use std::os::fd::AsRawFd as _;
+        let mut keep = Keep::default();
+        let mut fds = Vec::new();
+        for s in sockets {
+            fds.push(SocketFd {
+                service: s.spec.service.into(),
+                proto: s.spec.proto.into(),
+                port: s.spec.port,
+                fd: keep.dup(s.fd.as_raw_fd())?,
+            });
+        }
+        let tun = tun
+            .queues
+            .iter()
+            .map(|q| keep.dup(q.as_raw_fd()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Carried {
+            keep,
+            sockets: fds,
+            tun,
+        })
+    }
+}
+
+/// What a restarting daemon's successor takes over instead of creating:
+/// the host is configured already (the journal on disk says how).
+pub struct Inherited {
+    pub wan: String,
+    pub pool: Ipv4Prefix,
+    pub tun: Vec<std::os::fd::OwnedFd>,
+    pub sockets: Vec<ports::BoundSocket>,
+    pub native_udp: Vec<std::os::fd::OwnedFd>,
+    pub started_at: u64,
+    pub restarts: u32,
+    /// The attachments (pinned links) as the predecessor made them.
+    pub xdp: dataplane::XdpAttachment,
+    pub tc_prog_id: u32,
 }
 
 pub async fn setup(
     cfg: &Config,
     source: &Source,
     journal: &mut Journal,
+    inherited: Option<Inherited>,
 ) -> anyhow::Result<Gateway> {
     let nl = Netlink::connect()?;
+    let resuming = inherited.is_some();
+    let (mut inherited_tun, mut inherited_sockets, mut inherited_udp) = (None, None, None);
+    let mut inherited_net = None;
+    let mut inherited_dp = None;
+    let mut history = (None, 0);
+    if let Some(i) = inherited {
+        inherited_dp = Some((i.xdp, i.tc_prog_id));
+        inherited_tun = Some(i.tun);
+        inherited_sockets = Some(i.sockets);
+        inherited_udp = Some(i.native_udp);
+        inherited_net = Some((i.wan, i.pool));
+        history = (Some(i.started_at), i.restarts);
+    }
 
     // --- checks: nothing on the host changes before these pass ---
-    let wan = match &cfg.gateway.wan {
-        Some(name) => name.clone(),
-        None => {
+    let wan = match (&inherited_net, &cfg.gateway.wan) {
+        (Some((name, _)), _) | (None, Some(name)) => name.clone(),
+        (None, None) => {
             let idx = nl
                 .default_route_ifindex()
                 .await?
@@ -70,17 +135,28 @@ pub async fn setup(
     let wan_ifindex =
         net::ifindex(&wan).with_context(|| format!("WAN interface {wan} does not exist"))?;
     let vpn_name = cfg.gateway.vpn_interface.as_str();
-    if net::ifindex(vpn_name).is_some() {
+    if !resuming && net::ifindex(vpn_name).is_some() {
         anyhow::bail!("interface {vpn_name} already exists (set gateway.vpn_interface)");
     }
     let host_networks = nl.host_networks().await?;
-    let pool = pool::choose(cfg.gateway.pool, &host_networks)?;
-    let gw_addr = pool.nth(1).context("pool too small")?;
-    let sockets = cfg
-        .listeners()
+    let pool = match &inherited_net {
+        Some((_, pool)) => *pool,
+        None => pool::choose(cfg.gateway.pool, &host_networks)?,
+    };
+    // A restart's vpn0 is one of the host's networks now: not a LAN.
+    let host_networks: Vec<HostNetwork> = host_networks
         .into_iter()
-        .map(ports::bind)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .filter(|n| !resuming || n.ifname.as_deref() != Some(vpn_name))
+        .collect();
+    let gw_addr = pool.nth(1).context("pool too small")?;
+    let sockets = match inherited_sockets.take() {
+        Some(s) => s,
+        None => cfg
+            .listeners()
+            .into_iter()
+            .map(ports::bind)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
     let metrics = metrics_listener(cfg)?;
 
     // --- secrets and users (persistent state, not host configuration) ---
@@ -109,8 +185,12 @@ pub async fn setup(
         }
     }
 
-    // --- host firewall ---
-    let findings = firewall::check(&cfg.listeners(), pool);
+    // --- host firewall (a restart's predecessor opened what it had to) ---
+    let findings = if resuming {
+        Vec::new()
+    } else {
+        firewall::check(&cfg.listeners(), pool)
+    };
     for f in &findings {
         if cfg.firewall.open_ports {
             for rule in &f.fix {
@@ -128,43 +208,30 @@ pub async fn setup(
 
     // --- data plane, loaded (verified) before any interface changes ---
     let level = crate::config::log_level(&cfg.log.level).unwrap_or(log::LevelFilter::Info);
-    let mut ebpf = dataplane::load(level.min(log::max_level()))?;
+    let level = level.min(log::max_level());
+    let pins = &cfg.paths.bpf_pin_dir;
+    let mut ebpf = match &inherited_dp {
+        Some(_) => dataplane::load_pinned(level, pins)?,
+        None => dataplane::load(level)?,
+    };
     let logger = dataplane::logger::spawn(&mut ebpf);
 
     // --- the VPN interface ---
-    let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let tun = Tun::create(vpn_name, queues)?;
-    let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;
-    nl.add_address(vpn_ifindex, gw_addr, pool.prefix_len())
-        .await?;
-    // Tunnel MTU: packets bigger than this get ICMP "fragmentation needed".
-    nl.set_mtu(vpn_ifindex, cfg.native.mtu.into()).await?;
-    nl.set_up(vpn_ifindex).await?;
-
-    // --- forwarding and NAT ---
-    let old = sysctl::read(IP_FORWARD)?;
-    if old != "1" {
-        journal.record(Action::RestoreSysctl {
-            key: IP_FORWARD.into(),
-            value: old,
-        })?;
-        sysctl::write(IP_FORWARD, "1")?;
-    }
-    if cfg.nat.masquerade || cfg.gateway.client_isolation {
-        if nft::table_exists()? {
-            anyhow::bail!(
-                "nftables table {} {} already exists (is another vpn-ctl running in this network namespace?)",
-                nft::FAMILY,
-                nft::TABLE
-            );
+    let tun = match inherited_tun.take() {
+        Some(queues) => Tun::adopt(vpn_name, queues),
+        None => {
+            let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Tun::create(vpn_name, queues)?
         }
-        journal.record(Action::DeleteNftTable)?;
-        nft::install(&nft::Policy {
-            pool,
-            wan: &wan,
-            masquerade: cfg.nat.masquerade,
-            isolate_on: cfg.gateway.client_isolation.then_some(vpn_name),
-        })?;
+    };
+    let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;
+    if !resuming {
+        nl.add_address(vpn_ifindex, gw_addr, pool.prefix_len())
+            .await?;
+        // Tunnel MTU: packets bigger than this get ICMP "fragmentation needed".
+        nl.set_mtu(vpn_ifindex, cfg.native.mtu.into()).await?;
+        nl.set_up(vpn_ifindex).await?;
+        host_changes(cfg, pool, &wan, vpn_name, journal)?;
     }
 
     // --- attach and pin ---
@@ -198,21 +265,30 @@ pub async fn setup(
         pptp_enabled: u32::from(cfg.pptp.enabled),
     };
     dataplane::write_config(&mut ebpf, &dp_cfg)?;
-    let xdp = dataplane::attach_xdp(&mut ebpf, &wan, cfg.xdp.mode)?;
-    let tc_prog_id = dataplane::attach_tc_egress(&mut ebpf, vpn_name)?;
-    if cfg.pptp.enabled || cfg.l2tp.enabled {
-        dataplane::attach_tc_wan_ingress(&mut ebpf, &wan)?;
-    }
+    let (xdp, tc_prog_id) = match inherited_dp.take() {
+        // Still attached through their pinned links.
+        Some(dp) => dp,
+        None => {
+            pin(&ebpf, pins, journal)?;
+            let xdp = dataplane::attach_xdp(&mut ebpf, &wan, cfg.xdp.mode, pins)?;
+            let tc_prog_id = dataplane::attach_tc_egress(&mut ebpf, vpn_name, pins)?;
+            if cfg.pptp.enabled || cfg.l2tp.enabled {
+                dataplane::attach_tc_wan_ingress(&mut ebpf, &wan, pins)?;
+            }
+            (xdp, tc_prog_id)
+        }
+    };
     let seq_page = if cfg.pptp.enabled {
         Some(dataplane::fastpath::SeqPage::map(&ebpf)?)
     } else {
         None
     };
-    pin(&ebpf, &cfg.paths.bpf_pin_dir, journal)?;
 
-    let started_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let started_at = history.0.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
     let listeners: Vec<ListenerStatus> = sockets
         .iter()
         .map(|s| ListenerStatus {
@@ -226,6 +302,7 @@ pub async fn setup(
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION").into(),
         started_at,
+        restarts: history.1,
         config: match source {
             Source::Defaults => "defaults".into(),
             Source::File(p) => p.display().to_string(),
@@ -287,6 +364,7 @@ pub async fn setup(
         println!("vpn-ctl: note: {n}");
     }
 
+    let carried = Carried::of(&sockets, &tun)?;
     let mut sockets = sockets;
     let pool_alloc = Pool::new(
         pool,
@@ -310,6 +388,7 @@ pub async fn setup(
         &host_networks,
         &mut sockets,
         tun.queues.len(),
+        inherited_udp.take(),
     )?;
     let received = base.listeners.iter().map(|_| AtomicU64::new(0)).collect();
     let ebpf = Arc::new(Mutex::new(ebpf));
@@ -368,6 +447,7 @@ pub async fn setup(
         radius,
         stopping: Default::default(),
         shutdown: Notify::new(),
+        restart_to: Mutex::new(None),
     });
     Ok(Gateway {
         shared,
@@ -375,6 +455,7 @@ pub async fn setup(
         sockets,
         metrics,
         logger,
+        carried,
     })
 }
 
@@ -398,7 +479,43 @@ fn metrics_listener(cfg: &Config) -> anyhow::Result<Option<std::net::TcpListener
     Ok(Some(l))
 }
 
-/// Pins the maps, mounting bpffs on its conventional place if needed.
+/// Forwarding on, and the NAT/isolation table, each recorded first.
+fn host_changes(
+    cfg: &Config,
+    pool: Ipv4Prefix,
+    wan: &str,
+    vpn_name: &str,
+    journal: &mut Journal,
+) -> anyhow::Result<()> {
+    let old = sysctl::read(IP_FORWARD)?;
+    if old != "1" {
+        journal.record(Action::RestoreSysctl {
+            key: IP_FORWARD.into(),
+            value: old,
+        })?;
+        sysctl::write(IP_FORWARD, "1")?;
+    }
+    if cfg.nat.masquerade || cfg.gateway.client_isolation {
+        if nft::table_exists()? {
+            anyhow::bail!(
+                "nftables table {} {} already exists (is another vpn-ctl running in this network namespace?)",
+                nft::FAMILY,
+                nft::TABLE
+            );
+        }
+        journal.record(Action::DeleteNftTable)?;
+        nft::install(&nft::Policy {
+            pool,
+            wan,
+            masquerade: cfg.nat.masquerade,
+            isolate_on: cfg.gateway.client_isolation.then_some(vpn_name),
+        })?;
+    }
+    Ok(())
+}
+
+/// Pins the maps, mounting bpffs on its conventional place if needed (the
+/// programs' links are pinned beside them).
 fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()> {
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !bpffs::is_bpffs(root) {
@@ -428,6 +545,7 @@ fn native_service(
     host_networks: &[HostNetwork],
     sockets: &mut Vec<ports::BoundSocket>,
     workers: usize,
+    inherited_udp: Option<Vec<std::os::fd::OwnedFd>>,
 ) -> anyhow::Result<Native> {
     use vpn_proto::native::{crypto, messages::Welcome, session::Params};
     let n = &cfg.native;
@@ -437,7 +555,10 @@ fn native_service(
         .position(|s| s.spec.service == "native" && s.spec.proto == "udp")
     {
         udp.push(sockets.remove(i).fd);
-        for _ in 1..workers {
+        if let Some(extra) = inherited_udp {
+            udp.extend(extra);
+        }
+        for _ in udp.len()..workers {
             udp.push(
                 net::batch::udp_reuseport(n.port)
                     .with_context(|| format!("bind UDP port {} for a worker", n.port))?,

@@ -131,6 +131,19 @@ impl Journal {
         }
     }
 
+    /// The journal a predecessor wrote (restart): its changes are ours to
+    /// undo now.
+    pub fn adopt(run_dir: &Path) -> anyhow::Result<Journal> {
+        let path = run_dir.join(FILE);
+        let actions = match std::fs::read(&path) {
+            Ok(text) => serde_json::from_slice(&text)
+                .with_context(|| format!("corrupt undo journal {}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        Ok(Journal { path, actions })
+    }
+
     /// Records `action`, to be run on unwind.
     pub fn record(&mut self, action: Action) -> anyhow::Result<()> {
         self.actions.push(action);

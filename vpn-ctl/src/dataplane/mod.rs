@@ -25,6 +25,34 @@ pub const XDP_PROGRAM: &str = "vpn_xdp_wan";
 pub const TC_PROGRAM: &str = "vpn_tc_egress";
 pub const TC_WAN_PROGRAM: &str = "vpn_tc_wan_ingress";
 
+/// The maps of a running gateway, reopened from their pins (a restart's
+/// successor): its programs stay attached through pinned links, so none
+/// is loaded again (that would need CAP_PERFMON, which the daemon dropped).
+pub fn load_pinned(log_level: log::LevelFilter, dir: &Path) -> anyhow::Result<Ebpf> {
+    let level = log_level as usize as u8;
+    let paths: Vec<_> = maps::PINNED.iter().map(|m| (*m, dir.join(m))).collect();
+    let mut loader = EbpfLoader::new();
+    loader.override_global(aya_log::LEVEL, &level, false);
+    for (name, path) in &paths {
+        if !path.exists() {
+            anyhow::bail!("map pin {} is missing", path.display());
+        }
+        loader.map_pin_path(name, path.as_path());
+    }
+    loader
+        .load(crate::EBPF_OBJECT)
+        .context("cannot reopen the pinned eBPF maps")
+}
+
+/// Pins an attachment's link as `dir/link_NAME`: the program stays attached
+/// across a restart's exec, until the pin is removed (`down`, the journal).
+fn pin_link(link: aya::programs::links::FdLink, dir: &Path, name: &str) -> anyhow::Result<()> {
+    let path = dir.join(format!("link_{name}"));
+    link.pin(&path)
+        .with_context(|| format!("pin link {}", path.display()))?;
+    Ok(())
+}
+
 /// Loads the object and both programs into the kernel (verifier), unattached.
 pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
     let level = log_level as usize as u8;
@@ -76,11 +104,13 @@ pub struct XdpAttachment {
     pub prog_id: u32,
 }
 
-/// Attaches XDP to `iface`: native where the driver allows it, else generic.
+/// Attaches XDP to `iface`: native where the driver allows it, else
+/// generic. The link is pinned in `pins`.
 pub fn attach_xdp(
     ebpf: &mut Ebpf,
     iface: &str,
     setting: XdpModeSetting,
+    pins: &Path,
 ) -> anyhow::Result<XdpAttachment> {
     let prog: &mut Xdp = program(ebpf, XDP_PROGRAM)?.try_into()?;
     let tries: &[(XdpMode, &str)] = match setting {
@@ -91,7 +121,10 @@ pub fn attach_xdp(
     let mut last = None;
     for (mode, name) in tries {
         match prog.attach(iface, *mode) {
-            Ok(_) => {
+            Ok(id) => {
+                let link = aya::programs::links::FdLink::try_from(prog.take_link(id)?)
+                    .context("the XDP attachment is not a bpf_link")?;
+                pin_link(link, pins, XDP_PROGRAM)?;
                 let prog_id = prog.info()?.id();
                 return Ok(XdpAttachment {
                     mode: name,
@@ -111,19 +144,30 @@ pub fn attach_xdp(
 }
 
 /// Attaches the fast path's decapsulation to the WAN's ingress (TCX).
-pub fn attach_tc_wan_ingress(ebpf: &mut Ebpf, iface: &str) -> anyhow::Result<u32> {
-    let prog: &mut SchedClassifier = program(ebpf, TC_WAN_PROGRAM)?.try_into()?;
-    prog.attach(iface, TcAttachType::Ingress)
-        .with_context(|| format!("cannot attach TC ingress to {iface}"))?;
+pub fn attach_tc_wan_ingress(ebpf: &mut Ebpf, iface: &str, pins: &Path) -> anyhow::Result<u32> {
+    attach_tc(ebpf, TC_WAN_PROGRAM, iface, TcAttachType::Ingress, pins)
+}
+
+fn attach_tc(
+    ebpf: &mut Ebpf,
+    name: &str,
+    iface: &str,
+    at: TcAttachType,
+    pins: &Path,
+) -> anyhow::Result<u32> {
+    let prog: &mut SchedClassifier = program(ebpf, name)?.try_into()?;
+    let id = prog
+        .attach(iface, at)
+        .with_context(|| format!("cannot attach TC {at:?} to {iface}"))?;
+    let link = aya::programs::links::FdLink::try_from(prog.take_link(id)?)
+        .context("the TC attachment is not a TCX link")?;
+    pin_link(link, pins, name)?;
     Ok(prog.info()?.id())
 }
 
 /// Attaches the TC program to `iface`'s egress (TCX). Returns its program id.
-pub fn attach_tc_egress(ebpf: &mut Ebpf, iface: &str) -> anyhow::Result<u32> {
-    let prog: &mut SchedClassifier = program(ebpf, TC_PROGRAM)?.try_into()?;
-    prog.attach(iface, TcAttachType::Egress)
-        .with_context(|| format!("cannot attach TC egress to {iface}"))?;
-    Ok(prog.info()?.id())
+pub fn attach_tc_egress(ebpf: &mut Ebpf, iface: &str, pins: &Path) -> anyhow::Result<u32> {
+    attach_tc(ebpf, TC_PROGRAM, iface, TcAttachType::Egress, pins)
 }
 
 /// Pins the contract maps under `dir` (created here).

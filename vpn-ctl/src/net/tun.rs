@@ -25,6 +25,14 @@ pub struct Tun {
 }
 
 impl Tun {
+    /// The queues a restarting predecessor held (the device lives on).
+    pub fn adopt(name: &str, queues: Vec<OwnedFd>) -> Tun {
+        Tun {
+            name: name.to_string(),
+            queues,
+        }
+    }
+
     /// Creates `name` with `queues` queues. Fails if the name is taken.
     pub fn create(name: &str, queues: usize) -> anyhow::Result<Tun> {
         if super::ifindex(name).is_some() {

@@ -12,8 +12,11 @@ use crate::dataplane::{MapFill, NamedCount};
 pub struct Status {
     pub pid: u32,
     pub version: String,
-    /// Unix seconds.
+    /// Unix seconds (the first start: restarts keep it).
     pub started_at: u64,
+    /// `vpn-ctl restart`s since then (each handed the sessions over).
+    #[serde(default)]
+    pub restarts: u32,
     /// "defaults" or the config file's path.
     pub config: String,
     pub wan: WanStatus,
@@ -117,10 +120,15 @@ impl Status {
             f.push('\n');
         };
         line(format!(
-            "vpn-ctl {} (pid {}), up since {}, config: {}",
+            "vpn-ctl {} (pid {}), up since {}{}, config: {}",
             self.version,
             self.pid,
             human::date_and_age(self.started_at, now).replace(" ago)", ")"),
+            match self.restarts {
+                0 => String::new(),
+                1 => ", restarted once".into(),
+                n => format!(", restarted {n} times"),
+            },
             self.config
         ));
         line(format!(

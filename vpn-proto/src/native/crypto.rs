@@ -190,6 +190,8 @@ pub fn fingerprint(public: &[u8; 32]) -> String {
 /// big-endian; counters never repeat under one key.
 pub struct AeadKey {
     key: LessSafeKey,
+    /// The key's bytes, kept for a restart's handoff (ring's key is sealed).
+    raw: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl AeadKey {
@@ -197,7 +199,12 @@ impl AeadKey {
         let unbound = UnboundKey::new(cipher.algorithm(), key).expect("32-byte key");
         AeadKey {
             key: LessSafeKey::new(unbound),
+            raw: zeroize::Zeroizing::new(*key),
         }
+    }
+
+    pub fn raw(&self) -> &[u8; 32] {
+        &self.raw
     }
 
     fn nonce(counter: u64) -> Nonce {

@@ -2,6 +2,7 @@
 //! (Noise NNpsk0 plus user authentication inside it), then AEAD-encrypted IP
 //! packets over UDP with a session ID, replay window, keepalive, rekey and
 //! roaming.
+pub mod carry;
 pub mod consts;
 pub mod crypto;
 pub mod handshake;

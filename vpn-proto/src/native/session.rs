@@ -115,19 +115,19 @@ pub struct Setup {
     pub peer: Option<SocketAddr>,
 }
 
-struct SendKey {
-    id: u8,
-    key: AeadKey,
-    counter: u64,
+pub(super) struct SendKey {
+    pub(super) id: u8,
+    pub(super) key: AeadKey,
+    pub(super) counter: u64,
 }
 
-struct RecvKey {
-    id: u8,
-    key: AeadKey,
-    window: ReplayWindow,
+pub(super) struct RecvKey {
+    pub(super) id: u8,
+    pub(super) key: AeadKey,
+    pub(super) window: ReplayWindow,
 }
 
-enum Rekey {
+pub(super) enum Rekey {
     Idle,
     /// Client: REKEY_INIT sent, waiting for REKEY_RESP.
     Initiated {
@@ -139,32 +139,32 @@ enum Rekey {
 }
 
 pub struct Session {
-    role: Role,
-    id: u32,
-    cipher: Cipher,
-    psk: Zeroizing<[u8; 32]>,
-    params: Params,
-    send: SendKey,
+    pub(super) role: Role,
+    pub(super) id: u32,
+    pub(super) cipher: Cipher,
+    pub(super) psk: Zeroizing<[u8; 32]>,
+    pub(super) params: Params,
+    pub(super) send: SendKey,
     /// Server: the newest key, used for sending once the client uses it.
-    pending_send: Option<SendKey>,
+    pub(super) pending_send: Option<SendKey>,
     /// Newest first; at most two (the current and the previous epoch).
-    recv: Vec<RecvKey>,
-    rekey: Rekey,
+    pub(super) recv: Vec<RecvKey>,
+    pub(super) rekey: Rekey,
     /// Server: the last REKEY_RESP, resent if its REKEY_INIT is repeated.
     /// Our last rekey answer: its epoch, the INIT it answered, the answer.
-    last_rekey_resp: Option<(u8, Vec<u8>, Vec<u8>)>,
-    key_started: Instant,
+    pub(super) last_rekey_resp: Option<(u8, Vec<u8>, Vec<u8>)>,
+    pub(super) key_started: Instant,
     /// Client: when the next rekey starts (an interval after the last key,
     /// or a short pause after a rekey that got no answer).
-    rekey_due: Instant,
-    inner_addr: Option<Ipv4Addr>,
-    peer: Option<SocketAddr>,
-    last_rx: Instant,
-    last_tx: Instant,
-    last_probe: Instant,
-    closed: bool,
-    transmit: VecDeque<Vec<u8>>,
-    events: VecDeque<Event>,
+    pub(super) rekey_due: Instant,
+    pub(super) inner_addr: Option<Ipv4Addr>,
+    pub(super) peer: Option<SocketAddr>,
+    pub(super) last_rx: Instant,
+    pub(super) last_tx: Instant,
+    pub(super) last_probe: Instant,
+    pub(super) closed: bool,
+    pub(super) transmit: VecDeque<Vec<u8>>,
+    pub(super) events: VecDeque<Event>,
     pub stats: Stats,
 }
 

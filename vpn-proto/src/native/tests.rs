@@ -607,3 +607,63 @@ fn the_gateway_ends_a_session_whose_keys_are_never_renewed() {
     );
     assert!(s.poll_transmit().is_some(), "a BYE for the client");
 }
+
+#[test]
+fn a_carried_gateway_session_keeps_keys_windows_endpoint_and_totals() {
+    let t0 = Instant::now();
+    let (mut c, mut s) = pair(t0);
+    let ca = addr("198.18.1.2:40000");
+    let sa = addr("198.18.0.1:7443");
+    let up = ipv4_packet(CLIENT_IP, Ipv4Addr::new(172, 16, 10, 2));
+    let down = ipv4_packet(Ipv4Addr::new(172, 16, 10, 2), CLIENT_IP);
+    let mut early = Vec::new();
+    for _ in 0..3 {
+        let mut d = Vec::new();
+        c.seal_ip(t0, &up, &mut d).unwrap();
+        assert!(deliver(&mut s, t0, ca, &d).unwrap().is_some());
+        early.push(d);
+    }
+    flush(&mut c, &mut s, t0, ca);
+    let mut last_down = Vec::new();
+    s.seal_ip(t0, &down, &mut last_down).unwrap();
+    assert!(deliver(&mut c, t0, sa, &last_down).unwrap().is_some());
+
+    let later = t0 + Duration::from_secs(2);
+    let carried = s.carry(later).expect("a live gateway session");
+    let json = serde_json::to_string(&carried).unwrap();
+    let carried: super::carry::SessionCarry = serde_json::from_str(&json).unwrap();
+    let mut r = Session::resume(&carried, crypto::noise_psk(PSK), params(), later).unwrap();
+    assert!(c.carry(later).is_none(), "only the gateway side is carried");
+
+    assert_eq!(r.peer(), Some(ca));
+    assert_eq!(r.stats.rx_packets, s.stats.rx_packets);
+    assert_eq!(r.stats.tx_packets, s.stats.tx_packets);
+    // The replay window came along: old datagrams stay replays.
+    for d in &early {
+        assert_eq!(deliver(&mut r, later, ca, d), Err(Discard::Replay));
+    }
+    // Both directions go on under the same keys.
+    let mut d = Vec::new();
+    c.seal_ip(later, &up, &mut d).unwrap();
+    assert_eq!(deliver(&mut r, later, ca, &d).unwrap(), Some(up.clone()));
+    let mut d = Vec::new();
+    r.seal_ip(later, &down, &mut d).unwrap();
+    assert_eq!(deliver(&mut c, later, sa, &d).unwrap(), Some(down));
+    // A counter the old process could still have used is never reused.
+    let old = super::messages::DataHeader::decode(&last_down).unwrap();
+    let new = super::messages::DataHeader::decode(&d).unwrap();
+    assert!(new.counter >= old.counter + super::carry::SEND_COUNTER_MARGIN);
+    // Keepalives and rekeys go on from there.
+    let mut now = later;
+    while c.key_id() == 0 {
+        now += Duration::from_secs(5);
+        c.handle_timeout(now);
+        r.handle_timeout(now);
+        flush(&mut c, &mut r, now, ca);
+        flush(&mut r, &mut c, now, sa);
+        assert!(!c.is_closed() && !r.is_closed());
+    }
+    flush(&mut r, &mut c, now, sa);
+    flush(&mut c, &mut r, now, ca);
+    assert_eq!((c.key_id(), r.key_id()), (1, 1));
+}

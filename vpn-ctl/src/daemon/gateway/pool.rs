@@ -226,6 +226,49 @@ impl Pool {
         p.contains(ip) && ip != p.network() && ip != p.broadcast() && ip != self.0.gateway
     }
 
+    /// Restart: row IDs go on from the predecessor's.
+    pub fn continue_row_ids(&self, next: u64) {
+        self.0.next_row.fetch_max(next, Ordering::Relaxed);
+    }
+
+    /// Restart: a carried session's place and address, exactly as it held
+    /// them (no policy runs again; the predecessor applied it). Fails only
+    /// for an address that is not a client address or is held already.
+    pub fn restore(
+        &self,
+        row_id: u64,
+        user: &str,
+        protocol: &'static str,
+        addr: Ipv4Addr,
+    ) -> anyhow::Result<(Admission, Lease)> {
+        if !self.client_addr_ok(addr) {
+            anyhow::bail!("{addr} is not a client address of the pool");
+        }
+        let mut held = self.0.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = held.get(&addr) {
+            anyhow::bail!("{addr} is held by session {} already", h.row_id);
+        }
+        held.insert(
+            addr,
+            Holder {
+                row_id,
+                user: user.to_string(),
+                protocol,
+            },
+        );
+        drop(held);
+        self.0.admitted.fetch_add(1, Ordering::Relaxed);
+        Ok((
+            Admission { pool: self.clone() },
+            Lease {
+                pool: self.clone(),
+                addr,
+                row_id,
+                replaced: None,
+            },
+        ))
+    }
+
     /// The address for `claim`: the user's static one, else the one it
     /// wants if free (or its own), else the first free one; held for it
     /// until the lease is dropped. A session of the same user and protocol

@@ -173,6 +173,52 @@ impl Registry {
         Some(s)
     }
 
+    /// Restart: the sessions' state for the successor (sessions closing
+    /// already are left out).
+    pub fn carry(&self, now: Instant) -> Vec<crate::daemon::handoff::NativeCarry> {
+        self.all()
+            .iter()
+            .filter_map(|s| {
+                let e = s.engine.lock().unwrap_or_else(|e| e.into_inner());
+                Some(crate::daemon::handoff::NativeCarry {
+                    row_id: s.row_id,
+                    wire_id: s.wire_id,
+                    user: s.user.clone(),
+                    addr: s.addr,
+                    started_at: s.started_at,
+                    engine: e.carry(now)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Restart: a carried session, with its address, row and wire IDs.
+    pub fn restore(
+        &self,
+        c: &crate::daemon::handoff::NativeCarry,
+        psk: zeroize::Zeroizing<[u8; 32]>,
+        params: vpn_proto::native::session::Params,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        let engine = Session::resume(&c.engine, psk, params, now)?;
+        let (admission, lease) = self.pool.restore(c.row_id, &c.user, "native", c.addr)?;
+        let session = Arc::new(NativeSession {
+            row_id: c.row_id,
+            wire_id: c.wire_id,
+            user: c.user.clone(),
+            addr: c.addr,
+            cipher: engine.cipher(),
+            started_at: c.started_at,
+            engine: Mutex::new(engine),
+            lease,
+            _admission: admission,
+        });
+        let owner: Arc<dyn Owner> = session.clone();
+        session.lease.route_to(Arc::downgrade(&owner));
+        self.write().insert(c.wire_id, session);
+        Ok(())
+    }
+
     /// Leases an address for `claim` from the gateway's pool and inserts the
     /// session `build` makes for it (address, wire ID, row ID).
     pub fn admit<T>(

@@ -1,0 +1,41 @@
+//! `vpn-ctl restart`: ask the daemon to hand over to the binary on disk,
+//! and wait until its successor answers.
+use std::time::{Duration, Instant};
+
+use crate::{
+    config::Config,
+    control::{self, Request},
+    report::Status,
+};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn status(cfg: &Config) -> anyhow::Result<Status> {
+    Ok(serde_json::from_value(control::call(
+        &cfg.paths.run_dir,
+        &Request::Status,
+    )?)?)
+}
+
+pub fn run(cfg: &Config) -> anyhow::Result<()> {
+    let before = status(cfg)?;
+    control::call(&cfg.paths.run_dir, &Request::Restart)?;
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        // Until the successor binds the control socket, calls fail.
+        if let Ok(now) = status(cfg) {
+            if now.restarts > before.restarts {
+                println!(
+                    "vpn-ctl: restarted (pid {}, vpn-ctl {}): {} of {} sessions carried over",
+                    now.pid, now.version, now.sessions, before.sessions
+                );
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!(
+        "the daemon did not come back within {}s (see its log)",
+        DEADLINE.as_secs()
+    )
+}
