@@ -236,6 +236,26 @@ impl L2tpCall {
         }
     }
 
+    /// Sends an IP packet through the call and returns the IP packets that
+    /// come back within `timeout`.
+    pub fn exchange(&mut self, ip: &[u8], timeout: Duration) -> anyhow::Result<Vec<Vec<u8>>> {
+        let f = self.ppp.ip_frame(ip);
+        let m = self.data_packet(&f);
+        self.sock.send(&m)?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(mut f) = self.recv()? {
+                self.ppp.handle_frame(Instant::now(), &mut f);
+            }
+            self.flush()?;
+            let got = self.ppp.take_ip();
+            if !got.is_empty() {
+                return Ok(got);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// Hangs up as xl2tpd does: LCP Terminate-Request, CDN, StopCCN; does
     /// not wait for answers.
     pub fn hang_up(mut self) -> anyhow::Result<()> {

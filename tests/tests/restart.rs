@@ -1,17 +1,31 @@
 //! `vpn-ctl restart` (docs/decisions.md #52): the daemon execs a new image
-//! of itself and hands over its sessions; pings running through them lose
-//! at most a handful of packets, and no client reconnects. Needs root.
-use std::process::Stdio;
+//! of itself and hands over its sessions. Pings keep running through a
+//! native session, a PPTP call with MPPE-128 (userspace) and a plain L2TP
+//! call (in-kernel fast path) across it: at most a handful lost, the same
+//! sessions after it, no client reconnects. Needs root.
+use std::{
+    net::Ipv4Addr,
+    process::Stdio,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use vpn_tests::{
     gateway::Gateway,
+    l2tp_peer::L2tpCall,
     native_client::{add_user, gateway_creds, Client},
-    topology::{Topology, LAN_HOST},
+    netns::enter_thread,
+    packet::icmp_echo,
+    pptp_peer::PptpCall,
+    topology::{Topology, GW_WAN, LAN_HOST},
     wait,
 };
 
-/// Packets a ping across the restart may lose (the programs are detached
-/// while the successor loads them; everything else queues in sockets).
+/// Packets a ping across the restart may lose (the data path pauses while
+/// the successor starts; queued packets wait in the sockets).
 const MAX_LOST: u64 = 5;
 const PINGS: u64 = 100;
 
@@ -40,64 +54,193 @@ fn row<'a>(rows: &'a [serde_json::Value], protocol: &str) -> &'a serde_json::Val
         .unwrap_or_else(|| panic!("no {protocol} session in {rows:?}"))
 }
 
+/// A PPP call of the project's own clients.
+trait Call: Send + 'static {
+    fn address(&self) -> Ipv4Addr;
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>>;
+}
+
+impl Call for PptpCall {
+    fn address(&self) -> Ipv4Addr {
+        self.ppp.address().unwrap()
+    }
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
+        self.exchange(ip, Duration::from_secs(1)).unwrap()
+    }
+}
+
+impl Call for L2tpCall {
+    fn address(&self) -> Ipv4Addr {
+        self.ppp.address().unwrap()
+    }
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
+        self.exchange(ip, Duration::from_secs(1)).unwrap()
+    }
+}
+
+/// Echo requests to the LAN host every 50 ms until `stop`.
+struct Pinger {
+    sent: Arc<AtomicU64>,
+    answered: Arc<AtomicU64>,
+    /// Returns the call, still up (dropping a PPTP call closes its control
+    /// connection).
+    thread: std::thread::JoinHandle<Box<dyn Call>>,
+}
+
+impl Pinger {
+    fn start<C: Call>(
+        ns: &str,
+        stop: Arc<AtomicBool>,
+        connect: impl FnOnce() -> C + Send + 'static,
+    ) -> Pinger {
+        let (sent, answered) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (s, a) = (sent.clone(), answered.clone());
+        let ns = ns.to_string();
+        let thread = std::thread::spawn(move || {
+            enter_thread(&ns);
+            let mut call = connect();
+            let lan: Ipv4Addr = LAN_HOST.parse().unwrap();
+            let mut seq = 0u16;
+            while !stop.load(Ordering::Relaxed) {
+                seq = seq.wrapping_add(1);
+                let echo = icmp_echo(call.address().octets(), lan.octets(), 9, seq);
+                s.fetch_add(1, Ordering::Relaxed);
+                let replies = call.echo(&echo);
+                let n = replies
+                    .iter()
+                    .filter(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())
+                    .count();
+                a.fetch_add(n as u64, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Box::new(call) as Box<dyn Call>
+        });
+        Pinger {
+            sent,
+            answered,
+            thread,
+        }
+    }
+
+    fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// (sent, answered) once stopped, and the call.
+    fn finish(self) -> (u64, u64, Box<dyn Call>) {
+        let call = self.thread.join().unwrap();
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.answered.load(Ordering::Relaxed),
+            call,
+        )
+    }
+}
+
 #[test]
 fn sessions_keep_passing_traffic_across_a_restart() {
     let t = Topology::build();
-    let gw = Gateway::start(&t.gw, "[native]\nkeepalive_secs = 2\n");
+    let mut gw = Gateway::start(
+        &t.gw,
+        "[native]\nkeepalive_secs = 2\n[pptp]\nenabled = true\n[l2tp]\nallow_plain = true\n",
+    );
     add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-1", None);
+    add_user(&gw, "carol", "carol-password-1", None);
     let mut native = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     let addr = native.wait_connected();
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pptp = Pinger::start(&t.c1.name, stop.clone(), move || {
+        PptpCall::connect(gw_wan, "bob", "bob-password-1", true, 11).unwrap()
+    });
+    let l2tp = Pinger::start(&t.c1.name, stop.clone(), move || {
+        L2tpCall::connect(gw_wan, "carol", "carol-password-1", 21).unwrap()
+    });
+    wait::until("pings through every call", Duration::from_secs(20), || {
+        (pptp.answered() >= 5 && l2tp.answered() >= 5 && gw.sessions().len() == 3).then_some(())
+    });
     let before = gw.sessions();
     let pid = gw.pid();
+    assert_eq!(row(&before, "pptp")["encryption"], "mppe-128");
+    assert_eq!(row(&before, "l2tp")["fast_path"], true);
 
-    // Pings through the session, the restart in the middle of them.
+    // Native pings through the TUN, the restart in the middle of them.
     let ping =
         t.c1.cmd("ping")
             .args(["-c", &PINGS.to_string(), "-i", "0.1", "-W", "2", LAN_HOST])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-    wait::until("pings to flow", std::time::Duration::from_secs(10), || {
+    wait::until("native pings to flow", Duration::from_secs(10), || {
         let rows = gw.sessions();
         (row(&rows, "native")["rx_packets"].as_u64().unwrap()
             > row(&before, "native")["rx_packets"].as_u64().unwrap() + 5)
             .then_some(())
     });
     let said = gw.restart_in_place();
-    assert!(said.contains("1 of 1 sessions carried over"), "{said}");
+    assert!(said.contains("3 of 3 sessions carried over"), "{said}");
+    let (p0, l0) = (pptp.answered(), l2tp.answered());
+    wait::until(
+        "pings through every call after the restart",
+        Duration::from_secs(20),
+        || (pptp.answered() >= p0 + 20 && l2tp.answered() >= l0 + 20).then_some(()),
+    );
     let out = ping.wait_with_output().unwrap();
+    stop.store(true, Ordering::Relaxed);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (sent, got) = ping_counts(&text);
+    eprintln!("native: {got} of {sent} answered across the restart");
     assert!(
         sent - got <= MAX_LOST,
-        "lost {} of {sent}:\n{text}\n{}",
+        "native lost {} of {sent}:\n{text}\n{}",
         sent - got,
         gw.log()
     );
+    let mut calls = Vec::new();
+    for (name, p) in [("pptp", pptp), ("l2tp", l2tp)] {
+        let (sent, got, call) = p.finish();
+        eprintln!("{name}: {got} of {sent} answered across the restart");
+        assert!(
+            sent - got <= MAX_LOST,
+            "{name} lost {} of {sent}\n{}",
+            sent - got,
+            gw.log()
+        );
+        calls.push(call);
+    }
 
     // The same process, restarted once, with the same sessions.
     let st = gw.status();
     assert_eq!(st["pid"].as_u64(), Some(u64::from(pid)));
     assert_eq!(st["restarts"].as_u64(), Some(1));
     let after = gw.sessions();
-    let (b, a) = (row(&before, "native"), row(&after, "native"));
-    assert_eq!(
-        (a["id"].clone(), a["assigned_ip"].clone()),
-        (b["id"].clone(), b["assigned_ip"].clone())
-    );
-    assert_eq!(a["assigned_ip"], addr.as_str());
-    assert!(a["rx_packets"].as_u64() > b["rx_packets"].as_u64());
-    // The client never noticed: one connection, no reconnect.
+    for proto in ["native", "pptp", "l2tp"] {
+        let (b, a) = (row(&before, proto), row(&after, proto));
+        assert_eq!(a["id"], b["id"], "{proto}");
+        assert_eq!(a["assigned_ip"], b["assigned_ip"], "{proto}");
+        assert!(
+            a["rx_packets"].as_u64() > b["rx_packets"].as_u64(),
+            "{proto}"
+        );
+    }
+    assert_eq!(row(&after, "native")["assigned_ip"], addr.as_str());
+    assert_eq!(row(&after, "pptp")["encryption"], "mppe-128");
+    // The kernel carried the L2TP call on through its adopted slot.
+    let (b, a) = (row(&before, "l2tp"), row(&after, "l2tp"));
+    assert_eq!(a["fast_path"], true);
+    assert!(a["fast_path_rx_packets"].as_u64() > b["fast_path_rx_packets"].as_u64());
+    // The native client never noticed: one connection, no reconnect.
     assert_eq!(
         native.stdout().matches("connected to").count(),
         1,
         "{}",
         native.stdout()
     );
-    assert!(gw.log().contains("1 sessions carried over"), "{}", gw.log());
+    assert!(gw.log().contains("3 sessions carried over"), "{}", gw.log());
 
     // The successor undoes what its predecessor set up.
-    let mut gw = gw;
+    drop(calls);
     native.kill();
     assert!(gw.down().success(), "{}", gw.log());
     let wan = String::from_utf8_lossy(&t.gw.sh("ip -d link show wan0").stdout).into_owned();

@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use super::{
-    gateway,
+    gateway::{self, service::Service as _},
     handoff::{self, Handoff, Keep},
     ipsec, l2tp, native, pptp, services,
     setup::Gateway,
@@ -144,7 +144,7 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
     if let Some(successor) = shared.take_restart() {
         // Sessions that cannot be carried end first, while their sockets
         // and tasks still run; then everything that reads stops.
-        let ended = end_uncarried(&shared);
+        let mut ended = end_uncarried(&shared);
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         shared
@@ -160,6 +160,26 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
         if let Some(l) = logger {
             l.abort();
         }
+        // Nothing moves packets now: the connection tasks hand over.
+        let mut pptp_carried = Vec::new();
+        if let Some(p) = &shared.pptp {
+            let before = p.all().len();
+            let (carried, fds) = p.handoff.collect(HANDOVER_DEADLINE).await;
+            keep.0.extend(fds.0);
+            let n: usize = carried.iter().map(|c| c.calls.len()).sum();
+            if before > n {
+                ended.push(("pptp".into(), before - n));
+            }
+            pptp_carried = carried;
+        }
+        let mut l2tp_carried = Vec::new();
+        if let Some(l) = &shared.l2tp {
+            let (carried, n) = l2tp::carry::carry(l);
+            if n > 0 {
+                ended.push(("l2tp".into(), n));
+            }
+            l2tp_carried = carried;
+        }
         let now = std::time::Instant::now();
         let native_udp = shared
             .native
@@ -168,6 +188,10 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             .skip(1)
             .map(|f| keep.dup(f.as_raw_fd()))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let pptp_gre = match &shared.pptp {
+            Some(p) => Some(keep.dup(p.gre.as_raw_fd())?),
+            None => None,
+        };
         let handoff = Handoff {
             format: handoff::FORMAT,
             from_version: env!("CARGO_PKG_VERSION").into(),
@@ -183,7 +207,10 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             tun: tun_fds,
             sockets: socket_fds,
             native_udp,
+            pptp_gre,
             native: shared.native.registry.carry(now),
+            pptp: pptp_carried,
+            l2tp: l2tp_carried,
             ended,
         };
         return Ok(Exit::Restart(Box::new(Restart {
@@ -223,24 +250,23 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
     Ok(Exit::Stopped)
 }
 
-/// Restart: ends the sessions of protocols whose state is not handed over
-/// yet, telling their clients; returns how many, by protocol.
+/// How long a restart waits for PPTP's connection tasks to hand over.
+const HANDOVER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Restart: L2TP/IPsec sessions are not handed over (docs/decisions.md
+/// #52): their tunnels get a StopCCN and their SAs a Delete, so clients
+/// redial. Returns how many, by protocol.
 fn end_uncarried(shared: &Shared) -> Vec<(String, usize)> {
     let mut ended = Vec::new();
-    for svc in shared.services().into_iter().skip(1) {
-        let rows = svc.rows(&shared.ebpf);
-        if let Some(first) = rows.first() {
-            ended.push((first.protocol.clone(), rows.len()));
-            for r in &rows {
-                log::info!(
-                    "restart: {} session {} ({}) cannot be carried over; ending it",
-                    r.protocol,
-                    r.id,
-                    r.user
-                );
-            }
+    if let Some(l) = &shared.l2tp {
+        let n = l2tp::carry::end_secure(l);
+        if n > 0 {
+            log::info!("restart: {n} l2tp-ipsec sessions cannot be carried over; ending them");
+            ended.push(("l2tp-ipsec".into(), n));
         }
-        svc.shutdown();
+    }
+    if let Some(i) = &shared.ipsec {
+        i.shutdown();
     }
     ended
 }

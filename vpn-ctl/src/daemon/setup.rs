@@ -93,6 +93,8 @@ pub struct Inherited {
     pub tun: Vec<std::os::fd::OwnedFd>,
     pub sockets: Vec<ports::BoundSocket>,
     pub native_udp: Vec<std::os::fd::OwnedFd>,
+    /// PPTP's raw GRE socket (what arrived meanwhile is queued there).
+    pub pptp_gre: Option<std::os::fd::OwnedFd>,
     pub started_at: u64,
     pub restarts: u32,
     /// The attachments (pinned links) as the predecessor made them.
@@ -111,9 +113,11 @@ pub async fn setup(
     let (mut inherited_tun, mut inherited_sockets, mut inherited_udp) = (None, None, None);
     let mut inherited_net = None;
     let mut inherited_dp = None;
+    let mut inherited_gre = None;
     let mut history = (None, 0);
     if let Some(i) = inherited {
         inherited_dp = Some((i.xdp, i.tc_prog_id));
+        inherited_gre = i.pptp_gre;
         inherited_tun = Some(i.tun);
         inherited_sockets = Some(i.sockets);
         inherited_udp = Some(i.native_udp);
@@ -420,7 +424,7 @@ pub async fn setup(
         radius: radius.clone(),
     };
     let pptp = if cfg.pptp.enabled {
-        Some(pptp_service(cfg, seq_page, &ppp)?)
+        Some(pptp_service(cfg, seq_page, &ppp, inherited_gre.take())?)
     } else {
         None
     };
@@ -640,6 +644,7 @@ fn pptp_service(
     cfg: &Config,
     seq: Option<dataplane::fastpath::SeqPage>,
     common: &PppCommon,
+    inherited_gre: Option<std::os::fd::OwnedFd>,
 ) -> anyhow::Result<super::pptp::Pptp> {
     use vpn_proto::ppp::lcp::Auth;
     let p = &cfg.pptp;
@@ -666,7 +671,10 @@ fn pptp_service(
     Ok(super::pptp::Pptp::new(
         ppp,
         p.max_half_open as usize,
-        super::pptp::open_socket()?,
+        match inherited_gre {
+            Some(fd) => fd,
+            None => super::pptp::open_socket()?,
+        },
         seq,
     ))
 }

@@ -143,6 +143,29 @@ impl SessionMaps {
 
     /// Puts a session into the maps. `prepare` runs with the slot index
     /// before the kernel can find the session (e.g. to seed its sequence space).
+    /// A slot a restart's predecessor installed (the maps outlived it):
+    /// taken as it is, entries and counters untouched.
+    pub fn adopt(
+        self: &Arc<Self>,
+        idx: u32,
+        key: TunnelKey,
+        assigned_ip: u32,
+    ) -> anyhow::Result<FastSlot> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let u = used
+            .get_mut(idx as usize)
+            .context("fast-path slot out of range")?;
+        if std::mem::replace(u, true) {
+            anyhow::bail!("fast-path slot {idx} is taken twice");
+        }
+        Ok(FastSlot {
+            maps: self.clone(),
+            idx,
+            key,
+            assigned_ip,
+        })
+    }
+
     pub fn install(
         self: &Arc<Self>,
         key: TunnelKey,

@@ -24,6 +24,19 @@ fn before(a: u16, b: u16) -> bool {
     (b.wrapping_sub(a) as i16) > 0
 }
 
+/// A channel's state as plain data (`Channel::carry`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChannelCarry {
+    pub peer_tunnel: u16,
+    pub ns_next: u16,
+    pub nr: u16,
+    pub peer_window: u16,
+    /// (Ns, body) sent and not acknowledged yet.
+    pub unacked: Vec<(u16, Vec<u8>)>,
+    /// Queued behind the peer's window.
+    pub waiting: Vec<(u16, Vec<u8>)>,
+}
+
 struct Unacked {
     ns: u16,
     body: Vec<u8>,
@@ -80,6 +93,44 @@ impl Channel {
     }
 
     /// Retransmission gave up: the tunnel is dead.
+    /// The sequence state and what the peer has not acknowledged (a
+    /// restart hands it over; the bodies are sent again from there).
+    pub fn carry(&self) -> ChannelCarry {
+        ChannelCarry {
+            peer_tunnel: self.peer_tunnel,
+            ns_next: self.ns_next,
+            nr: self.nr,
+            peer_window: self.peer_window,
+            unacked: self
+                .unacked
+                .iter()
+                .map(|u| (u.ns, u.body.clone()))
+                .collect(),
+            waiting: self.waiting.iter().cloned().collect(),
+        }
+    }
+
+    /// The channel `carry` described; unacknowledged messages are due
+    /// again after the first timeout.
+    pub fn resume(c: &ChannelCarry, now: Instant) -> Channel {
+        let mut chan = Channel::new(c.peer_tunnel, Some(c.peer_window));
+        chan.ns_next = c.ns_next;
+        chan.nr = c.nr;
+        chan.unacked = c
+            .unacked
+            .iter()
+            .map(|(ns, body)| Unacked {
+                ns: *ns,
+                body: body.clone(),
+                due: now + FIRST_TIMEOUT,
+                timeout: FIRST_TIMEOUT,
+                tries: 0,
+            })
+            .collect();
+        chan.waiting = c.waiting.iter().cloned().collect();
+        chan
+    }
+
     pub fn failed(&self) -> bool {
         self.failed
     }

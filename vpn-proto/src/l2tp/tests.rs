@@ -380,3 +380,43 @@ fn hello_after_silence_and_outgoing_calls_refused() {
     let (h, avps) = lac.read(&drain(&mut t)[0]);
     assert_eq!((h.session_id, kind(&avps)), (8, Some(CDN)));
 }
+
+#[test]
+fn a_carried_tunnel_keeps_its_sequence_numbers_calls_and_unacked_messages() {
+    let now = Instant::now();
+    let mut lac = Lac::new(None);
+    let mut t = establish(&mut lac, cfg(None, false), now);
+    let s1 = call(&mut lac, &mut t, 5, now);
+    // Our CDN for a second call is in flight (not acknowledged) at the restart.
+    let s2 = call(&mut lac, &mut t, 6, now);
+    t.close_session(now, s2, "ending");
+    let cdn = drain(&mut t);
+    assert_eq!(cdn.len(), 1);
+    let carried = t.carry().expect("an established tunnel");
+    let json = serde_json::to_string(&carried).unwrap();
+    let carried: super::tunnel::TunnelCarry = serde_json::from_str(&json).unwrap();
+    let later = now + Duration::from_millis(300);
+    let mut r = Tunnel::resume(cfg(None, false), &carried, later);
+    assert_eq!((r.local_id, r.peer_id), (t.local_id, t.peer_id));
+    assert_eq!(r.peer_session(s1), Some(5));
+    // The unacknowledged CDN is sent again, with its sequence numbers.
+    r.handle_timeout(r.poll_timeout().unwrap());
+    assert_eq!(drain(&mut r), cdn);
+    let (h, avps) = lac.read(&cdn[0]);
+    assert_eq!((h.session_id, kind(&avps)), (6, Some(CDN)));
+    // The client's next message is in sequence: delivered and acknowledged.
+    let mut w = Writer::new(CDN, None);
+    w.result(1, 0, "bye").u16(A_ASSIGNED_SESSION_ID, 5);
+    let b = w.out;
+    let m = lac.msg(OUR_TUNNEL, s1, &b);
+    r.handle_datagram(later, &m).unwrap();
+    assert!(
+        matches!(&events(&mut r)[..], [TunnelEvent::SessionClosed { session, .. }] if *session == s1)
+    );
+    assert!(
+        t.carry().is_some()
+            && Tunnel::new(cfg(None, false), 1, 2, None, [0; 32], now)
+                .carry()
+                .is_none()
+    );
+}

@@ -68,6 +68,20 @@ enum State {
     Closed,
 }
 
+/// An established tunnel as plain data (`Tunnel::carry`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TunnelCarry {
+    pub local_id: u16,
+    pub peer_id: u16,
+    pub chan: super::channel::ChannelCarry,
+    /// Random-vector generator state (hidden AVPs).
+    pub seed: [u8; 16],
+    pub counter: u64,
+    /// (our session ID, the peer's, connected).
+    pub calls: Vec<(u16, u16, bool)>,
+    pub next_session: u16,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Call {
     peer: u16,
@@ -141,6 +155,58 @@ impl Tunnel {
             next_session: u16::from_be_bytes([random[0], random[1]]).max(1),
             last_rx: now,
             hello_due: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// An established tunnel's state (a restart hands it over), or None for
+    /// one still being set up or closing.
+    pub fn carry(&self) -> Option<TunnelCarry> {
+        if self.state != State::Established {
+            return None;
+        }
+        Some(TunnelCarry {
+            local_id: self.local_id,
+            peer_id: self.peer_id,
+            chan: self.chan.carry(),
+            seed: self.seed,
+            counter: self.counter,
+            calls: self
+                .calls
+                .iter()
+                .map(|(s, c)| (*s, c.peer, c.connected))
+                .collect(),
+            next_session: self.next_session,
+        })
+    }
+
+    /// The tunnel `carry` described, under the successor's configuration.
+    pub fn resume(cfg: TunnelConfig, c: &TunnelCarry, now: Instant) -> Tunnel {
+        Tunnel {
+            our_challenge: None,
+            hello_due: Some(now + cfg.hello_interval),
+            cfg,
+            local_id: c.local_id,
+            peer_id: c.peer_id,
+            state: State::Established,
+            chan: Channel::resume(&c.chan, now),
+            seed: c.seed,
+            counter: c.counter,
+            calls: c
+                .calls
+                .iter()
+                .map(|(s, peer, connected)| {
+                    (
+                        *s,
+                        Call {
+                            peer: *peer,
+                            connected: *connected,
+                        },
+                    )
+                })
+                .collect(),
+            next_session: c.next_session,
+            last_rx: now,
             events: VecDeque::new(),
         }
     }

@@ -129,6 +129,21 @@ impl<O: Options> Fsm<O> {
         }
     }
 
+    /// An automaton in Opened whose next request uses `next_id` (a
+    /// restart's successor resumes a link that is up).
+    pub fn opened(opts: O, next_id: u8) -> Fsm<O> {
+        Fsm {
+            state: State::Opened,
+            next_id,
+            ..Fsm::new(opts)
+        }
+    }
+
+    /// The identifier the next request or echo will use.
+    pub fn next_id(&self) -> u8 {
+        self.next_id
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

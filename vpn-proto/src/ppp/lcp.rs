@@ -4,7 +4,7 @@
 use super::{consts::*, fsm::*};
 
 /// An authentication protocol, in the form LCP negotiates it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Auth {
     Pap,
     /// CHAP-MD5 needs the clear password, which the gateway does not
@@ -41,7 +41,7 @@ impl Auth {
 }
 
 /// What both sides agreed on, once LCP is open.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LcpAgreed {
     /// The peer's MRU: the largest frame we may send it.
     pub peer_mru: u16,
@@ -95,6 +95,30 @@ impl Lcp {
 
     pub fn magic(&self) -> u32 {
         self.magic
+    }
+
+    /// The generator's state (a restart carries it with the magic number).
+    pub fn rng_state(&self) -> u32 {
+        self.rng
+    }
+
+    /// The options of a link that is up, as a restart's successor resumes them.
+    pub fn resumed(
+        auth_choices: Vec<Auth>,
+        mru: u16,
+        magic: u32,
+        rng: u32,
+        agreed: LcpAgreed,
+    ) -> Lcp {
+        Lcp {
+            mru,
+            auth_choices,
+            auth_supported: Vec::new(),
+            magic,
+            rng: rng | 1,
+            agreed,
+            loops: 0,
+        }
     }
 }
 

@@ -56,7 +56,7 @@ pub enum Dropped {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Establish,
     Authenticate,
     AwaitAddress,
@@ -65,21 +65,21 @@ enum Phase {
 }
 
 pub struct Link {
-    cfg: LinkConfig,
-    phase: Phase,
-    lcp: Fsm<Lcp>,
-    auth: Option<Authenticator>,
-    ipcp: Option<Fsm<Ipcp>>,
-    ccp: Option<Fsm<Ccp>>,
-    mppe_keys: Option<super::mschap::StartKeys>,
-    tx: Option<Mppe>,
-    rx: Option<Mppe>,
-    random: [u8; 16],
-    up: bool,
-    next_echo: Option<Instant>,
-    echoes_unanswered: u32,
-    frames: VecDeque<Vec<u8>>,
-    events: VecDeque<LinkEvent>,
+    pub(super) cfg: LinkConfig,
+    pub(super) phase: Phase,
+    pub(super) lcp: Fsm<Lcp>,
+    pub(super) auth: Option<Authenticator>,
+    pub(super) ipcp: Option<Fsm<Ipcp>>,
+    pub(super) ccp: Option<Fsm<Ccp>>,
+    pub(super) mppe_keys: Option<super::mschap::StartKeys>,
+    pub(super) tx: Option<Mppe>,
+    pub(super) rx: Option<Mppe>,
+    pub(super) random: [u8; 16],
+    pub(super) up: bool,
+    pub(super) next_echo: Option<Instant>,
+    pub(super) echoes_unanswered: u32,
+    pub(super) frames: VecDeque<Vec<u8>>,
+    pub(super) events: VecDeque<LinkEvent>,
 }
 
 /// Strips the optional address/control field and the (possibly compressed)
@@ -600,6 +600,49 @@ mod tests {
         p.extend_from_slice(&dst.octets());
         p.extend_from_slice(b"data");
         p
+    }
+
+    #[test]
+    fn a_carried_link_goes_on_with_its_mppe_streams_and_echoes() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(true), [1; 32], now);
+        let mut peer = peer(now, "pw-alice-1", true);
+        converse(&mut link, &mut peer, now);
+        assert!(link.is_up());
+        let exchange = |link: &mut Link, peer: &mut Client, n: u8| {
+            for i in 0..n {
+                let p = ip(CLIENT, Ipv4Addr::new(172, 16, 10, 2 + i));
+                let mut f = peer.ip_frame(&p);
+                let r = link.handle_frame(now, &mut f).unwrap().unwrap();
+                assert_eq!(&f[r], &p[..]);
+                let mut out = Vec::new();
+                assert!(link.encap_ip(&p, &mut out));
+                peer.handle_frame(now, &mut out);
+            }
+            assert_eq!(peer.take_ip().len(), usize::from(n));
+        };
+        exchange(&mut link, &mut peer, 7);
+        assert!(
+            Link::new(cfg(true), [1; 32], now).carry().is_none(),
+            "not up yet"
+        );
+        let carried = link.carry().expect("an idle link that is up");
+        let json = serde_json::to_string(&carried).unwrap();
+        let carried: super::super::carry::LinkCarry = serde_json::from_str(&json).unwrap();
+        let later = now + Duration::from_secs(1);
+        let mut resumed = Link::resume(cfg(true), &carried, later).unwrap();
+        assert!(resumed.is_up() && resumed.poll().is_none());
+        // Both MPPE directions continue where they were.
+        exchange(&mut resumed, &mut peer, 9);
+        // LCP echoes are answered and sent (the peer is the same).
+        resumed.handle_timeout(later + Duration::from_secs(10));
+        let mut echo = resumed.poll_transmit().expect("an echo request");
+        assert_eq!(&echo[2..4], &PROTO_LCP.to_be_bytes());
+        peer.handle_frame(later, &mut echo);
+        while let Some(mut f) = peer.poll_transmit() {
+            let _ = resumed.handle_frame(later, &mut f);
+        }
+        assert!(resumed.is_up());
     }
 
     #[test]

@@ -87,6 +87,32 @@ pub const MAX_CATCH_UP: u16 = CCOUNT_SPACE / 2 - 1;
 /// Rule-breaking packets tolerated before the call is ended (as Linux's ppp_mppe).
 pub const SANITY_MAX: u32 = 1600;
 
+/// One MPPE direction as plain data (`Mppe::carry`); its keys are wiped
+/// when dropped.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct MppeCarry {
+    pub start: Vec<u8>,
+    pub session: Vec<u8>,
+    pub rc4: Vec<u8>,
+    pub rc4_i: u8,
+    pub rc4_j: u8,
+    pub ccount: u16,
+    pub stateful: bool,
+    pub bits128: bool,
+    pub discarding: bool,
+    pub flush_next: bool,
+    pub sanity_errors: u32,
+}
+
+impl Drop for MppeCarry {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.start.zeroize();
+        self.session.zeroize();
+        self.rc4.zeroize();
+    }
+}
+
 /// One direction of MPPE. Not `Clone`; its keys are wiped when dropped.
 pub struct Mppe {
     start: Zeroizing<Vec<u8>>,
@@ -158,6 +184,51 @@ impl Mppe {
             self.session[..3].copy_from_slice(&[0xd1, 0x26, 0x9e]);
         }
         self.rc4 = Rc4::new(&self.session);
+    }
+
+    /// This direction's whole state (a restart hands it over): keys, the
+    /// RC4 state, the coherency count and the flags.
+    pub fn carry(&self) -> MppeCarry {
+        MppeCarry {
+            start: self.start.to_vec(),
+            session: self.session.to_vec(),
+            rc4: self.rc4.s.to_vec(),
+            rc4_i: self.rc4.i,
+            rc4_j: self.rc4.j,
+            ccount: self.ccount,
+            stateful: self.stateful,
+            bits128: self.strength == Strength::Bits128,
+            discarding: self.discarding,
+            flush_next: self.flush_next,
+            sanity_errors: self.sanity_errors,
+        }
+    }
+
+    /// The direction `carry` described; None if it is inconsistent.
+    pub fn resume(c: &MppeCarry) -> Option<Mppe> {
+        let strength = if c.bits128 {
+            Strength::Bits128
+        } else {
+            Strength::Bits40
+        };
+        if c.start.len() != strength.key_len() || c.session.len() != strength.key_len() {
+            return None;
+        }
+        Some(Mppe {
+            start: Zeroizing::new(c.start.clone()),
+            session: Zeroizing::new(c.session.clone()),
+            rc4: Rc4 {
+                s: c.rc4.as_slice().try_into().ok()?,
+                i: c.rc4_i,
+                j: c.rc4_j,
+            },
+            ccount: c.ccount % CCOUNT_SPACE,
+            stateful: c.stateful,
+            strength,
+            discarding: c.discarding,
+            flush_next: c.flush_next,
+            sanity_errors: c.sanity_errors,
+        })
     }
 
     /// The peer sent a CCP Reset-Request (stateful mode).

@@ -41,6 +41,16 @@ pub enum ControlError {
     EchoTimeout,
 }
 
+/// A started control connection as plain data (a restart hands it over).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ControlCarry {
+    pub echo_id: u32,
+    /// (our call ID, the client's call ID).
+    pub calls: Vec<(u16, u16)>,
+    /// Bytes of a message not complete yet.
+    pub buf: Vec<u8>,
+}
+
 pub struct ControlConnection {
     started: bool,
     stopped: bool,
@@ -68,6 +78,26 @@ impl ControlConnection {
             buf: Vec::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
+        }
+    }
+
+    /// The connection's state if it is started and not stopping (nothing
+    /// queued to send), else None.
+    pub fn carry(&self) -> Option<ControlCarry> {
+        (self.started && !self.stopped && self.out.is_empty()).then(|| ControlCarry {
+            echo_id: self.echo_id,
+            calls: self.calls.clone(),
+            buf: self.buf.clone(),
+        })
+    }
+
+    /// The connection `carry` described; its echo timer starts now.
+    pub fn resume(c: &ControlCarry, now: Instant) -> ControlConnection {
+        ControlConnection {
+            started: true,
+            calls: c.calls.clone(),
+            buf: c.buf.clone(),
+            ..ControlConnection::new(now, c.echo_id)
         }
     }
 

@@ -72,7 +72,12 @@ pub struct Handoff {
     pub sockets: Vec<SocketFd>,
     /// The native data path's extra per-worker sockets (SO_REUSEPORT).
     pub native_udp: Vec<RawFd>,
+    pub pptp_gre: Option<RawFd>,
     pub native: Vec<NativeCarry>,
+    /// PPTP control connections with their calls.
+    pub pptp: Vec<crate::daemon::pptp::carry::ConnectionCarry>,
+    /// L2TP tunnels (plain UDP) with their calls.
+    pub l2tp: Vec<crate::daemon::l2tp::carry::TunnelCarry>,
     /// Sessions that could not be carried, by protocol (they were ended
     /// with a reason their clients were told).
     pub ended: Vec<(String, usize)>,

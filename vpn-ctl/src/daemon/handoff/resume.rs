@@ -45,6 +45,7 @@ impl Handoff {
                 .into_iter()
                 .map(own)
                 .collect::<anyhow::Result<_>>()?,
+            pptp_gre: self.pptp_gre.take().map(own).transpose()?,
             started_at: self.started_at,
             restarts: self.restarts + 1,
             xdp: crate::dataplane::XdpAttachment {
@@ -61,7 +62,7 @@ impl Handoff {
 
     /// Puts the carried sessions into the new services. A session that
     /// cannot be rebuilt is logged and left to time out at its client.
-    pub fn restore(&self, shared: &Shared) {
+    pub fn restore(&self, shared: &std::sync::Arc<Shared>) {
         let now = Instant::now();
         shared.pool.continue_row_ids(self.next_row_id);
         let native = &shared.native;
@@ -82,6 +83,16 @@ impl Handoff {
                     );
                 }
             }
+        }
+        let (ok, bad) = crate::daemon::pptp::carry::restore(shared, &self.pptp);
+        carried += ok;
+        lost += bad;
+        if let Some(l2tp) = &shared.l2tp {
+            let (ok, bad) = crate::daemon::l2tp::carry::restore(l2tp, &self.l2tp);
+            carried += ok;
+            lost += bad;
+        } else {
+            lost += self.l2tp.iter().map(|t| t.calls.len()).sum::<usize>();
         }
         let ended: usize = self.ended.iter().map(|(_, n)| n).sum();
         log::info!(

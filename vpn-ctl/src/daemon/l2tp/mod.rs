@@ -4,6 +4,7 @@
 //! once set up, and by (client address and port, its tunnel ID) before, so
 //! several clients behind one NAT each get their own.
 mod carrier;
+pub mod carry;
 pub mod link;
 mod socket;
 

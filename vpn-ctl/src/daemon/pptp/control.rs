@@ -25,6 +25,7 @@ use crate::daemon::{
     },
     Shared,
 };
+use std::os::fd::AsRawFd as _;
 
 /// How long a write to a client's control connection may take.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -52,27 +53,64 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let Some(pptp) = &shared.pptp else { return };
-            let mut conn = Connection {
-                pptp,
-                pool: &shared.pool,
-                from,
-                calls: Vec::new(),
-                permit: Some(permit),
-                notify: Arc::new(Notify::new()),
-            };
-            let result = conn.run(stream).await;
-            conn.teardown();
-            if let Err(e) = result {
+        let ctl = ControlConnection::new(Instant::now(), rand::random());
+        spawn_connection(
+            shared.clone(),
+            stream,
+            from,
+            ctl,
+            Vec::new(),
+            Some(permit),
+            None,
+        );
+    }
+}
+
+/// Runs one control connection until it ends or a restart takes it over.
+/// `calls`, `notify`: a resumed connection's (restart).
+pub(super) fn spawn_connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    from: SocketAddr,
+    ctl: ControlConnection,
+    calls: Vec<Arc<PptpCall>>,
+    permit: Option<HalfOpenPermit>,
+    notify: Option<Arc<Notify>>,
+) {
+    let Some(pptp) = &shared.pptp else { return };
+    pptp.handoff.live.fetch_add(1, Ordering::SeqCst);
+    let handoff = pptp.handoff.signal.subscribe();
+    tokio::spawn(async move {
+        let Some(pptp) = &shared.pptp else { return };
+        let mut conn = Connection {
+            pptp,
+            pool: &shared.pool,
+            from,
+            calls,
+            permit,
+            notify: notify.unwrap_or_default(),
+        };
+        let result = conn.run(stream, ctl, handoff).await;
+        match result {
+            Ok(Ended::HandedOver) => {}
+            Ok(Ended::Closed) => conn.teardown(),
+            Err(e) => {
+                conn.teardown();
                 pptp.counters.control_bad.fetch_add(1, Ordering::Relaxed);
                 warn_unauthenticated(|| {
                     format!("pptp: control connection from {from} closed: {e}")
                 });
             }
-        });
-    }
+        }
+        pptp.handoff.live.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+/// How a control connection's task ended.
+enum Ended {
+    Closed,
+    /// A restart's successor continues it (its state is in the handoff).
+    HandedOver,
 }
 
 struct Connection<'a> {
@@ -88,8 +126,12 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     /// Drives the sans-IO engine (`vpn_proto::pptp::control`) with the socket.
-    async fn run(&mut self, mut stream: TcpStream) -> anyhow::Result<()> {
-        let mut ctl = ControlConnection::new(Instant::now(), rand::random());
+    async fn run(
+        &mut self,
+        mut stream: TcpStream,
+        mut ctl: ControlConnection,
+        mut handoff: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Ended> {
         let mut chunk = [0u8; 4096];
         loop {
             let wait = ctl.poll_timeout().saturating_duration_since(Instant::now());
@@ -99,9 +141,18 @@ impl Connection<'_> {
                     let n = r?;
                     if n == 0 {
                         log::info!("pptp: {} closed its control connection", self.from);
-                        return Ok(());
+                        return Ok(Ended::Closed);
                     }
                     ctl.handle_bytes(Instant::now(), &chunk[..n])?;
+                }
+                r = handoff.changed() => {
+                    if r.is_ok() && *handoff.borrow() {
+                        if self.hand_over(&stream, &ctl) {
+                            return Ok(Ended::HandedOver);
+                        }
+                        log::info!("pptp: {}: its call cannot be carried over the restart; closing", self.from);
+                        return Ok(Ended::Closed);
+                    }
                 }
                 _ = self.notify.notified() => {
                     for c in self.dead_calls() {
@@ -162,10 +213,10 @@ impl Connection<'_> {
             }
             if stopped {
                 log::info!("pptp: {} stopped its control connection", self.from);
-                return Ok(());
+                return Ok(Ended::Closed);
             }
             if cleared && self.calls.is_empty() {
-                return Ok(()); // we sent StopCCRQ with the last CDN
+                return Ok(Ended::Closed); // we sent StopCCRQ with the last CDN
             }
         }
     }
@@ -232,6 +283,45 @@ impl Connection<'_> {
         self.calls.retain(|x| x.carrier.call_id != id);
         self.pptp.remove(id);
         c.end(why);
+    }
+
+    /// Restart: the connection's and its calls' state into the handoff,
+    /// with a duplicate of the socket. False if any part cannot be carried.
+    fn hand_over(&self, stream: &TcpStream, ctl: &ControlConnection) -> bool {
+        let Some(ctl) = ctl.carry() else { return false };
+        let mut calls = Vec::new();
+        for c in &self.calls {
+            let g = &c.carrier;
+            let Some((call, wire)) = c.carry(|w| (w.seq_out, w.seq_in, w.ack_owed, w.fast_acked))
+            else {
+                return false;
+            };
+            calls.push(super::carry::CallCarry {
+                call_id: g.call_id,
+                peer_call_id: g.peer_call_id,
+                peer: g.peer,
+                local: g.local,
+                seq_out: wire.0,
+                seq_in: wire.1,
+                ack_owed: wire.2,
+                fast_acked: wire.3,
+                call,
+            });
+        }
+        let fd = match self.pptp.handoff.keep(stream.as_raw_fd()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::warn!("pptp: {}: {e:#}", self.from);
+                return false;
+            }
+        };
+        self.pptp.handoff.push(super::carry::ConnectionCarry {
+            fd,
+            from: self.from,
+            ctl,
+            calls,
+        });
+        true
     }
 
     fn teardown(&mut self) {

@@ -2,6 +2,7 @@
 //! for all calls, and a PPP call per PPTP call on the gateway's shared PPP
 //! driver (`gateway::ppp`). Unencrypted calls are carried by the kernel.
 mod carrier;
+pub mod carry;
 mod control;
 mod gre;
 mod timers;
@@ -45,6 +46,8 @@ pub struct Pptp {
     pub counters: PptpCounters,
     /// The GRE sequence space shared with the kernel (None: no fast path).
     pub seq: Option<Arc<SeqPage>>,
+    /// A restart's rendezvous with the control connections.
+    pub handoff: carry::Handoff,
 }
 
 impl Pptp {
@@ -61,6 +64,7 @@ impl Pptp {
             gre: Arc::new(gre),
             counters: PptpCounters::default(),
             seq: seq.map(Arc::new),
+            handoff: carry::Handoff::default(),
         }
     }
 

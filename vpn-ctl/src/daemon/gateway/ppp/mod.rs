@@ -4,6 +4,8 @@
 //! path for unencrypted calls, and the call's counters. A carrier only
 //! moves PPP frames: it implements [`Carrier`] (encapsulate and send, say
 //! what the kernel needs to carry the call, wake its control connection).
+mod carry;
+
 use std::{
     net::Ipv4Addr,
     os::fd::RawFd,
@@ -22,6 +24,8 @@ use vpn_proto::{
         link::{parse_frame, Link, LinkConfig, LinkEvent},
     },
 };
+
+pub use carry::CallCarry;
 
 use super::{
     limits::{warn_unauthenticated, LoginGuard, TokenBucket},
