@@ -188,6 +188,12 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
         assert_eq!(r.get("Framed-Protocol").as_deref(), Some("PPP"), "{user}");
     }
 
+    // A restart hands the sessions over without the server hearing of it:
+    // no second Accounting-On or Start, the same Acct-Session-Ids after.
+    let carol_start = record_for(&server, "carol", "Start")().unwrap();
+    let said = gw.restart_in_place();
+    assert!(said.contains("3 of 3 sessions carried over"), "{said}");
+
     // Disconnect-Request: alice's session ends (ACK), and its Stop says so
     // with what the session carried; an unknown user gets a NAK.
     let out = disconnect(&t, "User-Name=nobody");
@@ -262,6 +268,22 @@ fn radius_logs_users_in_accounts_their_sessions_and_ends_them_on_request() {
         .accounting()
         .iter()
         .any(|r| r.get("Acct-Status-Type").as_deref() == Some("Accounting-Off")));
+    assert_eq!(
+        stop.get("Acct-Session-Id"),
+        carol_start.get("Acct-Session-Id")
+    );
+    let records = server.accounting();
+    let count = |user: Option<&str>, status: &str| {
+        records
+            .iter()
+            .filter(|r| {
+                r.get("Acct-Status-Type").as_deref() == Some(status)
+                    && user.is_none_or(|u| r.get("User-Name").as_deref() == Some(u))
+            })
+            .count()
+    };
+    assert_eq!(count(None, "Accounting-On"), 1, "the restart was announced");
+    assert_eq!(count(Some("carol"), "Start"), 1, "carol started twice");
     drop(carol);
     assert!(gw
         .log()

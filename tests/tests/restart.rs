@@ -243,8 +243,44 @@ fn sessions_keep_passing_traffic_across_a_restart() {
     drop(calls);
     native.kill();
     assert!(gw.down().success(), "{}", gw.log());
+    assert_restored(&t, &gw);
+}
+
+/// Asserts the gateway namespace is as before `up`: no vpn0, no XDP on
+/// the WAN, no pins, no NAT table.
+fn assert_restored(t: &Topology, gw: &Gateway) {
     let wan = String::from_utf8_lossy(&t.gw.sh("ip -d link show wan0").stdout).into_owned();
     assert!(!wan.contains("xdp"), "XDP still attached: {wan}");
     assert!(!t.gw.sh("ip link show vpn0").status.success());
     assert!(!gw.files.pin_dir.exists(), "pins left behind");
+    let nft = String::from_utf8_lossy(&t.gw.sh("nft list tables").stdout).into_owned();
+    assert!(!nft.contains("vpn_ctl"), "{nft}");
+}
+
+#[test]
+fn a_restart_the_new_image_could_not_do_is_refused_and_the_gateway_runs_on() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "[gateway]\nmax_sessions = 100\n");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut native = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
+    native.wait_connected();
+    // A configuration the successor would refuse: checked before anything
+    // stops (by `restart` itself, and by the daemon asking the binary on
+    // disk), so the restart is refused and nothing changes.
+    let good = std::fs::read_to_string(&gw.files.config).unwrap();
+    let bad = good.replace("max_sessions = 100", "max_sessions = 0");
+    assert_ne!(bad, good);
+    std::fs::write(&gw.files.config, bad).unwrap();
+    let out = gw.ctl(&["restart"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gateway.max_sessions"), "{err}");
+    std::fs::write(&gw.files.config, good).unwrap();
+    assert_eq!(gw.status()["restarts"].as_u64(), Some(0));
+    assert_eq!(gw.sessions().len(), 1);
+    t.c1.must(&format!("ping -c 2 -i 0.2 -W 2 {LAN_HOST}"));
+    // With a configuration that reads, the restart goes through.
+    let said = gw.restart_in_place();
+    assert!(said.contains("1 of 1 sessions carried over"), "{said}");
+    t.c1.must(&format!("ping -c 2 -i 0.2 -W 2 {LAN_HOST}"));
 }

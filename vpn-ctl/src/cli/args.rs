@@ -33,7 +33,8 @@ pub enum Command {
     /// L2TP/IPsec sessions end (their clients redial). The configuration
     /// is read again, except the pool, WAN and VPN interface.
     Restart,
-    /// The handoff format this build reads (`restart` checks its successor).
+    /// The handoff format this build reads, once it has checked the
+    /// configuration (`restart` asks its successor).
     #[command(hide = true)]
     HandoffFormat,
     /// Interfaces, attach modes, programs, ports, maps, counters, drops.

@@ -17,16 +17,18 @@ use crate::config::Config;
 
 /// Runs the parsed command line.
 pub fn run(cli: args::Cli) -> anyhow::Result<()> {
-    if let args::Command::HandoffFormat = cli.command {
-        println!("{}", crate::daemon::handoff::FORMAT);
-        return Ok(());
-    }
     let (cfg, source) = Config::load(cli.config.as_deref())?;
     match cli.command {
         args::Command::Up { enable } => up::run(cfg, source, &enable),
         args::Command::Down => down::run(&cfg),
         args::Command::Restart => restart::run(&cfg),
-        args::Command::HandoffFormat => unreachable!("answered above"),
+        // What a restarting daemon asks its successor: can you read my
+        // handoff, and the configuration as it is now?
+        args::Command::HandoffFormat => {
+            cfg.validate()?;
+            println!("{}", crate::daemon::handoff::FORMAT);
+            Ok(())
+        }
         args::Command::Status { json, verbose } => query::status(&cfg, json, verbose),
         args::Command::Sessions { json } => query::sessions(&cfg, json),
         args::Command::Kill { id } => query::kill(&cfg, id),

@@ -21,7 +21,15 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
     let before = status(cfg)?;
     control::call(&cfg.paths.run_dir, &Request::Restart)?;
     let deadline = Instant::now() + DEADLINE;
+    let lock = cfg.paths.run_dir.join(control::LOCK);
     while Instant::now() < deadline {
+        // The lock is free only if the daemon is gone: its successor
+        // failed to start and undid everything, as a failed `up` does.
+        if crate::fsutil::FileLock::try_acquire(&lock)?.is_some() {
+            anyhow::bail!(
+                "the new daemon did not start (see its log); the gateway is stopped and the host restored"
+            );
+        }
         // Until the successor binds the control socket, calls fail.
         if let Ok(now) = status(cfg) {
             if now.restarts > before.restarts {

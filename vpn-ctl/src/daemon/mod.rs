@@ -210,7 +210,7 @@ pub async fn run(
     let result = match result {
         Ok(server::Exit::Restart(r)) => {
             // Only returns if the exec failed: stop as `down` would.
-            let e = handoff::exec(&r.successor, &r.handoff, &r.keep);
+            let e = handoff::exec(&r.successor, &run_dir, &r.handoff, &r.keep);
             log::error!("restart failed, stopping: {e:#}");
             drop(r);
             Err(e.context("restart"))

@@ -211,6 +211,7 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             native: shared.native.registry.carry(now),
             pptp: pptp_carried,
             l2tp: l2tp_carried,
+            radius: shared.radius.as_ref().map(|r| r.carry()),
             ended,
         };
         return Ok(Exit::Restart(Box::new(Restart {

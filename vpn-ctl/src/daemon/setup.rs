@@ -95,6 +95,8 @@ pub struct Inherited {
     pub native_udp: Vec<std::os::fd::OwnedFd>,
     /// PPTP's raw GRE socket (what arrived meanwhile is queued there).
     pub pptp_gre: Option<std::os::fd::OwnedFd>,
+    /// RADIUS accounting's Acct-Session-Id prefix.
+    pub radius_boot: Option<u64>,
     pub started_at: u64,
     pub restarts: u32,
     /// The attachments (pinned links) as the predecessor made them.
@@ -114,10 +116,12 @@ pub async fn setup(
     let mut inherited_net = None;
     let mut inherited_dp = None;
     let mut inherited_gre = None;
+    let mut radius_boot = None;
     let mut history = (None, 0);
     if let Some(i) = inherited {
         inherited_dp = Some((i.xdp, i.tc_prog_id));
         inherited_gre = i.pptp_gre;
+        radius_boot = i.radius_boot;
         inherited_tun = Some(i.tun);
         inherited_sockets = Some(i.sockets);
         inherited_udp = Some(i.native_udp);
@@ -398,7 +402,7 @@ pub async fn setup(
     let ebpf = Arc::new(Mutex::new(ebpf));
     let users = Arc::new(Mutex::new(users));
     let radius = match &finals {
-        Some(f) => Some(super::radius::Radius::start(&cfg.radius, f.clone()).await?),
+        Some(f) => Some(super::radius::Radius::start(&cfg.radius, f.clone(), radius_boot).await?),
         None => None,
     };
     let wan_mtu = net::mtu(&wan);

@@ -45,7 +45,7 @@ impl SessionInfo {
 }
 
 /// What an Access-Accept grants beyond the login.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub framed_ip: Option<Ipv4Addr>,
     pub session_timeout: Option<u32>,

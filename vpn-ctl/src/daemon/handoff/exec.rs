@@ -1,5 +1,5 @@
 //! Replacing the running image: the successor binary (checked first), the
-//! descriptors it inherits, the memfd with the handoff, execve.
+//! descriptors it inherits, the file with the handoff, execve.
 use std::{
     io::Write as _,
     os::{
@@ -34,17 +34,31 @@ impl Keep {
 
 /// The binary that takes over: the one at our path now (a package upgrade
 /// replaced the file; /proc names the old one "(deleted)"), provided it
-/// reads this handoff format.
+/// reads this handoff format and the configuration as it is now (so a
+/// restart never ends in a successor that cannot start).
 pub fn successor() -> anyhow::Result<PathBuf> {
     let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
     let text = exe.to_string_lossy();
     let path = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+    // Our global options (`-c FILE`), without the `up` command.
+    let globals: Vec<_> = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "up")
+        .collect();
     let out = std::process::Command::new(&path)
+        .args(&globals)
         .arg("handoff-format")
         .output()
         .with_context(|| format!("cannot run {}", path.display()))?;
     let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || theirs != FORMAT.to_string() {
+    if !out.status.success() && theirs.is_empty() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!(
+            "the gateway keeps running unchanged: {}",
+            err.trim().trim_start_matches("vpn-ctl: error: ")
+        );
+    }
+    if theirs != FORMAT.to_string() {
         anyhow::bail!(
             "{} cannot take over this daemon's sessions (handoff format {}, ours {FORMAT}); \
              `systemctl restart` (down, then up) restarts it, ending every session",
@@ -67,10 +81,17 @@ fn inherit(fd: RawFd) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Execs `path` with our arguments and `handoff`; returns only on failure
-/// (the descriptors are then closed again when `keep` is dropped).
-pub fn exec(path: &std::path::Path, handoff: &Handoff, keep: &Keep) -> anyhow::Error {
-    match try_exec(path, handoff, keep) {
+/// Execs `path` with our arguments and `handoff` (written to an unnamed
+/// file in `run_dir`: O_TMPFILE works under systemd's sandbox, where
+/// memfd_create may be filtered); returns only on failure (the descriptors
+/// are then closed again when `keep` is dropped).
+pub fn exec(
+    path: &std::path::Path,
+    run_dir: &std::path::Path,
+    handoff: &Handoff,
+    keep: &Keep,
+) -> anyhow::Error {
+    match try_exec(path, run_dir, handoff, keep) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -78,33 +99,31 @@ pub fn exec(path: &std::path::Path, handoff: &Handoff, keep: &Keep) -> anyhow::E
 
 fn try_exec(
     path: &std::path::Path,
+    run_dir: &std::path::Path,
     handoff: &Handoff,
     keep: &Keep,
 ) -> anyhow::Result<std::convert::Infallible> {
-    // SAFETY: memfd_create with a NUL-terminated name and no flags (the
-    // successor inherits it).
-    let raw = unsafe { libc::memfd_create(c"vpn-ctl-handoff".as_ptr(), 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error()).context("memfd_create");
-    }
-    // SAFETY: fresh descriptor, ours alone.
-    let memfd = unsafe { OwnedFd::from_raw_fd(raw) };
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(run_dir)
+        .with_context(|| format!("an unnamed file in {}", run_dir.display()))?;
+    let state = OwnedFd::from(file);
     let text = zeroize::Zeroizing::new(serde_json::to_vec(handoff)?);
-    let mut file = std::fs::File::from(memfd.try_clone()?);
+    let mut file = std::fs::File::from(state.try_clone()?);
     file.write_all(&text).context("writing the handoff")?;
-    // SAFETY: lseek on our memfd.
-    unsafe { libc::lseek(memfd.as_raw_fd(), 0, libc::SEEK_SET) };
-    for fd in keep
-        .0
-        .iter()
-        .map(|f| f.as_raw_fd())
-        .chain([handoff.lock_fd])
-    {
+    // SAFETY: lseek on our own file.
+    unsafe { libc::lseek(state.as_raw_fd(), 0, libc::SEEK_SET) };
+    let inherited = keep.0.iter().map(|f| f.as_raw_fd());
+    for fd in inherited.chain([handoff.lock_fd, state.as_raw_fd()]) {
         inherit(fd)?;
     }
     let err = std::process::Command::new(path)
         .args(std::env::args_os().skip(1))
-        .env(ENV, memfd.as_raw_fd().to_string())
+        .env(ENV, state.as_raw_fd().to_string())
         .exec();
     Err(err).with_context(|| format!("exec {}", path.display()))
 }

@@ -1,9 +1,9 @@
 //! `vpn-ctl restart` (docs/decisions.md #52): the daemon hands itself to
 //! the binary now on disk without dropping sessions. It stops reading,
-//! writes what the successor needs into a memfd (the state below, and the
+//! writes what the successor needs into an unnamed file (the state below, and the
 //! numbers of the descriptors it keeps open: the lock, the TUN queues, the
 //! service sockets, PPTP control connections), and execs the new binary in
-//! its own process with `VPN_CTL_HANDOFF_FD` naming the memfd. The host's
+//! its own process with `VPN_CTL_HANDOFF_FD` naming that file. The host's
 //! configuration (vpn0's address, sysctls, nftables, firewall rules) stays
 //! as it is, recorded in the undo journal on disk; the successor loads and
 //! attaches the eBPF programs again, refills the maps from the carried
@@ -25,7 +25,7 @@ pub use exec::{exec, successor, Keep};
 /// The handoff's layout version: a binary refuses to restart into one that
 /// reads another (`vpn-ctl handoff-format` prints it).
 pub const FORMAT: u32 = 1;
-/// Names the memfd holding the handoff, in the successor's environment.
+/// Names the descriptor of the file holding the handoff, in the successor's environment.
 pub const ENV: &str = "VPN_CTL_HANDOFF_FD";
 /// The largest handoff read (sessions' state is a few hundred bytes each).
 const MAX_BYTES: u64 = 256 << 20;
@@ -78,6 +78,8 @@ pub struct Handoff {
     pub pptp: Vec<crate::daemon::pptp::carry::ConnectionCarry>,
     /// L2TP tunnels (plain UDP) with their calls.
     pub l2tp: Vec<crate::daemon::l2tp::carry::TunnelCarry>,
+    /// RADIUS accounting's state, when `[radius]` is on.
+    pub radius: Option<crate::daemon::radius::carry::RadiusCarry>,
     /// Sessions that could not be carried, by protocol (they were ended
     /// with a reason their clients were told).
     pub ended: Vec<(String, usize)>,

@@ -46,6 +46,7 @@ impl Handoff {
                 .map(own)
                 .collect::<anyhow::Result<_>>()?,
             pptp_gre: self.pptp_gre.take().map(own).transpose()?,
+            radius_boot: self.radius.as_ref().map(|r| r.boot),
             started_at: self.started_at,
             restarts: self.restarts + 1,
             xdp: crate::dataplane::XdpAttachment {
@@ -93,6 +94,9 @@ impl Handoff {
             lost += bad;
         } else {
             lost += self.l2tp.iter().map(|t| t.calls.len()).sum::<usize>();
+        }
+        if let (Some(r), Some(c)) = (&shared.radius, &self.radius) {
+            r.resume(shared, c);
         }
         let ended: usize = self.ended.iter().map(|(_, n)| n).sum();
         log::info!(

@@ -39,24 +39,24 @@ impl FinalRows {
     }
 }
 
-struct Tracked {
-    info: SessionInfo,
-    framed_ip: Option<Ipv4Addr>,
-    grant: Grant,
-    last: SessionRow,
+pub(super) struct Tracked {
+    pub(super) info: SessionInfo,
+    pub(super) framed_ip: Option<Ipv4Addr>,
+    pub(super) grant: Grant,
+    pub(super) last: SessionRow,
     /// When the session was first seen logged in.
-    since: Instant,
-    interim: Option<Duration>,
-    next_interim: Option<Instant>,
+    pub(super) since: Instant,
+    pub(super) interim: Option<Duration>,
+    pub(super) next_interim: Option<Instant>,
     /// The last time its counters moved (Idle-Timeout).
-    active_at: Instant,
+    pub(super) active_at: Instant,
 }
 
 pub struct Accounting {
     /// Accounting records are sent (else only the limits apply).
     send: bool,
     default_interim: u32,
-    tracked: Mutex<HashMap<u64, Tracked>>,
+    pub(super) tracked: Mutex<HashMap<u64, Tracked>>,
     /// Why sessions we ended ended (Acct-Terminate-Cause), until their Stop.
     causes: Mutex<HashMap<u64, u32>>,
 }
@@ -77,11 +77,11 @@ impl Accounting {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn peer_ip(peer: &str) -> IpAddr {
+pub(super) fn peer_ip(peer: &str) -> IpAddr {
     peer.parse::<SocketAddr>()
         .map(|s| s.ip())
         .or_else(|_| peer.parse::<IpAddr>())
@@ -127,7 +127,8 @@ fn send(radius: &Arc<Radius>, req: Request) {
 /// The loop: Accounting-On, then a step a second.
 pub async fn run(shared: Arc<Shared>, radius: Arc<Radius>) {
     let a = &radius.sessions;
-    if a.send {
+    // A restart's successor continues the predecessor's accounting.
+    if a.send && !radius.resumed {
         let on = nas_request(
             ACCT_ON,
             &radius.nas_identifier,

@@ -3,6 +3,7 @@
 //! records are handed to it and answered through one-shot channels.
 //! Accounting (`accounting`) and dynamic authorization (`dae`) build on it.
 pub mod accounting;
+pub mod carry;
 pub mod dae;
 
 use std::{
@@ -67,6 +68,8 @@ pub struct Radius {
     /// Start of this daemon (Unix seconds): Acct-Session-Ids stay unique
     /// across restarts.
     boot: u64,
+    /// A restart's successor: no Accounting-On.
+    resumed: bool,
     /// What the servers granted each logged-in session, by row ID, and
     /// since when (a grant whose session never showed up is dropped).
     grants: Mutex<HashMap<u64, (Grant, Instant)>>,
@@ -78,9 +81,11 @@ pub struct Radius {
 
 impl Radius {
     /// Binds the client socket and starts the task (on the current runtime).
+    /// `boot`: a restart's predecessor's (its Acct-Session-Id prefix).
     pub async fn start(
         cfg: &RadiusConfig,
         finals: Arc<accounting::FinalRows>,
+        boot: Option<u64>,
     ) -> anyhow::Result<Arc<Radius>> {
         let sock = tokio::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
             .await
@@ -115,7 +120,8 @@ impl Radius {
             servers: cfg.servers.iter().map(|s| s.address).collect(),
             nas_identifier: cfg.nas_identifier.clone(),
             nas_ip: cfg.nas_ip,
-            boot: crate::daemon::unix_now(),
+            boot: boot.unwrap_or_else(crate::daemon::unix_now),
+            resumed: boot.is_some(),
             grants: Mutex::new(HashMap::new()),
             sessions: accounting::Accounting::new(cfg.accounting, cfg.interim_secs),
             finals,
