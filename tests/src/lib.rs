@@ -24,6 +24,7 @@ pub mod packet;
 pub mod pptp_client;
 pub mod pptp_peer;
 pub mod raw_ip;
+pub mod restart;
 pub mod snapshot;
 pub mod topology;
 pub mod wait;

@@ -107,6 +107,15 @@ fn l2tp_with_mschapv2_reaches_lan_internet_and_is_killed() {
         "{after}"
     );
 
+    // `vpn-ctl restart` with pings running: the call goes on, still in the
+    // kernel, and it is the same session.
+    vpn_tests::restart::ping_across_restart(&gw, &mut g, LAN_HOST);
+    let row = &gw.sessions()[0];
+    assert_eq!(
+        (&row["id"], &row["fast_path"]),
+        (&r["id"], &serde_json::json!(true))
+    );
+
     // kill: the client's link goes down; the session and its address go.
     let id = r["id"].as_u64().unwrap();
     assert!(gw.ctl(&["kill", &id.to_string()]).status.success());

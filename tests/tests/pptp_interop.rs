@@ -113,6 +113,11 @@ fn run_case(mppe: bool) {
         assert_eq!(row["fast_path_rx_packets"], 0);
     }
 
+    // `vpn-ctl restart` with pings running: pppd's call goes on (LCP
+    // echoes, MPPE) in the new image, and it is the same session.
+    vpn_tests::restart::ping_across_restart(&gw, &mut g, LAN_HOST);
+    assert_eq!(gw.sessions()[0]["id"], r["id"]);
+
     // kill: the client sees the link go down.
     let id = r["id"].as_u64().unwrap();
     assert!(gw.ctl(&["kill", &id.to_string()]).status.success());

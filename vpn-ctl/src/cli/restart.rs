@@ -33,9 +33,17 @@ pub fn run(cfg: &Config) -> anyhow::Result<()> {
         // Until the successor binds the control socket, calls fail.
         if let Ok(now) = status(cfg) {
             if now.restarts > before.restarts {
+                let report = now.last_restart.unwrap_or_default();
                 println!(
-                    "vpn-ctl: restarted (pid {}, vpn-ctl {}): {} of {} sessions carried over",
-                    now.pid, now.version, now.sessions, before.sessions
+                    "vpn-ctl: restarted (pid {}, vpn-ctl {}): {} of {} sessions carried over{}",
+                    now.pid,
+                    now.version,
+                    report.carried,
+                    before.sessions,
+                    report
+                        .describe()
+                        .split_once("carried over")
+                        .map_or("", |(_, rest)| rest)
                 );
                 return Ok(());
             }

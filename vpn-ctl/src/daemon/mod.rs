@@ -56,6 +56,8 @@ pub struct Shared {
     pub shutdown: Notify,
     /// Set (with `shutdown`) by `vpn-ctl restart`: the successor binary.
     pub restart_to: Mutex<Option<std::path::PathBuf>>,
+    /// What this process took over from its predecessor, if it is a restart's.
+    pub restarted: Mutex<Option<crate::report::RestartReport>>,
 }
 
 /// Seconds since the Unix epoch (for reports).
@@ -132,6 +134,11 @@ impl Shared {
         }
         s.counters
             .push_named("pool_addresses_in_use", self.pool.in_use() as u64);
+        s.last_restart = self
+            .restarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for (l, n) in s.listeners.iter_mut().zip(&self.received) {
             l.received = n.load(Ordering::Relaxed);
         }

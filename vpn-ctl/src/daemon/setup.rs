@@ -340,6 +340,7 @@ pub async fn setup(
         notes: notes(cfg, &secrets),
         listeners,
         capabilities: privileges::describe_list(&privileges::kept(journal.unmounts_bpffs())),
+        last_restart: None,
     };
 
     println!(
@@ -456,6 +457,7 @@ pub async fn setup(
         stopping: Default::default(),
         shutdown: Notify::new(),
         restart_to: Mutex::new(None),
+        restarted: Mutex::new(None),
     });
     Ok(Gateway {
         shared,

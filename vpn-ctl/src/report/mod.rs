@@ -39,6 +39,18 @@ pub struct Status {
     /// The capabilities the daemon kept after setup (#43).
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// What the last `vpn-ctl restart` handed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<RestartReport>,
+}
+
+/// Sessions a restart carried over, lost (could not be rebuilt), and ended
+/// on purpose by protocol (L2TP/IPsec, calls still negotiating).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestartReport {
+    pub carried: usize,
+    pub lost: usize,
+    pub ended: Vec<(String, usize)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -196,6 +208,25 @@ impl Status {
             line(format!("note: {n}"));
         }
         f
+    }
+}
+
+impl RestartReport {
+    /// "3 sessions carried over, 1 lost, 2 ended before the restart (2 l2tp-ipsec)".
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} sessions carried over", self.carried);
+        if self.lost > 0 {
+            s += &format!(", {} lost", self.lost);
+        }
+        let ended: usize = self.ended.iter().map(|(_, n)| n).sum();
+        if ended > 0 {
+            let list: Vec<String> = self.ended.iter().map(|(p, n)| format!("{n} {p}")).collect();
+            s += &format!(
+                ", {ended} ended before the restart ({}; their clients redial)",
+                list.join(", ")
+            );
+        }
+        s
     }
 }
 

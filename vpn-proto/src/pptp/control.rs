@@ -276,6 +276,26 @@ mod tests {
     }
 
     #[test]
+    fn a_carried_connection_keeps_its_call_and_a_half_read_message() {
+        let now = Instant::now();
+        let mut c = ControlConnection::new(now, 0);
+        assert!(c.carry().is_none(), "not started");
+        c.handle_bytes(now, &[sccrq(m::VERSION), ocrq(77)].concat())
+            .unwrap();
+        c.accept_call(5, 77);
+        assert!(c.carry().is_none(), "answers still queued");
+        kinds(&mut c);
+        // Half of a Call-Clear-Request has arrived when the restart comes.
+        let ccrq = raw(12, &[0, 77, 0, 0]);
+        c.handle_bytes(now, &ccrq[..6]).unwrap();
+        let carried = c.carry().unwrap();
+        let mut r = ControlConnection::resume(&carried, now);
+        r.handle_bytes(now, &ccrq[6..]).unwrap();
+        assert_eq!(kinds(&mut r), vec![m::CDN]);
+        assert_eq!(r.poll(), Some(ControlEvent::CallCleared { call_id: 5 }));
+    }
+
+    #[test]
     fn a_refused_call_gets_an_ocrp_with_the_result_and_no_call() {
         let now = Instant::now();
         let mut c = ControlConnection::new(now, 0);

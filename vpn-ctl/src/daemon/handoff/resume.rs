@@ -98,28 +98,17 @@ impl Handoff {
         if let (Some(r), Some(c)) = (&shared.radius, &self.radius) {
             r.resume(shared, c);
         }
-        let ended: usize = self.ended.iter().map(|(_, n)| n).sum();
+        let report = crate::report::RestartReport {
+            carried,
+            lost,
+            ended: self.ended.clone(),
+        };
         log::info!(
-            "restart {} (from vpn-ctl {}): {carried} sessions carried over{}{}",
+            "restart {} (from vpn-ctl {}): {}",
             self.restarts + 1,
             self.from_version,
-            if lost > 0 {
-                format!(", {lost} lost")
-            } else {
-                String::new()
-            },
-            if ended > 0 {
-                format!(
-                    ", {ended} ended before the restart ({})",
-                    self.ended
-                        .iter()
-                        .map(|(p, n)| format!("{n} {p}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            } else {
-                String::new()
-            }
+            report.describe()
         );
+        *shared.restarted.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
     }
 }
