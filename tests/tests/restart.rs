@@ -165,7 +165,12 @@ fn sessions_keep_passing_traffic_across_a_restart() {
             > row(&before, "native")["rx_packets"].as_u64().unwrap() + 5)
             .then_some(())
     });
+    let asked = std::time::Instant::now();
     let said = gw.restart_in_place();
+    eprintln!(
+        "restart: {:?} from request to the successor's answer",
+        asked.elapsed()
+    );
     assert!(
         said.contains("3 of 4 sessions carried over, 1 ended before the restart (1 l2tp-ipsec"),
         "{said}"
@@ -232,6 +237,11 @@ fn sessions_keep_passing_traffic_across_a_restart() {
         native.stdout()
     );
     assert!(gw.log().contains("3 sessions carried over"), "{}", gw.log());
+    // A successor restarts like any daemon.
+    let said = gw.restart_in_place();
+    assert!(said.contains("3 of 3 sessions carried over"), "{said}");
+    assert_eq!(gw.status()["restarts"].as_u64(), Some(2));
+    t.c1.must(&format!("ping -c 2 -i 0.2 -W 2 {LAN_HOST}"));
 
     // The successor undoes what its predecessor set up.
     drop(calls);
