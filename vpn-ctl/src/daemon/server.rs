@@ -102,10 +102,14 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
         let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
         l2tp_worker = Some(l2tp::spawn_worker(shared.clone(), q));
     }
-    let mut ipsec_worker = None;
-    if shared.ipsec.is_some() {
-        let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
-        ipsec_worker = Some(ipsec::spawn_worker(shared.clone(), q));
+    // One IPsec worker per NAT-T socket (the first also reads UDP 500
+    // and raw ESP, and runs the timers).
+    let mut ipsec_workers = Vec::new();
+    if let Some(i) = &shared.ipsec {
+        for index in 0..=i.sockets.natt_workers.len() {
+            let q = tun.queues.first().context("no TUN queue")?.try_clone()?;
+            ipsec_workers.push(ipsec::spawn_worker(shared.clone(), q, index));
+        }
     }
     let port: Arc<dyn gateway::tun::DatagramPort> = Arc::new(native::Port(shared.clone()));
     let workers = gateway::tun::spawn_workers(tun.queues, shared.clone(), Some(port));
@@ -151,9 +155,10 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             .stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
         drop(workers);
-        for t in [gre_reader, l2tp_worker, ipsec_worker]
+        for t in [gre_reader, l2tp_worker]
             .into_iter()
             .flatten()
+            .chain(ipsec_workers)
         {
             let _ = t.join();
         }
@@ -188,6 +193,15 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             .skip(1)
             .map(|f| keep.dup(f.as_raw_fd()))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let ipsec_natt = match &shared.ipsec {
+            Some(i) => i
+                .sockets
+                .natt_workers
+                .iter()
+                .map(|f| keep.dup(f.as_raw_fd()))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
         let pptp_gre = match &shared.pptp {
             Some(p) => Some(keep.dup(p.gre.as_raw_fd())?),
             None => None,
@@ -208,6 +222,7 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             sockets: socket_fds,
             native_udp,
             pptp_gre,
+            ipsec_natt,
             native: shared.native.registry.carry(now),
             pptp: pptp_carried,
             l2tp: l2tp_carried,
@@ -236,9 +251,10 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     drop(workers);
-    for t in [gre_reader, l2tp_worker, ipsec_worker]
+    for t in [gre_reader, l2tp_worker]
         .into_iter()
         .flatten()
+        .chain(ipsec_workers)
     {
         let _ = t.join();
     }

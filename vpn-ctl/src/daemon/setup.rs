@@ -97,6 +97,8 @@ pub struct Inherited {
     pub pptp_gre: Option<std::os::fd::OwnedFd>,
     /// RADIUS accounting's Acct-Session-Id prefix.
     pub radius_boot: Option<u64>,
+    /// The IPsec workers' extra NAT-T sockets.
+    pub ipsec_natt: Vec<std::os::fd::OwnedFd>,
     pub started_at: u64,
     pub restarts: u32,
     /// The attachments (pinned links) as the predecessor made them.
@@ -117,11 +119,13 @@ pub async fn setup(
     let mut inherited_dp = None;
     let mut inherited_gre = None;
     let mut radius_boot = None;
+    let mut inherited_natt = None;
     let mut history = (None, 0);
     if let Some(i) = inherited {
         inherited_dp = Some((i.xdp, i.tc_prog_id));
         inherited_gre = i.pptp_gre;
         radius_boot = i.radius_boot;
+        inherited_natt = Some(i.ipsec_natt);
         inherited_tun = Some(i.tun);
         inherited_sockets = Some(i.sockets);
         inherited_udp = Some(i.native_udp);
@@ -438,7 +442,14 @@ pub async fn setup(
         _ => None,
     };
     let ipsec = if cfg.ipsec_enabled() {
-        Some(ipsec_service(cfg, &secrets, &mut sockets, ebpf.clone())?)
+        Some(ipsec_service(
+            cfg,
+            &secrets,
+            &mut sockets,
+            ebpf.clone(),
+            tun.queues.len(),
+            inherited_natt.take(),
+        )?)
     } else {
         None
     };
@@ -741,6 +752,8 @@ fn ipsec_service(
     secrets: &Secrets,
     sockets: &mut Vec<ports::BoundSocket>,
     ebpf: Arc<Mutex<aya::Ebpf>>,
+    workers: usize,
+    inherited_natt: Option<Vec<std::os::fd::OwnedFd>>,
 ) -> anyhow::Result<super::ipsec::Ipsec> {
     use super::ipsec::{sockets::Sockets, Ipsec};
     use vpn_proto::ike::responder::Config as IkeConfig;
@@ -757,6 +770,13 @@ fn ipsec_service(
         crate::net::batch::set_buffers(
             std::os::fd::AsRawFd::as_raw_fd(fd),
             crate::net::batch::SOCKET_BUFFER,
+        );
+    }
+    let mut natt_workers = inherited_natt.unwrap_or_default();
+    while natt_workers.len() + 1 < workers {
+        natt_workers.push(
+            crate::net::batch::udp_reuseport(cfg.l2tp.natt_port)
+                .with_context(|| format!("bind UDP port {} for a worker", cfg.l2tp.natt_port))?,
         );
     }
     let esp = if i.raw_esp {
@@ -780,7 +800,12 @@ fn ipsec_service(
             max_phase2_life: Duration::from_secs(i.max_esp_lifetime_secs.into()),
             setup_deadline: Duration::from_secs(i.setup_timeout_secs.into()),
         }),
-        sockets: Arc::new(Sockets { ike, natt, esp }),
+        sockets: Arc::new(Sockets {
+            ike,
+            natt,
+            esp,
+            natt_workers,
+        }),
         tables: Default::default(),
         inbound: Default::default(),
         half_open: super::gateway::limits::HalfOpen::new(i.max_half_open as usize),

@@ -20,8 +20,9 @@ pub fn bind(spec: ListenerSpec) -> anyhow::Result<BoundSocket> {
             l.set_nonblocking(true)?;
             Ok(OwnedFd::from(l))
         }),
-        // The native data path binds one socket per worker on this port.
-        ("udp", "native") => super::batch::udp_reuseport(spec.port),
+        // The native and NAT-T data paths bind one socket per worker on
+        // their port (the kernel keeps each client's flow on one).
+        ("udp", "native" | "ike-natt") => super::batch::udp_reuseport(spec.port),
         _ => UdpSocket::bind(addr).and_then(|s| {
             s.set_nonblocking(true)?;
             Ok(OwnedFd::from(s))

@@ -73,6 +73,9 @@ pub struct Handoff {
     /// The native data path's extra per-worker sockets (SO_REUSEPORT).
     pub native_udp: Vec<RawFd>,
     pub pptp_gre: Option<RawFd>,
+    /// The IPsec workers' extra NAT-T sockets.
+    #[serde(default)]
+    pub ipsec_natt: Vec<RawFd>,
     pub native: Vec<NativeCarry>,
     /// PPTP control connections with their calls.
     pub pptp: Vec<crate::daemon::pptp::carry::ConnectionCarry>,

@@ -47,6 +47,10 @@ impl Handoff {
                 .collect::<anyhow::Result<_>>()?,
             pptp_gre: self.pptp_gre.take().map(own).transpose()?,
             radius_boot: self.radius.as_ref().map(|r| r.boot),
+            ipsec_natt: std::mem::take(&mut self.ipsec_natt)
+                .into_iter()
+                .map(own)
+                .collect::<anyhow::Result<_>>()?,
             started_at: self.started_at,
             restarts: self.restarts + 1,
             xdp: crate::dataplane::XdpAttachment {

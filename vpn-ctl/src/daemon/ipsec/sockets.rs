@@ -14,6 +14,10 @@ pub struct Sockets {
     pub natt: OwnedFd,
     /// None: raw ESP could not be opened (then only clients behind NAT work).
     pub esp: Option<OwnedFd>,
+    /// More NAT-T sockets on the same port (SO_REUSEPORT), one per extra
+    /// worker: the kernel spreads clients' flows over them, each client's
+    /// ESP stays on one worker (its replay window in order).
+    pub natt_workers: Vec<OwnedFd>,
 }
 
 /// The non-ESP marker before IKE messages on the NAT-T port (RFC 3948 §2.2).

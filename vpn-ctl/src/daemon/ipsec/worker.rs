@@ -1,7 +1,9 @@
-//! The IPsec worker: one thread reads UDP 500, UDP 4500 and raw ESP,
-//! hands IKE to its SA, opens ESP (ICV, replay window, decryption) and
-//! passes the L2TP inside to the L2TP service with the SA's client as
-//! its link; every tick it runs the IKE and SA timers.
+//! The IPsec workers, one per core: each reads one of the NAT-T sockets
+//! on UDP 4500 (SO_REUSEPORT: the kernel keeps each client's flow on one
+//! worker), worker 0 also UDP 500 and raw ESP. They hand IKE to its SA,
+//! open ESP (ICV, replay window, decryption) and pass the L2TP inside to
+//! the L2TP service with the SA's client as its link; worker 0 runs the
+//! IKE and SA timers every tick.
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -23,26 +25,42 @@ use crate::{
 const TICK: Duration = Duration::from_millis(100);
 const L2TP_PORT: u16 = 1701;
 
-pub fn spawn(shared: Arc<Shared>, tun: OwnedFd) -> std::thread::JoinHandle<()> {
+/// What a worker's socket carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ike,
+    Natt,
+    RawEsp,
+}
+
+/// Worker `index` (0: the one with UDP 500, raw ESP and the timers).
+pub fn spawn(shared: Arc<Shared>, tun: OwnedFd, index: usize) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
-        .name("vpn-ipsec".into())
+        .name(format!("vpn-ipsec-{index}"))
         .spawn(move || {
-            if let Err(e) = run(&shared, tun.as_raw_fd()) {
-                log::error!("ipsec: worker stopped: {e}");
+            if let Err(e) = run(&shared, tun.as_raw_fd(), index) {
+                log::error!("ipsec: worker {index} stopped: {e}");
             }
         })
         .expect("spawn IPsec thread")
 }
 
-fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
+fn run(shared: &Shared, tun: RawFd, index: usize) -> std::io::Result<()> {
     let (Some(ipsec), Some(l2tp)) = (&shared.ipsec, &shared.l2tp) else {
         return Ok(());
     };
     let s = &ipsec.sockets;
-    let mut fds = vec![s.ike.as_raw_fd(), s.natt.as_raw_fd()];
-    if let Some(raw) = &s.esp {
-        fds.push(raw.as_raw_fd());
+    let mut socks = Vec::new();
+    if index == 0 {
+        socks.push((s.ike.as_raw_fd(), Kind::Ike));
+        socks.push((s.natt.as_raw_fd(), Kind::Natt));
+        if let Some(raw) = &s.esp {
+            socks.push((raw.as_raw_fd(), Kind::RawEsp));
+        }
+    } else if let Some(natt) = s.natt_workers.get(index - 1) {
+        socks.push((natt.as_raw_fd(), Kind::Natt));
     }
+    let fds: Vec<RawFd> = socks.iter().map(|(fd, _)| *fd).collect();
     let received = |service: &str| {
         shared
             .base
@@ -51,7 +69,11 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
             .position(|l| l.service == service)
             .and_then(|i| shared.received.get(i))
     };
-    let counts = [received("ike"), received("ike-natt"), None];
+    let count = |k: Kind| match k {
+        Kind::Ike => received("ike"),
+        Kind::Natt => received("ike-natt"),
+        Kind::RawEsp => None,
+    };
     let mut rx = batch::RecvBatch::new();
     let mut last_tick = Instant::now();
     while !shared.stopping.load(Ordering::Relaxed) {
@@ -62,7 +84,8 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
             }
             loop {
                 let n = rx.recv(*fd)?;
-                if let Some(c) = counts[which] {
+                let kind = socks[which].1;
+                if let Some(c) = count(kind) {
                     c.fetch_add(n as u64, Ordering::Relaxed);
                 }
                 for i in 0..n {
@@ -72,10 +95,10 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
                         ipsec.counters.ike_malformed.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    match which {
-                        0 => ike::message(ipsec, l2tp, data, from, false),
-                        1 => natt_datagram(ipsec, l2tp, data, from, tun),
-                        _ => raw_esp(ipsec, l2tp, data, *from.ip(), tun),
+                    match kind {
+                        Kind::Ike => ike::message(ipsec, l2tp, data, from, false),
+                        Kind::Natt => natt_datagram(ipsec, l2tp, data, from, tun),
+                        Kind::RawEsp => raw_esp(ipsec, l2tp, data, *from.ip(), tun),
                     }
                 }
                 if n < batch::BATCH {
@@ -84,7 +107,7 @@ fn run(shared: &Shared, tun: RawFd) -> std::io::Result<()> {
             }
         }
         let now = Instant::now();
-        if now.duration_since(last_tick) >= TICK {
+        if index == 0 && now.duration_since(last_tick) >= TICK {
             last_tick = now;
             ike::tick(ipsec, l2tp, now);
         }
