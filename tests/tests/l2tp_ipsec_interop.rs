@@ -122,6 +122,14 @@ fn windows_proposals_behind_nat_connect_with_esp_in_udp() {
     assert_eq!(gw.count("counters", "esp_sas"), 1);
     assert_eq!(gw.count("drops", "daemon_esp_integrity"), 0);
 
+    // `vpn-ctl restart` with pings running: the ISAKMP SA, the ESP pair
+    // and the L2TP call go on in the new image (the hang-up below is read
+    // with the carried IKE keys).
+    vpn_tests::restart::ping_across_restart(&gw, &mut g, LAN_HOST);
+    assert_eq!(gw.sessions()[0]["id"], r["id"]);
+    assert_eq!(gw.count("counters", "ike_sas"), 1);
+    assert_eq!(gw.count("counters", "esp_sas"), 1);
+
     // Hang-up: xl2tpd and pppd end, then strongSwan deletes its SAs.
     g.must(DISCONNECT_SCRIPT, T);
     g.must("ipsec down gw >/dev/null; ipsec stop >/dev/null", T);

@@ -18,7 +18,7 @@ use vpn_tests::{
     ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
     native_client::{add_user, gateway_creds, Client},
-    netns::{enter_thread, in_ns},
+    netns::enter_thread,
     packet::icmp_echo,
     pptp_peer::PptpCall,
     restart::{ping_counts, MAX_LOST},
@@ -55,6 +55,15 @@ impl Call for L2tpCall {
     }
     fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
         self.exchange(ip, Duration::from_secs(1)).unwrap()
+    }
+}
+
+impl Call for IpsecCall {
+    fn address(&self) -> Ipv4Addr {
+        self.l2tp.ppp.address().unwrap()
+    }
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
+        self.l2tp.exchange(ip, Duration::from_secs(1)).unwrap()
     }
 }
 
@@ -137,15 +146,17 @@ fn sessions_keep_passing_traffic_across_a_restart() {
     let l2tp = Pinger::start(&t.c1.name, stop.clone(), move || {
         L2tpCall::connect(gw_wan, "carol", "carol-password-1", 21).unwrap()
     });
-    // L2TP/IPsec is not carried: its call ends at the restart (StopCCN,
-    // Delete) and the others are unaffected.
     add_user(&gw, "dave", "dave-password-1", None);
     let psk = gw.ipsec_psk();
-    let ipsec = in_ns(&t.c1.name, move || {
+    let ipsec = Pinger::start(&t.c1.name, stop.clone(), move || {
         IpsecCall::connect(gw_wan, &psk, "dave", "dave-password-1", 31).unwrap()
     });
     wait::until("pings through every call", Duration::from_secs(20), || {
-        (pptp.answered() >= 5 && l2tp.answered() >= 5 && gw.sessions().len() == 4).then_some(())
+        (pptp.answered() >= 5
+            && l2tp.answered() >= 5
+            && ipsec.answered() >= 5
+            && gw.sessions().len() == 4)
+            .then_some(())
     });
     let before = gw.sessions();
     let pid = gw.pid();
@@ -171,15 +182,17 @@ fn sessions_keep_passing_traffic_across_a_restart() {
         "restart: {:?} from request to the successor's answer",
         asked.elapsed()
     );
-    assert!(
-        said.contains("3 of 4 sessions carried over, 1 ended before the restart (1 l2tp-ipsec"),
-        "{said}"
-    );
-    let (p0, l0) = (pptp.answered(), l2tp.answered());
+    assert!(said.contains("4 of 4 sessions carried over"), "{said}");
+    let (p0, l0, i0) = (pptp.answered(), l2tp.answered(), ipsec.answered());
     wait::until(
         "pings through every call after the restart",
         Duration::from_secs(20),
-        || (pptp.answered() >= p0 + 20 && l2tp.answered() >= l0 + 20).then_some(()),
+        || {
+            (pptp.answered() >= p0 + 20
+                && l2tp.answered() >= l0 + 20
+                && ipsec.answered() >= i0 + 20)
+                .then_some(())
+        },
     );
     let out = ping.wait_with_output().unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -193,7 +206,7 @@ fn sessions_keep_passing_traffic_across_a_restart() {
         gw.log()
     );
     let mut calls = Vec::new();
-    for (name, p) in [("pptp", pptp), ("l2tp", l2tp)] {
+    for (name, p) in [("pptp", pptp), ("l2tp", l2tp), ("l2tp-ipsec", ipsec)] {
         let (sent, got, call) = p.finish();
         eprintln!("{name}: {got} of {sent} answered across the restart");
         assert!(
@@ -210,11 +223,9 @@ fn sessions_keep_passing_traffic_across_a_restart() {
     assert_eq!(st["pid"].as_u64(), Some(u64::from(pid)));
     assert_eq!(st["restarts"].as_u64(), Some(1));
     let after = gw.sessions();
-    assert_eq!(after.len(), 3, "{after:?}");
-    assert!(after.iter().all(|r| r["protocol"] != "l2tp-ipsec"));
-    assert_eq!(gw.status()["last_restart"]["ended"][0][0], "l2tp-ipsec");
-    drop(ipsec);
-    for proto in ["native", "pptp", "l2tp"] {
+    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(gw.status()["last_restart"]["carried"], 4);
+    for proto in ["native", "pptp", "l2tp", "l2tp-ipsec"] {
         let (b, a) = (row(&before, proto), row(&after, proto));
         assert_eq!(a["id"], b["id"], "{proto}");
         assert_eq!(a["assigned_ip"], b["assigned_ip"], "{proto}");
@@ -236,10 +247,10 @@ fn sessions_keep_passing_traffic_across_a_restart() {
         "{}",
         native.stdout()
     );
-    assert!(gw.log().contains("3 sessions carried over"), "{}", gw.log());
+    assert!(gw.log().contains("4 sessions carried over"), "{}", gw.log());
     // A successor restarts like any daemon.
     let said = gw.restart_in_place();
-    assert!(said.contains("3 of 3 sessions carried over"), "{said}");
+    assert!(said.contains("4 of 4 sessions carried over"), "{said}");
     assert_eq!(gw.status()["restarts"].as_u64(), Some(2));
     t.c1.must(&format!("ping -c 2 -i 0.2 -W 2 {LAN_HOST}"));
 

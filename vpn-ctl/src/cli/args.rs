@@ -28,10 +28,10 @@ pub enum Command {
     /// Stop the running gateway and restore the host.
     Down,
     /// Replace the running daemon by the vpn-ctl binary on disk (after an
-    /// upgrade, say) without dropping sessions: native, PPTP and L2TP
-    /// sessions keep their keys, sequence numbers and PPP state;
-    /// L2TP/IPsec sessions end (their clients redial). The configuration
-    /// is read again, except the pool, WAN and VPN interface.
+    /// upgrade, say) without dropping sessions: native, PPTP, L2TP and
+    /// L2TP/IPsec sessions keep their keys, sequence numbers, IPsec SAs
+    /// and PPP state. The configuration is read again, except the pool,
+    /// WAN, VPN interface and ports.
     Restart,
     /// The handoff format this build reads, once it has checked the
     /// configuration (`restart` asks its successor).

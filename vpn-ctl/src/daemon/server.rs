@@ -13,7 +13,7 @@ use tokio::{
 };
 
 use super::{
-    gateway::{self, service::Service as _},
+    gateway,
     handoff::{self, Handoff, Keep},
     ipsec, l2tp, native, pptp, services,
     setup::Gateway,
@@ -146,9 +146,8 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
         }
     }
     if let Some(successor) = shared.take_restart() {
-        // Sessions that cannot be carried end first, while their sockets
-        // and tasks still run; then everything that reads stops.
-        let mut ended = end_uncarried(&shared);
+        // Everything that reads stops, then the state is taken.
+        let mut ended = Vec::new();
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
         shared
@@ -177,6 +176,7 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             }
             pptp_carried = carried;
         }
+        let ipsec_carried = shared.ipsec.as_ref().map(|i| i.carry());
         let mut l2tp_carried = Vec::new();
         if let Some(l) = &shared.l2tp {
             let (carried, n) = l2tp::carry::carry(l);
@@ -226,6 +226,7 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
             native: shared.native.registry.carry(now),
             pptp: pptp_carried,
             l2tp: l2tp_carried,
+            ipsec: ipsec_carried,
             radius: shared.radius.as_ref().map(|r| r.carry()),
             ended,
         };
@@ -269,24 +270,6 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
 
 /// How long a restart waits for PPTP's connection tasks to hand over.
 const HANDOVER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Restart: L2TP/IPsec sessions are not handed over (docs/decisions.md
-/// #52): their tunnels get a StopCCN and their SAs a Delete, so clients
-/// redial. Returns how many, by protocol.
-fn end_uncarried(shared: &Shared) -> Vec<(String, usize)> {
-    let mut ended = Vec::new();
-    if let Some(l) = &shared.l2tp {
-        let n = l2tp::carry::end_secure(l);
-        if n > 0 {
-            log::info!("restart: {n} l2tp-ipsec sessions cannot be carried over; ending them");
-            ended.push(("l2tp-ipsec".into(), n));
-        }
-    }
-    if let Some(i) = &shared.ipsec {
-        i.shutdown();
-    }
-    ended
-}
 
 async fn handle(
     stream: UnixStream,

@@ -6,7 +6,7 @@ mod sa;
 mod tests;
 mod transform;
 
-pub use sa::{EspError, Inbound, Opened, Outbound};
+pub use sa::{EspError, Inbound, Opened, Outbound, SaCarry};
 pub use transform::{EspCipher, EspInteg, EspTransform};
 
 /// SPI and sequence number.

@@ -48,6 +48,8 @@ struct Keys {
     transform: EspTransform,
     cipher: Cipher,
     integ: Integ,
+    /// Kept for a restart's handoff (the schedules above are opaque).
+    keymat: Zeroizing<Vec<u8>>,
 }
 
 impl Keys {
@@ -78,6 +80,7 @@ impl Keys {
             transform,
             cipher,
             integ,
+            keymat: Zeroizing::new(keymat.to_vec()),
         }
     }
 
@@ -111,6 +114,25 @@ macro_rules! cbc {
     };
 }
 
+/// One direction's SA as plain data: keys, and the last sequence number
+/// sent (outbound) or the replay window (inbound: `seq` is its next
+/// expected number, `bits` its bitmap). Keys are wiped when dropped.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SaCarry {
+    pub spi: u32,
+    pub transform: EspTransform,
+    pub keymat: Vec<u8>,
+    pub seq: u64,
+    pub bits: Vec<u64>,
+}
+
+impl Drop for SaCarry {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.keymat.zeroize();
+    }
+}
+
 /// Sends: sequence numbers from 1, IVs unpredictable without an RNG per packet.
 pub struct Outbound {
     pub spi: u32,
@@ -133,6 +155,26 @@ impl Outbound {
 
     pub fn sent(&self) -> u32 {
         self.seq
+    }
+
+    /// This SA as plain data (a restart hands it over).
+    pub fn carry(&self) -> SaCarry {
+        SaCarry {
+            spi: self.spi,
+            transform: self.keys.transform,
+            keymat: self.keys.keymat.to_vec(),
+            seq: u64::from(self.seq),
+            bits: Vec::new(),
+        }
+    }
+
+    /// The SA `carry` described; sending goes on after its last number.
+    pub fn resume(c: &SaCarry) -> Option<Outbound> {
+        (c.keymat.len() == c.transform.keymat_len()).then(|| Outbound {
+            spi: c.spi,
+            keys: Keys::new(c.transform, &c.keymat),
+            seq: u32::try_from(c.seq).unwrap_or(u32::MAX),
+        })
     }
 
     /// Appends the ESP packet carrying `payload` (next header `next`) to `out`.
@@ -292,6 +334,30 @@ pub struct Inbound {
 }
 
 impl Inbound {
+    /// This SA as plain data (a restart hands it over).
+    pub fn carry(&self) -> SaCarry {
+        let (next, bits) = self.replay.to_parts();
+        SaCarry {
+            spi: self.spi,
+            transform: self.keys.transform,
+            keymat: self.keys.keymat.to_vec(),
+            seq: next,
+            bits,
+        }
+    }
+
+    /// The SA `carry` described, with its replay window.
+    pub fn resume(c: &SaCarry) -> Option<Inbound> {
+        if c.keymat.len() != c.transform.keymat_len() {
+            return None;
+        }
+        Some(Inbound {
+            spi: c.spi,
+            keys: Keys::new(c.transform, &c.keymat),
+            replay: ReplayWindow::from_parts(c.seq, &c.bits)?,
+        })
+    }
+
     pub fn new(spi: u32, transform: EspTransform, keymat: &[u8]) -> Inbound {
         Inbound {
             spi,

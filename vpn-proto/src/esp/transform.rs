@@ -2,7 +2,7 @@
 //! each takes (KEYMAT is encryption key first, then integrity key).
 use crate::ike::crypto::CbcAlg;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EspCipher {
     Cbc(CbcAlg),
     /// AES-GCM with a 16-byte ICV (RFC 4106); key length 16 or 32.
@@ -11,7 +11,7 @@ pub enum EspCipher {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EspInteg {
     /// For AEAD ciphers.
     None,
@@ -19,7 +19,7 @@ pub enum EspInteg {
     HmacSha256_128,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EspTransform {
     pub cipher: EspCipher,
     pub integ: EspInteg,

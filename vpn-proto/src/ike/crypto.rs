@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::consts::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HashAlg {
     Sha1,
     Sha256,
@@ -81,7 +81,7 @@ impl HashAlg {
 }
 
 /// Phase 1 (and ESP) CBC ciphers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CbcAlg {
     Aes128,
     Aes192,

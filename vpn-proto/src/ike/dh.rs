@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::primes;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DhGroup {
     Modp1024,
     Modp1536,

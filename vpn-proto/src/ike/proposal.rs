@@ -12,7 +12,7 @@ use super::{
 };
 use crate::esp::{EspCipher, EspInteg, EspTransform};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Phase1Algs {
     pub cipher: CbcAlg,
     pub hash: HashAlg,

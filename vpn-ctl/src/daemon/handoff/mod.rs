@@ -79,8 +79,10 @@ pub struct Handoff {
     pub native: Vec<NativeCarry>,
     /// PPTP control connections with their calls.
     pub pptp: Vec<crate::daemon::pptp::carry::ConnectionCarry>,
-    /// L2TP tunnels (plain UDP) with their calls.
+    /// L2TP tunnels (plain UDP or inside IPsec) with their calls.
     pub l2tp: Vec<crate::daemon::l2tp::carry::TunnelCarry>,
+    /// IPsec: ISAKMP SAs, clients, ESP SAs.
+    pub ipsec: Option<crate::daemon::ipsec::carry::IpsecCarry>,
     /// RADIUS accounting's state, when `[radius]` is on.
     pub radius: Option<crate::daemon::radius::carry::RadiusCarry>,
     /// Sessions that could not be carried, by protocol (they were ended

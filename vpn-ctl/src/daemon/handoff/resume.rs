@@ -92,8 +92,19 @@ impl Handoff {
         let (ok, bad) = crate::daemon::pptp::carry::restore(shared, &self.pptp);
         carried += ok;
         lost += bad;
+        if let (Some(i), Some(c)) = (&shared.ipsec, &self.ipsec) {
+            let bad = i.restore(c);
+            if bad > 0 {
+                log::warn!("restart: {bad} ESP SAs could not be rebuilt");
+            }
+        }
+        let secure =
+            |id: u64| -> Option<std::sync::Arc<dyn crate::daemon::l2tp::link::SecureLink>> {
+                let peer = shared.ipsec.as_ref()?.peer_by_id(id)?;
+                Some(peer)
+            };
         if let Some(l2tp) = &shared.l2tp {
-            let (ok, bad) = crate::daemon::l2tp::carry::restore(l2tp, &self.l2tp);
+            let (ok, bad) = crate::daemon::l2tp::carry::restore(l2tp, &self.l2tp, &secure);
             carried += ok;
             lost += bad;
         } else {

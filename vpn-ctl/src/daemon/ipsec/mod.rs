@@ -2,6 +2,7 @@
 //! and ESP in userspace (UDP-encapsulated or raw protocol 50). Decrypted
 //! L2TP goes to the L2TP service bound to the SA's client (the link), so
 //! several clients behind one NAT work. docs/decisions.md #40.
+pub mod carry;
 mod ike;
 mod peer;
 pub mod sockets;

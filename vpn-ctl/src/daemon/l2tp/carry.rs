@@ -1,14 +1,18 @@
-//! L2TP over a restart (docs/decisions.md #52): established tunnels over
-//! plain UDP are handed over with their control channel (Ns/Nr and what
-//! the client has not acknowledged) and their calls (data sequencing and
-//! the PPP call). Tunnels inside IPsec, and tunnels still being set up,
-//! are stopped with a StopCCN (their clients redial).
+//! L2TP over a restart (docs/decisions.md #52): established tunnels, over
+//! plain UDP or inside IPsec (named by their client's id, which the IPsec
+//! side carries), are handed over with their control channel (Ns/Nr and
+//! what the client has not acknowledged) and their calls (data sequencing
+//! and the PPP call). Tunnels still being set up are stopped with a
+//! StopCCN (their clients redial).
 use std::{net::SocketAddrV4, sync::Arc, time::Instant};
 
 use serde::{Deserialize, Serialize};
 use vpn_proto::l2tp::tunnel::{Tunnel, TunnelCarry as EngineCarry};
 
-use super::{link::Link, DataSeq, L2tp, TunnelEntry, Udp};
+use super::{
+    link::{Link, SecureLink},
+    DataSeq, L2tp, TunnelEntry, Udp,
+};
 use crate::daemon::gateway::ppp::{self, Call};
 
 #[derive(Serialize, Deserialize)]
@@ -26,6 +30,8 @@ pub struct CallCarry {
 #[derive(Serialize, Deserialize)]
 pub struct TunnelCarry {
     pub peer: SocketAddrV4,
+    /// Inside IPsec: the client's id and its inner L2TP port.
+    pub secure: Option<(u64, u16)>,
     pub engine: EngineCarry,
     pub calls: Vec<CallCarry>,
 }
@@ -40,8 +46,9 @@ fn stop(entry: &TunnelEntry, now: Instant) {
 
 /// The state of one tunnel and its calls, if all of it can be carried.
 fn carry_one(l2tp: &L2tp, entry: &TunnelEntry) -> Option<TunnelCarry> {
-    let Link::Udp { peer, .. } = &entry.link else {
-        return None;
+    let (peer, secure) = match &entry.link {
+        Link::Udp { peer, .. } => (*peer, None),
+        Link::Secure { sa, port } => (sa.endpoint(), Some((sa.id(), *port))),
     };
     let engine = entry
         .engine
@@ -68,33 +75,11 @@ fn carry_one(l2tp: &L2tp, entry: &TunnelEntry) -> Option<TunnelCarry> {
         });
     }
     Some(TunnelCarry {
-        peer: *peer,
+        peer,
+        secure,
         engine,
         calls,
     })
-}
-
-/// Restart, before the handoff: tunnels inside IPsec are stopped (their
-/// SAs are deleted next). Returns how many calls they had.
-pub fn end_secure(l2tp: &L2tp) -> usize {
-    let now = Instant::now();
-    let t = l2tp.read();
-    let secure: Vec<_> = t
-        .tunnels
-        .values()
-        .filter(|e| e.link.is_secure())
-        .cloned()
-        .collect();
-    let calls = t
-        .calls
-        .values()
-        .filter(|c| c.carrier.link.is_secure())
-        .count();
-    drop(t);
-    for e in secure {
-        stop(&e, now);
-    }
-    calls
 }
 
 /// Restart, once the data path has stopped: the tunnels that can be
@@ -103,7 +88,7 @@ pub fn carry(l2tp: &L2tp) -> (Vec<TunnelCarry>, usize) {
     let now = Instant::now();
     let tunnels: Vec<_> = l2tp.read().tunnels.values().cloned().collect();
     let (mut carried, mut ended) = (Vec::new(), 0);
-    for entry in tunnels.iter().filter(|e| !e.link.is_secure()) {
+    for entry in &tunnels {
         match carry_one(l2tp, entry) {
             Some(c) => carried.push(c),
             None => {
@@ -120,15 +105,36 @@ pub fn carry(l2tp: &L2tp) -> (Vec<TunnelCarry>, usize) {
     (carried, ended)
 }
 
-/// The successor: the carried tunnels and calls into the tables. Returns
-/// (calls carried, calls lost).
-pub fn restore(l2tp: &L2tp, carried: &[TunnelCarry]) -> (usize, usize) {
+/// The successor: the carried tunnels and calls into the tables; `secure`
+/// finds a carried IPsec client by its id. Returns (calls carried, calls
+/// lost).
+pub fn restore(
+    l2tp: &L2tp,
+    carried: &[TunnelCarry],
+    secure: &dyn Fn(u64) -> Option<Arc<dyn SecureLink>>,
+) -> (usize, usize) {
     let now = Instant::now();
     let (mut ok, mut lost) = (0, 0);
     for tc in carried {
-        let link = Link::Udp {
-            peer: tc.peer,
-            socket: l2tp.socket.clone(),
+        let (link, service) = match tc.secure {
+            None => (
+                Link::Udp {
+                    peer: tc.peer,
+                    socket: l2tp.socket.clone(),
+                },
+                Some(&l2tp.ppp),
+            ),
+            Some((id, port)) => match secure(id) {
+                Some(sa) => (Link::Secure { sa, port }, l2tp.ppp_ipsec.as_ref()),
+                None => {
+                    lost += tc.calls.len();
+                    continue;
+                }
+            },
+        };
+        let Some(service) = service else {
+            lost += tc.calls.len();
+            continue;
         };
         let engine = Tunnel::resume(l2tp.policy.tunnel.clone(), &tc.engine, now);
         let (local_id, peer_id) = (engine.local_id, engine.peer_id);
@@ -162,7 +168,7 @@ pub fn restore(l2tp: &L2tp, carried: &[TunnelCarry]) -> (usize, usize) {
                 ns: c.ns,
                 nr: c.nr,
             };
-            match Call::resume(carrier, wire, l2tp.ppp.clone(), &c.call) {
+            match Call::resume(carrier, wire, service.clone(), &c.call) {
                 Ok(call) => {
                     t.calls.insert((local_id, c.session), call);
                     ok += 1;

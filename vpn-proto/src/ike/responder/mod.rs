@@ -1,6 +1,7 @@
 //! One ISAKMP SA on the responder side, from the first Main Mode message
 //! to its deletion, with the Quick Mode and Informational exchanges that
 //! run under it. Typed states: `SaSent` → `KeSent` → `Up` (or `Dead`).
+pub mod carry;
 mod informational;
 mod main_mode;
 mod quick_mode;
@@ -43,14 +44,14 @@ pub struct Config {
 }
 
 /// Our address and port the client reaches, and the client's as seen here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoints {
     pub local: SocketAddrV4,
     pub remote: SocketAddrV4,
 }
 
 /// The NAT-T dialect the client announced (and we answered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NatT {
     Rfc3947,
     Draft,
@@ -76,7 +77,7 @@ pub struct ChildSa {
 /// What a new SA pair like this one needs: the transform as negotiated
 /// (raw, with its attributes), the PFS group, the traffic selectors as the
 /// client sent them (initiator's, responder's), the encapsulation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ChildTemplate {
     pub transform: EspTransform,
     pub transform_raw: Vec<u8>,

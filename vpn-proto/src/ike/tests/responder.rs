@@ -599,3 +599,54 @@ fn a_proposed_lifetime_of_zero_means_the_ceiling() {
     sa.handle_timeout(now + Duration::from_secs(1), &mut host);
     assert!(sa.is_up(), "not ended at once");
 }
+
+#[test]
+fn a_carried_isakmp_sa_answers_dpd_and_quick_mode_and_esp_goes_on() {
+    let mut s = establish(true, PSK).ok().unwrap();
+    let child = quick(&mut s, 0x0101_0101, ENCAP_UDP_TRANSPORT).unwrap();
+    let qm2 = s.sa.poll_transmit().unwrap();
+    let t = child.transform;
+    let (qm3, spi_r, km) = s.i.qm3(&qm2, t.keymat_len());
+    assert!(s.sa.carry(s.now).is_none(), "a Quick Mode is in flight");
+    s.sa.handle_message(s.now, &qm3, &mut s.host).unwrap();
+    events(&mut s.sa);
+    // ESP both ways, then the restart.
+    let mut client_out = esp::Outbound::new(spi_r, t, &km);
+    let mut gw_in = esp::Inbound::new(child.spi_in, t, &child.keymat_in);
+    let mut early = Vec::new();
+    client_out.seal(NEXT_UDP, b"before", &mut early).unwrap();
+    assert!(gw_in.open(&mut early.clone()).is_ok());
+    let carried = s.sa.carry(s.now).expect("an idle SA that is up");
+    let json = serde_json::to_string(&carried).unwrap();
+    let carried: crate::ike::responder::carry::IkeCarry = serde_json::from_str(&json).unwrap();
+    let esp_json = serde_json::to_string(&gw_in.carry()).unwrap();
+    let esp_carried: esp::SaCarry = serde_json::from_str(&esp_json).unwrap();
+    let later = s.now + std::time::Duration::from_secs(1);
+    s.sa = IkeSa::resume(config(true), &carried, later);
+    s.now = later;
+    let mut gw_in = esp::Inbound::resume(&esp_carried).unwrap();
+    assert!(
+        gw_in.open(&mut early).is_err(),
+        "the replay window came along"
+    );
+    let mut pkt = Vec::new();
+    client_out.seal(NEXT_UDP, b"after", &mut pkt).unwrap();
+    let o = gw_in.open(&mut pkt).unwrap();
+    assert_eq!(&pkt[o.start..o.end], b"after");
+    // DPD is answered under the carried keys and IVs.
+    let cookies: Vec<u8> = [s.i.icookie, s.i.rcookie].concat();
+    let ping = s.i.info(
+        41,
+        PL_NOTIFY,
+        &crate::ike::message::notify(PROTO_ISAKMP, &cookies, N_R_U_THERE, &7u32.to_be_bytes()),
+    );
+    s.sa.handle_message(s.now, &ping, &mut s.host).unwrap();
+    let ack = s.sa.poll_transmit().unwrap();
+    let p = s.i.open_info(&ack);
+    assert_eq!(Notify::decode(&p[0].1).unwrap().kind, N_R_U_THERE_ACK);
+    // The client's rekey: a new pair whose keys both sides agree on.
+    let child = quick(&mut s, 0x0202_0202, ENCAP_UDP_TRANSPORT).unwrap();
+    let qm2 = s.sa.poll_transmit().unwrap();
+    let (_, spi_r, km) = s.i.qm3(&qm2, t.keymat_len());
+    assert_eq!((spi_r, km), (child.spi_in, child.keymat_in.to_vec()));
+}
