@@ -148,22 +148,11 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
     if let Some(successor) = shared.take_restart() {
         // Everything that reads stops, then the state is taken.
         let mut ended = Vec::new();
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-        shared
-            .stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        drop(workers);
-        for t in [gre_reader, l2tp_worker]
+        let threads = [gre_reader, l2tp_worker]
             .into_iter()
             .flatten()
-            .chain(ipsec_workers)
-        {
-            let _ = t.join();
-        }
-        if let Some(l) = logger {
-            l.abort();
-        }
+            .chain(ipsec_workers);
+        stop_readers(&mut tasks, &shared, workers, threads, logger).await;
         // Nothing moves packets now: the connection tasks hand over.
         let mut pptp_carried = Vec::new();
         if let Some(p) = &shared.pptp {
@@ -246,22 +235,11 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
     for svc in shared.services() {
         svc.shutdown();
     }
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    shared
-        .stopping
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    drop(workers);
-    for t in [gre_reader, l2tp_worker]
+    let threads = [gre_reader, l2tp_worker]
         .into_iter()
         .flatten()
-        .chain(ipsec_workers)
-    {
-        let _ = t.join();
-    }
-    if let Some(l) = logger {
-        l.abort();
-    }
+        .chain(ipsec_workers);
+    stop_readers(&mut tasks, &shared, workers, threads, logger).await;
     let _ = std::fs::remove_file(&path);
     // The last reference to the BPF object: detaches XDP/TC.
     drop(shared);
@@ -270,6 +248,29 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
 
 /// How long a restart waits for PPTP's connection tasks to hand over.
 const HANDOVER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops everything that reads sockets or queues: the tasks, then (with
+/// `stopping` set) the TUN workers and data-path threads, then the logger.
+async fn stop_readers(
+    tasks: &mut tokio::task::JoinSet<()>,
+    shared: &Shared,
+    workers: gateway::tun::Workers,
+    threads: impl Iterator<Item = std::thread::JoinHandle<()>>,
+    logger: Option<tokio::task::JoinHandle<()>>,
+) {
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    shared
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(workers);
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(l) = logger {
+        l.abort();
+    }
+}
 
 async fn handle(
     stream: UnixStream,
