@@ -88,10 +88,20 @@ pub enum Counter {
     FastCsumToDaemon = 17,
     /// ESP (raw, or in UDP on the NAT-T port) for an SPI an SA expects.
     XdpClassEsp = 18,
+    /// Fast-path tunnel packets decapsulated in XDP on the WAN and
+    /// redirected straight to a LAN interface (decisions #54).
+    XdpFwdRx = 19,
+    /// Packets from a LAN interface encapsulated in XDP for a fast-path
+    /// client and redirected straight out of the WAN.
+    XdpFwdTx = 20,
+    /// Fast-path packets the XDP forwarding path left to the stack (TC):
+    /// the route is not a forwarding interface's, the neighbour is not
+    /// known yet, a TTL or size the stack must answer, options, ...
+    XdpFwdToStack = 21,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 22;
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::XdpRx,
         Counter::XdpVlan,
@@ -112,6 +122,9 @@ impl Counter {
         Counter::FastHairpin,
         Counter::FastCsumToDaemon,
         Counter::XdpClassEsp,
+        Counter::XdpFwdRx,
+        Counter::XdpFwdTx,
+        Counter::XdpFwdToStack,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -135,6 +148,9 @@ impl Counter {
             Counter::FastHairpin => "fast_hairpin",
             Counter::FastCsumToDaemon => "fast_csum_to_daemon",
             Counter::XdpClassEsp => "xdp_class_esp",
+            Counter::XdpFwdRx => "xdp_fwd_rx",
+            Counter::XdpFwdTx => "xdp_fwd_tx",
+            Counter::XdpFwdToStack => "xdp_fwd_to_stack",
         }
     }
 }

@@ -21,9 +21,14 @@ pub const GRE_SEQ: &str = "VPN_GRE_SEQ";
 /// Hash: inbound ESP SPI (host order) -> [`ESP_F_UDP`] or [`ESP_F_RAW`]:
 /// which ESP the WAN lets through to the daemon.
 pub const ESP_SPIS: &str = "VPN_ESP_SPIS";
+/// Hash: ifindex -> [`ForwardIf`]: the LAN interfaces XDP forwarding serves.
+pub const FORWARD_IFS: &str = "VPN_FORWARD_IFS";
+/// Device map (hash, keyed by ifindex): where XDP forwarding may redirect
+/// to: the forwarding interfaces and the WAN.
+pub const REDIRECT_DEVS: &str = "VPN_REDIRECT_DEVS";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 9] = [
+pub const PINNED: [&str; 11] = [
     STATS,
     DROPS,
     CONFIG,
@@ -33,7 +38,12 @@ pub const PINNED: [&str; 9] = [
     SESSION_STATS,
     GRE_SEQ,
     ESP_SPIS,
+    FORWARD_IFS,
+    REDIRECT_DEVS,
 ];
+
+/// Capacity of [`FORWARD_IFS`] (and, with the WAN, of [`REDIRECT_DEVS`]).
+pub const MAX_FORWARD_IFS: u32 = 16;
 
 /// Capacity of the session tables (and so the hard limit on concurrent sessions).
 pub const MAX_SESSIONS: u32 = 4096;
@@ -51,6 +61,10 @@ pub const CONFIG_F_VALID: u32 = 1 << 0;
 /// `DataplaneConfig::flags`: clients may not reach each other; the fast
 /// paths do not turn client-to-client packets around (the stack drops them).
 pub const CONFIG_F_CLIENT_ISOLATION: u32 = 1 << 1;
+/// `DataplaneConfig::flags`: XDP may forward fast-path packets between the
+/// WAN and the [`FORWARD_IFS`] itself. Set and cleared by the daemon as
+/// the host's netfilter rules allow (decisions #54).
+pub const CONFIG_F_XDP_FORWARD: u32 = 1 << 2;
 
 /// Global settings, written once by the daemon at start-up.
 ///
@@ -138,6 +152,16 @@ const _: () = assert!(core::mem::size_of::<SessionStats>() == 40);
 
 /// PPTP's GRE sequence space of one fast-path session, shared by the kernel
 /// and the daemon: both take `seq_out` with an atomic fetch-add (the map is
+/// A LAN interface XDP forwarding serves: its MAC (frames to other
+/// addresses are not ours to route).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardIf {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+const _: () = assert!(core::mem::size_of::<ForwardIf>() == 8);
+
 /// `BPF_F_MMAPABLE`; the daemon maps it), so data the kernel sends and
 /// control frames the daemon sends never reuse a number. `seq_in` is the
 /// highest sequence number received, acknowledged by both.

@@ -8,3 +8,4 @@ unsafe impl aya::Pod for TunnelKey {}
 unsafe impl aya::Pod for SessionEntry {}
 unsafe impl aya::Pod for SessionStats {}
 unsafe impl aya::Pod for crate::maps::GreSeq {}
+unsafe impl aya::Pod for crate::maps::ForwardIf {}

@@ -265,6 +265,12 @@ pub enum XdpModeSetting {
 #[serde(deny_unknown_fields, default)]
 pub struct XdpConfig {
     pub mode: XdpModeSetting,
+    /// LAN interfaces between which and the WAN XDP itself forwards the
+    /// unencrypted fast paths' packets (decisions #54). Each gets an XDP
+    /// program too, and must be able to send redirected frames (a NIC
+    /// driver with XDP, or a veth whose peer has GRO or XDP on). Empty:
+    /// the TC path only.
+    pub forward_interfaces: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -497,8 +503,27 @@ impl Config {
     }
 
     /// Checks what the types cannot express.
+    fn check_forward_interfaces(&self) -> anyhow::Result<()> {
+        let lan = &self.xdp.forward_interfaces;
+        let max = vpn_common::maps::MAX_FORWARD_IFS as usize;
+        if lan.len() > max {
+            bail!("xdp.forward_interfaces: at most {max} interfaces");
+        }
+        for (i, name) in lan.iter().enumerate() {
+            check_ifname("xdp.forward_interfaces", name)?;
+            if lan[..i].contains(name) {
+                bail!("xdp.forward_interfaces names `{name}` twice");
+            }
+            if *name == self.gateway.vpn_interface || self.gateway.wan.as_ref() == Some(name) {
+                bail!("xdp.forward_interfaces: `{name}` is the WAN or the VPN interface, not a LAN one");
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         check_ifname("gateway.vpn_interface", &self.gateway.vpn_interface)?;
+        self.check_forward_interfaces()?;
         if let Some(wan) = &self.gateway.wan {
             check_ifname("gateway.wan", wan)?;
         }

@@ -10,17 +10,16 @@ use aya_ebpf::{
 use vpn_common::{
     counters::DropReason,
     maps::{DataplaneConfig, SessionEntry, SESSION_F_FAST_PATH},
-    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
 };
 
-use crate::maps::{ADDR_SESSIONS, SESSIONS, SESSION_STATS};
+use crate::{
+    bytes::PacketBytes,
+    maps::{ADDR_SESSIONS, SESSIONS, SESSION_STATS},
+};
 
 pub const ETH_LEN: usize = 14;
 pub const IPV4_LEN: usize = 20;
-
-pub fn be16(ctx: &TcContext, off: usize) -> Option<u16> {
-    ctx.load::<u16>(off).ok().map(u16::from_be)
-}
 
 /// A session on the fast path, whatever its protocol.
 pub fn session(idx: u32) -> Option<SessionEntry> {
@@ -84,20 +83,43 @@ pub fn ipv4_header(h: &mut [u8], proto: u8, src: u32, dst: u32, total_len: usize
 /// that passes offload along (veth, tap), so such packets go the daemon's
 /// way, where vpn0 (no offload) finishes them. A finished checksum equal
 /// to its pseudo-header sum (1 in 65536) only costs that packet the slow path.
-pub fn checksum_partial(ctx: &TcContext, l3: usize, ip: &Ipv4Hdr) -> bool {
+pub fn checksum_partial<P: PacketBytes>(ctx: &P, l3: usize, ip: &Ipv4Hdr) -> bool {
     let ihl = usize::from(ip.version_ihl & 0x0f) * 4;
     let field = match ip.proto {
         IPPROTO_TCP => l3 + ihl + 16,
         IPPROTO_UDP => l3 + ihl + 6,
         _ => return false,
     };
-    let Some(check) = be16(ctx, field) else {
+    let Some(check) = ctx.be16(field) else {
         return false;
     };
     let l4_len = u32::from(u16::from_be(ip.total_len)).saturating_sub(ihl as u32);
     let (s, d) = (u32::from_be(ip.src), u32::from_be(ip.dst));
     let sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(ip.proto) + l4_len;
     check == fold(sum)
+}
+
+/// The offset of the IPv4 packet in the PPP frame at `ppp` (address and
+/// control field optional, a one-byte protocol allowed). `None`: another
+/// protocol (LCP echo and friends), the daemon's.
+#[inline(always)]
+pub fn ppp_ipv4<P: PacketBytes>(ctx: &P, ppp: usize) -> Result<Option<usize>, DropReason> {
+    let mut off = ppp;
+    if ctx.be16(off) == Some(PPP_ADDR_CTRL) {
+        off += 2;
+    }
+    // Two bytes, even for a one-byte protocol (an IPv4 header follows):
+    // a one-byte packet read is one XDP's verifier cannot always bound.
+    let word = ctx.be16(off).ok_or(DropReason::Truncated)?;
+    let first = (word >> 8) as u8;
+    let proto = if first & 1 == 1 {
+        off += 1;
+        u16::from(first) // PFC: a one-byte protocol
+    } else {
+        off += 2;
+        word
+    };
+    Ok((proto == PPP_PROTO_IPV4).then_some(off))
 }
 
 /// Makes `len` bytes of room for an outer IPv4 and tunnel header in front

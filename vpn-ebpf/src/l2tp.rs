@@ -12,7 +12,10 @@ use vpn_common::{
     },
 };
 
-use crate::encap::{be16, ipv4_header, make_room, ETH_LEN, IPV4_LEN};
+use crate::{
+    bytes::PacketBytes,
+    encap::{ipv4_header, make_room, ETH_LEN, IPV4_LEN},
+};
 
 /// Outer IPv4 (20) + UDP (8) + L2TP flags, tunnel, session (6) + PPP FF 03 00 21 (4).
 pub const ENCAP_LEN: usize = IPV4_LEN + 8 + 6 + 4;
@@ -29,14 +32,14 @@ pub struct Arrived {
 /// An L2TP data message at UDP offset `udp`: its session key and PPP
 /// offset. `None`: not ours to shortcut (control, sequenced data,
 /// anything too short to be a data message).
-pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, udp: usize, port: u16) -> Option<Arrived> {
-    if ip.proto != IPPROTO_UDP || port == 0 || be16(ctx, udp + 2) != Some(port) {
+pub fn arrived<P: PacketBytes>(ctx: &P, ip: &Ipv4Hdr, udp: usize, port: u16) -> Option<Arrived> {
+    if ip.proto != IPPROTO_UDP || port == 0 || ctx.be16(udp + 2) != Some(port) {
         return None;
     }
     // Anything short or odd is not a session's data: the daemon counts it.
-    let src_port = ctx.load::<u16>(udp).ok()?;
+    let src_port = ctx.read::<u16>(udp)?;
     let mut off = udp + 8;
-    let flags = be16(ctx, off)?;
+    let flags = ctx.be16(off)?;
     if flags & L2TP_VERSION_MASK != L2TP_VERSION || flags & (L2TP_F_TYPE | L2TP_F_SEQUENCE) != 0 {
         return None;
     }
@@ -44,11 +47,11 @@ pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, udp: usize, port: u16) -> Option<A
     if flags & L2TP_F_LENGTH != 0 {
         off += 2;
     }
-    let tunnel = be16(ctx, off)?;
-    let session = be16(ctx, off + 2)?;
+    let tunnel = ctx.be16(off)?;
+    let session = ctx.be16(off + 2)?;
     off += 4;
     if flags & L2TP_F_OFFSET != 0 {
-        off += 2 + usize::from(be16(ctx, off)?);
+        off += 2 + usize::from(ctx.be16(off)?);
     }
     Some(Arrived {
         key: TunnelKey {
@@ -71,6 +74,14 @@ pub fn push(
     has_eth: bool,
 ) -> Result<(), DropReason> {
     make_room(ctx, ENCAP_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_UDP, has_eth)?;
+    ctx.store(ETH_LEN, &header(entry, inner_len), 0)
+        .map_err(|_| DropReason::FastPathFailed)
+}
+
+/// The IPv4+UDP+L2TP+PPP header for `entry` and an inner IPv4 packet of
+/// `inner_len` bytes: no L, S, O bits, from our port to the client's.
+#[inline(always)]
+pub fn header(entry: &SessionEntry, inner_len: usize) -> [u8; ENCAP_LEN] {
     let mut h = [0u8; ENCAP_LEN];
     ipv4_header(
         &mut h,
@@ -90,6 +101,5 @@ pub fn push(
     h[l + 4..l + 6].copy_from_slice(&(entry.peer_id as u16).to_be_bytes());
     h[l + 6..l + 8].copy_from_slice(&PPP_ADDR_CTRL.to_be_bytes());
     h[l + 8..l + 10].copy_from_slice(&PPP_PROTO_IPV4.to_be_bytes());
-    ctx.store(ETH_LEN, &h, 0)
-        .map_err(|_| DropReason::FastPathFailed)
+    h
 }

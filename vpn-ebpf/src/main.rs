@@ -5,6 +5,7 @@
 // Inline BPF assembly (the GRE sequence fetch-add in pptp.rs).
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod bytes;
 mod encap;
 mod l2tp;
 mod maps;
@@ -13,6 +14,8 @@ mod pptp;
 mod stats;
 mod tc_vpn;
 mod tc_wan;
+mod tunnel;
+mod xdp_fwd;
 mod xdp_wan;
 
 use aya_ebpf::{
@@ -25,6 +28,19 @@ use aya_ebpf::{
 #[xdp]
 pub fn vpn_xdp_wan(ctx: XdpContext) -> u32 {
     match xdp_wan::process(&ctx) {
+        Ok(action) => action,
+        Err(reason) => {
+            stats::drop(reason);
+            xdp_action::XDP_DROP
+        }
+    }
+}
+
+/// XDP on each forwarding (LAN) interface: packets for fast-path clients
+/// are encapsulated and sent out of the WAN (decisions #54).
+#[xdp]
+pub fn vpn_xdp_lan(ctx: XdpContext) -> u32 {
+    match xdp_fwd::from_lan(&ctx) {
         Ok(action) => action,
         Err(reason) => {
             stats::drop(reason);

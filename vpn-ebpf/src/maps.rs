@@ -2,13 +2,13 @@
 //! `vpn_common::maps`, the single definition shared with userspace.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray},
 };
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, GreSeq, SessionEntry, SessionStats, TunnelKey, BPF_F_MMAPABLE,
-        MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_SESSIONS,
+        DataplaneConfig, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey, BPF_F_MMAPABLE,
+        MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS,
     },
 };
 
@@ -43,3 +43,11 @@ pub static GRE_SEQ: Array<GreSeq> = Array::with_max_entries(MAX_SESSIONS, BPF_F_
 /// Inbound ESP SPIs the daemon has SAs for (see `vpn_common::maps::ESP_SPIS`).
 #[map(name = "VPN_ESP_SPIS")]
 pub static ESP_SPIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ESP_SAS, 0);
+
+/// The LAN interfaces XDP forwarding serves (see `vpn_common::maps::FORWARD_IFS`).
+#[map(name = "VPN_FORWARD_IFS")]
+pub static FORWARD_IFS: HashMap<u32, ForwardIf> = HashMap::with_max_entries(MAX_FORWARD_IFS, 0);
+
+/// Where XDP forwarding redirects to: the forwarding interfaces and the WAN.
+#[map(name = "VPN_REDIRECT_DEVS")]
+pub static REDIRECT_DEVS: DevMapHash = DevMapHash::with_max_entries(MAX_FORWARD_IFS + 1, 0);

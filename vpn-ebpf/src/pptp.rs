@@ -13,7 +13,8 @@ use vpn_common::{
 };
 
 use crate::{
-    encap::{be16, ipv4_header, make_room, ETH_LEN, IPV4_LEN},
+    bytes::PacketBytes,
+    encap::{ipv4_header, make_room, ETH_LEN, IPV4_LEN},
     maps::GRE_SEQ,
 };
 
@@ -64,15 +65,15 @@ pub struct Arrived {
 
 /// A GRE packet at offset `g`: its call key, sequence number and PPP
 /// offset. `None`: not PPTP's GRE.
-pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, g: usize, enabled: bool) -> Option<Arrived> {
+pub fn arrived<P: PacketBytes>(ctx: &P, ip: &Ipv4Hdr, g: usize, enabled: bool) -> Option<Arrived> {
     if !enabled || ip.proto != IPPROTO_GRE {
         return None;
     }
     let (Some(flags), Some(proto), Some(len), Some(call_id)) = (
-        be16(ctx, g),
-        be16(ctx, g + 2),
-        be16(ctx, g + 4),
-        be16(ctx, g + 6),
+        ctx.be16(g),
+        ctx.be16(g + 2),
+        ctx.be16(g + 4),
+        ctx.be16(g + 6),
     ) else {
         return None;
     };
@@ -86,7 +87,7 @@ pub fn arrived(ctx: &TcContext, ip: &Ipv4Hdr, g: usize, enabled: bool) -> Option
     let has_seq = flags & GRE_F_SEQ != 0;
     let mut seq = 0;
     if has_seq {
-        seq = u32::from_be(ctx.load::<u32>(off).ok()?); // short: the daemon counts it
+        seq = u32::from_be(ctx.read::<u32>(off)?); // short: the daemon counts it
         off += 4;
     }
     if flags & GRE_F_ACK != 0 {
@@ -129,6 +130,20 @@ pub fn push(
     inner_len: usize,
     has_eth: bool,
 ) -> Result<(), DropReason> {
+    let h = header(idx, entry, inner_len)?;
+    make_room(ctx, ENCAP_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_GRE, has_eth)?;
+    ctx.store(ETH_LEN, &h, 0)
+        .map_err(|_| DropReason::FastPathFailed)
+}
+
+/// The IPv4+GRE+PPP header for session `idx` and an inner IPv4 packet of
+/// `inner_len` bytes, numbered from the shared sequence space.
+#[inline(always)]
+pub fn header(
+    idx: u32,
+    entry: &SessionEntry,
+    inner_len: usize,
+) -> Result<[u8; ENCAP_LEN], DropReason> {
     let Some(seqs) = GRE_SEQ.get_ptr_mut(idx) else {
         return Err(DropReason::FastPathFailed);
     };
@@ -138,7 +153,6 @@ pub fn push(
         let seq = fetch_add(&raw mut (*seqs).seq_out);
         (seq as u32, (*seqs).seq_in)
     };
-    make_room(ctx, ENCAP_LEN, BPF_F_ADJ_ROOM_ENCAP_L4_GRE, has_eth)?;
     let mut h = [0u8; ENCAP_LEN];
     ipv4_header(
         &mut h,
@@ -157,6 +171,5 @@ pub fn push(
     h[g + 12..g + 16].copy_from_slice(&ack.to_be_bytes());
     h[g + 16..g + 18].copy_from_slice(&PPP_ADDR_CTRL.to_be_bytes());
     h[g + 18..g + 20].copy_from_slice(&PPP_PROTO_IPV4.to_be_bytes());
-    ctx.store(ETH_LEN, &h, 0)
-        .map_err(|_| DropReason::FastPathFailed)
+    Ok(h)
 }

@@ -16,22 +16,24 @@ use vpn_common::{
         DataplaneConfig, SessionEntry, CONFIG_F_CLIENT_ISOLATION, CONFIG_F_VALID, PROTO_L2TP,
         PROTO_PPTP,
     },
-    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_UDP, PORT_DHCP_SERVER, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
+    wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_UDP, PORT_DHCP_SERVER},
 };
 
 use crate::{
-    encap::{self, add_stats, be16, checksum_partial, session, session_for, ETH_LEN},
+    bytes::PacketBytes,
+    encap::{self, add_stats, checksum_partial, session_for, ETH_LEN},
     l2tp,
-    maps::{CONFIG, TUNNEL_SESSIONS},
+    maps::CONFIG,
     pptp,
     stats::count,
+    tunnel,
 };
 
 pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     let Some(cfg) = CONFIG.get(0) else {
         return Ok(TC_ACT_OK);
     };
-    if cfg.flags & CONFIG_F_VALID == 0 || be16(ctx, 12) != Some(ETH_P_IPV4) {
+    if cfg.flags & CONFIG_F_VALID == 0 || ctx.be16(12) != Some(ETH_P_IPV4) {
         return Ok(TC_ACT_OK);
     }
     let Ok(ip) = ctx.load::<Ipv4Hdr>(ETH_LEN) else {
@@ -47,46 +49,13 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
         return Ok(TC_ACT_OK);
     }
     let l4 = ETH_LEN + ihl;
-    // Which protocol: its header code gives the session key and the PPP offset.
-    let (idx, entry, ppp) = if let Some(a) = pptp::arrived(ctx, &ip, l4, cfg.pptp_enabled != 0) {
-        let Some((idx, entry)) = lookup(&a.key) else {
-            return Ok(TC_ACT_OK);
-        };
-        if a.has_seq {
-            pptp::record_seq(idx, a.seq);
-        }
-        if a.ack_only {
-            return Ok(TC_ACT_OK); // the daemon ignores it
-        }
-        (idx, entry, a.ppp)
-    } else if let Some(a) = l2tp::arrived(ctx, &ip, l4, cfg.l2tp_port) {
-        let Some((idx, entry)) = lookup(&a.key) else {
-            return Ok(TC_ACT_OK);
-        };
-        if a.src_port != entry.peer_port {
-            return Ok(TC_ACT_OK); // the daemon counts a wrong sender
-        }
-        (idx, entry, a.ppp)
-    } else {
+    let Some(tunnel::Arrived { idx, entry, ppp }) = tunnel::arrived(ctx, &ip, l4, cfg) else {
         return Ok(TC_ACT_OK);
     };
-    let mut off = ppp;
-    if be16(ctx, off) == Some(PPP_ADDR_CTRL) {
-        off += 2;
-    }
-    let first = ctx.load::<u8>(off).map_err(|_| DropReason::Truncated)?;
-    let ppp_proto = if first & 1 == 1 {
-        off += 1;
-        u16::from(first) // PFC: a one-byte protocol
-    } else {
-        let p = be16(ctx, off).ok_or(DropReason::Truncated)?;
-        off += 2;
-        p
-    };
-    if ppp_proto != PPP_PROTO_IPV4 {
+    let Some(off) = encap::ppp_ipv4(ctx, ppp)? else {
         count(Counter::FastToDaemon);
         return Ok(TC_ACT_OK); // LCP echo and friends: the daemon's
-    }
+    };
     let inner = ctx
         .load::<Ipv4Hdr>(off)
         .map_err(|_| DropReason::Truncated)?;
@@ -100,7 +69,7 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     // DHCP to the server port (Windows' DHCPINFORM for routes): the
     // daemon answers it, so it stays encapsulated.
     let inner_ihl = usize::from(inner.version_ihl & 0x0f) * 4;
-    if inner.proto == IPPROTO_UDP && be16(ctx, off + inner_ihl + 2) == Some(PORT_DHCP_SERVER) {
+    if inner.proto == IPPROTO_UDP && ctx.be16(off + inner_ihl + 2) == Some(PORT_DHCP_SERVER) {
         count(Counter::FastToDaemon);
         return Ok(TC_ACT_OK);
     }
@@ -122,12 +91,6 @@ pub fn ingress(ctx: &TcContext) -> Result<i32, DropReason> {
     }
     // SAFETY: plain helper call.
     Ok(unsafe { bpf_redirect(cfg.vpn_ifindex, u64::from(BPF_F_INGRESS)) } as i32)
-}
-
-fn lookup(key: &vpn_common::maps::TunnelKey) -> Option<(u32, SessionEntry)> {
-    // SAFETY: the value is a plain u32 copied out at once.
-    let idx = unsafe { TUNNEL_SESSIONS.get(key) }.copied()?;
-    Some((idx, session(idx)?))
 }
 
 /// Pushes session `idx`'s tunnel headers, by its protocol, and counts it.

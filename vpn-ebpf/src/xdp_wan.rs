@@ -2,7 +2,9 @@
 //! ESP; drop pool-sourced spoofs and ESP for SPIs no SA expects; classify
 //! tunnel traffic for the daemon.
 //!
-//! Every tunnel class goes to the stack (`XDP_PASS`): the fast paths
+//! A fast-path session's packet whose route leaves through a forwarding
+//! interface is decapsulated and redirected here (`xdp_fwd.rs`). Every
+//! other tunnel class goes to the stack (`XDP_PASS`): the fast paths
 //! decapsulate in TC ingress (`tc_wan.rs`), which can hand a packet to
 //! vpn0's ingress, and the rest reaches the daemon's sockets.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
@@ -18,9 +20,11 @@ use vpn_common::{
 };
 
 use crate::{
+    encap::ETH_LEN,
     maps::{CONFIG, ESP_SPIS},
     packet::read_at,
     stats::count,
+    xdp_fwd,
 };
 
 pub fn process(ctx: &XdpContext) -> Result<u32, DropReason> {
@@ -85,6 +89,13 @@ fn ipv4(ctx: &XdpContext, start: usize, end: usize, off: usize) -> Result<u32, D
     }
 
     let l4 = off + ihl;
+    if off == ETH_LEN {
+        if let Some(c) = xdp_fwd::config() {
+            if let Some(action) = xdp_fwd::from_wan(ctx, &ip, l4, c)? {
+                return Ok(action);
+            }
+        }
+    }
     match ip.proto {
         IPPROTO_UDP => classify_udp(start, end, l4, cfg),
         IPPROTO_GRE => classify_gre(start, end, l4, cfg),

@@ -14,6 +14,7 @@ mod server;
 mod services;
 mod setup;
 pub mod undo;
+mod xdp_forward;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -58,6 +59,8 @@ pub struct Shared {
     pub restart_to: Mutex<Option<std::path::PathBuf>>,
     /// What this process took over from its predecessor, if it is a restart's.
     pub restarted: Mutex<Option<crate::report::RestartReport>>,
+    /// Present when `xdp.forward_interfaces` names any.
+    pub xdp_forward: Option<Arc<xdp_forward::XdpForward>>,
 }
 
 /// Seconds since the Unix epoch (for reports).
@@ -134,6 +137,7 @@ impl Shared {
         }
         s.counters
             .push_named("pool_addresses_in_use", self.pool.in_use() as u64);
+        s.xdp_forward = self.xdp_forward.as_ref().map(|f| f.status());
         s.last_restart = self
             .restarted
             .lock()

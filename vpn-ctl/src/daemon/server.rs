@@ -84,6 +84,9 @@ pub async fn serve(cfg: &Config, gw: Gateway, lock_fd: std::os::fd::RawFd) -> an
         }
     }
     tasks.spawn(native::run_timers(shared.clone()));
+    if let Some(f) = &shared.xdp_forward {
+        tasks.spawn(super::xdp_forward::run(shared.clone(), f.clone()));
+    }
     if let Some(r) = &shared.radius {
         tasks.spawn(super::radius::accounting::run(shared.clone(), r.clone()));
     }

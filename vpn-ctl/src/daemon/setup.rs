@@ -146,6 +146,7 @@ pub async fn setup(
     };
     let wan_ifindex =
         net::ifindex(&wan).with_context(|| format!("WAN interface {wan} does not exist"))?;
+    let forward_ifs = forward_interfaces(cfg, &wan)?;
     let vpn_name = cfg.gateway.vpn_interface.as_str();
     if !resuming && net::ifindex(vpn_name).is_some() {
         anyhow::bail!("interface {vpn_name} already exists (set gateway.vpn_interface)");
@@ -287,6 +288,15 @@ pub async fn setup(
             if cfg.pptp.enabled || cfg.l2tp.enabled {
                 dataplane::attach_tc_wan_ingress(&mut ebpf, &wan, pins)?;
             }
+            for (name, _, _) in &forward_ifs {
+                let a = dataplane::attach_xdp_lan(&mut ebpf, name, cfg.xdp.mode, pins)?;
+                println!(
+                    "vpn-ctl: {name}: XDP forwarding program attached in {} mode (prog {})",
+                    a.mode, a.prog_id
+                );
+            }
+            let lan: Vec<_> = forward_ifs.iter().map(|(_, i, m)| (*i, *m)).collect();
+            dataplane::forward::set_interfaces(&mut ebpf, wan_ifindex, &lan)?;
             (xdp, tc_prog_id)
         }
     };
@@ -345,6 +355,7 @@ pub async fn setup(
         listeners,
         capabilities: privileges::describe_list(&privileges::kept(journal.unmounts_bpffs())),
         last_restart: None,
+        xdp_forward: None,
     };
 
     println!(
@@ -469,7 +480,15 @@ pub async fn setup(
         shutdown: Notify::new(),
         restart_to: Mutex::new(None),
         restarted: Mutex::new(None),
+        xdp_forward: (!forward_ifs.is_empty()).then(|| {
+            Arc::new(super::xdp_forward::XdpForward::new(
+                forward_ifs.iter().map(|(n, _, _)| n.clone()).collect(),
+            ))
+        }),
     });
+    if let Some(f) = &shared.xdp_forward {
+        f.check(&shared.ebpf)?;
+    }
     Ok(Gateway {
         shared,
         tun,
@@ -537,6 +556,27 @@ fn host_changes(
 
 /// Pins the maps, mounting bpffs on its conventional place if needed (the
 /// programs' links are pinned beside them).
+/// `xdp.forward_interfaces` as (name, ifindex, MAC): each must exist, be
+/// Ethernet, and not be the WAN.
+fn forward_interfaces(cfg: &Config, wan: &str) -> anyhow::Result<Vec<(String, u32, [u8; 6])>> {
+    cfg.xdp
+        .forward_interfaces
+        .iter()
+        .map(|name| {
+            anyhow::ensure!(
+                name != wan,
+                "xdp.forward_interfaces: {name} is the WAN interface"
+            );
+            let ifindex = net::ifindex(name)
+                .with_context(|| format!("xdp.forward_interfaces: no interface {name}"))?;
+            let mac = net::mac(name).with_context(|| {
+                format!("xdp.forward_interfaces: {name} is not an Ethernet interface")
+            })?;
+            Ok((name.clone(), ifindex, mac))
+        })
+        .collect()
+}
+
 fn pin(ebpf: &aya::Ebpf, dir: &Path, journal: &mut Journal) -> anyhow::Result<()> {
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) && !bpffs::is_bpffs(root) {

@@ -2,6 +2,7 @@
 pub mod bpffs;
 pub mod esp_spis;
 pub mod fastpath;
+pub mod forward;
 pub mod logger;
 pub mod test_run;
 
@@ -22,6 +23,8 @@ use vpn_common::{
 use crate::config::XdpModeSetting;
 
 pub const XDP_PROGRAM: &str = "vpn_xdp_wan";
+/// XDP on each forwarding (LAN) interface (decisions #54).
+pub const XDP_LAN_PROGRAM: &str = "vpn_xdp_lan";
 pub const TC_PROGRAM: &str = "vpn_tc_egress";
 pub const TC_WAN_PROGRAM: &str = "vpn_tc_wan_ingress";
 
@@ -62,6 +65,9 @@ pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
         .context("cannot load the eBPF object (is this kernel built with BPF and BTF?)")?;
     let xdp: &mut Xdp = program(&mut ebpf, XDP_PROGRAM)?.try_into()?;
     xdp.load().context("the kernel rejected the XDP program")?;
+    let lan: &mut Xdp = program(&mut ebpf, XDP_LAN_PROGRAM)?.try_into()?;
+    lan.load()
+        .context("the kernel rejected the forwarding interfaces' XDP program")?;
     let tc: &mut SchedClassifier = program(&mut ebpf, TC_PROGRAM)?.try_into()?;
     tc.load().context("the kernel rejected the TC program")?;
     let wan: &mut SchedClassifier = program(&mut ebpf, TC_WAN_PROGRAM)?.try_into()?;
@@ -104,15 +110,39 @@ pub struct XdpAttachment {
     pub prog_id: u32,
 }
 
-/// Attaches XDP to `iface`: native where the driver allows it, else
-/// generic. The link is pinned in `pins`.
+/// Attaches the WAN's XDP program to `iface` (see `attach_xdp_program`).
 pub fn attach_xdp(
     ebpf: &mut Ebpf,
     iface: &str,
     setting: XdpModeSetting,
     pins: &Path,
 ) -> anyhow::Result<XdpAttachment> {
-    let prog: &mut Xdp = program(ebpf, XDP_PROGRAM)?.try_into()?;
+    attach_xdp_program(ebpf, XDP_PROGRAM, iface, setting, pins, XDP_PROGRAM)
+}
+
+/// Attaches the forwarding interfaces' XDP program to `iface`, its link
+/// pinned as `link_vpn_xdp_lan_IFACE`.
+pub fn attach_xdp_lan(
+    ebpf: &mut Ebpf,
+    iface: &str,
+    setting: XdpModeSetting,
+    pins: &Path,
+) -> anyhow::Result<XdpAttachment> {
+    let pin = format!("{XDP_LAN_PROGRAM}_{iface}");
+    attach_xdp_program(ebpf, XDP_LAN_PROGRAM, iface, setting, pins, &pin)
+}
+
+/// Attaches XDP program `name` to `iface`: native where the driver allows
+/// it, else generic. The link is pinned in `pins` as `link_PIN`.
+fn attach_xdp_program(
+    ebpf: &mut Ebpf,
+    name: &str,
+    iface: &str,
+    setting: XdpModeSetting,
+    pins: &Path,
+    pin: &str,
+) -> anyhow::Result<XdpAttachment> {
+    let prog: &mut Xdp = program(ebpf, name)?.try_into()?;
     let tries: &[(XdpMode, &str)] = match setting {
         XdpModeSetting::Auto => &[(XdpMode::Driver, "native"), (XdpMode::Skb, "generic")],
         XdpModeSetting::Native => &[(XdpMode::Driver, "native")],
@@ -124,7 +154,7 @@ pub fn attach_xdp(
             Ok(id) => {
                 let link = aya::programs::links::FdLink::try_from(prog.take_link(id)?)
                     .context("the XDP attachment is not a bpf_link")?;
-                pin_link(link, pins, XDP_PROGRAM)?;
+                pin_link(link, pins, pin)?;
                 let prog_id = prog.info()?.id();
                 return Ok(XdpAttachment {
                     mode: name,
@@ -243,6 +273,7 @@ pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
             .with_context(|| format!("map {name} missing"))?;
         let info = match map {
             aya::maps::Map::HashMap(m) => m.info(),
+            aya::maps::Map::DevMapHash(m) => m.info(),
             aya::maps::Map::LpmTrie(m) => m.info(),
             aya::maps::Map::Array(m) | aya::maps::Map::PerCpuArray(m) => m.info(),
             _ => anyhow::bail!("map {name} has an unexpected type"),
@@ -256,6 +287,19 @@ pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
             maps::ADDR_SESSIONS => {
                 let m: LpmTrie<&MapData, u32, u32> = LpmTrie::try_from(map)?;
                 ("lpm_trie", m.keys().filter(Result::is_ok).count() as u32)
+            }
+            maps::ESP_SPIS => {
+                let m: HashMap<&MapData, u32, u32> = HashMap::try_from(map)?;
+                ("hash", m.keys().filter(Result::is_ok).count() as u32)
+            }
+            maps::FORWARD_IFS => {
+                let m: HashMap<&MapData, u32, vpn_common::maps::ForwardIf> =
+                    HashMap::try_from(map)?;
+                ("hash", m.keys().filter(Result::is_ok).count() as u32)
+            }
+            maps::REDIRECT_DEVS => {
+                let m = aya::maps::DevMapHash::try_from(map)?;
+                ("devmap_hash", m.keys().filter(Result::is_ok).count() as u32)
             }
             maps::STATS | maps::DROPS | maps::SESSION_STATS => ("percpu_array", max_entries),
             _ => ("array", max_entries),

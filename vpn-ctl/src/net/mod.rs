@@ -1,6 +1,7 @@
 //! Host networking: netlink, the TUN device, sysctls, nftables, the host
 //! firewall and port ownership.
 pub mod batch;
+pub mod bypass;
 pub mod firewall;
 pub mod netlink;
 pub mod nft;
@@ -10,9 +11,9 @@ pub mod prefix;
 pub mod sysctl;
 pub mod tun;
 
-/// The MTU of interface `name` in the current network namespace (an ioctl:
-/// /sys/class/net shows the namespace sysfs was mounted in).
-pub fn mtu(name: &str) -> Option<u32> {
+/// An interface ioctl on `name` (an ioctl: /sys/class/net shows the
+/// namespace sysfs was mounted in, not necessarily ours).
+fn if_ioctl(name: &str, request: libc::c_ulong) -> Option<libc::ifreq> {
     use std::os::fd::AsRawFd as _;
     let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
     // SAFETY: an all-zero ifreq is valid; the name is copied in bounds.
@@ -24,13 +25,31 @@ pub fn mtu(name: &str) -> Option<u32> {
     for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
-    // SAFETY: SIOCGIFMTU reads the name and writes ifru_mtu of `req`.
-    let r = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU, &mut req) };
-    if r != 0 {
-        return None;
-    }
+    // SAFETY: the SIOCGIF* requests used here read the name and write the union of `req`.
+    let r = unsafe { libc::ioctl(sock.as_raw_fd(), request, &mut req) };
+    (r == 0).then_some(req)
+}
+
+/// The MTU of interface `name` in the current network namespace.
+pub fn mtu(name: &str) -> Option<u32> {
+    let req = if_ioctl(name, libc::SIOCGIFMTU)?;
     // SAFETY: after a successful SIOCGIFMTU the union holds the MTU.
     Some(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// The Ethernet address of interface `name` in the current network namespace.
+pub fn mac(name: &str) -> Option<[u8; 6]> {
+    let req = if_ioctl(name, libc::SIOCGIFHWADDR)?;
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds a sockaddr.
+    let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+    if sa.sa_family != libc::ARPHRD_ETHER {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(sa.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    Some(mac)
 }
 
 /// The largest PPP MRU whose frames, with `overhead` bytes of tunnel

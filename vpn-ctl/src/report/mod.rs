@@ -42,6 +42,22 @@ pub struct Status {
     /// What the last `vpn-ctl restart` handed over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restart: Option<RestartReport>,
+    /// XDP forwarding between the WAN and LAN interfaces (decisions #54),
+    /// when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_forward: Option<XdpForwardStatus>,
+}
+
+/// XDP forwarding's interfaces and whether it forwards now.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct XdpForwardStatus {
+    pub interfaces: Vec<String>,
+    /// True: fast-path packets between the WAN and these interfaces are
+    /// forwarded in XDP. False: by the TC path, because of `bypassed`.
+    pub active: bool,
+    /// The netfilter chains XDP forwarding would bypass (or why the
+    /// ruleset could not be read).
+    pub bypassed: Vec<String>,
 }
 
 /// Sessions a restart carried over, lost (could not be rebuilt), and ended
@@ -167,6 +183,20 @@ impl Status {
             self.gateway_address,
             if self.masquerade { "on" } else { "off" }
         ));
+        if let Some(f) = &self.xdp_forward {
+            line(if f.active {
+                format!(
+                    "forwarding: XDP between the WAN and {}",
+                    f.interfaces.join(", ")
+                )
+            } else {
+                format!(
+                    "forwarding: TC path (XDP forwarding to {} would bypass {})",
+                    f.interfaces.join(", "),
+                    f.bypassed.join("; ")
+                )
+            });
+        }
         line(format!("sessions:   {}", self.sessions));
         line(format!("privileges: {}", self.capabilities.join(", ")));
         line("listening:".into());

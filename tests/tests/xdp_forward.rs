@@ -1,0 +1,227 @@
+//! XDP forwarding (docs/decisions.md #54): a fast-path call's packets to
+//! and from a LAN host are decapsulated, encapsulated and redirected in
+//! XDP, not by TC and the stack; an operator's netfilter rule on the
+//! forwarding path turns it off (and the rule sees the packets), and its
+//! removal turns it back on; spoofed inner sources are still dropped;
+//! `down` detaches the LAN interface's program. Needs root.
+use std::{net::Ipv4Addr, time::Duration};
+
+use vpn_tests::{
+    gateway::Gateway,
+    l2tp_peer::L2tpCall,
+    native_client::add_user,
+    netns::enter_thread,
+    packet::icmp_echo,
+    pptp_peer::PptpCall,
+    topology::{Topology, GW_WAN, LAN_HOST},
+    wait,
+};
+
+const ECHOES: u64 = 20;
+
+/// A call of the project's own clients.
+trait Call {
+    fn address(&self) -> Ipv4Addr;
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>>;
+}
+
+impl Call for PptpCall {
+    fn address(&self) -> Ipv4Addr {
+        self.ppp.address().unwrap()
+    }
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
+        self.exchange(ip, Duration::from_secs(2)).unwrap()
+    }
+}
+
+impl Call for L2tpCall {
+    fn address(&self) -> Ipv4Addr {
+        self.ppp.address().unwrap()
+    }
+    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
+        self.exchange(ip, Duration::from_secs(2)).unwrap()
+    }
+}
+
+/// `n` echo requests from `src` to the LAN host; how many were answered.
+fn pings(call: &mut dyn Call, src: Ipv4Addr, n: u64, first_seq: u16) -> u64 {
+    let lan: Ipv4Addr = LAN_HOST.parse().unwrap();
+    let mut answered = 0;
+    for i in 0..n {
+        let echo = icmp_echo(src.octets(), lan.octets(), 7, first_seq + i as u16);
+        let replies = call.echo(&echo);
+        if replies
+            .iter()
+            .any(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())
+        {
+            answered += 1;
+        }
+    }
+    answered
+}
+
+struct Counts {
+    xdp_rx: u64,
+    xdp_tx: u64,
+    tc_rx: u64,
+    tc_tx: u64,
+}
+
+fn counts(gw: &Gateway) -> Counts {
+    Counts {
+        xdp_rx: gw.count("counters", "xdp_fwd_rx"),
+        xdp_tx: gw.count("counters", "xdp_fwd_tx"),
+        tc_rx: gw.count("counters", "fast_rx"),
+        tc_tx: gw.count("counters", "fast_tx"),
+    }
+}
+
+/// Echoes through `call`; returns how the counters moved.
+fn measure(gw: &Gateway, call: &mut dyn Call, seq: u16) -> Counts {
+    let before = counts(gw);
+    let src = call.address();
+    let answered = pings(call, src, ECHOES, seq);
+    assert_eq!(answered, ECHOES, "every echo answered");
+    let after = counts(gw);
+    Counts {
+        xdp_rx: after.xdp_rx - before.xdp_rx,
+        xdp_tx: after.xdp_tx - before.xdp_tx,
+        tc_rx: after.tc_rx - before.tc_rx,
+        tc_tx: after.tc_tx - before.tc_tx,
+    }
+}
+
+fn forwarding(gw: &Gateway) -> serde_json::Value {
+    gw.status()["xdp_forward"].clone()
+}
+
+fn nft_rule_packets(t: &Topology) -> u64 {
+    let rule = t.gw.must("nft -j list chain inet opfw vetting");
+    let seen: serde_json::Value = serde_json::from_str(&rule).unwrap();
+    seen["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|i| {
+            i["rule"]["expr"]
+                .as_array()?
+                .iter()
+                .find_map(|e| e["counter"]["packets"].as_u64())
+        })
+        .expect("the rule's counter")
+}
+
+/// Both calls through XDP; an operator rule turns it off and back on;
+/// spoofs still dropped.
+fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall) {
+    let calls: [(&str, &mut dyn Call); 2] = [("pptp", pptp), ("l2tp", l2tp)];
+    for (name, call) in calls {
+        // The first echo may find the LAN host's neighbour entry missing:
+        // that one takes the stack, which resolves it.
+        let src = call.address();
+        pings(call, src, 1, 0);
+        let d = measure(gw, call, 100);
+        assert!(
+            d.xdp_rx >= ECHOES,
+            "{name}: {} decapsulated in XDP",
+            d.xdp_rx
+        );
+        assert!(
+            d.xdp_tx >= ECHOES,
+            "{name}: {} encapsulated in XDP",
+            d.xdp_tx
+        );
+        assert_eq!((d.tc_rx, d.tc_tx), (0, 0), "{name}: nothing through TC");
+    }
+
+    // An operator's forward rule: XDP would bypass it, so it stops.
+    t.gw.must(
+        "nft add table inet opfw && \
+         nft 'add chain inet opfw vetting { type filter hook forward priority 0; policy accept; }' && \
+         nft add rule inet opfw vetting ip daddr 172.16.10.2 icmp type echo-request counter",
+    );
+    wait::until("XDP forwarding off", Duration::from_secs(15), || {
+        (forwarding(gw)["active"] == false).then_some(())
+    });
+    let fwd = forwarding(gw);
+    assert!(
+        fwd["bypassed"]
+            .to_string()
+            .contains("inet opfw vetting: 1 rule"),
+        "{fwd}"
+    );
+    let text = String::from_utf8_lossy(&gw.ctl(&["status"]).stdout).to_string();
+    assert!(text.contains("forwarding: TC path"), "{text}");
+    let calls: [(&str, &mut dyn Call); 2] = [("pptp", pptp), ("l2tp", l2tp)];
+    for (name, call) in calls {
+        let d = measure(gw, call, 200);
+        assert_eq!((d.xdp_rx, d.xdp_tx), (0, 0), "{name}: nothing in XDP");
+        assert!(d.tc_rx >= ECHOES && d.tc_tx >= ECHOES, "{name}: through TC");
+    }
+    assert_eq!(
+        nft_rule_packets(t),
+        2 * ECHOES,
+        "the operator's rule saw every echo"
+    );
+
+    // Gone again: XDP forwarding resumes.
+    t.gw.must("nft delete table inet opfw");
+    wait::until("XDP forwarding on", Duration::from_secs(15), || {
+        (forwarding(gw)["active"] == true).then_some(())
+    });
+    let d = measure(gw, l2tp, 300);
+    assert!(d.xdp_rx >= ECHOES && d.xdp_tx >= ECHOES, "back in XDP");
+
+    // A spoofed inner source is not forwarded: TC drops and counts it.
+    let spoofs = gw.count("drops", "spoofed_inner_source");
+    let other = Ipv4Addr::new(172, 16, 10, 99);
+    assert_eq!(pings(l2tp, other, 3, 400), 0);
+    wait::until("spoofs counted", Duration::from_secs(5), || {
+        (gw.count("drops", "spoofed_inner_source") >= spoofs + 3).then_some(())
+    });
+}
+
+#[test]
+fn fast_path_calls_forward_in_xdp_unless_netfilter_rules_would_be_bypassed() {
+    let t = Topology::build();
+    // A veth hands redirected frames to its peer only through the peer's
+    // NAPI, which GRO turns on (a NIC driver with XDP needs nothing).
+    t.lan.must("ethtool -K eth0 gro on");
+    t.inet.must("ethtool -K gw0 gro on");
+    let mut gw = Gateway::start(
+        &t.gw,
+        "[pptp]\nenabled = true\nrequire_mppe = false\n\
+         [l2tp]\nallow_plain = true\n\
+         [xdp]\nforward_interfaces = [\"lan0\"]\n",
+    );
+    let fwd = forwarding(&gw);
+    assert_eq!(fwd["interfaces"], serde_json::json!(["lan0"]));
+    assert_eq!(fwd["active"], true, "{fwd}");
+    let link = t.gw.must("ip link show lan0");
+    assert!(link.contains("xdp"), "{link}");
+
+    add_user(&gw, "bob", "bob-password-1", None);
+    add_user(&gw, "carol", "carol-password-1", None);
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            enter_thread(&t.c1.name);
+            let mut pptp = PptpCall::connect(gw_wan, "bob", "bob-password-1", false, 11).unwrap();
+            let mut l2tp = L2tpCall::connect(gw_wan, "carol", "carol-password-1", 21).unwrap();
+            let rows = gw.sessions();
+            assert!(
+                rows.iter().all(|r| r["fast_path"] == true),
+                "both calls on the fast path: {rows:?}"
+            );
+            exercise(&t, &gw, &mut pptp, &mut l2tp);
+        })
+        .join()
+        .unwrap();
+    });
+    assert!(gw.down().success());
+    let link = t.gw.must("ip link show lan0");
+    assert!(
+        !link.contains("xdp"),
+        "down detaches lan0's program: {link}"
+    );
+}

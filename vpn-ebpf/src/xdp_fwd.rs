@@ -1,0 +1,284 @@
+//! XDP forwarding for the unencrypted fast paths (docs/decisions.md #54).
+//!
+//! WAN to LAN: a fast-path session's data packet is decapsulated in XDP
+//! and, when the kernel's route for its inner packet (looked up as if it
+//! came in on vpn0, as the stack would) leaves through a forwarding
+//! interface with a known neighbour, redirected straight there. LAN to
+//! WAN: a packet arriving on a forwarding interface for a fast-path client
+//! is encapsulated and redirected out of the WAN. Everything else, and
+//! everything the stack must answer (TTL, MTU, options, fragments,
+//! unfinished checksums, unknown neighbours), takes the TC path, which is
+//! also all there is while the daemon has cleared CONFIG_F_XDP_FORWARD
+//! (netfilter rules that XDP would bypass).
+use aya_ebpf::{
+    bindings::{
+        bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT,
+        BPF_FIB_LOOKUP_SKIP_NEIGH,
+    },
+    helpers::{bpf_fib_lookup, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use vpn_common::{
+    counters::{Counter, DropReason},
+    maps::{
+        DataplaneConfig, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD, PROTO_L2TP, PROTO_PPTP,
+    },
+    wire::{EthHdr, Ipv4Hdr, ETH_P_IPV4, IPPROTO_GRE, IPPROTO_UDP},
+};
+
+use crate::{
+    bytes::{PacketBytes, XdpBytes},
+    encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
+    l2tp,
+    maps::{CONFIG, FORWARD_IFS, REDIRECT_DEVS},
+    packet::{ptr_at, read_at},
+    pptp,
+    stats::count,
+    tunnel,
+};
+
+const AF_INET: u8 = 2;
+
+/// The daemon's configuration, when XDP forwarding is on.
+#[inline(always)]
+pub fn config() -> Option<&'static DataplaneConfig> {
+    CONFIG.get(0).filter(|c| {
+        c.flags & (CONFIG_F_VALID | CONFIG_F_XDP_FORWARD) == CONFIG_F_VALID | CONFIG_F_XDP_FORWARD
+    })
+}
+
+/// WAN ingress, untagged IPv4 whose L4 header is at `l4`: `Some(action)`
+/// when the packet was forwarded (or must be dropped), `None` when it
+/// continues on today's way.
+pub fn from_wan(
+    ctx: &XdpContext,
+    ip: &Ipv4Hdr,
+    l4: usize,
+    cfg: &DataplaneConfig,
+) -> Result<Option<u32>, DropReason> {
+    let b = XdpBytes {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let Some(a) = tunnel::arrived(&b, ip, l4, cfg) else {
+        return Ok(None);
+    };
+    // Anything odd is TC's to count or drop, as without this path.
+    let Some(off) = ppp_ipv4(&b, a.ppp).ok().flatten() else {
+        return Ok(to_stack());
+    };
+    let Some(inner) = b.read::<Ipv4Hdr>(off) else {
+        return Ok(to_stack());
+    };
+    let inner_len = usize::from(u16::from_be(inner.total_len));
+    if inner.src != a.entry.assigned_ip || !forwardable(&inner) || off + inner_len > b.len() {
+        return Ok(to_stack());
+    }
+    // The route the stack takes for it after vpn0's ingress.
+    let mut fib = fib_params(&inner, inner.src, inner.dst, inner.proto, inner_len);
+    fib.ifindex = cfg.vpn_ifindex;
+    if lookup(ctx, &mut fib, 0) != BPF_FIB_LKUP_RET_SUCCESS
+        || FORWARD_IFS.get_ptr(fib.ifindex).is_none()
+    {
+        return Ok(to_stack());
+    }
+    // From here on the packet is changed: a failure drops it.
+    adjust_head(ctx, (off - ETH_LEN) as i32)?;
+    write_l2(ctx, &fib)?;
+    decrement_ttl(ctx)?;
+    add_stats(a.idx, true, inner_len as u64);
+    count(Counter::XdpFwdRx);
+    redirect(fib.ifindex).map(Some)
+}
+
+/// A forwarding interface's ingress: a packet for a fast-path client is
+/// encapsulated and sent out of the WAN; anything else passes untouched.
+pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
+    let pass = Ok(xdp_action::XDP_PASS);
+    let Some(cfg) = config() else {
+        return pass;
+    };
+    let b = XdpBytes {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let (Some(eth), Some(ip)) = (b.read::<EthHdr>(0), b.read::<Ipv4Hdr>(ETH_LEN)) else {
+        return pass;
+    };
+    if u16::from_be(eth.ethertype) != ETH_P_IPV4 {
+        return pass;
+    }
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
+    match FORWARD_IFS.get_ptr(ifindex) {
+        // SAFETY: a map value, read at once.
+        Some(f) if unsafe { (*f).mac } == eth.dst => {}
+        _ => return pass,
+    }
+    let Some((idx, entry)) = session_for(ip.dst) else {
+        return pass;
+    };
+    let inner_len = usize::from(u16::from_be(ip.total_len));
+    if !forwardable(&ip) || ETH_LEN + inner_len > b.len() || checksum_partial(&b, ETH_LEN, &ip) {
+        return Ok(lan_to_stack());
+    }
+    // The stack's route for it must be vpn0's (the operator may route it elsewhere) ...
+    let mut fib = fib_params(&ip, ip.src, ip.dst, ip.proto, inner_len);
+    fib.ifindex = ifindex;
+    if lookup(ctx, &mut fib, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS
+        || fib.ifindex != cfg.vpn_ifindex
+    {
+        return Ok(lan_to_stack());
+    }
+    // ... and the tunnel packet's route the WAN, with a known next hop.
+    let (l4, encap_len) = match entry.proto {
+        PROTO_PPTP => (IPPROTO_GRE, pptp::ENCAP_LEN),
+        PROTO_L2TP => (IPPROTO_UDP, l2tp::ENCAP_LEN),
+        _ => return pass,
+    };
+    let mut out = fib_params(
+        &ip,
+        entry.local_ip,
+        entry.peer_ip,
+        l4,
+        encap_len + inner_len,
+    );
+    out.ifindex = cfg.wan_ifindex;
+    if lookup(ctx, &mut out, BPF_FIB_LOOKUP_OUTPUT) != BPF_FIB_LKUP_RET_SUCCESS
+        || out.ifindex != cfg.wan_ifindex
+    {
+        return Ok(lan_to_stack());
+    }
+    decrement_ttl_at(ctx, ETH_LEN)?;
+    push(ctx, idx, &entry, inner_len)?;
+    write_l2(ctx, &out)?;
+    add_stats(idx, false, inner_len as u64);
+    count(Counter::XdpFwdTx);
+    redirect(cfg.wan_ifindex)
+}
+
+/// Pushes the session's tunnel headers between the Ethernet header and
+/// the inner packet (one arm per protocol: the verifier needs constant sizes).
+fn push(
+    ctx: &XdpContext,
+    idx: u32,
+    entry: &SessionEntry,
+    inner_len: usize,
+) -> Result<(), DropReason> {
+    match entry.proto {
+        PROTO_PPTP => {
+            let h = pptp::header(idx, entry, inner_len)?;
+            adjust_head(ctx, -(pptp::ENCAP_LEN as i32))?;
+            write_at(ctx, ETH_LEN, h)
+        }
+        _ => {
+            let h = l2tp::header(entry, inner_len);
+            adjust_head(ctx, -(l2tp::ENCAP_LEN as i32))?;
+            write_at(ctx, ETH_LEN, h)
+        }
+    }
+}
+
+/// What the stack would forward without asking anything of it: IPv4
+/// without options, not a fragment, a TTL left after this hop.
+#[inline(always)]
+fn forwardable(ip: &Ipv4Hdr) -> bool {
+    ip.version_ihl == 0x45 && u16::from_be(ip.frag_off) & 0x3fff == 0 && ip.ttl > 1
+}
+
+/// A fast-path packet from the WAN left to TC.
+#[inline(always)]
+fn to_stack() -> Option<u32> {
+    count(Counter::XdpFwdToStack);
+    None
+}
+
+/// A packet for a fast-path client left to the stack (and vpn0's TC).
+#[inline(always)]
+fn lan_to_stack() -> u32 {
+    count(Counter::XdpFwdToStack);
+    xdp_action::XDP_PASS
+}
+
+/// FIB parameters for an IPv4 packet `src` -> `dst` (network order) of
+/// `len` bytes (the lookup checks it against the route's MTU).
+#[inline(always)]
+fn fib_params(ip: &Ipv4Hdr, src: u32, dst: u32, proto: u8, len: usize) -> FibParams {
+    // SAFETY: a plain C struct of integers; all zero is a valid value.
+    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    p.family = AF_INET;
+    p.l4_protocol = proto;
+    p.__bindgen_anon_1.tot_len = len as u16;
+    p.__bindgen_anon_2.tos = ip.tos;
+    p.__bindgen_anon_3.ipv4_src = src;
+    p.__bindgen_anon_4.ipv4_dst = dst;
+    p
+}
+
+#[inline(always)]
+fn lookup(ctx: &XdpContext, p: &mut FibParams, flags: u32) -> u32 {
+    // SAFETY: `p` is a whole bpf_fib_lookup of the size passed.
+    let rc = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            p,
+            core::mem::size_of::<FibParams>() as i32,
+            flags,
+        )
+    };
+    rc as u32
+}
+
+fn adjust_head(ctx: &XdpContext, delta: i32) -> Result<(), DropReason> {
+    // SAFETY: plain helper call on this program's context.
+    match unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } {
+        0 => Ok(()),
+        _ => Err(DropReason::FastPathFailed),
+    }
+}
+
+#[inline(always)]
+fn write_at<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), DropReason> {
+    let p = ptr_at::<T>(ctx.data(), ctx.data_end(), off).map_err(|_| DropReason::FastPathFailed)?;
+    // SAFETY: `ptr_at` proved the bytes lie inside the frame.
+    unsafe { core::ptr::write_unaligned(p.cast_mut(), v) };
+    Ok(())
+}
+
+/// The Ethernet header for the next hop the FIB found.
+#[inline(always)]
+fn write_l2(ctx: &XdpContext, fib: &FibParams) -> Result<(), DropReason> {
+    write_at(
+        ctx,
+        0,
+        EthHdr {
+            dst: fib.dmac,
+            src: fib.smac,
+            ethertype: ETH_P_IPV4.to_be(),
+        },
+    )
+}
+
+fn decrement_ttl(ctx: &XdpContext) -> Result<(), DropReason> {
+    decrement_ttl_at(ctx, ETH_LEN)
+}
+
+/// One hop: TTL minus one, the header checksum updated incrementally
+/// (RFC 1624; as the kernel's ip_decrease_ttl).
+#[inline(always)]
+fn decrement_ttl_at(ctx: &XdpContext, l3: usize) -> Result<(), DropReason> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    let ip: Ipv4Hdr = read_at(start, end, l3).map_err(|_| DropReason::FastPathFailed)?;
+    let sum = u32::from(u16::from_be(ip.check)) + 0x0100;
+    let check = ((sum & 0xffff) + (sum >> 16)) as u16;
+    write_at(ctx, l3 + 8, [ip.ttl - 1, ip.proto])?;
+    write_at(ctx, l3 + 10, check.to_be())
+}
+
+fn redirect(ifindex: u32) -> Result<u32, DropReason> {
+    REDIRECT_DEVS
+        .redirect(ifindex, 0)
+        .map_err(|_| DropReason::FastPathFailed)
+}
+
+const _: () = assert!(IPV4_LEN == core::mem::size_of::<Ipv4Hdr>());
