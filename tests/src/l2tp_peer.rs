@@ -67,6 +67,8 @@ pub struct L2tpCall {
     /// Ours (what the gateway addresses).
     our_tunnel: u16,
     our_session: u16,
+    /// The next Ns of our data messages, when we sequence them (S bit).
+    data_ns: Option<u16>,
     pub ppp: Client,
 }
 
@@ -80,12 +82,34 @@ impl L2tpCall {
         Self::connect_over(Box::new(Udp::connect(gw)?), user, password, id)
     }
 
+    /// Plain L2TP to `gw`, sequencing every data message from the first
+    /// (as some clients do): the gateway then keeps the call in userspace,
+    /// since the kernel's fast path does not sequence.
+    pub fn connect_sequenced(
+        gw: Ipv4Addr,
+        user: &str,
+        password: &str,
+        id: u16,
+    ) -> anyhow::Result<L2tpCall> {
+        Self::connect_with(Box::new(Udp::connect(gw)?), user, password, id, true)
+    }
+
     /// SCCRQ..SCCCN, ICRQ..ICCN, then PPP until IPCP is up.
     pub fn connect_over(
         sock: Box<dyn Datagrams + Send>,
         user: &str,
         password: &str,
         id: u16,
+    ) -> anyhow::Result<L2tpCall> {
+        Self::connect_with(sock, user, password, id, false)
+    }
+
+    fn connect_with(
+        sock: Box<dyn Datagrams + Send>,
+        user: &str,
+        password: &str,
+        id: u16,
+        sequenced: bool,
     ) -> anyhow::Result<L2tpCall> {
         let mut random = [0u8; 20];
         random[..2].copy_from_slice(&id.to_be_bytes());
@@ -99,6 +123,7 @@ impl L2tpCall {
             last: Vec::new(),
             our_tunnel: id.max(1),
             our_session: id.max(1),
+            data_ns: sequenced.then_some(0),
             ppp: Client::new(Instant::now(), user, password, false, random),
         };
         let mut w = Writer::new(SCCRQ, None);
@@ -199,10 +224,15 @@ impl L2tpCall {
         Ok(Some(avps))
     }
 
-    /// The PPP frame in an L2TP data message.
-    pub fn data_packet(&self, f: &[u8]) -> Vec<u8> {
-        let mut m = Vec::with_capacity(8 + f.len());
-        Header::encode_data(&mut m, self.gw_tunnel, self.gw_session, None);
+    /// The PPP frame in an L2TP data message (sequenced, numbered from
+    /// `data_ns`, when the call sequences its data).
+    pub fn data_packet(&mut self, f: &[u8]) -> Vec<u8> {
+        let seq = self.data_ns.map(|ns| (ns, 0));
+        if let Some(ns) = &mut self.data_ns {
+            *ns = ns.wrapping_add(1);
+        }
+        let mut m = Vec::with_capacity(12 + f.len());
+        Header::encode_data(&mut m, self.gw_tunnel, self.gw_session, seq);
         m.extend_from_slice(f);
         m
     }

@@ -23,6 +23,7 @@ pub mod netns;
 pub mod packet;
 pub mod pptp_client;
 pub mod pptp_peer;
+pub mod raw_bpf;
 pub mod raw_ip;
 pub mod restart;
 pub mod snapshot;

@@ -7,73 +7,9 @@ use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
 
 use anyhow::Context as _;
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+use crate::raw_bpf::{bpf, load_xdp_pass, prog_by_id};
+
 const BPF_LINK_UPDATE: libc::c_long = 29;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<i64> {
-    // SAFETY: `attr` is a live, correctly laid out `union bpf_attr` member
-    // for `cmd`, of the size passed.
-    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>()) };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to `expected_attach_type`.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoad {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// Loads `r0 = XDP_PASS; exit`.
-pub fn load_xdp_pass() -> anyhow::Result<OwnedFd> {
-    // mov64 r0, 2 ; exit
-    let insns: [u64; 2] = [
-        u64::from_le_bytes([0xb7, 0x00, 0, 0, 2, 0, 0, 0]),
-        u64::from_le_bytes([0x95, 0, 0, 0, 0, 0, 0, 0]),
-    ];
-    let license = b"GPL\0";
-    let mut name = [0u8; 16];
-    name[..9].copy_from_slice(b"xdp_pass\0");
-    let mut attr = ProgLoad {
-        prog_type: BPF_PROG_TYPE_XDP,
-        insn_cnt: 2,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_name: name,
-        expected_attach_type: BPF_XDP,
-        ..ProgLoad::default()
-    };
-    let fd = bpf(BPF_PROG_LOAD, &mut attr).context("BPF_PROG_LOAD of an XDP_PASS program")?;
-    // SAFETY: the kernel just gave us this descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// A descriptor of the loaded program with this id.
-pub fn prog_by_id(id: u32) -> anyhow::Result<OwnedFd> {
-    let mut attr: [u32; 3] = [id, 0, 0];
-    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)
-        .with_context(|| format!("BPF_PROG_GET_FD_BY_ID {id}"))?;
-    // SAFETY: the kernel just gave us this descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
 
 /// The XDP link a process holds (found in /proc/PID/fdinfo, duplicated
 /// with pidfd_getfd) and the id of the program behind it.

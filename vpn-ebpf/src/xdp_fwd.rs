@@ -204,8 +204,19 @@ fn lan_to_stack() -> u32 {
 /// `len` bytes (the lookup checks it against the route's MTU).
 #[inline(always)]
 fn fib_params(ip: &Ipv4Hdr, src: u32, dst: u32, proto: u8, len: usize) -> FibParams {
-    // SAFETY: a plain C struct of integers; all zero is a valid value.
-    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    let mut p = core::mem::MaybeUninit::<FibParams>::uninit();
+    let words = p.as_mut_ptr().cast::<u32>();
+    // Zeroed word by word: `mem::zeroed` (or a loop LLVM turns into one)
+    // is a call to a byte-loop `memset` in BPF, a tenth of this path's time.
+    const WORDS: usize = core::mem::size_of::<FibParams>() / 4;
+    // SAFETY: WORDS u32 stores cover the 64-byte, 4-aligned struct exactly;
+    // after them it is a plain C struct of integers, all zero, a valid value.
+    let mut p = unsafe {
+        for i in 0..WORDS {
+            core::ptr::write_volatile(words.add(i), 0);
+        }
+        p.assume_init()
+    };
     p.family = AF_INET;
     p.l4_protocol = proto;
     p.__bindgen_anon_1.tot_len = len as u16;
@@ -282,3 +293,4 @@ fn redirect(ifindex: u32) -> Result<u32, DropReason> {
 }
 
 const _: () = assert!(IPV4_LEN == core::mem::size_of::<Ipv4Hdr>());
+const _: () = assert!(core::mem::size_of::<FibParams>() == 64);

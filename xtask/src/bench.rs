@@ -6,13 +6,14 @@ use crate::cmd;
 pub fn run(what: Option<&str>) -> anyhow::Result<()> {
     match what {
         None => data_plane(),
+        Some("dataplane") => forwarding(),
         Some("native") => native(),
         Some("pptp") => guest_bench("vpn-bench-pptp"),
         Some("l2tp") => guest_bench("vpn-bench-l2tp"),
         Some("ipsec") => guest_bench("vpn-bench-ipsec"),
         Some(other) => {
             anyhow::bail!(
-                "unknown benchmark `{other}` (omit it, `native`, `pptp`, `l2tp` or `ipsec`)"
+                "unknown benchmark `{other}` (omit it, `dataplane`, `native`, `pptp`, `l2tp` or `ipsec`)"
             )
         }
     }
@@ -75,6 +76,16 @@ fn native() -> anyhow::Result<()> {
     release_bins(&root)?;
     cmd::run(&mut std::process::Command::new(
         root.join("target/release/vpn-bench-native"),
+    ))
+}
+
+/// The forwarding paths of an unencrypted call: plain XDP_REDIRECT, XDP
+/// forwarding, TC and userspace.
+fn forwarding() -> anyhow::Result<()> {
+    let root = cmd::workspace_root();
+    release_bins(&root)?;
+    cmd::run(&mut std::process::Command::new(
+        root.join("target/release/vpn-bench-forward"),
     ))
 }
 

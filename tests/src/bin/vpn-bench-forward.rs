@@ -1,0 +1,414 @@
+//! `cargo xtask bench dataplane`: the paths a plain L2TP call's packets
+//! can take from the WAN to a LAN host, measured in one run, 64-byte
+//! inner packets, interleaved rounds:
+//!
+//! - plain XDP_REDIRECT from the WAN to the LAN veth (a four-instruction
+//!   program: the baseline, the most any XDP forwarding can do here);
+//! - vpn-ctl's XDP forwarding (decisions #54: decapsulate, FIB lookup,
+//!   redirect);
+//! - the TC path: TC decapsulation, vpn0's ingress and the stack's
+//!   forwarding (the same call, to a LAN host behind an interface that is
+//!   not in `xdp.forward_interfaces`);
+//! - the userspace path: the daemon's L2TP (a second call, which sequences
+//!   its data, so the gateway keeps it out of the kernel).
+//!
+//! The generator is BPF_PROG_TEST_RUN in live-frames mode on the WAN
+//! interface (this kernel has no pktgen): each frame is run through the
+//! program attached there (the gateway's, or the baseline) as if it had
+//! arrived, redirects really happen and passed frames go up the stack.
+//! The receivers are XDP_DROP programs on the LAN hosts' veths; packets/s
+//! is what they received over the time until their count stopped. The
+//! gateway's counters prove which path carried each row. Results also go
+//! to target/bench/forward.json.
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsRawFd as _, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use vpn_ctl::dataplane::test_run;
+use vpn_tests::{
+    bench::{self, Stats},
+    gateway::Gateway,
+    l2tp_peer::L2tpCall,
+    native_client::add_user,
+    netns::{enter_thread, Netns},
+    packet::{Frame, L4},
+    raw_bpf,
+    topology::{Topology, C1, GW_WAN, LAN_HOST},
+};
+
+const ROUNDS: usize = 5;
+const REPEAT: u32 = 1_000_000;
+/// The inner packets' size (IPv4 + UDP + payload).
+const INNER: usize = 64;
+const LAN2_HOST: &str = "172.16.20.2";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Path {
+    Plain,
+    Xdp,
+    Tc,
+    Userspace,
+}
+
+impl Path {
+    const ALL: [Path; 4] = [Path::Plain, Path::Xdp, Path::Tc, Path::Userspace];
+
+    fn name(self) -> &'static str {
+        match self {
+            Path::Plain => "plain XDP_REDIRECT (baseline)",
+            Path::Xdp => "vpn-ctl XDP forwarding",
+            Path::Tc => "TC path (stack forwarding)",
+            Path::Userspace => "userspace (the daemon's L2TP)",
+        }
+    }
+}
+
+/// `rx_packets` of `ifname` in namespace `ns`.
+fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
+    let out = ns.must(&format!("ip -s -j link show {ifname}"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["stats64"]["rx"]["packets"].as_u64().unwrap_or(0)
+}
+
+fn mac(ns: &Netns, ifname: &str) -> String {
+    let out = ns.must(&format!("ip -j link show {ifname}"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["address"].as_str().unwrap_or_default().to_string()
+}
+
+fn ifindex(ns: &Netns, ifname: &str) -> u32 {
+    let out = ns.must(&format!("ip -j link show {ifname}"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["ifindex"].as_u64().unwrap_or(0) as u32
+}
+
+/// The call's session row.
+fn row(gw: &Gateway, addr: Ipv4Addr) -> serde_json::Value {
+    gw.sessions()
+        .into_iter()
+        .find(|r| r["assigned_ip"] == addr.to_string())
+        .unwrap_or_default()
+}
+
+/// A WAN frame carrying `call`'s 64-byte UDP packet to `dst`, as the
+/// client at `port` sends it, addressed to the gateway's WAN MAC.
+fn frame(call: &mut L2tpCall, port: u16, dst: &str, wan_mac: &[u8; 6]) -> Vec<u8> {
+    let src = call.ppp.address().expect("the call has an address");
+    let dst: Ipv4Addr = dst.parse().unwrap();
+    let inner = Frame {
+        l4: L4::Udp {
+            sport: 40000,
+            dport: 9,
+            payload: vec![0x5a; INNER - 28],
+        },
+        ..Frame::udp(src.octets(), dst.octets(), 9)
+    }
+    .build()[14..]
+        .to_vec();
+    let ppp = call.ppp.ip_frame(&inner);
+    let l2tp = call.data_packet(&ppp);
+    let c1: Ipv4Addr = C1.parse().unwrap();
+    let gw: Ipv4Addr = GW_WAN.parse().unwrap();
+    let mut f = Frame {
+        l4: L4::Udp {
+            sport: port,
+            dport: 1701,
+            payload: l2tp,
+        },
+        ..Frame::udp(c1.octets(), gw.octets(), 1701)
+    }
+    .build();
+    f[..6].copy_from_slice(wan_mac);
+    f
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (d, h) in m.iter_mut().zip(s.split(':')) {
+        *d = u8::from_str_radix(h, 16).unwrap_or(0);
+    }
+    m
+}
+
+/// The client's UDP port of a call, from its session row ("ip:port").
+fn peer_port(r: &serde_json::Value) -> anyhow::Result<u16> {
+    r["peer"]
+        .as_str()
+        .and_then(|p| p.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no peer port in {r}"))
+}
+
+/// Waits until `read` has not moved for 300 ms; returns its value and
+/// when it last moved.
+fn settle(start: Instant, mut read: impl FnMut() -> u64) -> (u64, Duration) {
+    let mut last = read();
+    let mut moved = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = read();
+        if now != last {
+            last = now;
+            moved = start.elapsed();
+        } else if start.elapsed() - moved > Duration::from_millis(300) || Instant::now() > deadline
+        {
+            return (last, moved);
+        }
+    }
+}
+
+struct Bench<'a> {
+    t: &'a Topology,
+    lan2: &'a Netns,
+    gw: &'a Gateway<'a>,
+    wan_ifindex: u32,
+    /// Per path: the frame, and the generator that restores it and tail
+    /// calls the program under test (with the program array it uses).
+    runs: Vec<(Vec<u8>, OwnedFd, OwnedFd)>,
+    userspace_addr: Ipv4Addr,
+    repeat: u32,
+}
+
+/// How many of a frame's first bytes the generator restores: the outer
+/// headers and the inner IPv4 header, all a path may rewrite in place.
+const RESTORE: usize = 80;
+
+/// The generator of `frame` for program `prog`.
+fn generator(frame: Vec<u8>, prog: &OwnedFd) -> anyhow::Result<(Vec<u8>, OwnedFd, OwnedFd)> {
+    let progs = raw_bpf::prog_array_with(prog)?;
+    let first = raw_bpf::load_xdp_restore_then(&frame[..RESTORE], &progs)?;
+    Ok((frame, first, progs))
+}
+
+impl Bench<'_> {
+    /// One round of `path`: packets/s delivered.
+    fn round(&self, path: Path) -> anyhow::Result<f64> {
+        let to_lan2 = matches!(path, Path::Tc | Path::Userspace);
+        let (frame, prog, _) = &self.runs[path as usize];
+        let receiver = || {
+            if to_lan2 {
+                rx_packets(self.lan2, "eth0")
+            } else {
+                rx_packets(&self.t.lan, "eth0")
+            }
+        };
+        let counter = |n: &str| self.gw.count("counters", n);
+        let daemon_rx = || {
+            row(self.gw, self.userspace_addr)["rx_packets"]
+                .as_u64()
+                .unwrap_or(0)
+        };
+        let (xdp0, tc0, user0, rx0) = (
+            counter("xdp_fwd_rx"),
+            counter("fast_rx"),
+            daemon_rx(),
+            receiver(),
+        );
+        let start = Instant::now();
+        let fd = prog.as_raw_fd();
+        let gw_ns = self.t.gw.name.clone();
+        let frame = frame.clone();
+        let (wan, repeat) = (self.wan_ifindex, self.repeat);
+        std::thread::spawn(move || {
+            enter_thread(&gw_ns);
+            test_run::run_xdp_live(fd, &frame, wan, repeat)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the generator thread panicked"))??;
+        let (rx1, took) = settle(start, receiver);
+        let delivered = rx1 - rx0;
+        let (xdp, tc, user) = (
+            counter("xdp_fwd_rx") - xdp0,
+            counter("fast_rx") - tc0,
+            daemon_rx() - user0,
+        );
+        // Which path carried them (all but a few: the hosts' own packets).
+        let most = delivered - delivered / 1000;
+        let proof = match path {
+            Path::Plain => xdp == 0 && tc == 0,
+            Path::Xdp => xdp >= most && tc == 0,
+            Path::Tc => tc >= most && xdp == 0,
+            Path::Userspace => user >= most && xdp == 0 && tc == 0,
+        };
+        anyhow::ensure!(
+            proof,
+            "{}: {delivered} delivered, but xdp_fwd_rx +{xdp}, fast_rx +{tc}, daemon +{user}",
+            path.name()
+        );
+        bench::measured(path.name(), delivered as f64 / took.as_secs_f64())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let t = Topology::build();
+    // A second LAN behind lan1, which is not a forwarding interface.
+    let lan2 = Netns::new(format!("{}2", t.lan.name));
+    vpn_tests::netns::must(&format!(
+        "ip link add lan1 netns {} type veth peer name eth0 netns {}",
+        t.gw.name, lan2.name
+    ));
+    t.gw.must("ip addr add 172.16.20.1/24 dev lan1 && ip link set lan1 up");
+    lan2.must(
+        "ip addr add 172.16.20.2/24 dev eth0 && ip link set eth0 up && \
+         ip route add default via 172.16.20.1",
+    );
+    // No IPv6 chatter (router and neighbour solicitations) on the LANs.
+    for (ns, ifname) in [
+        (&t.gw, "lan0"),
+        (&t.gw, "lan1"),
+        (&t.lan, "eth0"),
+        (&lan2, "eth0"),
+    ] {
+        ns.must(&format!("sysctl -qw net.ipv6.conf.{ifname}.disable_ipv6=1"));
+    }
+    let gw = Gateway::start(
+        &t.gw,
+        "[l2tp]\nallow_plain = true\n[xdp]\nforward_interfaces = [\"lan0\"]\n",
+    );
+    anyhow::ensure!(
+        gw.status()["xdp_forward"]["active"] == true,
+        "XDP forwarding is not on: {}",
+        gw.status()["xdp_forward"]
+    );
+    // The receivers drop in XDP and answer no ARP: their neighbour
+    // entries are made permanent first.
+    for (ns, ifname, host) in [(&t.lan, "lan0", LAN_HOST), (&lan2, "lan1", LAN2_HOST)] {
+        t.gw.must(&format!(
+            "ip neigh replace {host} lladdr {} dev {ifname} nud permanent",
+            mac(ns, "eth0")
+        ));
+    }
+    let mut receivers: Vec<OwnedFd> = Vec::new();
+    for ns in [&t.lan, &lan2] {
+        let name = ns.name.clone();
+        let idx = ifindex(ns, "eth0");
+        receivers.push(
+            std::thread::spawn(move || {
+                enter_thread(&name);
+                let prog = raw_bpf::load_xdp_drop()?;
+                raw_bpf::attach_xdp(&prog, idx)
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("attach thread panicked"))??,
+        );
+    }
+
+    add_user(&gw, "carol", "carol-password-1", None);
+    add_user(&gw, "dave", "dave-password-1", None);
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    let c1 = t.c1.name.clone();
+    let (mut fast, mut slow) = std::thread::spawn(move || {
+        enter_thread(&c1);
+        let a = L2tpCall::connect(gw_wan, "carol", "carol-password-1", 21)?;
+        let b = L2tpCall::connect_sequenced(gw_wan, "dave", "dave-password-1", 22)?;
+        anyhow::Ok((a, b))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    let (a, b) = (
+        fast.ppp.address().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        slow.ppp.address().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    );
+    let (ra, rb) = (row(&gw, a), row(&gw, b));
+    anyhow::ensure!(
+        ra["fast_path"] == true && rb["fast_path"] == false,
+        "call A must be on the fast path, call B not: {ra} {rb}"
+    );
+    let wan_mac = parse_mac(&mac(&t.gw, "wan0"));
+    let wan_ifindex = ifindex(&t.gw, "wan0");
+    let lan0 = ifindex(&t.gw, "lan0");
+    let ours_id = gw.status()["wan"]["xdp_prog_id"].as_u64().unwrap_or(0) as u32;
+    let b_port = peer_port(&rb)?;
+    let ours = raw_bpf::prog_by_id(ours_id)?;
+    let plain = raw_bpf::load_xdp_redirect(lan0)?;
+    let a_port = peer_port(&ra)?;
+    let to_lan = frame(&mut fast, a_port, LAN_HOST, &wan_mac);
+    // In `Path::ALL` order.
+    let runs = vec![
+        generator(to_lan.clone(), &plain)?,
+        generator(to_lan, &ours)?,
+        generator(frame(&mut fast, a_port, LAN2_HOST, &wan_mac), &ours)?,
+        generator(frame(&mut slow, b_port, LAN2_HOST, &wan_mac), &ours)?,
+    ];
+    let profiling = std::env::var("VPN_BENCH_PROFILE").ok();
+    let mut bench = Bench {
+        t: &t,
+        lan2: &lan2,
+        gw: &gw,
+        wan_ifindex,
+        runs,
+        userspace_addr: b,
+        repeat: REPEAT,
+    };
+
+    // VPN_BENCH_PROFILE=plain|xdp|tc|userspace: that path alone, 20
+    // long rounds, for `perf record` alongside; no ratios.
+    if let Some(only) = profiling {
+        bench.repeat = 20 * REPEAT;
+        let path = Path::ALL
+            .into_iter()
+            .find(|p| format!("{p:?}").eq_ignore_ascii_case(&only))
+            .ok_or_else(|| anyhow::anyhow!("VPN_BENCH_PROFILE: no path {only}"))?;
+        for _ in 0..20 {
+            println!("{}: {:.0} packets/s", path.name(), bench.round(path)?);
+        }
+        return Ok(());
+    }
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Path::ALL.len()];
+    for round in 0..ROUNDS {
+        // A different order each round: none always runs on a warm cache.
+        for k in 0..Path::ALL.len() {
+            let i = (k + round) % Path::ALL.len();
+            samples[i].push(bench.round(Path::ALL[i])?);
+        }
+    }
+    let stats: Vec<Stats> = Path::ALL
+        .iter()
+        .zip(&samples)
+        .map(|(p, s)| Stats::of(p.name(), s))
+        .collect::<anyhow::Result<_>>()?;
+    drop(receivers);
+
+    println!(
+        "WAN -> LAN, plain L2TP call, {INNER}-byte packets from BPF_PROG_TEST_RUN live frames (x{REPEAT} per round, {ROUNDS} interleaved rounds); packets/s received, median [min-max]"
+    );
+    for (p, s) in Path::ALL.iter().zip(&stats) {
+        println!("  {:<32} {}", p.name(), s.show(0));
+    }
+    let (plain, xdp, tc, user) = (&stats[0], &stats[1], &stats[2], &stats[3]);
+    println!(
+        "  XDP forwarding / plain XDP_REDIRECT: {:.2} (goal >= 0.70)",
+        bench::ratio(xdp, plain)
+    );
+    println!(
+        "  XDP forwarding / TC path:            {:.2} (goal >= 3)",
+        bench::ratio(xdp, tc)
+    );
+    println!(
+        "  XDP forwarding / userspace:          {:.1} (goal >= 10)",
+        bench::ratio(xdp, user)
+    );
+    let rows: serde_json::Map<String, serde_json::Value> = Path::ALL
+        .iter()
+        .zip(&stats)
+        .map(|(p, s)| (format!("{p:?}").to_lowercase(), s.json()))
+        .collect();
+    bench::write_json(
+        "forward",
+        json!({
+            "packets_per_second": rows,
+            "inner_bytes": INNER,
+            "repeat": REPEAT,
+            "ratios": {
+                "xdp_over_plain": bench::ratio(xdp, plain),
+                "xdp_over_tc": bench::ratio(xdp, tc),
+                "xdp_over_userspace": bench::ratio(xdp, user),
+            },
+        }),
+    )?;
+    Ok(())
+}
