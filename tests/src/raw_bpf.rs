@@ -149,7 +149,10 @@ pub fn prog_array_with(prog: &OwnedFd) -> anyhow::Result<OwnedFd> {
 /// frame's first bytes, a multiple of 4) back over the frame, then tail
 /// calls the program in slot 0 of `progs` (XDP_DROP if that fails).
 pub fn load_xdp_restore_then(prefix: &[u8], progs: &OwnedFd) -> anyhow::Result<OwnedFd> {
-    anyhow::ensure!(prefix.len().is_multiple_of(4), "the prefix must be whole words");
+    anyhow::ensure!(
+        prefix.len().is_multiple_of(4),
+        "the prefix must be whole words"
+    );
     let words = prefix.len() / 4;
     let mut p = vec![
         insn(MOV64_REG, 6, 1, 0, 0),                   // r6 = ctx

@@ -2,7 +2,9 @@
 //! and from a LAN host are decapsulated, encapsulated and redirected in
 //! XDP, not by TC and the stack; an operator's netfilter rule on the
 //! forwarding path turns it off (and the rule sees the packets), and its
-//! removal turns it back on; spoofed inner sources are still dropped;
+//! removal turns it back on; route changes apply at once despite the
+//! route cache, which policy rules turn off; spoofed inner sources are
+//! still dropped;
 //! `down` detaches the LAN interface's program. Needs root.
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -171,6 +173,38 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
     });
     let d = measure(gw, l2tp, 300);
     assert!(d.xdp_rx >= ECHOES && d.xdp_tx >= ECHOES, "back in XDP");
+
+    // The route cache follows route changes: a blackhole route for the
+    // LAN host stops the echoes at once (they reach the stack, which drops
+    // them), its removal lets them through XDP again.
+    assert_eq!(forwarding(gw)["route_cache"], true);
+    t.gw.must("ip route add blackhole 172.16.10.2/32");
+    let src = l2tp.address();
+    wait::until(
+        "the blackhole route applies",
+        Duration::from_secs(5),
+        || (pings(l2tp, src, 1, 350) == 0).then_some(()),
+    );
+    let before = counts(gw).xdp_rx;
+    assert_eq!(pings(l2tp, src, 5, 360), 0, "no echo through a blackhole");
+    assert_eq!(counts(gw).xdp_rx, before, "none forwarded by XDP");
+    t.gw.must("ip route del blackhole 172.16.10.2/32");
+    let d = measure(gw, l2tp, 370);
+    assert!(d.xdp_rx >= ECHOES, "back in XDP after the route went");
+    // A policy rule the cache's key cannot express turns the cache off.
+    t.gw.must("ip rule add ipproto udp dport 9999 table main priority 100");
+    wait::until("route cache off", Duration::from_secs(5), || {
+        (forwarding(gw)["route_cache"] == false).then_some(())
+    });
+    let d = measure(gw, l2tp, 380);
+    assert!(
+        d.xdp_rx >= ECHOES,
+        "still forwarded in XDP without the cache"
+    );
+    t.gw.must("ip rule del priority 100");
+    wait::until("route cache on", Duration::from_secs(5), || {
+        (forwarding(gw)["route_cache"] == true).then_some(())
+    });
 
     // A spoofed inner source is not forwarded: TC drops and counts it.
     let spoofs = gw.count("drops", "spoofed_inner_source");

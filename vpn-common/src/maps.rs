@@ -26,9 +26,16 @@ pub const FORWARD_IFS: &str = "VPN_FORWARD_IFS";
 /// Device map (hash, keyed by ifindex): where XDP forwarding may redirect
 /// to: the forwarding interfaces and the WAN.
 pub const REDIRECT_DEVS: &str = "VPN_REDIRECT_DEVS";
+/// Per-CPU array of [`FibSlot`]: XDP forwarding's route cache, direct
+/// mapped (a key's slot is `FibKey::slot`; a collision is a miss).
+pub const FIB_CACHE: &str = "VPN_FIB_CACHE";
+/// One-slot array: the route cache's generation (`u32`); 0 turns it off.
+/// The daemon moves it on at every routing, neighbour, address, link or
+/// rule change the kernel announces, which invalidates every entry.
+pub const FIB_GEN: &str = "VPN_FIB_GEN";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 11] = [
+pub const PINNED: [&str; 13] = [
     STATS,
     DROPS,
     CONFIG,
@@ -40,7 +47,12 @@ pub const PINNED: [&str; 11] = [
     ESP_SPIS,
     FORWARD_IFS,
     REDIRECT_DEVS,
+    FIB_CACHE,
+    FIB_GEN,
 ];
+
+/// Slots of [`FIB_CACHE`] per CPU (a power of two).
+pub const FIB_SLOTS: u32 = 4096;
 
 /// Capacity of [`FORWARD_IFS`] (and, with the WAN, of [`REDIRECT_DEVS`]).
 pub const MAX_FORWARD_IFS: u32 = 16;
@@ -176,6 +188,62 @@ pub struct GreSeq {
     pub have_in: u32,
 }
 const _: () = assert!(core::mem::size_of::<GreSeq>() == 16);
+
+/// One FIB lookup XDP forwarding makes: addresses in network order, the
+/// interface it is made from (or, for `FIB_KIND_OUTPUT`, out of), and
+/// which kind of lookup it is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FibKey {
+    pub dst: u32,
+    pub src: u32,
+    pub ifindex: u32,
+    pub kind: u32,
+}
+const _: () = assert!(core::mem::size_of::<FibKey>() == 16);
+
+impl FibKey {
+    /// The key's slot in [`FIB_CACHE`]: a multiplicative hash, cheap in
+    /// BPF (a hash map's jhash, bucket walk and key compare were a fifth
+    /// of the forwarding path's time).
+    #[inline(always)]
+    pub const fn slot(&self) -> u32 {
+        let mix = self.dst ^ self.src.rotate_left(16) ^ self.ifindex.rotate_left(8) ^ self.kind;
+        mix.wrapping_mul(0x9e37_79b1) >> (32 - FIB_SLOTS.trailing_zeros())
+    }
+}
+
+/// `FibKey::kind`: a forwarded packet's route (WAN to LAN).
+pub const FIB_KIND_FORWARD: u32 = 1;
+/// `FibKey::kind`: a LAN packet's route, neighbour not needed (must be vpn0).
+pub const FIB_KIND_TO_VPN: u32 = 2;
+/// `FibKey::kind`: the tunnel packet's route out of the WAN.
+pub const FIB_KIND_OUTPUT: u32 = 3;
+
+/// A cached FIB result: the egress interface and the Ethernet header's
+/// first 12 bytes (destination then source MAC, as words), valid while
+/// `gen` is the current generation, for packets up to `fits` bytes (the
+/// largest one the lookup has passed against the route's MTU), and whether
+/// the egress interface is a forwarding interface (`FIB_KIND_FORWARD`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibEntry {
+    pub ifindex: u32,
+    pub gen: u32,
+    pub fits: u32,
+    pub forwarding: u32,
+    pub l2: [u32; 3],
+}
+const _: () = assert!(core::mem::size_of::<FibEntry>() == 28);
+
+/// One slot of [`FIB_CACHE`]: the key it holds, and its result.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibSlot {
+    pub key: FibKey,
+    pub entry: FibEntry,
+}
+const _: () = assert!(core::mem::size_of::<FibSlot>() == 44);
 
 /// `BPF_F_MMAPABLE` (linux/bpf.h): the array can be mmap'd by userspace.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;

@@ -9,3 +9,4 @@ unsafe impl aya::Pod for SessionEntry {}
 unsafe impl aya::Pod for SessionStats {}
 unsafe impl aya::Pod for crate::maps::GreSeq {}
 unsafe impl aya::Pod for crate::maps::ForwardIf {}
+unsafe impl aya::Pod for crate::maps::FibSlot {}

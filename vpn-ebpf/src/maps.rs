@@ -7,8 +7,8 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey, BPF_F_MMAPABLE,
-        MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS,
+        DataplaneConfig, FibSlot, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey,
+        BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS,
     },
 };
 
@@ -51,3 +51,11 @@ pub static FORWARD_IFS: HashMap<u32, ForwardIf> = HashMap::with_max_entries(MAX_
 /// Where XDP forwarding redirects to: the forwarding interfaces and the WAN.
 #[map(name = "VPN_REDIRECT_DEVS")]
 pub static REDIRECT_DEVS: DevMapHash = DevMapHash::with_max_entries(MAX_FORWARD_IFS + 1, 0);
+
+/// XDP forwarding's route cache (see `vpn_common::maps::FIB_CACHE`).
+#[map(name = "VPN_FIB_CACHE")]
+pub static FIB_CACHE: PerCpuArray<FibSlot> = PerCpuArray::with_max_entries(FIB_SLOTS, 0);
+
+/// The route cache's generation (0: off).
+#[map(name = "VPN_FIB_GEN")]
+pub static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);

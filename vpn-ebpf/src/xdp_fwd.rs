@@ -21,7 +21,8 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD, PROTO_L2TP, PROTO_PPTP,
+        DataplaneConfig, FibKey, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD,
+        FIB_KIND_FORWARD, FIB_KIND_OUTPUT, FIB_KIND_TO_VPN, PROTO_L2TP, PROTO_PPTP,
     },
     wire::{EthHdr, Ipv4Hdr, ETH_P_IPV4, IPPROTO_GRE, IPPROTO_UDP},
 };
@@ -30,7 +31,7 @@ use crate::{
     bytes::{PacketBytes, XdpBytes},
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
     l2tp,
-    maps::{CONFIG, FORWARD_IFS, REDIRECT_DEVS},
+    maps::{CONFIG, FIB_CACHE, FIB_GEN, FORWARD_IFS, REDIRECT_DEVS},
     packet::{ptr_at, read_at},
     pptp,
     stats::count,
@@ -75,20 +76,23 @@ pub fn from_wan(
         return Ok(to_stack());
     }
     // The route the stack takes for it after vpn0's ingress.
-    let mut fib = fib_params(&inner, inner.src, inner.dst, inner.proto, inner_len);
-    fib.ifindex = cfg.vpn_ifindex;
-    if lookup(ctx, &mut fib, 0) != BPF_FIB_LKUP_RET_SUCCESS
-        || FORWARD_IFS.get_ptr(fib.ifindex).is_none()
-    {
-        return Ok(to_stack());
-    }
+    let key = FibKey {
+        dst: inner.dst,
+        src: inner.src,
+        ifindex: cfg.vpn_ifindex,
+        kind: FIB_KIND_FORWARD,
+    };
+    let hop = match route(ctx, &key, &inner, inner.proto, inner_len, 0) {
+        Some(hop) if hop.forwarding => hop,
+        _ => return Ok(to_stack()),
+    };
     // From here on the packet is changed: a failure drops it.
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
-    write_l2(ctx, &fib)?;
+    write_l2(ctx, &hop)?;
     decrement_ttl(ctx)?;
     add_stats(a.idx, true, inner_len as u64);
     count(Counter::XdpFwdRx);
-    redirect(fib.ifindex).map(Some)
+    redirect(hop.ifindex).map(Some)
 }
 
 /// A forwarding interface's ingress: a packet for a fast-path client is
@@ -123,12 +127,22 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         return Ok(lan_to_stack());
     }
     // The stack's route for it must be vpn0's (the operator may route it elsewhere) ...
-    let mut fib = fib_params(&ip, ip.src, ip.dst, ip.proto, inner_len);
-    fib.ifindex = ifindex;
-    if lookup(ctx, &mut fib, BPF_FIB_LOOKUP_SKIP_NEIGH) != BPF_FIB_LKUP_RET_SUCCESS
-        || fib.ifindex != cfg.vpn_ifindex
-    {
-        return Ok(lan_to_stack());
+    let key = FibKey {
+        dst: ip.dst,
+        src: ip.src,
+        ifindex,
+        kind: FIB_KIND_TO_VPN,
+    };
+    match route(
+        ctx,
+        &key,
+        &ip,
+        ip.proto,
+        inner_len,
+        BPF_FIB_LOOKUP_SKIP_NEIGH,
+    ) {
+        Some(hop) if hop.ifindex == cfg.vpn_ifindex => {}
+        _ => return Ok(lan_to_stack()),
     }
     // ... and the tunnel packet's route the WAN, with a known next hop.
     let (l4, encap_len) = match entry.proto {
@@ -136,19 +150,23 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         PROTO_L2TP => (IPPROTO_UDP, l2tp::ENCAP_LEN),
         _ => return pass,
     };
-    let mut out = fib_params(
+    let key = FibKey {
+        dst: entry.peer_ip,
+        src: entry.local_ip,
+        ifindex: cfg.wan_ifindex,
+        kind: FIB_KIND_OUTPUT,
+    };
+    let out = match route(
+        ctx,
+        &key,
         &ip,
-        entry.local_ip,
-        entry.peer_ip,
         l4,
         encap_len + inner_len,
-    );
-    out.ifindex = cfg.wan_ifindex;
-    if lookup(ctx, &mut out, BPF_FIB_LOOKUP_OUTPUT) != BPF_FIB_LKUP_RET_SUCCESS
-        || out.ifindex != cfg.wan_ifindex
-    {
-        return Ok(lan_to_stack());
-    }
+        BPF_FIB_LOOKUP_OUTPUT,
+    ) {
+        Some(hop) if hop.ifindex == cfg.wan_ifindex => hop,
+        _ => return Ok(lan_to_stack()),
+    };
     decrement_ttl_at(ctx, ETH_LEN)?;
     push(ctx, idx, &entry, inner_len)?;
     write_l2(ctx, &out)?;
@@ -198,6 +216,89 @@ fn to_stack() -> Option<u32> {
 fn lan_to_stack() -> u32 {
     count(Counter::XdpFwdToStack);
     xdp_action::XDP_PASS
+}
+
+/// Where a route sends a packet: the egress interface and the Ethernet
+/// header's first 12 bytes (destination, then source MAC).
+struct Hop {
+    ifindex: u32,
+    /// The egress interface is a forwarding interface.
+    forwarding: bool,
+    l2: [u32; 3],
+}
+
+/// The FIB's answer for `key`, a packet like `ip` of protocol `proto` and
+/// `len` bytes: from the route cache while its generation holds (and the
+/// packet is no bigger than one the lookup passed), else from
+/// `bpf_fib_lookup` with `flags`, which then fills the cache. `None`: the
+/// lookup did not succeed, the stack must handle the packet.
+#[inline(always)]
+fn route(
+    ctx: &XdpContext,
+    key: &FibKey,
+    ip: &Ipv4Hdr,
+    proto: u8,
+    len: usize,
+    flags: u32,
+) -> Option<Hop> {
+    let gen = FIB_GEN.get(0).copied().unwrap_or(0);
+    let mut fits = len as u32;
+    let slot = FIB_CACHE.get_ptr_mut(key.slot());
+    if let Some(s) = slot.filter(|_| gen != 0) {
+        // SAFETY: this CPU's slot; no other program runs on this CPU
+        // while this one does. Read field by field: a whole-struct copy is
+        // a call to a byte-loop memcpy in BPF.
+        let (k, e) = unsafe { (&(*s).key, &(*s).entry) };
+        if e.gen == gen
+            && k.dst == key.dst
+            && k.src == key.src
+            && k.ifindex == key.ifindex
+            && k.kind == key.kind
+        {
+            if fits <= e.fits {
+                return Some(Hop {
+                    ifindex: e.ifindex,
+                    forwarding: e.forwarding != 0,
+                    l2: [e.l2[0], e.l2[1], e.l2[2]],
+                });
+            }
+            fits = fits.max(e.fits);
+        }
+    }
+    let mut p = fib_params(ip, key.src, key.dst, proto, len);
+    p.ifindex = key.ifindex;
+    if lookup(ctx, &mut p, flags) != BPF_FIB_LKUP_RET_SUCCESS {
+        return None;
+    }
+    let (d, m) = (p.dmac, p.smac);
+    let l2 = [
+        u32::from_ne_bytes([d[0], d[1], d[2], d[3]]),
+        u32::from_ne_bytes([d[4], d[5], m[0], m[1]]),
+        u32::from_ne_bytes([m[2], m[3], m[4], m[5]]),
+    ];
+    // Kept with the route: the set of forwarding interfaces is fixed
+    // while the daemon runs.
+    let forwarding = FORWARD_IFS.get_ptr(p.ifindex).is_some();
+    if let Some(s) = slot.filter(|_| gen != 0) {
+        // SAFETY: this CPU's slot; a collision just replaces the other key.
+        unsafe {
+            let (k, e) = (&mut (*s).key, &mut (*s).entry);
+            k.dst = key.dst;
+            k.src = key.src;
+            k.ifindex = key.ifindex;
+            k.kind = key.kind;
+            e.ifindex = p.ifindex;
+            e.gen = gen;
+            e.fits = fits;
+            e.forwarding = u32::from(forwarding);
+            e.l2 = [l2[0], l2[1], l2[2]];
+        }
+    }
+    Some(Hop {
+        ifindex: p.ifindex,
+        forwarding,
+        l2,
+    })
 }
 
 /// FIB parameters for an IPv4 packet `src` -> `dst` (network order) of
@@ -258,16 +359,9 @@ fn write_at<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), DropReason> {
 
 /// The Ethernet header for the next hop the FIB found.
 #[inline(always)]
-fn write_l2(ctx: &XdpContext, fib: &FibParams) -> Result<(), DropReason> {
-    write_at(
-        ctx,
-        0,
-        EthHdr {
-            dst: fib.dmac,
-            src: fib.smac,
-            ethertype: ETH_P_IPV4.to_be(),
-        },
-    )
+fn write_l2(ctx: &XdpContext, hop: &Hop) -> Result<(), DropReason> {
+    write_at(ctx, 0, hop.l2)?;
+    write_at(ctx, 12, ETH_P_IPV4.to_be())
 }
 
 fn decrement_ttl(ctx: &XdpContext) -> Result<(), DropReason> {

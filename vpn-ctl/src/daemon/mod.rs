@@ -10,6 +10,7 @@ pub mod native;
 pub mod pptp;
 pub mod privileges;
 pub mod radius;
+mod route_watch;
 mod server;
 mod services;
 mod setup;

@@ -488,6 +488,7 @@ pub async fn setup(
     });
     if let Some(f) = &shared.xdp_forward {
         f.check(&shared.ebpf)?;
+        super::route_watch::spawn(shared.ebpf.clone(), f.clone())?;
     }
     Ok(Gateway {
         shared,

@@ -3,7 +3,10 @@
 //! an operator's new FORWARD rule takes effect (by falling back to the TC
 //! path) without a restart. `status` says which it is and why.
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -19,6 +22,8 @@ pub struct XdpForward {
     pub interfaces: Vec<String>,
     /// Why XDP forwarding is off now; empty: it is on.
     blocked_by: Mutex<Vec<String>>,
+    /// Whether the route cache is on (`route_watch`).
+    pub route_cache: AtomicBool,
 }
 
 impl XdpForward {
@@ -26,6 +31,7 @@ impl XdpForward {
         XdpForward {
             interfaces,
             blocked_by: Mutex::new(Vec::new()),
+            route_cache: AtomicBool::new(false),
         }
     }
 
@@ -68,6 +74,7 @@ impl XdpForward {
             interfaces: self.interfaces.clone(),
             active: blocked.is_empty(),
             bypassed: blocked,
+            route_cache: self.route_cache.load(Ordering::Relaxed),
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct XdpForwardStatus {
     /// The netfilter chains XDP forwarding would bypass (or why the
     /// ruleset could not be read).
     pub bypassed: Vec<String>,
+    /// Whether routes are cached (off with policy rules beyond the defaults).
+    #[serde(default)]
+    pub route_cache: bool,
 }
 
 /// Sessions a restart carried over, lost (could not be rebuilt), and ended
