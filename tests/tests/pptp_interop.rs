@@ -13,6 +13,37 @@ use vpn_tests::{
 
 const T: Duration = Duration::from_secs(60);
 
+/// A byte-exact 10 MB transfer from the guest to the LAN host over TCP:
+/// length and SHA-256 agree at both ends.
+fn byte_exact_to_lan(t: &Topology, g: &mut Guest) {
+    let mut sink = t
+        .lan
+        .cmd("python3")
+        .args([
+            &format!("{}/scripts/tcp_sink.py", env!("CARGO_MANIFEST_DIR")),
+            "5001",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sink_out = std::io::BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let sent = g.must(
+        &format!(
+            "head -c 10485760 /dev/urandom > /tmp/blob && nc -N {LAN_HOST} 5001 < /tmp/blob && \
+             echo \"$(stat -c %s /tmp/blob) $(sha256sum < /tmp/blob | cut -d' ' -f1)\""
+        ),
+        Duration::from_secs(120),
+    );
+    line.clear();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), sent.trim(), "bytes and SHA-256 at both ends");
+    assert!(sent.starts_with("10485760 "));
+    let _ = sink.wait();
+}
+
 fn run_case(mppe: bool) {
     let t = Topology::build();
     let config = format!(
@@ -49,32 +80,7 @@ fn run_case(mppe: bool) {
     // 10 MB over TCP through the tunnel: iperf3 completes, and a byte-exact
     // transfer arrives whole (length and SHA-256 match).
     vpn_tests::guest_iperf::tcp_to_lan(&t, &mut g, "10M", false);
-    let mut sink = t
-        .lan
-        .cmd("python3")
-        .args([
-            &format!("{}/scripts/tcp_sink.py", env!("CARGO_MANIFEST_DIR")),
-            "5001",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sink_out = std::io::BufReader::new(sink.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    let sent = g.must(
-        &format!(
-            "head -c 10485760 /dev/urandom > /tmp/blob && nc -N {LAN_HOST} 5001 < /tmp/blob && \
-             echo \"$(stat -c %s /tmp/blob) $(sha256sum < /tmp/blob | cut -d' ' -f1)\""
-        ),
-        Duration::from_secs(120),
-    );
-    line.clear();
-    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
-    assert_eq!(line.trim(), sent.trim(), "bytes and SHA-256 at both ends");
-    assert!(sent.starts_with("10485760 "));
-    let _ = sink.wait();
+    byte_exact_to_lan(&t, &mut g);
 
     // Without MPPE the kernel carries the data: every IP packet of the
     // session went through the fast path, none through the daemon.
@@ -138,6 +144,43 @@ fn pptp_with_mschapv2_and_mppe_128() {
 #[test]
 fn pptp_with_mschapv2_without_mppe() {
     run_case(false);
+}
+
+/// The same call without MPPE with XDP forwarding on (decisions #54):
+/// pppd's packets to the LAN are decapsulated and redirected in XDP, a
+/// 10 MB transfer arrives byte-exact, iperf3 runs both ways, and the LAN
+/// host's pings come back encapsulated in XDP.
+#[test]
+fn pptp_without_mppe_through_xdp_forwarding() {
+    let t = Topology::build();
+    // Redirected frames reach a veth's peer through its NAPI (GRO on).
+    t.lan.must("ethtool -K eth0 gro on");
+    t.inet.must("ethtool -K gw0 gro on");
+    let gw = Gateway::start(
+        &t.gw,
+        "[pptp]\nenabled = true\nrequire_mppe = false\n[xdp]\nforward_interfaces = [\"lan0\"]\n",
+    );
+    assert_eq!(gw.status()["xdp_forward"]["active"], true);
+    add_user(&gw, "alice", "alice-password-1", None);
+    let mut g = Guest::start(&t, "c1", Site::Internet(1));
+    let out = g.must(&connect_script("alice", "alice-password-1", false), T);
+    g.must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
+    byte_exact_to_lan(&t, &mut g);
+    vpn_tests::guest_iperf::tcp_to_lan(&t, &mut g, "10M", false);
+    vpn_tests::guest_iperf::tcp_to_lan(&t, &mut g, "10M", true);
+    let row = &gw.sessions()[0];
+    assert_eq!(row["fast_path"], true, "{row}");
+    assert_eq!(
+        row["fast_path_rx_packets"], row["rx_packets"],
+        "the daemon handled none of the client's packets: {row}"
+    );
+    let xdp_rx = gw.count("counters", "xdp_fwd_rx");
+    assert!(xdp_rx > 7000, "10 MB in ~1400-byte packets, by XDP: {xdp_rx}");
+    // The LAN host's pings (checksummed in software) come back in XDP.
+    let client = ppp_address(&out);
+    let before = gw.count("counters", "xdp_fwd_tx");
+    t.lan.must(&format!("ping -c 5 -W 5 {client}"));
+    assert!(gw.count("counters", "xdp_fwd_tx") >= before + 5);
 }
 
 #[test]
