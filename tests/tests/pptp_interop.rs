@@ -175,7 +175,10 @@ fn pptp_without_mppe_through_xdp_forwarding() {
         "the daemon handled none of the client's packets: {row}"
     );
     let xdp_rx = gw.count("counters", "xdp_fwd_rx");
-    assert!(xdp_rx > 7000, "10 MB in ~1400-byte packets, by XDP: {xdp_rx}");
+    assert!(
+        xdp_rx > 7000,
+        "10 MB in ~1400-byte packets, by XDP: {xdp_rx}"
+    );
     // The LAN host's pings (checksummed in software) come back in XDP.
     let client = ppp_address(&out);
     let before = gw.count("counters", "xdp_fwd_tx");

@@ -206,6 +206,16 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
         (forwarding(gw)["route_cache"] == true).then_some(())
     });
 
+    // `vpn-ctl restart` keeps the LAN program, the maps and the forwarding.
+    let said = gw.restart_in_place();
+    assert!(said.contains("2 of 2 sessions carried over"), "{said}");
+    assert_eq!(forwarding(gw)["active"], true);
+    let d = measure(gw, l2tp, 390);
+    assert!(
+        d.xdp_rx >= ECHOES && d.xdp_tx >= ECHOES,
+        "in XDP after a restart"
+    );
+
     // A spoofed inner source is not forwarded: TC drops and counts it.
     let spoofs = gw.count("drops", "spoofed_inner_source");
     let other = Ipv4Addr::new(172, 16, 10, 99);

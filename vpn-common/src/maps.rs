@@ -29,13 +29,17 @@ pub const REDIRECT_DEVS: &str = "VPN_REDIRECT_DEVS";
 /// Per-CPU array of [`FibSlot`]: XDP forwarding's route cache, direct
 /// mapped (a key's slot is `FibKey::slot`; a collision is a miss).
 pub const FIB_CACHE: &str = "VPN_FIB_CACHE";
+/// Per-CPU array of `u32`: a session index + 1 (0: empty) per slot, in
+/// front of [`TUNNEL_SESSIONS`]; a slot is `TunnelKey::slot`, and a hit
+/// counts only if the session table's entry still has that key.
+pub const SESSION_CACHE: &str = "VPN_SESSION_CACHE";
 /// One-slot array: the route cache's generation (`u32`); 0 turns it off.
 /// The daemon moves it on at every routing, neighbour, address, link or
 /// rule change the kernel announces, which invalidates every entry.
 pub const FIB_GEN: &str = "VPN_FIB_GEN";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 13] = [
+pub const PINNED: [&str; 14] = [
     STATS,
     DROPS,
     CONFIG,
@@ -49,7 +53,11 @@ pub const PINNED: [&str; 13] = [
     REDIRECT_DEVS,
     FIB_CACHE,
     FIB_GEN,
+    SESSION_CACHE,
 ];
+
+/// Slots of [`SESSION_CACHE`] per CPU (a power of two).
+pub const SESSION_SLOTS: u32 = 4096;
 
 /// Slots of [`FIB_CACHE`] per CPU (a power of two).
 pub const FIB_SLOTS: u32 = 4096;
@@ -126,6 +134,15 @@ pub struct TunnelKey {
     pub _pad: [u8; 3],
 }
 const _: () = assert!(core::mem::size_of::<TunnelKey>() == 12);
+
+impl TunnelKey {
+    /// The key's slot in [`SESSION_CACHE`]: a multiplicative hash.
+    #[inline(always)]
+    pub const fn slot(&self) -> u32 {
+        let mix = self.peer_ip ^ self.local_id.rotate_left(11) ^ self.proto as u32;
+        mix.wrapping_mul(0x9e37_79b1) >> (32 - SESSION_SLOTS.trailing_zeros())
+    }
+}
 
 /// `SessionEntry::flags`: tunnel data is forwarded in the kernel.
 pub const SESSION_F_FAST_PATH: u32 = 1 << 0;

@@ -9,6 +9,7 @@ use vpn_common::{
     maps::{
         DataplaneConfig, FibSlot, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey,
         BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS,
+        SESSION_SLOTS,
     },
 };
 
@@ -59,3 +60,8 @@ pub static FIB_CACHE: PerCpuArray<FibSlot> = PerCpuArray::with_max_entries(FIB_S
 /// The route cache's generation (0: off).
 #[map(name = "VPN_FIB_GEN")]
 pub static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Session indexes in front of `TUNNEL_SESSIONS` (see
+/// `vpn_common::maps::SESSION_CACHE`).
+#[map(name = "VPN_SESSION_CACHE")]
+pub static SESSION_CACHE: PerCpuArray<u32> = PerCpuArray::with_max_entries(SESSION_SLOTS, 0);

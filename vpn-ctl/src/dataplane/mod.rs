@@ -301,9 +301,11 @@ pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
                 let m = aya::maps::DevMapHash::try_from(map)?;
                 ("devmap_hash", m.keys().filter(Result::is_ok).count() as u32)
             }
-            maps::STATS | maps::DROPS | maps::SESSION_STATS | maps::FIB_CACHE => {
-                ("percpu_array", max_entries)
-            }
+            maps::STATS
+            | maps::DROPS
+            | maps::SESSION_STATS
+            | maps::FIB_CACHE
+            | maps::SESSION_CACHE => ("percpu_array", max_entries),
             _ => ("array", max_entries),
         };
         out.push(MapFill {

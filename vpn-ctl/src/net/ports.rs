@@ -75,8 +75,15 @@ fn socket_inodes(proto: &str, port: u16) -> Vec<u64> {
     out
 }
 
-/// (pid, command name) of a process holding `proto` port `port`.
+/// (pid, command name) of a process holding `proto` port `port`. Tried
+/// three times: /proc/net/* is read in pieces, and a socket table that
+/// changes between them (other processes' sockets opening and closing)
+/// can leave a line out of one reading.
 pub fn owner(proto: &str, port: u16) -> Option<(u32, String)> {
+    (0..3).find_map(|_| owner_once(proto, port))
+}
+
+fn owner_once(proto: &str, port: u16) -> Option<(u32, String)> {
     let inodes = socket_inodes(proto, port);
     if inodes.is_empty() {
         return None;
