@@ -33,13 +33,18 @@ pub const FIB_CACHE: &str = "VPN_FIB_CACHE";
 /// front of [`TUNNEL_SESSIONS`]; a slot is `TunnelKey::slot`, and a hit
 /// counts only if the session table's entry still has that key.
 pub const SESSION_CACHE: &str = "VPN_SESSION_CACHE";
+/// Per-CPU array of `u32`: a session index + 1 (0: empty) per slot, in
+/// front of [`ADDR_SESSIONS`] for sessions' own addresses; slot
+/// `addr_slot(addr)`; a hit counts only if the session table's entry at
+/// that index is on the fast path with that address.
+pub const ADDR_CACHE: &str = "VPN_ADDR_CACHE";
 /// One-slot array: the route cache's generation (`u32`); 0 turns it off.
 /// The daemon moves it on at every routing, neighbour, address, link or
 /// rule change the kernel announces, which invalidates every entry.
 pub const FIB_GEN: &str = "VPN_FIB_GEN";
 
 /// Every map the daemon pins, in the order `status` reports them.
-pub const PINNED: [&str; 14] = [
+pub const PINNED: [&str; 15] = [
     STATS,
     DROPS,
     CONFIG,
@@ -54,7 +59,17 @@ pub const PINNED: [&str; 14] = [
     FIB_CACHE,
     FIB_GEN,
     SESSION_CACHE,
+    ADDR_CACHE,
 ];
+
+/// Slots of [`ADDR_CACHE`] per CPU (a power of two).
+pub const ADDR_SLOTS: u32 = 4096;
+
+/// An inner address's slot in [`ADDR_CACHE`]: a multiplicative hash.
+#[inline(always)]
+pub const fn addr_slot(addr: u32) -> u32 {
+    addr.wrapping_mul(0x9e37_79b1) >> (32 - ADDR_SLOTS.trailing_zeros())
+}
 
 /// Slots of [`SESSION_CACHE`] per CPU (a power of two).
 pub const SESSION_SLOTS: u32 = 4096;

@@ -9,13 +9,13 @@ use aya_ebpf::{
 };
 use vpn_common::{
     counters::DropReason,
-    maps::{DataplaneConfig, SessionEntry, SESSION_F_FAST_PATH},
+    maps::{addr_slot, DataplaneConfig, SessionEntry, SESSION_F_FAST_PATH},
     wire::{Ipv4Hdr, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP, PPP_ADDR_CTRL, PPP_PROTO_IPV4},
 };
 
 use crate::{
     bytes::PacketBytes,
-    maps::{ADDR_SESSIONS, SESSIONS, SESSION_STATS},
+    maps::{ADDR_CACHE, ADDR_SESSIONS, SESSIONS, SESSION_STATS},
 };
 
 pub const ETH_LEN: usize = 14;
@@ -27,10 +27,30 @@ pub fn session(idx: u32) -> Option<SessionEntry> {
     (e.flags & SESSION_F_FAST_PATH != 0).then_some(e)
 }
 
-/// The fast-path session of an inner destination, if any.
+/// The fast-path session of an inner destination, if any: this CPU's
+/// cache slot first (the LPM trie walk was the costliest lookup of XDP
+/// forwarding towards clients), checked against the session table, so a
+/// slot never outlives its session; only sessions' own addresses are
+/// cached (an address inside a routed subnet always asks the trie).
 pub fn session_for(dst: u32) -> Option<(u32, SessionEntry)> {
+    let slot = ADDR_CACHE.get_ptr_mut(addr_slot(dst));
+    if let Some(s) = slot {
+        // SAFETY: this CPU's slot; no other program runs on this CPU
+        // while this one does.
+        let cached = unsafe { *s };
+        if cached != 0 {
+            if let Some(e) = session(cached - 1).filter(|e| e.assigned_ip == dst) {
+                return Some((cached - 1, e));
+            }
+        }
+    }
     let idx = ADDR_SESSIONS.get(Key::new(32, dst)).copied()?;
-    Some((idx, session(idx)?))
+    let entry = session(idx)?;
+    if let Some(s) = slot.filter(|_| entry.assigned_ip == dst) {
+        // SAFETY: as above.
+        unsafe { *s = idx + 1 };
+    }
+    Some((idx, entry))
 }
 
 pub fn add_stats(idx: u32, rx: bool, bytes: u64) {

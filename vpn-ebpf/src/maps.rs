@@ -8,8 +8,8 @@ use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
         DataplaneConfig, FibSlot, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey,
-        BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS,
-        SESSION_SLOTS,
+        ADDR_SLOTS, BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS,
+        MAX_SESSIONS, SESSION_SLOTS,
     },
 };
 
@@ -65,3 +65,8 @@ pub static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);
 /// `vpn_common::maps::SESSION_CACHE`).
 #[map(name = "VPN_SESSION_CACHE")]
 pub static SESSION_CACHE: PerCpuArray<u32> = PerCpuArray::with_max_entries(SESSION_SLOTS, 0);
+
+/// Session indexes in front of `ADDR_SESSIONS` (see
+/// `vpn_common::maps::ADDR_CACHE`).
+#[map(name = "VPN_ADDR_CACHE")]
+pub static ADDR_CACHE: PerCpuArray<u32> = PerCpuArray::with_max_entries(ADDR_SLOTS, 0);

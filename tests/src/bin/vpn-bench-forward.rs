@@ -1,25 +1,26 @@
 //! `cargo xtask bench dataplane`: the paths a plain L2TP call's packets
-//! can take from the WAN to a LAN host, measured in one run, 64-byte
-//! inner packets, interleaved rounds:
+//! can take between the WAN and a LAN host, both ways, measured in one
+//! run, 64-byte inner packets, interleaved rounds:
 //!
-//! - plain XDP_REDIRECT from the WAN to the LAN veth (a four-instruction
+//! - plain XDP_REDIRECT between the same veths (a four-instruction
 //!   program: the baseline, the most any XDP forwarding can do here);
-//! - vpn-ctl's XDP forwarding (decisions #54: decapsulate, FIB lookup,
-//!   redirect);
-//! - the TC path: TC decapsulation, vpn0's ingress and the stack's
-//!   forwarding (the same call, to a LAN host behind an interface that is
-//!   not in `xdp.forward_interfaces`);
+//! - vpn-ctl's XDP forwarding (decisions #54: decapsulate or encapsulate,
+//!   route, redirect);
+//! - the TC path: TC decapsulation, vpn0 and the stack's forwarding (or
+//!   the stack, vpn0's TC encapsulation): the same call, to or from a LAN
+//!   host behind an interface that is not in `xdp.forward_interfaces`;
 //! - the userspace path: the daemon's L2TP (a second call, which sequences
 //!   its data, so the gateway keeps it out of the kernel).
 //!
-//! The generator is BPF_PROG_TEST_RUN in live-frames mode on the WAN
-//! interface (this kernel has no pktgen): each frame is run through the
-//! program attached there (the gateway's, or the baseline) as if it had
-//! arrived, redirects really happen and passed frames go up the stack.
-//! The receivers are XDP_DROP programs on the LAN hosts' veths; packets/s
-//! is what they received over the time until their count stopped. The
-//! gateway's counters prove which path carried each row. Results also go
-//! to target/bench/forward.json.
+//! The generator is BPF_PROG_TEST_RUN in live-frames mode on the
+//! interface the packets arrive on (this kernel has no pktgen): each frame
+//! is run through the program attached there (the gateway's, or the
+//! baseline) as if it had arrived, redirects really happen and passed
+//! frames go up the stack. The receivers are XDP_DROP programs on the far
+//! veths (the LAN hosts', the internet router's); packets/s is what they
+//! received over the time until their count stopped. The gateway's
+//! counters prove which path carried each row. Results also go to
+//! target/bench/forward.json.
 use std::{
     net::Ipv4Addr,
     os::fd::{AsRawFd as _, OwnedFd},
@@ -36,7 +37,7 @@ use vpn_tests::{
     netns::{enter_thread, Netns},
     packet::{Frame, L4},
     raw_bpf,
-    topology::{Topology, C1, GW_WAN, LAN_HOST},
+    topology::{Topology, C1, GW_WAN, INET, LAN_HOST},
 };
 
 const ROUNDS: usize = 7;
@@ -125,6 +126,23 @@ fn frame(call: &mut L2tpCall, port: u16, dst: &str, wan_mac: &[u8; 6]) -> Vec<u8
     f
 }
 
+/// A LAN frame: `INNER` bytes of UDP from `src` to a client at `dst`,
+/// addressed to the gateway's interface MAC `to`.
+fn lan_frame(src: &str, dst: Ipv4Addr, to: &[u8; 6]) -> Vec<u8> {
+    let src: Ipv4Addr = src.parse().unwrap();
+    let mut f = Frame {
+        l4: L4::Udp {
+            sport: 40000,
+            dport: 9,
+            payload: vec![0x5a; INNER - 28],
+        },
+        ..Frame::udp(src.octets(), dst.octets(), 9)
+    }
+    .build();
+    f[..6].copy_from_slice(to);
+    f
+}
+
 fn parse_mac(s: &str) -> [u8; 6] {
     let mut m = [0u8; 6];
     for (d, h) in m.iter_mut().zip(s.split(':')) {
@@ -161,70 +179,93 @@ fn settle(start: Instant, mut read: impl FnMut() -> u64) -> (u64, Duration) {
     }
 }
 
-struct Bench<'a> {
-    t: &'a Topology,
-    lan2: &'a Netns,
-    gw: &'a Gateway<'a>,
-    wan_ifindex: u32,
-    /// Per path: the frame, and the generator that restores it and tail
-    /// calls the program under test (with the program array it uses).
-    runs: Vec<(Vec<u8>, OwnedFd, OwnedFd)>,
-    userspace_addr: Ipv4Addr,
-    repeat: u32,
+/// One path's run: the frame, the generator that restores it and tail
+/// calls the program under test (with the program array it uses), the
+/// interface of the gateway the frames arrive on, and the receiver
+/// (namespace, interface).
+struct Run<'a> {
+    frame: Vec<u8>,
+    first: OwnedFd,
+    _progs: OwnedFd,
+    ingress: u32,
+    receiver: (&'a Netns, &'static str),
+}
+
+/// One direction's four paths (in `Path::ALL` order) and the counters
+/// that tell them apart: the gateway's for XDP forwarding and for the TC
+/// path, and the userspace call's session field.
+struct Direction<'a> {
+    title: &'static str,
+    runs: Vec<Run<'a>>,
+    xdp_counter: &'static str,
+    tc_counter: &'static str,
+    daemon_field: &'static str,
 }
 
 /// How many of a frame's first bytes the generator restores: the outer
 /// headers and the inner IPv4 header, all a path may rewrite in place.
 const RESTORE: usize = 80;
 
-/// The generator of `frame` for program `prog`.
-fn generator(frame: Vec<u8>, prog: &OwnedFd) -> anyhow::Result<(Vec<u8>, OwnedFd, OwnedFd)> {
+/// The run of `frame` through program `prog`, arriving on `ingress`.
+fn run<'a>(
+    frame: Vec<u8>,
+    prog: &OwnedFd,
+    ingress: u32,
+    receiver: (&'a Netns, &'static str),
+) -> anyhow::Result<Run<'a>> {
     let progs = raw_bpf::prog_array_with(prog)?;
-    let first = raw_bpf::load_xdp_restore_then(&frame[..RESTORE], &progs)?;
-    Ok((frame, first, progs))
+    let restore = RESTORE.min(frame.len() / 4 * 4);
+    let first = raw_bpf::load_xdp_restore_then(&frame[..restore], &progs)?;
+    Ok(Run {
+        frame,
+        first,
+        _progs: progs,
+        ingress,
+        receiver,
+    })
+}
+
+struct Bench<'a> {
+    gw: &'a Gateway<'a>,
+    gw_ns: String,
+    userspace_addr: Ipv4Addr,
+    repeat: u32,
 }
 
 impl Bench<'_> {
-    /// One round of `path`: packets/s delivered.
-    fn round(&self, path: Path) -> anyhow::Result<f64> {
-        let to_lan2 = matches!(path, Path::Tc | Path::Userspace);
-        let (frame, prog, _) = &self.runs[path as usize];
-        let receiver = || {
-            if to_lan2 {
-                rx_packets(self.lan2, "eth0")
-            } else {
-                rx_packets(&self.t.lan, "eth0")
-            }
-        };
+    /// One round of `path` in `dir`: packets/s delivered.
+    fn round(&self, dir: &Direction, path: Path) -> anyhow::Result<f64> {
+        let r = &dir.runs[path as usize];
+        let receiver = || rx_packets(r.receiver.0, r.receiver.1);
         let counter = |n: &str| self.gw.count("counters", n);
-        let daemon_rx = || {
-            row(self.gw, self.userspace_addr)["rx_packets"]
+        let daemon = || {
+            row(self.gw, self.userspace_addr)[dir.daemon_field]
                 .as_u64()
                 .unwrap_or(0)
         };
         let (xdp0, tc0, user0, rx0) = (
-            counter("xdp_fwd_rx"),
-            counter("fast_rx"),
-            daemon_rx(),
+            counter(dir.xdp_counter),
+            counter(dir.tc_counter),
+            daemon(),
             receiver(),
         );
         let start = Instant::now();
-        let fd = prog.as_raw_fd();
-        let gw_ns = self.t.gw.name.clone();
-        let frame = frame.clone();
-        let (wan, repeat) = (self.wan_ifindex, self.repeat);
+        let fd = r.first.as_raw_fd();
+        let gw_ns = self.gw_ns.clone();
+        let frame = r.frame.clone();
+        let (ingress, repeat) = (r.ingress, self.repeat);
         std::thread::spawn(move || {
             enter_thread(&gw_ns);
-            test_run::run_xdp_live(fd, &frame, wan, repeat)
+            test_run::run_xdp_live(fd, &frame, ingress, repeat)
         })
         .join()
         .map_err(|_| anyhow::anyhow!("the generator thread panicked"))??;
         let (rx1, took) = settle(start, receiver);
         let delivered = rx1 - rx0;
         let (xdp, tc, user) = (
-            counter("xdp_fwd_rx") - xdp0,
-            counter("fast_rx") - tc0,
-            daemon_rx() - user0,
+            counter(dir.xdp_counter) - xdp0,
+            counter(dir.tc_counter) - tc0,
+            daemon() - user0,
         );
         // Which path carried them (all but a few: the hosts' own packets).
         let most = delivered - delivered / 1000;
@@ -236,11 +277,105 @@ impl Bench<'_> {
         };
         anyhow::ensure!(
             proof,
-            "{}: {delivered} delivered, but xdp_fwd_rx +{xdp}, fast_rx +{tc}, daemon +{user}",
-            path.name()
+            "{}, {}: {delivered} delivered, but {} +{xdp}, {} +{tc}, daemon +{user}",
+            dir.title,
+            path.name(),
+            dir.xdp_counter,
+            dir.tc_counter
         );
         bench::measured(path.name(), delivered as f64 / took.as_secs_f64())
     }
+
+    /// `ROUNDS` interleaved rounds of every path of `dir`: the table and
+    /// the ratios, printed; the JSON of both.
+    fn measure(&self, dir: &Direction) -> anyhow::Result<serde_json::Value> {
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Path::ALL.len()];
+        for round in 0..ROUNDS {
+            // A different order each round: none always runs on a warm cache.
+            for k in 0..Path::ALL.len() {
+                let i = (k + round) % Path::ALL.len();
+                samples[i].push(self.round(dir, Path::ALL[i])?);
+            }
+        }
+        let stats: Vec<Stats> = Path::ALL
+            .iter()
+            .zip(&samples)
+            .map(|(p, s)| Stats::of(p.name(), s))
+            .collect::<anyhow::Result<_>>()?;
+        println!(
+            "{}, plain L2TP call, {INNER}-byte packets from BPF_PROG_TEST_RUN live frames (x{REPEAT} per round, {ROUNDS} interleaved rounds); packets/s received, median [min-max]",
+            dir.title
+        );
+        for (p, s) in Path::ALL.iter().zip(&stats) {
+            println!("  {:<32} {}", p.name(), s.show(0));
+        }
+        // Each round measures every path within a few seconds: the ratio
+        // of one round's figures cancels the machine's slower and faster
+        // phases.
+        let paired = |a: usize, b: usize, what: &str| {
+            let r: Vec<f64> = samples[a]
+                .iter()
+                .zip(&samples[b])
+                .map(|(x, y)| x / y)
+                .collect();
+            Stats::of(what, &r)
+        };
+        let ratios = [
+            (
+                "xdp_over_plain",
+                "XDP forwarding / plain XDP_REDIRECT",
+                paired(1, 0, "xdp/plain")?,
+                "0.70",
+            ),
+            (
+                "xdp_over_tc",
+                "XDP forwarding / TC path",
+                paired(1, 2, "xdp/tc")?,
+                "3",
+            ),
+            (
+                "xdp_over_userspace",
+                "XDP forwarding / userspace",
+                paired(1, 3, "xdp/userspace")?,
+                "10",
+            ),
+        ];
+        println!("  ratios, per round (median [min-max]):");
+        for (_, what, r, goal) in &ratios {
+            println!("    {what:<36} {} (goal >= {goal})", r.show(2));
+        }
+        let rows: serde_json::Map<String, serde_json::Value> = Path::ALL
+            .iter()
+            .zip(&stats)
+            .map(|(p, s)| (format!("{p:?}").to_lowercase(), s.json()))
+            .collect();
+        let ratios: serde_json::Map<String, serde_json::Value> = ratios
+            .iter()
+            .map(|(k, _, r, _)| (k.to_string(), r.json()))
+            .collect();
+        Ok(json!({"packets_per_second": rows, "ratios_per_round": ratios}))
+    }
+}
+
+/// Attaches an XDP_DROP receiver to `ifname` in `ns`; detached when the
+/// returned link is dropped.
+fn receiver(ns: &Netns, ifname: &str) -> anyhow::Result<OwnedFd> {
+    let name = ns.name.clone();
+    let idx = ifindex(ns, ifname);
+    std::thread::spawn(move || {
+        enter_thread(&name);
+        let prog = raw_bpf::load_xdp_drop()?;
+        raw_bpf::attach_xdp(&prog, idx)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("attach thread panicked"))?
+}
+
+/// The id of the XDP program attached to `ifname` in `ns`.
+fn xdp_prog_id(ns: &Netns, ifname: &str) -> u32 {
+    let out = ns.must(&format!("ip -j link show {ifname}"));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["xdp"]["prog"]["id"].as_u64().unwrap_or(0) as u32
 }
 
 fn main() -> anyhow::Result<()> {
@@ -265,9 +400,12 @@ fn main() -> anyhow::Result<()> {
     ] {
         ns.must(&format!("sysctl -qw net.ipv6.conf.{ifname}.disable_ipv6=1"));
     }
+    // The calls' clients are not polled while the rounds run: no LCP
+    // echo or tunnel HELLO may come due.
     let gw = Gateway::start(
         &t.gw,
-        "[l2tp]\nallow_plain = true\n[xdp]\nforward_interfaces = [\"lan0\"]\n",
+        "[l2tp]\nallow_plain = true\nhello_interval_secs = 3600\necho_interval_secs = 3600\n\
+         [xdp]\nforward_interfaces = [\"lan0\"]\n",
     );
     anyhow::ensure!(
         gw.status()["xdp_forward"]["active"] == true,
@@ -276,25 +414,15 @@ fn main() -> anyhow::Result<()> {
     );
     // The receivers drop in XDP and answer no ARP: their neighbour
     // entries are made permanent first.
-    for (ns, ifname, host) in [(&t.lan, "lan0", LAN_HOST), (&lan2, "lan1", LAN2_HOST)] {
+    for (ns, peer, ifname, host) in [
+        (&t.lan, "eth0", "lan0", LAN_HOST),
+        (&lan2, "eth0", "lan1", LAN2_HOST),
+        (&t.inet, "gw0", "wan0", INET),
+    ] {
         t.gw.must(&format!(
             "ip neigh replace {host} lladdr {} dev {ifname} nud permanent",
-            mac(ns, "eth0")
+            mac(ns, peer)
         ));
-    }
-    let mut receivers: Vec<OwnedFd> = Vec::new();
-    for ns in [&t.lan, &lan2] {
-        let name = ns.name.clone();
-        let idx = ifindex(ns, "eth0");
-        receivers.push(
-            std::thread::spawn(move || {
-                enter_thread(&name);
-                let prog = raw_bpf::load_xdp_drop()?;
-                raw_bpf::attach_xdp(&prog, idx)
-            })
-            .join()
-            .map_err(|_| anyhow::anyhow!("attach thread panicked"))??,
-        );
     }
 
     add_user(&gw, "carol", "carol-password-1", None);
@@ -318,104 +446,116 @@ fn main() -> anyhow::Result<()> {
         ra["fast_path"] == true && rb["fast_path"] == false,
         "call A must be on the fast path, call B not: {ra} {rb}"
     );
-    let wan_mac = parse_mac(&mac(&t.gw, "wan0"));
-    let wan_ifindex = ifindex(&t.gw, "wan0");
-    let lan0 = ifindex(&t.gw, "lan0");
-    let ours_id = gw.status()["wan"]["xdp_prog_id"].as_u64().unwrap_or(0) as u32;
-    let b_port = peer_port(&rb)?;
-    let ours = raw_bpf::prog_by_id(ours_id)?;
-    let plain = raw_bpf::load_xdp_redirect(lan0)?;
-    let a_port = peer_port(&ra)?;
+    let (wan0, lan0, lan1) = (
+        ifindex(&t.gw, "wan0"),
+        ifindex(&t.gw, "lan0"),
+        ifindex(&t.gw, "lan1"),
+    );
+    let (wan_mac, lan0_mac, lan1_mac) = (
+        parse_mac(&mac(&t.gw, "wan0")),
+        parse_mac(&mac(&t.gw, "lan0")),
+        parse_mac(&mac(&t.gw, "lan1")),
+    );
+    let wan_prog =
+        raw_bpf::prog_by_id(gw.status()["wan"]["xdp_prog_id"].as_u64().unwrap_or(0) as u32)?;
+    let lan_prog = raw_bpf::prog_by_id(xdp_prog_id(&t.gw, "lan0"))?;
+    let (a_port, b_port) = (peer_port(&ra)?, peer_port(&rb)?);
     let to_lan = frame(&mut fast, a_port, LAN_HOST, &wan_mac);
-    // In `Path::ALL` order.
-    let runs = vec![
-        generator(to_lan.clone(), &plain)?,
-        generator(to_lan, &ours)?,
-        generator(frame(&mut fast, a_port, LAN2_HOST, &wan_mac), &ours)?,
-        generator(frame(&mut slow, b_port, LAN2_HOST, &wan_mac), &ours)?,
-    ];
-    let profiling = std::env::var("VPN_BENCH_PROFILE").ok();
+    let (lan, lan2_rx, inet) = ((&t.lan, "eth0"), (&lan2, "eth0"), (&t.inet, "gw0"));
+    let down = Direction {
+        title: "WAN -> LAN",
+        runs: vec![
+            run(
+                to_lan.clone(),
+                &raw_bpf::load_xdp_redirect(lan0)?,
+                wan0,
+                lan,
+            )?,
+            run(to_lan, &wan_prog, wan0, lan)?,
+            run(
+                frame(&mut fast, a_port, LAN2_HOST, &wan_mac),
+                &wan_prog,
+                wan0,
+                lan2_rx,
+            )?,
+            run(
+                frame(&mut slow, b_port, LAN2_HOST, &wan_mac),
+                &wan_prog,
+                wan0,
+                lan2_rx,
+            )?,
+        ],
+        xdp_counter: "xdp_fwd_rx",
+        tc_counter: "fast_rx",
+        daemon_field: "rx_packets",
+    };
+    let from_lan = lan_frame(LAN_HOST, a, &lan0_mac);
+    let up = Direction {
+        title: "LAN -> WAN",
+        runs: vec![
+            run(
+                from_lan.clone(),
+                &raw_bpf::load_xdp_redirect(wan0)?,
+                lan0,
+                inet,
+            )?,
+            run(from_lan, &lan_prog, lan0, inet)?,
+            // lan1 has no XDP program: its frames go to the stack.
+            run(
+                lan_frame(LAN2_HOST, a, &lan1_mac),
+                &raw_bpf::load_xdp_pass()?,
+                lan1,
+                inet,
+            )?,
+            run(lan_frame(LAN_HOST, b, &lan0_mac), &lan_prog, lan0, inet)?,
+        ],
+        xdp_counter: "xdp_fwd_tx",
+        tc_counter: "fast_tx",
+        daemon_field: "tx_packets",
+    };
     let mut bench = Bench {
-        t: &t,
-        lan2: &lan2,
         gw: &gw,
-        wan_ifindex,
-        runs,
+        gw_ns: t.gw.name.clone(),
         userspace_addr: b,
         repeat: REPEAT,
     };
 
-    // VPN_BENCH_PROFILE=plain|xdp|tc|userspace: that path alone, 20
-    // long rounds, for `perf record` alongside; no ratios.
-    if let Some(only) = profiling {
+    // VPN_BENCH_PROFILE=plain|xdp|tc|userspace: that path alone (WAN to
+    // LAN), 20 long rounds, for `perf record` alongside; no ratios.
+    if let Ok(only) = std::env::var("VPN_BENCH_PROFILE") {
+        let _receivers = [receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?];
         bench.repeat = 20 * REPEAT;
         let path = Path::ALL
             .into_iter()
             .find(|p| format!("{p:?}").eq_ignore_ascii_case(&only))
             .ok_or_else(|| anyhow::anyhow!("VPN_BENCH_PROFILE: no path {only}"))?;
         for _ in 0..20 {
-            println!("{}: {:.0} packets/s", path.name(), bench.round(path)?);
+            println!(
+                "{}: {:.0} packets/s",
+                path.name(),
+                bench.round(&down, path)?
+            );
         }
         return Ok(());
     }
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); Path::ALL.len()];
-    for round in 0..ROUNDS {
-        // A different order each round: none always runs on a warm cache.
-        for k in 0..Path::ALL.len() {
-            let i = (k + round) % Path::ALL.len();
-            samples[i].push(bench.round(Path::ALL[i])?);
-        }
-    }
-    let stats: Vec<Stats> = Path::ALL
-        .iter()
-        .zip(&samples)
-        .map(|(p, s)| Stats::of(p.name(), s))
-        .collect::<anyhow::Result<_>>()?;
-    drop(receivers);
-
-    println!(
-        "WAN -> LAN, plain L2TP call, {INNER}-byte packets from BPF_PROG_TEST_RUN live frames (x{REPEAT} per round, {ROUNDS} interleaved rounds); packets/s received, median [min-max]"
-    );
-    for (p, s) in Path::ALL.iter().zip(&stats) {
-        println!("  {:<32} {}", p.name(), s.show(0));
-    }
-    let (plain, xdp, tc, user) = (&stats[0], &stats[1], &stats[2], &stats[3]);
-    // Each round measures every path within a few seconds: the ratio of
-    // one round's figures cancels the machine's slower and faster phases.
-    let paired = |a: usize, b: usize, what: &str| {
-        let r: Vec<f64> = samples[a].iter().zip(&samples[b]).map(|(x, y)| x / y).collect();
-        Stats::of(what, &r)
+    let down_json = {
+        let _receivers = [receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?];
+        bench.measure(&down)?
     };
-    let ratios = [
-        ("XDP forwarding / plain XDP_REDIRECT", paired(1, 0, "xdp/plain")?, "0.70"),
-        ("XDP forwarding / TC path", paired(1, 2, "xdp/tc")?, "3"),
-        ("XDP forwarding / userspace", paired(1, 3, "xdp/userspace")?, "10"),
-    ];
-    println!("  ratios, per round (median [min-max]):");
-    for (what, r, goal) in &ratios {
-        println!("    {what:<36} {} (goal >= {goal})", r.show(2));
-    }
-    let rows: serde_json::Map<String, serde_json::Value> = Path::ALL
-        .iter()
-        .zip(&stats)
-        .map(|(p, s)| (format!("{p:?}").to_lowercase(), s.json()))
-        .collect();
+    // The internet router's side of the WAN drops in XDP only meanwhile
+    // (the calls' control traffic crosses it otherwise).
+    let up_json = {
+        let _receiver = receiver(&t.inet, "gw0")?;
+        bench.measure(&up)?
+    };
     bench::write_json(
         "forward",
         json!({
-            "packets_per_second": rows,
+            "wan_to_lan": down_json,
+            "lan_to_wan": up_json,
             "inner_bytes": INNER,
             "repeat": REPEAT,
-            "ratios_of_medians": {
-                "xdp_over_plain": bench::ratio(xdp, plain),
-                "xdp_over_tc": bench::ratio(xdp, tc),
-                "xdp_over_userspace": bench::ratio(xdp, user),
-            },
-            "ratios_per_round": {
-                "xdp_over_plain": ratios[0].1.json(),
-                "xdp_over_tc": ratios[1].1.json(),
-                "xdp_over_userspace": ratios[2].1.json(),
-            },
+            "rounds": ROUNDS,
         }),
     )?;
     Ok(())
