@@ -223,7 +223,8 @@ const _: () = assert!(core::mem::size_of::<GreSeq>() == 16);
 
 /// One FIB lookup XDP forwarding makes: addresses in network order, the
 /// interface it is made from (or, for `FIB_KIND_OUTPUT`, out of), and
-/// which kind of lookup it is.
+/// which kind of lookup it is (`FIB_KIND_*`) with the packet's ToS shifted
+/// left by 8 (a route may select on it).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FibKey {

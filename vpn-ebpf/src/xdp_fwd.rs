@@ -80,9 +80,9 @@ pub fn from_wan(
         dst: inner.dst,
         src: inner.src,
         ifindex: cfg.vpn_ifindex,
-        kind: FIB_KIND_FORWARD,
+        kind: FIB_KIND_FORWARD | u32::from(inner.tos) << 8,
     };
-    let hop = match route(ctx, &key, &inner, inner.proto, inner_len, 0) {
+    let hop = match route(ctx, &key, inner.tos, inner.proto, inner_len, 0) {
         Some(hop) if hop.forwarding => hop,
         _ => return Ok(to_stack()),
     };
@@ -131,12 +131,12 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         dst: ip.dst,
         src: ip.src,
         ifindex,
-        kind: FIB_KIND_TO_VPN,
+        kind: FIB_KIND_TO_VPN | u32::from(ip.tos) << 8,
     };
     match route(
         ctx,
         &key,
-        &ip,
+        ip.tos,
         ip.proto,
         inner_len,
         BPF_FIB_LOOKUP_SKIP_NEIGH,
@@ -156,10 +156,11 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         ifindex: cfg.wan_ifindex,
         kind: FIB_KIND_OUTPUT,
     };
+    // The outer header's ToS is 0 (`encap::ipv4_header`).
     let out = match route(
         ctx,
         &key,
-        &ip,
+        0,
         l4,
         encap_len + inner_len,
         BPF_FIB_LOOKUP_OUTPUT,
@@ -227,7 +228,7 @@ struct Hop {
     l2: [u32; 3],
 }
 
-/// The FIB's answer for `key`, a packet like `ip` of protocol `proto` and
+/// The FIB's answer for `key`, a packet of ToS `tos`, protocol `proto` and
 /// `len` bytes: from the route cache while its generation holds (and the
 /// packet is no bigger than one the lookup passed), else from
 /// `bpf_fib_lookup` with `flags`, which then fills the cache. `None`: the
@@ -236,7 +237,7 @@ struct Hop {
 fn route(
     ctx: &XdpContext,
     key: &FibKey,
-    ip: &Ipv4Hdr,
+    tos: u8,
     proto: u8,
     len: usize,
     flags: u32,
@@ -265,7 +266,7 @@ fn route(
             fits = fits.max(e.fits);
         }
     }
-    let mut p = fib_params(ip, key.src, key.dst, proto, len);
+    let mut p = fib_params(tos, key.src, key.dst, proto, len);
     p.ifindex = key.ifindex;
     if lookup(ctx, &mut p, flags) != BPF_FIB_LKUP_RET_SUCCESS {
         return None;
@@ -304,7 +305,7 @@ fn route(
 /// FIB parameters for an IPv4 packet `src` -> `dst` (network order) of
 /// `len` bytes (the lookup checks it against the route's MTU).
 #[inline(always)]
-fn fib_params(ip: &Ipv4Hdr, src: u32, dst: u32, proto: u8, len: usize) -> FibParams {
+fn fib_params(tos: u8, src: u32, dst: u32, proto: u8, len: usize) -> FibParams {
     let mut p = core::mem::MaybeUninit::<FibParams>::uninit();
     let words = p.as_mut_ptr().cast::<u32>();
     // Zeroed word by word: `mem::zeroed` (or a loop LLVM turns into one)
@@ -321,7 +322,7 @@ fn fib_params(ip: &Ipv4Hdr, src: u32, dst: u32, proto: u8, len: usize) -> FibPar
     p.family = AF_INET;
     p.l4_protocol = proto;
     p.__bindgen_anon_1.tot_len = len as u16;
-    p.__bindgen_anon_2.tos = ip.tos;
+    p.__bindgen_anon_2.tos = tos;
     p.__bindgen_anon_3.ipv4_src = src;
     p.__bindgen_anon_4.ipv4_dst = dst;
     p
