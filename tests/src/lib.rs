@@ -10,6 +10,7 @@
 //! ```
 pub mod bench;
 pub mod bpf_fixtures;
+pub mod call;
 pub mod freeradius;
 pub mod gateway;
 pub mod guest;

@@ -14,6 +14,7 @@ use std::{
 };
 
 use vpn_tests::{
+    call::Call,
     gateway::Gateway,
     ipsec_peer::IpsecCall,
     l2tp_peer::L2tpCall,
@@ -32,39 +33,6 @@ fn row<'a>(rows: &'a [serde_json::Value], protocol: &str) -> &'a serde_json::Val
     rows.iter()
         .find(|r| r["protocol"] == protocol)
         .unwrap_or_else(|| panic!("no {protocol} session in {rows:?}"))
-}
-
-/// A PPP call of the project's own clients.
-trait Call: Send + 'static {
-    fn address(&self) -> Ipv4Addr;
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>>;
-}
-
-impl Call for PptpCall {
-    fn address(&self) -> Ipv4Addr {
-        self.ppp.address().unwrap()
-    }
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
-        self.exchange(ip, Duration::from_secs(1)).unwrap()
-    }
-}
-
-impl Call for L2tpCall {
-    fn address(&self) -> Ipv4Addr {
-        self.ppp.address().unwrap()
-    }
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
-        self.exchange(ip, Duration::from_secs(1)).unwrap()
-    }
-}
-
-impl Call for IpsecCall {
-    fn address(&self) -> Ipv4Addr {
-        self.l2tp.ppp.address().unwrap()
-    }
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
-        self.l2tp.exchange(ip, Duration::from_secs(1)).unwrap()
-    }
 }
 
 /// Echo requests to the LAN host every 50 ms until `stop`.
@@ -94,7 +62,7 @@ impl Pinger {
                 seq = seq.wrapping_add(1);
                 let echo = icmp_echo(call.address().octets(), lan.octets(), 9, seq);
                 s.fetch_add(1, Ordering::Relaxed);
-                let replies = call.echo(&echo);
+                let replies = call.echo(&echo, Duration::from_secs(1));
                 let n = replies
                     .iter()
                     .filter(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())

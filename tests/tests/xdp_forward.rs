@@ -9,6 +9,7 @@
 use std::{net::Ipv4Addr, time::Duration};
 
 use vpn_tests::{
+    call::Call,
     gateway::Gateway,
     l2tp_peer::L2tpCall,
     native_client::add_user,
@@ -21,37 +22,13 @@ use vpn_tests::{
 
 const ECHOES: u64 = 20;
 
-/// A call of the project's own clients.
-trait Call {
-    fn address(&self) -> Ipv4Addr;
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>>;
-}
-
-impl Call for PptpCall {
-    fn address(&self) -> Ipv4Addr {
-        self.ppp.address().unwrap()
-    }
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
-        self.exchange(ip, Duration::from_secs(2)).unwrap()
-    }
-}
-
-impl Call for L2tpCall {
-    fn address(&self) -> Ipv4Addr {
-        self.ppp.address().unwrap()
-    }
-    fn echo(&mut self, ip: &[u8]) -> Vec<Vec<u8>> {
-        self.exchange(ip, Duration::from_secs(2)).unwrap()
-    }
-}
-
 /// `n` echo requests from `src` to the LAN host; how many were answered.
 fn pings(call: &mut dyn Call, src: Ipv4Addr, n: u64, first_seq: u16) -> u64 {
     let lan: Ipv4Addr = LAN_HOST.parse().unwrap();
     let mut answered = 0;
     for i in 0..n {
         let echo = icmp_echo(src.octets(), lan.octets(), 7, first_seq + i as u16);
-        let replies = call.echo(&echo);
+        let replies = call.echo(&echo, Duration::from_secs(2));
         if replies
             .iter()
             .any(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())

@@ -40,6 +40,23 @@ pub struct TestRun {
     pub duration_ns: u32,
 }
 
+/// The BPF_PROG_TEST_RUN system call on `attr`.
+fn test_run(attr: &mut TestAttr) -> std::io::Result<()> {
+    // SAFETY: `attr` points at live buffers of the stated sizes for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            attr as *mut TestAttr,
+            std::mem::size_of::<TestAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Runs `prog` on `packet` `repeat` times (at least once).
 pub fn run_xdp(prog: &Xdp, packet: &[u8], repeat: u32) -> anyhow::Result<TestRun> {
     let fd = prog.fd().context("program not loaded")?;
@@ -64,18 +81,7 @@ pub fn run_fd(fd: std::os::fd::RawFd, packet: &[u8], repeat: u32) -> anyhow::Res
         repeat: repeat.max(1),
         ..TestAttr::default()
     };
-    // SAFETY: `attr` points at live buffers of the stated sizes for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("BPF_PROG_TEST_RUN");
-    }
+    test_run(&mut attr).context("BPF_PROG_TEST_RUN")?;
     out.truncate(attr.data_size_out as usize);
     Ok(TestRun {
         action: attr.retval,
@@ -127,17 +133,5 @@ pub fn run_xdp_live(
         flags: BPF_F_TEST_XDP_LIVE_FRAMES,
         ..TestAttr::default()
     };
-    // SAFETY: `attr` points at live buffers of the stated sizes for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestAttr,
-            std::mem::size_of::<TestAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("BPF_PROG_TEST_RUN (live frames)");
-    }
-    Ok(())
+    test_run(&mut attr).context("BPF_PROG_TEST_RUN (live frames)")
 }
