@@ -117,16 +117,48 @@ fn bye(l: &mut Login, udp: &UdpSocket) {
 
 /// The daemon's open file descriptors and resident memory (KiB).
 fn daemon(pid: u32) -> (usize, u64) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap();
-    (fds, rss)
+    (quiet_fds(pid), rss)
+}
+
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// The daemon's descriptors when idle: the fewest over half a second with
+/// no request made. A control connection the test just closed can still be
+/// open in the daemon for a moment, and one sample could count it.
+fn quiet_fds(pid: u32) -> usize {
+    (0..10)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            fds(pid)
+        })
+        .min()
+        .unwrap()
+}
+
+/// Asserts the daemon's descriptors come back to `baseline`, waiting a
+/// few seconds for connections being closed; a leak stays and fails.
+fn assert_fds_back(pid: u32, baseline: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = quiet_fds(pid);
+        if now == baseline {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "file descriptors after {what}: {now}, before: {baseline}"
+        );
+    }
 }
 
 /// BPF map fill levels, by name.
@@ -183,8 +215,8 @@ fn ten_thousand_sessions_opened_and_closed_leave_nothing_behind() {
     run(CYCLES);
     settle("every session to close");
     let secs = started.elapsed().as_secs_f64();
-    let (fds1, rss1) = daemon(pid);
-    assert_eq!(fds1, fds0, "file descriptors after {CYCLES} sessions");
+    let (_, rss1) = daemon(pid);
+    assert_fds_back(pid, fds0, &format!("{CYCLES} sessions"));
     assert_eq!(maps(&gw), maps0, "BPF map entries after {CYCLES} sessions");
     assert_eq!(gw.count("counters", "pool_addresses_in_use"), 0);
     // Allocators keep some memory; a per-session leak would be megabytes.
@@ -239,8 +271,8 @@ fn churn(gw: &Gateway, what: &str, cycles: usize, run: impl Fn(usize, usize)) {
     run(100, cycles);
     settle("every call to end");
     let secs = started.elapsed().as_secs_f64();
-    let (fds1, rss1) = daemon(pid);
-    assert_eq!(fds1, fds0, "file descriptors after {cycles} {what} calls");
+    let (_, rss1) = daemon(pid);
+    assert_fds_back(pid, fds0, &format!("{cycles} {what} calls"));
     assert_eq!(
         maps(gw),
         maps0,
