@@ -24,6 +24,20 @@ pub struct IpsecProfile<'a> {
     /// Lifetimes (`ikelifetime`, `lifetime`), e.g. "8h".
     pub ike_lifetime: &'a str,
     pub lifetime: &'a str,
+    /// Which IKE implementation dials.
+    pub client: IkeClient,
+}
+
+/// The IKEv1 implementations the guest can run.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub enum IkeClient {
+    /// strongSwan's charon, started by `ipsec start` (installed in the image).
+    #[default]
+    StrongSwan,
+    /// libreswan's pluto, installed in this guest from the image's staged
+    /// package (it conflicts with strongSwan). `ike`/`esp` are then in
+    /// libreswan's syntax (`ike=`/`phase2alg=`); empty means its defaults.
+    Libreswan,
 }
 
 /// A Windows 10/11 client's list (../shared/L2TP-IPSEC-NOTES.md §2): the
@@ -41,9 +55,89 @@ pub const APPLE_ESP: &str =
     "aes256-sha256,aes256-sha1,aes128-sha256,aes128-sha1,3des-sha256,3des-sha1!";
 
 impl IpsecProfile<'_> {
-    /// Brings the IKE SA and the transport-mode ESP SA for UDP 1701 up
-    /// (strongSwan's starter and charon), or fails with charon's log.
+    /// Brings the IKE SA and the transport-mode ESP SA for UDP 1701 up, or
+    /// fails with the IKE daemon's log.
     pub fn up_script(&self) -> String {
+        match self.client {
+            IkeClient::StrongSwan => self.strongswan_up_script(),
+            IkeClient::Libreswan => self.libreswan_up_script(),
+        }
+    }
+
+    /// Takes the SAs down (Delete payloads to the gateway) and stops the
+    /// IKE daemon.
+    pub fn down_script(&self) -> &'static str {
+        match self.client {
+            IkeClient::StrongSwan => "ipsec down gw >/dev/null; ipsec stop >/dev/null",
+            IkeClient::Libreswan => {
+                "ipsec auto --down gw >/dev/null; ipsec whack --shutdown >/dev/null 2>&1; \
+                 for i in $(seq 100); do pidof pluto >/dev/null || exit 0; sleep 0.1; done; exit 1"
+            }
+        }
+    }
+
+    /// The IKE daemon's log in the guest.
+    pub fn log_path(&self) -> &'static str {
+        match self.client {
+            IkeClient::StrongSwan => "/tmp/charon.log",
+            IkeClient::Libreswan => "/tmp/pluto.log",
+        }
+    }
+
+    /// libreswan: swaps strongSwan out for the staged package (the guest's
+    /// root filesystem is a snapshot, so this lasts one boot), then pluto
+    /// with one connection like the Linux L2TP guides' `ipsec.conf`.
+    fn libreswan_up_script(&self) -> String {
+        let psk = self.psk;
+        let line = |key: &str, v: &str| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!("  {key}={v}\n")
+            }
+        };
+        let algs = line("ike", self.ike) + &line("phase2alg", self.esp);
+        let lifetimes = line("ikelifetime", self.ike_lifetime) + &line("salifetime", self.lifetime);
+        format!(
+            r#"if [ ! -x /usr/libexec/ipsec/pluto ]; then
+  ipsec stop >/dev/null 2>&1
+  # No service starts from maintainer scripts in the guest.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  dpkg --remove --force-depends strongswan strongswan-charon strongswan-starter strongswan-libcharon charon-systemd >/tmp/dpkg.log 2>&1
+  dpkg -i /var/cache/vpn-guest/libreswan.deb >>/tmp/dpkg.log 2>&1 || {{ echo "libreswan did not install"; tail -30 /tmp/dpkg.log; exit 1; }}
+fi
+mkdir -p /run/pluto /var/lib/ipsec/nss
+cat > /etc/ipsec.conf <<'CONF'
+config setup
+  logfile=/tmp/pluto.log
+  plutodebug=none
+  # Debian's 4.10 drops IKEv1 unless told (as every L2TP guide says).
+  ikev1-policy=accept
+conn gw
+  ikev2=no
+  authby=secret
+  type=transport
+  left=%defaultroute
+  leftprotoport=17/1701
+  right={GW_WAN}
+  rightprotoport=17/1701
+{algs}{lifetimes}  auto=add
+CONF
+echo '%any {GW_WAN} : PSK "{psk}"' > /etc/ipsec.secrets
+chmod 600 /etc/ipsec.secrets
+rm -f /tmp/pluto.log
+ipsec checknss >/tmp/nss.log 2>&1 || {{ echo "ipsec checknss failed"; cat /tmp/nss.log; exit 1; }}
+ipsec pluto --config /etc/ipsec.conf || {{ echo "pluto did not start"; exit 1; }}
+for i in $(seq 100); do [ -S /run/pluto/pluto.ctl ] && break; sleep 0.1; done
+ipsec auto --add gw >/tmp/ipsec-add.log 2>&1 || {{ echo "ipsec auto --add failed"; cat /tmp/ipsec-add.log; tail -40 /tmp/pluto.log; exit 1; }}
+ipsec auto --up gw > /tmp/ipsec-up.log 2>&1
+grep -q "IPsec SA established" /tmp/ipsec-up.log || {{ echo "ipsec auto --up failed"; tail -40 /tmp/ipsec-up.log; tail -60 /tmp/pluto.log; exit 1; }}
+"#
+        )
+    }
+
+    /// strongSwan's starter and charon.
+    fn strongswan_up_script(&self) -> String {
         let (psk, ike, esp) = (self.psk, self.ike, self.esp);
         let ikelife = if self.ike_lifetime.is_empty() {
             "8h"

@@ -7,8 +7,8 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     l2tp_client::{
-        dhcp_inform, IpsecProfile, L2tpClient, ANDROID_ESP, ANDROID_IKE, APPLE_ESP, APPLE_IKE,
-        DISCONNECT_SCRIPT, WINDOWS_ESP, WINDOWS_IKE,
+        dhcp_inform, IkeClient, IpsecProfile, L2tpClient, ANDROID_ESP, ANDROID_IKE, APPLE_ESP,
+        APPLE_IKE, DISCONNECT_SCRIPT, WINDOWS_ESP, WINDOWS_IKE,
     },
     native_client::add_user,
     topology::{Topology, GW_WAN, LAN_HOST, NAT_WAN},
@@ -154,6 +154,7 @@ fn apple_proposals_without_nat_use_raw_esp_and_sha256() {
             esp: APPLE_ESP,
             ike_lifetime: "1h",
             lifetime: "1h",
+            ..Default::default()
         },
     );
     let out = g.must(&c.connect_script(40), Duration::from_secs(90));
@@ -383,6 +384,7 @@ fn rekeys_of_both_phases_lose_no_packet() {
             esp: WINDOWS_ESP,
             ike_lifetime: "90s",
             lifetime: "40s",
+            ..Default::default()
         },
     );
     // strongSwan rekeys `margintime` before expiry; DPD every 5 s
@@ -437,6 +439,7 @@ fn the_gateway_rekeys_an_esp_sa_the_client_lets_expire() {
             esp: WINDOWS_ESP,
             ike_lifetime: "8h",
             lifetime: "1h",
+            ..Default::default()
         },
     );
     let script = c
@@ -524,4 +527,101 @@ fn garbage_and_half_open_floods_are_counted_and_harmless() {
     g.must(&format!("ping -c 5 -i 0.2 -W 5 {LAN_HOST}"), T);
     assert_eq!(gw.sessions().len(), 1);
     assert_eq!(gw.sessions()[0]["state"], "up");
+}
+
+/// libreswan 4.10 (a second, independent IKEv1 implementation) with its
+/// own default proposals, behind NAT, beside a strongSwan client without
+/// NAT: both up at once, each reaches the LAN and the other, and
+/// libreswan's hang-up (its Deletes) ends only its own session.
+#[test]
+fn libreswan_with_its_defaults_behind_nat_beside_strongswan() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, CONFIG);
+    add_user(&gw, "alice", "alice-password-1", None);
+    add_user(&gw, "bob", "bob-password-22", None);
+    let psk = gw.ipsec_psk();
+    let mut guests = Guest::start_all(&t, &[("n1", Site::BehindNat(1)), ("c1", Site::Internet(1))]);
+    let libreswan = IpsecProfile {
+        psk: &psk,
+        client: IkeClient::Libreswan,
+        ..Default::default()
+    };
+    let a = guests[0].must(
+        &client("alice", "alice-password-1", libreswan.clone()).connect_script(40),
+        Duration::from_secs(150),
+    );
+    let b = guests[1].must(
+        &client(
+            "bob",
+            "bob-password-22",
+            IpsecProfile {
+                psk: &psk,
+                ike: APPLE_IKE,
+                esp: APPLE_ESP,
+                ..Default::default()
+            },
+        )
+        .connect_script(40),
+        Duration::from_secs(90),
+    );
+    let addr = |out: &str| {
+        let at = out.find("inet 10.99.0.").expect("an address on ppp0");
+        out[at + 5..].split(['/', ' ']).next().unwrap().to_string()
+    };
+    let (a_ip, b_ip) = (addr(&a), addr(&b));
+    let up = guests[0].must(
+        "cat /tmp/ipsec-up.log; ipsec status | grep -i 'established'",
+        T,
+    );
+    eprintln!("libreswan:\n{up}");
+    // libreswan floated to 4500 behind the NAT: ESP in UDP, NAT-T detected
+    // from the NAT-D payloads on both sides.
+    let rows = gw.sessions();
+    let row = |user: &str| rows.iter().find(|r| r["user"] == user).unwrap().clone();
+    let (ra, rb) = (row("alice"), row("bob"));
+    assert_eq!(ra["protocol"], "l2tp-ipsec", "{ra}");
+    // The gateway's ESP preference among libreswan's defaults.
+    assert_eq!(ra["encryption"], "esp aes128-sha1 in udp", "{ra}");
+    assert!(
+        ra["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{NAT_WAN}:4500")),
+        "{ra}"
+    );
+    assert!(
+        !rb["encryption"].as_str().unwrap().ends_with(" in udp"),
+        "{rb}"
+    );
+    // libreswan's Quick Mode carries a KE payload (PFS with MODP2048 by
+    // default), which the gateway answers; ESP goes over 4500.
+    assert!(up.contains("pfsgroup=MODP2048"), "{up}");
+    assert!(up.contains("ESPinUDP=>"), "{up}");
+    assert!(up.contains(&format!("NATD={GW_WAN}:4500")), "{up}");
+    // Its first default proposal is the gateway's first choice too.
+    let log = gw.log();
+    assert!(
+        log.contains(&format!(
+            "{NAT_WAN}:500: Main Mode (aes256-sha256-modp2048), NAT-T rfc3947"
+        )),
+        "{log}"
+    );
+
+    guests[0].must(
+        &format!("ping -c 5 -i 0.2 -W 5 {LAN_HOST} && ping -c 3 -W 5 {b_ip}"),
+        T,
+    );
+    guests[1].must(&format!("ping -c 3 -W 5 {a_ip}"), T);
+    iperf_both_ways(&t, &mut guests[0]);
+    assert_eq!(gw.count("drops", "daemon_esp_integrity"), 0);
+
+    // libreswan's hang-up: xl2tpd ends the call, then `ipsec auto --down`
+    // deletes the ESP SA and the ISAKMP SA; bob stays up.
+    guests[0].must(DISCONNECT_SCRIPT, T);
+    guests[0].must(libreswan.down_script(), T);
+    wait::until("alice's session and SAs to go", T, || {
+        (gw.sessions().len() == 1 && gw.count("counters", "ipsec_clients") == 1).then_some(())
+    });
+    assert_eq!(gw.sessions()[0]["user"], "bob");
+    guests[1].must(&format!("ping -c 3 -W 5 {LAN_HOST}"), T);
 }

@@ -148,6 +148,7 @@ fn build(guest_dir: &Path, kernel_pkg: &str, dir: &Path) -> anyhow::Result<()> {
         .arg(SUITE)
         .arg(&rootfs)
         .arg(SOURCES))?;
+    stage_packages(guest_dir, &rootfs)?;
     install_modules(
         guest_dir,
         &modules,
@@ -176,6 +177,37 @@ fn build(guest_dir: &Path, kernel_pkg: &str, dir: &Path) -> anyhow::Result<()> {
     }
     fs::remove_file(deb)?;
     fs::rename(&work, dir)?;
+    Ok(())
+}
+
+/// Where the guest keeps the packages of `guest/packages-staged`.
+const STAGED: &str = "var/cache/vpn-guest";
+
+/// Downloads the packages of `guest/packages-staged` into the root
+/// filesystem without installing them: clients that conflict with the
+/// default ones (libreswan with strongSwan), which a test installs in its
+/// own guest (the root filesystem is a snapshot per boot). Their
+/// dependencies are in `guest/packages`, so `dpkg -i` needs no network.
+fn stage_packages(guest_dir: &Path, rootfs: &Path) -> anyhow::Result<()> {
+    let to = rootfs.join(STAGED);
+    fs::create_dir_all(&to)?;
+    for pkg in list(&guest_dir.join("packages-staged"))? {
+        run(Command::new("apt-get").current_dir(&to).args([
+            "download",
+            "-q",
+            "-o",
+            "APT::Sandbox::User=root",
+            &pkg,
+        ]))?;
+    }
+    // A stable name for each: `<package>.deb`.
+    for e in fs::read_dir(&to)? {
+        let path = e?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if let Some((pkg, _)) = name.split_once('_') {
+            fs::rename(&path, to.join(format!("{pkg}.deb")))?;
+        }
+    }
     Ok(())
 }
 
