@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod bpf_fixtures;
 pub mod call;
+pub mod esp_generator;
 pub mod freeradius;
 pub mod gateway;
 pub mod guest;
@@ -28,6 +29,7 @@ pub mod raw_bpf;
 pub mod raw_ip;
 pub mod restart;
 pub mod snapshot;
+pub mod softether;
 pub mod topology;
 pub mod wait;
 pub mod xdp_swap;
