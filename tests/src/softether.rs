@@ -178,10 +178,43 @@ fn private(ns: &str, dir: &std::path::Path, program: &str) -> Command {
     c
 }
 
+impl SoftEther {
+    /// vpnserver processes in the namespace: the server forks workers of
+    /// its own, which outlive the one we started unless killed too.
+    fn processes(&self) -> Vec<i32> {
+        let out = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        out.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() == "vpnserver")
+            })
+            .collect()
+    }
+}
+
 impl Drop for SoftEther {
+    /// Stops every vpnserver process of the namespace and waits until they
+    /// are gone (vpn-ctl binds the same ports next).
     fn drop(&mut self) {
         if let Some(c) = self.child.take() {
             crate::netns::terminate(c);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.processes();
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            for p in left {
+                // SAFETY: signalling a process of the benchmark's namespace.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -11,8 +11,8 @@
 //! A second table takes the client out: a generator on the internet host
 //! opens its own call with the project's PPTP client (`pptp_peer`: PPTP
 //! control, MS-CHAPv2, IPCP, and for the slow path MPPE-128 with the
-//! call's real keys), prepares 64-byte inner UDP packets to the LAN host
-//! ahead of time, and sends them in GRE at a given rate; a bisection finds
+//! call's real keys), prepares 64- or 1400-byte inner UDP packets to the
+//! LAN host ahead of time, and sends them in GRE at a given rate; a bisection finds
 //! the highest rate of which 99% is delivered (RFC 2544's throughput; an
 //! overloaded MPPE call loses sync and ends, so "as fast as it can" would
 //! measure the wreck, not the path). Every packet is
@@ -49,16 +49,20 @@ const TRIAL_SECS: f64 = 1.0;
 const PASS: f64 = 0.99;
 /// Prepared ahead of time, so the generator's own crypto is not measured.
 const PACKETS: usize = 400_000;
+/// Inner packet lengths of the generator's rows.
+const LENS: [usize; 2] = [64, 1400];
 const USER: &str = "bench";
 const PASSWORD: &str = "bench-password-1";
 
-/// `blast MPPE RATE`: a call of its own (with MPPE-128 when MPPE is 1),
-/// then TRIAL_SECS of packets prepared and sent at RATE packets/s (0: as
-/// fast as it can); prints "SENT SECONDS" and keeps the call until
-/// standard input closes (the counters are read meanwhile).
+/// `blast MPPE RATE LEN`: a call of its own (with MPPE-128 when MPPE is
+/// 1), then TRIAL_SECS of LEN-byte inner packets prepared and sent at RATE
+/// packets/s (0: as fast as it can); prints "SENT SECONDS" and keeps the
+/// call until standard input closes (the counters are read meanwhile).
 fn blast(args: &[String]) -> anyhow::Result<()> {
     let mppe = args.first().map(String::as_str) == Some("1");
     let rate: f64 = args.get(1).map_or(Ok(0.0), |r| r.parse())?;
+    let len: usize = args.get(2).map_or(Ok(64), |l| l.parse())?;
+    anyhow::ensure!((28..=1400).contains(&len), "inner length {len}");
     let gw: Ipv4Addr = GW_WAN.parse()?;
     let lan: Ipv4Addr = LAN_HOST.parse()?;
     let mut call = PptpCall::connect(gw, USER, PASSWORD, mppe, 4242)?;
@@ -66,13 +70,16 @@ fn blast(args: &[String]) -> anyhow::Result<()> {
         .ppp
         .address()
         .ok_or_else(|| anyhow::anyhow!("no address"))?;
-    let mut inner = vec![0x45, 0, 0, 92, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    let mut inner = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    inner[2..4].copy_from_slice(&(len as u16).to_be_bytes());
     inner.extend_from_slice(&src.octets());
     inner.extend_from_slice(&lan.octets());
     let sum = vpn_tests::packet::checksum(&inner[..20]);
     inner[10..12].copy_from_slice(&sum.to_be_bytes());
-    inner.extend_from_slice(&[0x13, 0x88, 0x13, 0x89, 0, 72, 0, 0]);
-    inner.resize(92, 0x5a);
+    inner.extend_from_slice(&[0x13, 0x88, 0x13, 0x89]);
+    inner.extend_from_slice(&((len - 20) as u16).to_be_bytes());
+    inner.extend_from_slice(&[0, 0]);
+    inner.resize(len, 0x5a);
     let n = if rate > 0.0 {
         ((rate * TRIAL_SECS) as usize).min(PACKETS)
     } else {
@@ -110,11 +117,17 @@ fn trial(
     gw: &Gateway,
     mppe: bool,
     rate: f64,
+    len: usize,
 ) -> anyhow::Result<(u64, f64, u64, u64)> {
     let mut child = bench::Reap(
         t.inet
             .cmd(std::env::current_exe()?.to_str().unwrap_or_default())
-            .args(["blast", if mppe { "1" } else { "0" }, &format!("{rate:.0}")])
+            .args([
+                "blast",
+                if mppe { "1" } else { "0" },
+                &format!("{rate:.0}"),
+                &len.to_string(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?,
@@ -140,7 +153,7 @@ fn trial(
 /// alive), by bisection between 10,000 packets/s and what the generator
 /// reaches unpaced (RFC 2544's throughput); also checks which path
 /// carried the packets.
-fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<(f64, bool)> {
+fn throughput(t: &Topology, gw: &Gateway, mppe: bool, len: usize) -> anyhow::Result<(f64, bool)> {
     let check_path = |rx: u64, fast: u64| -> anyhow::Result<()> {
         if mppe {
             anyhow::ensure!(fast == 0, "MPPE packets on the fast path ({fast} of {rx})");
@@ -152,16 +165,24 @@ fn throughput(t: &Topology, gw: &Gateway, mppe: bool) -> anyhow::Result<(f64, bo
         }
         Ok(())
     };
-    let (sent, secs, rx, fast) = trial(t, gw, mppe, 0.0)?;
+    let (sent, secs, rx, fast) = trial(t, gw, mppe, 0.0, len)?;
     check_path(rx, fast)?;
     let top = sent as f64 / secs;
     if rx as f64 >= PASS * sent as f64 {
         return Ok((top, true)); // the generator is the limit
     }
+    // The floor is checked like any rate: a path that cannot carry it has
+    // no throughput to report, not 10,000.
     let (mut lo, mut hi) = (10_000f64, top);
+    let (sent, _, rx, fast) = trial(t, gw, mppe, lo, len)?;
+    check_path(rx, fast)?;
+    anyhow::ensure!(
+        rx as f64 >= PASS * sent as f64,
+        "{len}-byte packets: {rx} of {sent} delivered at {lo} packets/s"
+    );
     while hi / lo > 1.05 {
         let mid = (lo + hi) / 2.0;
-        let (sent, _, rx, fast) = trial(t, gw, mppe, mid)?;
+        let (sent, _, rx, fast) = trial(t, gw, mppe, mid, len)?;
         check_path(rx, fast)?;
         if rx as f64 >= PASS * sent as f64 {
             lo = mid;
@@ -177,8 +198,9 @@ struct Rows {
     plain: (Vec<f64>, Vec<f64>),
     fast: (Vec<f64>, Vec<f64>),
     slow: (Vec<f64>, Vec<f64>),
-    fast_gen: Vec<f64>,
-    slow_gen: Vec<f64>,
+    /// The generator's throughput, packets/s, at 64 and 1400 bytes.
+    fast_gen: [Vec<f64>; 2],
+    slow_gen: [Vec<f64>; 2],
     /// A path delivered all the generator could send: its row is a floor.
     capped: (bool, bool),
 }
@@ -212,13 +234,15 @@ fn guest_round(t: &Topology, gw: &Gateway, g: &mut Guest, r: &mut Rows) -> anyho
 }
 
 fn generator_round(t: &Topology, gw: &Gateway, r: &mut Rows) -> anyhow::Result<()> {
-    eprintln!("generator round {}", r.fast_gen.len() + 1);
-    let (fast, fast_capped) = throughput(t, gw, false)?;
-    let (slow, slow_capped) = throughput(t, gw, true)?;
-    r.fast_gen.push(fast);
-    r.slow_gen.push(slow);
-    r.capped.0 |= fast_capped;
-    r.capped.1 |= slow_capped;
+    eprintln!("generator round {}", r.fast_gen[0].len() + 1);
+    for (i, len) in LENS.into_iter().enumerate() {
+        let (fast, fast_capped) = throughput(t, gw, false, len)?;
+        let (slow, slow_capped) = throughput(t, gw, true, len)?;
+        r.fast_gen[i].push(fast);
+        r.slow_gen[i].push(slow);
+        r.capped.0 |= fast_capped;
+        r.capped.1 |= slow_capped;
+    }
     Ok(())
 }
 
@@ -271,8 +295,11 @@ fn main() -> anyhow::Result<()> {
             s("slow UDP", &r.slow.1)?,
         ),
     ];
-    let fast_gen = s("fast path generator", &r.fast_gen)?;
-    let slow_gen = s("slow path generator", &r.slow_gen)?;
+    let gen = |what: &str, v: &[Vec<f64>; 2]| -> anyhow::Result<[Stats; 2]> {
+        Ok([s(what, &v[0])?, s(what, &v[1])?])
+    };
+    let fast_gen = gen("fast path generator", &r.fast_gen)?;
+    let slow_gen = gen("slow path generator", &r.slow_gen)?;
 
     println!(
         "PPTP (QEMU guest with pppd/pptp-linux -> LAN host through the gateway; iperf3, {ROUNDS} interleaved rounds of {SECS} s; median [min-max])"
@@ -290,20 +317,35 @@ fn main() -> anyhow::Result<()> {
         bench::ratio(&rows[1].1, &rows[2].1)
     );
     println!(
-        "gateway only (the project's PPTP client on the internet host; throughput: the highest offered rate of which {:.0}% reaches vpn0, {TRIAL_SECS} s trials; 64-byte inner UDP; session rx_packets)",
+        "gateway only (the project's PPTP client on the internet host; throughput: the highest offered rate of which {:.0}% reaches vpn0, {TRIAL_SECS} s trials; inner UDP of {LENS:?} bytes; session rx_packets)",
         PASS * 100.0
     );
     println!(
-        "  fast path (TC decap into vpn0):          {} pkt/s",
-        fast_gen.show(0)
+        "  {:<40} {:>24} {:>24} {:>14}",
+        "path", "64 B pkt/s", "1400 B pkt/s", "1400 B Mbit/s"
     );
+    for (name, g) in [
+        ("fast path (TC decap into vpn0)", &fast_gen),
+        ("slow path (daemon: GRE, PPP, MPPE RC4)", &slow_gen),
+    ] {
+        println!(
+            "  {name:<40} {:>24} {:>24} {:>14.0}",
+            g[0].show(0),
+            g[1].show(0),
+            g[1].median * 1400.0 * 8.0 / 1e6
+        );
+    }
+    for (capped, name) in [(r.capped.0, "fast path"), (r.capped.1, "slow path")] {
+        if capped {
+            println!(
+                "  {name}: delivered all the generator sent in some round: its figures are a floor"
+            );
+        }
+    }
     println!(
-        "  slow path (daemon: GRE, PPP, MPPE RC4):  {} pkt/s",
-        slow_gen.show(0)
-    );
-    println!(
-        "  fast / slow:                             {:.2}  (target >= 3)",
-        bench::ratio(&fast_gen, &slow_gen)
+        "  fast / slow: {:.2} at 64 B, {:.2} at 1400 B  (target >= 3)",
+        bench::ratio(&fast_gen[0], &slow_gen[0]),
+        bench::ratio(&fast_gen[1], &slow_gen[1])
     );
     let row_json = |(n, tcp, udp): &(&str, Stats, Stats)| {
         (
@@ -316,7 +358,10 @@ fn main() -> anyhow::Result<()> {
         json!({
             "rounds": ROUNDS,
             "guest": rows.iter().map(row_json).collect::<serde_json::Map<_, _>>(),
-            "generator_packets_per_s": {"fast_path": fast_gen.json(), "mppe_128": slow_gen.json()},
+            "generator_packets_per_s": {
+                "64": {"fast_path": fast_gen[0].json(), "mppe_128": slow_gen[0].json()},
+                "1400": {"fast_path": fast_gen[1].json(), "mppe_128": slow_gen[1].json()},
+            },
             "generator_limited": {"fast_path": r.capped.0, "mppe_128": r.capped.1},
         }),
     )?;
