@@ -10,6 +10,7 @@ pub mod fuzz_seed;
 pub mod ike;
 pub mod l2tp;
 pub mod native;
+pub mod offload;
 pub mod ppp;
 pub mod pptp;
 pub mod radius;

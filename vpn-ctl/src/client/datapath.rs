@@ -1,6 +1,8 @@
 //! The client's data path: one thread polling its TUN device and UDP socket,
 //! batching datagrams in and out, and running the session's timers. Returns
-//! when the session ends, with why.
+//! when the session ends, with why. The TUN device offloads TCP
+//! segmentation to us (`vpn_proto::offload`): a read is up to 64 KiB of a
+//! flow, cut here, sealed, and sent as one UDP GSO write.
 use std::{
     net::SocketAddr,
     os::fd::{AsRawFd as _, OwnedFd},
@@ -8,12 +10,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vpn_proto::native::{
-    messages::Reason,
-    session::{Event, Session},
+use vpn_proto::{
+    native::{
+        messages::Reason,
+        session::{Event, Session},
+    },
+    offload::{self, VnetHdr, VNET_HDR_LEN},
 };
 
-use crate::net::batch::{self, RecvBatch, SendBatch, BATCH};
+use crate::net::batch::{self, GsoBatch, RecvBatch, SendBatch, BATCH};
 
 pub enum Ended {
     /// The gateway said BYE.
@@ -37,7 +42,9 @@ pub fn run(
     let (tun, udp) = (tun.as_raw_fd(), udp.as_raw_fd());
     let mut rx = RecvBatch::new();
     let mut tx = SendBatch::new();
-    let mut packet = vec![0u8; batch::DATAGRAM_MAX];
+    let mut data_tx = GsoBatch::new();
+    let mut packet = vec![0u8; VNET_HDR_LEN + 65_535];
+    let (mut segment, mut sealed) = (Vec::new(), Vec::new());
     // Announce ourselves at once, so the gateway learns our UDP address
     // before any traffic needs it.
     session.probe(Instant::now());
@@ -61,7 +68,7 @@ pub fn run(
                         continue;
                     }
                     if let Ok(Some(range)) = session.handle_datagram(now, from, data) {
-                        let _ = batch::write_fd(tun, &data[range]);
+                        let _ = batch::write_fd_vnet(tun, &data[range]);
                     }
                 }
                 if n < BATCH {
@@ -74,11 +81,20 @@ pub fn run(
                 let Some(len) = batch::read_fd(tun, &mut packet)? else {
                     break;
                 };
-                let slot = tx.slot(udp);
-                if session.seal_ip(now, &packet[..len], slot).is_ok() {
-                    tx.commit(server);
+                let (hdr, ip) = packet[..len].split_at_mut(len.min(VNET_HDR_LEN));
+                let Some(hdr) = VnetHdr::decode(hdr) else {
+                    continue;
+                };
+                let cut = offload::split(&hdr, ip, &mut segment, |ip| {
+                    if session.seal_ip(now, ip, &mut sealed).is_ok() {
+                        data_tx.push(udp, &sealed, server);
+                    }
+                });
+                if let Err(e) = cut {
+                    log::debug!("dropped a packet the TUN device handed over: {e:?}");
                 }
             }
+            data_tx.flush(udp);
         }
         if now >= session.poll_timeout() {
             session.handle_timeout(now);

@@ -39,7 +39,7 @@ pub async fn setup(
     journal: &mut Journal,
 ) -> anyhow::Result<Host> {
     let nl = Netlink::connect()?;
-    let tun = Tun::create(&opts.interface, 1)?;
+    let tun = Tun::create_with(&opts.interface, 1, true)?;
     let idx = net::ifindex(&opts.interface).context("TUN device vanished")?;
     nl.add_address(idx, w.address, w.prefix_len).await?;
     nl.set_mtu(idx, w.mtu.into()).await?;

@@ -3,8 +3,9 @@
 //! (`Routes`), whatever its protocol; packets for an address without a
 //! session are counted (`daemon_no_session`) and dropped. A protocol may
 //! give each worker a datagram socket of its own ([`DatagramPort`]): the
-//! worker reads it in batches next to its TUN queue, so a flow's packets
-//! stay on one core in both directions.
+//! worker reads it in batches next to its TUN queue (coalesced by UDP GRO
+//! where the kernel can), so a flow's packets stay on one core in both
+//! directions.
 use std::{
     net::{Ipv4Addr, SocketAddr},
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -96,7 +97,8 @@ fn run(
         tx: SendBatch::new(),
         udp,
     };
-    let mut rx = RecvBatch::new();
+    // Coalesced reads (UDP GRO): a client's burst comes up in a few reads.
+    let mut rx = RecvBatch::with_gro(udp.is_some_and(batch::enable_gro));
     let mut packet = vec![0u8; batch::DATAGRAM_MAX];
     let fds: Vec<RawFd> = std::iter::once(tun).chain(udp).collect();
     while !stop.load(Ordering::Relaxed) {
@@ -104,12 +106,17 @@ fn run(
         if let (Some(udp), Some(port), Some(true)) = (udp, port, ready.get(1)) {
             loop {
                 let n = rx.recv(udp)?;
-                port.received(n);
                 let now = Instant::now();
+                let mut datagrams = 0;
                 for i in 0..n {
+                    let size = rx.segment_size(i);
                     let (data, from, truncated) = rx.get(i);
-                    port.datagram(data, from, truncated, now, tun, &mut io);
+                    for d in data.chunks_mut(size) {
+                        port.datagram(d, from, truncated, now, tun, &mut io);
+                        datagrams += 1;
+                    }
                 }
+                port.received(datagrams);
                 io.tx.flush(udp);
                 if n < BATCH {
                     break;
