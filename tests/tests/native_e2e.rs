@@ -534,18 +534,21 @@ fn stream_byte(state: &mut u64) -> u8 {
     (*state >> 24) as u8
 }
 
-fn tun_tx_packets(ns: &vpn_tests::netns::Netns, dev: &str) -> u64 {
+/// A device's packet count, "tx" or "rx" (of a TUN device: what the stack
+/// wrote to userspace, or userspace to the stack).
+fn link_packets(ns: &vpn_tests::netns::Netns, dev: &str, dir: &str) -> u64 {
     let j: serde_json::Value =
         serde_json::from_str(&ns.must(&format!("ip -j -s link show {dev}"))).unwrap();
-    j[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+    j[0]["stats64"][dir]["packets"].as_u64().unwrap()
 }
 
 /// The client's TUN device hands over 64 KiB TCP super-packets (TSO) and
-/// the client cuts them: far more datagrams reach the gateway than packets
-/// the client's stack wrote, and every byte arrives in order and intact
-/// (a wrong checksum, sequence number or length would stall the stream).
+/// the client cuts them; the gateway writes what it decrypts back into
+/// vpn0 coalesced (GSO): far more datagrams reach the gateway than packets
+/// either stack handled, and every byte arrives in order and intact (a
+/// wrong checksum, sequence number or length would stall the stream).
 #[test]
-fn a_bulk_tcp_upload_is_cut_by_the_client_and_arrives_intact() {
+fn a_bulk_tcp_upload_is_cut_by_the_client_joined_by_the_gateway_and_arrives_intact() {
     use std::io::{Read as _, Write as _};
     const SIZE: usize = 24 << 20;
     let t = Topology::build();
@@ -558,7 +561,9 @@ fn a_bulk_tcp_upload_is_cut_by_the_client_and_arrives_intact() {
         ping(&t.c1, LAN_HOST).then_some(())
     });
     let session_rx = || gw.sessions()[0]["rx_packets"].as_u64().unwrap();
-    let (tun_before, rx_before) = (tun_tx_packets(&t.c1, "vpnc0"), session_rx());
+    let client_tun = || link_packets(&t.c1, "vpnc0", "tx");
+    let vpn0 = || link_packets(&t.gw, "vpn0", "rx");
+    let (tun_before, vpn0_before, rx_before) = (client_tun(), vpn0(), session_rx());
 
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let lan = t.lan.name.clone();
@@ -590,7 +595,8 @@ fn a_bulk_tcp_upload_is_cut_by_the_client_and_arrives_intact() {
     });
     assert_eq!(receiver.join().unwrap(), SIZE, "every byte arrives");
 
-    let tun = tun_tx_packets(&t.c1, "vpnc0") - tun_before;
+    let tun = client_tun() - tun_before;
+    let written = vpn0() - vpn0_before;
     let datagrams = session_rx() - rx_before;
     assert!(
         datagrams >= (SIZE / 1500) as u64,
@@ -600,5 +606,10 @@ fn a_bulk_tcp_upload_is_cut_by_the_client_and_arrives_intact() {
         datagrams >= 3 * tun,
         "the client's stack wrote {tun} packets for {datagrams} datagrams: no TSO?"
     );
+    assert!(
+        datagrams >= 3 * written,
+        "the gateway wrote {written} packets to vpn0 for {datagrams} datagrams: no GSO?"
+    );
+    eprintln!("{tun} TSO reads, {datagrams} datagrams, {written} vpn0 writes");
     assert!(a.stop().success(), "{}", a.stderr());
 }

@@ -7,6 +7,9 @@
 //! kernel's `tcp_gso_segment` and `skb_checksum_help` do in software.
 //! IPv4 TCP only: the tunnel carries IPv4, and only TSO4 is offered.
 
+mod coalesce;
+pub use coalesce::Coalescer;
+
 /// Length of `struct virtio_net_hdr` (the TUN default, no `num_buffers`).
 pub const VNET_HDR_LEN: usize = 10;
 

@@ -12,7 +12,12 @@ use vpn_proto::native::messages::Welcome;
 
 use crate::{
     daemon::undo::{Action, Journal},
-    net::{self, netlink::Netlink, prefix::Ipv4Prefix, tun::Tun},
+    net::{
+        self,
+        netlink::Netlink,
+        prefix::Ipv4Prefix,
+        tun::{Framing, Tun},
+    },
 };
 
 pub struct Options {
@@ -39,7 +44,7 @@ pub async fn setup(
     journal: &mut Journal,
 ) -> anyhow::Result<Host> {
     let nl = Netlink::connect()?;
-    let tun = Tun::create_with(&opts.interface, 1, true)?;
+    let tun = Tun::create(&opts.interface, 1, Framing::Tso)?;
     let idx = net::ifindex(&opts.interface).context("TUN device vanished")?;
     nl.add_address(idx, w.address, w.prefix_len).await?;
     nl.set_mtu(idx, w.mtu.into()).await?;

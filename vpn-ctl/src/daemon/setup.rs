@@ -30,7 +30,7 @@ use crate::{
         nft, pool, ports,
         prefix::Ipv4Prefix,
         sysctl,
-        tun::Tun,
+        tun::{Framing, Tun},
     },
     report::{ListenerStatus, Status, VpnStatus, WanStatus},
     secrets::Secrets,
@@ -231,10 +231,10 @@ pub async fn setup(
 
     // --- the VPN interface ---
     let tun = match inherited_tun.take() {
-        Some(queues) => Tun::adopt(vpn_name, queues),
+        Some(queues) => Tun::adopt(vpn_name, queues, Framing::VnetHdr)?,
         None => {
             let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Tun::create(vpn_name, queues)?
+            Tun::create(vpn_name, queues, Framing::VnetHdr)?
         }
     };
     let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;

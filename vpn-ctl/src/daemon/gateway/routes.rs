@@ -9,14 +9,19 @@ use std::{
     time::Instant,
 };
 
+use vpn_proto::offload::Coalescer;
+
 use crate::net::batch::SendBatch;
 
-/// What a vpn0 worker lends an owner to send with: its batch of outgoing
-/// datagrams and, when a protocol gave workers sockets of their own (the
+/// What a vpn0 worker lends a protocol to send with: its batch of outgoing
+/// datagrams, its writer to vpn0, and, when a protocol gave workers sockets of their own (the
 /// native protocol's SO_REUSEPORT group), this worker's socket.
 pub struct WorkerIo {
     pub tx: SendBatch,
     pub udp: Option<RawFd>,
+    /// Inner packets for vpn0, TCP flows coalesced into GSO writes; the
+    /// worker writes what is left after each batch.
+    pub to_tun: Coalescer,
 }
 
 /// A session that takes IP packets for its address out of vpn0.

@@ -5,7 +5,8 @@
 //! give each worker a datagram socket of its own ([`DatagramPort`]): the
 //! worker reads it in batches next to its TUN queue (coalesced by UDP GRO
 //! where the kernel can), so a flow's packets stay on one core in both
-//! directions.
+//! directions. vpn0's packets carry a `virtio_net_hdr`: what a batch of
+//! datagrams yields is written back coalesced (`WorkerIo::to_tun`).
 use std::{
     net::{Ipv4Addr, SocketAddr},
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -16,6 +17,8 @@ use std::{
     thread::JoinHandle,
     time::{Duration, Instant},
 };
+
+use vpn_proto::offload::{self, Coalescer, VnetHdr, VNET_HDR_LEN};
 
 use super::routes::WorkerIo;
 use crate::{
@@ -96,10 +99,16 @@ fn run(
     let mut io = WorkerIo {
         tx: SendBatch::new(),
         udp,
+        to_tun: Coalescer::new(),
+    };
+    let mut write_tun = |b: &[u8]| {
+        // A full TUN queue drops, like any congested interface.
+        let _ = batch::write_fd(tun, b);
     };
     // Coalesced reads (UDP GRO): a client's burst comes up in a few reads.
     let mut rx = RecvBatch::with_gro(udp.is_some_and(batch::enable_gro));
-    let mut packet = vec![0u8; batch::DATAGRAM_MAX];
+    let mut packet = vec![0u8; VNET_HDR_LEN + batch::DATAGRAM_MAX];
+    let mut segment = Vec::new();
     let fds: Vec<RawFd> = std::iter::once(tun).chain(udp).collect();
     while !stop.load(Ordering::Relaxed) {
         let ready = batch::poll_readable(&fds, IDLE_POLL)?;
@@ -117,6 +126,7 @@ fn run(
                     }
                 }
                 port.received(datagrams);
+                io.to_tun.flush(&mut write_tun);
                 io.tx.flush(udp);
                 if n < BATCH {
                     break;
@@ -129,7 +139,16 @@ fn run(
                 let Some(len) = batch::read_fd(tun, &mut packet)? else {
                     break;
                 };
-                packet_out(&packet[..len], now, &mut io, shared);
+                let (hdr, ip) = packet[..len].split_at_mut(len.min(VNET_HDR_LEN));
+                let Some(hdr) = VnetHdr::decode(hdr) else {
+                    continue;
+                };
+                let cut = offload::split(&hdr, ip, &mut segment, |ip| {
+                    packet_out(ip, now, &mut io, shared)
+                });
+                if cut.is_err() {
+                    shared.no_session.fetch_add(1, Ordering::Relaxed);
+                }
             }
             if let Some(udp) = udp {
                 io.tx.flush(udp);

@@ -66,10 +66,10 @@ impl DatagramPort for Port {
         };
         let mut e = session.engine.lock().unwrap_or_else(|e| e.into_inner());
         match e.handle_datagram(now, from, data) {
-            Ok(Some(range)) => {
+            Ok(Some(range)) => io.to_tun.push(&data[range], &mut |b: &[u8]| {
                 // A full TUN queue drops, like any congested interface.
-                let _ = batch::write_fd(tun, &data[range]);
-            }
+                let _ = batch::write_fd(tun, b);
+            }),
             Ok(None) => {}
             Err(d) => reg.count_drop(d),
         }

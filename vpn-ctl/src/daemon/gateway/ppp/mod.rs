@@ -253,7 +253,7 @@ impl<C: Carrier> Call<C> {
                             }
                         }
                         None => {
-                            let _ = batch::write_fd(tun, ip);
+                            let _ = batch::write_fd_vnet(tun, ip);
                         }
                     }
                 } else {
