@@ -542,38 +542,20 @@ fn link_packets(ns: &vpn_tests::netns::Netns, dev: &str, dir: &str) -> u64 {
     j[0]["stats64"][dir]["packets"].as_u64().unwrap()
 }
 
-/// The client's TUN device hands over 64 KiB TCP super-packets (TSO) and
-/// the client cuts them; the gateway writes what it decrypts back into
-/// vpn0 coalesced (GSO): far more datagrams reach the gateway than packets
-/// either stack handled, and every byte arrives in order and intact (a
-/// wrong checksum, sequence number or length would stall the stream).
-#[test]
-fn a_bulk_tcp_upload_is_cut_by_the_client_joined_by_the_gateway_and_arrives_intact() {
+/// Sends `size` bytes over TCP from namespace `from` to `to_addr`:5301 in
+/// namespace `to`, which checks every byte in order; panics on a stall.
+fn bulk_tcp(from: &str, to: &str, to_addr: std::net::Ipv4Addr, size: usize) {
     use std::io::{Read as _, Write as _};
-    const SIZE: usize = 24 << 20;
-    let t = Topology::build();
-    let gw = Gateway::start(&t.gw, "");
-    add_user(&gw, "alice", "alice-password-1", None);
-    let psk = gateway_creds(&gw);
-    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
-    a.wait_connected();
-    wait::until("alice reaches the LAN host", T, || {
-        ping(&t.c1, LAN_HOST).then_some(())
-    });
-    let session_rx = || gw.sessions()[0]["rx_packets"].as_u64().unwrap();
-    let client_tun = || link_packets(&t.c1, "vpnc0", "tx");
-    let vpn0 = || link_packets(&t.gw, "vpn0", "rx");
-    let (tun_before, vpn0_before, rx_before) = (client_tun(), vpn0(), session_rx());
-
+    const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let lan = t.lan.name.clone();
+    let to = to.to_string();
     let receiver = std::thread::spawn(move || {
-        vpn_tests::netns::enter_thread(&lan);
-        let l = std::net::TcpListener::bind((LAN_HOST, 5301)).unwrap();
+        vpn_tests::netns::enter_thread(&to);
+        let l = std::net::TcpListener::bind((to_addr, 5301)).unwrap();
         ready_tx.send(()).unwrap();
         let (mut s, _) = l.accept().unwrap();
         s.set_read_timeout(Some(T)).unwrap();
-        let (mut state, mut got, mut buf) = (0x9e37_79b9_7f4a_7c15u64, 0usize, vec![0u8; 1 << 16]);
+        let (mut state, mut got, mut buf) = (SEED, 0usize, vec![0u8; 1 << 16]);
         loop {
             let n = s.read(&mut buf).expect("the stream stalled");
             if n == 0 {
@@ -586,30 +568,70 @@ fn a_bulk_tcp_upload_is_cut_by_the_client_joined_by_the_gateway_and_arrives_inta
         }
     });
     ready_rx.recv_timeout(T).unwrap();
-    vpn_tests::netns::in_ns(&t.c1.name, || {
-        let mut s = std::net::TcpStream::connect((LAN_HOST, 5301)).unwrap();
+    vpn_tests::netns::in_ns(from, move || {
+        let mut s = std::net::TcpStream::connect((to_addr, 5301)).unwrap();
         s.set_write_timeout(Some(T)).unwrap();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..SIZE).map(|_| stream_byte(&mut state)).collect();
-        s.write_all(&data).expect("the upload stalled");
+        let mut state = SEED;
+        let data: Vec<u8> = (0..size).map(|_| stream_byte(&mut state)).collect();
+        s.write_all(&data).expect("the transfer stalled");
     });
-    assert_eq!(receiver.join().unwrap(), SIZE, "every byte arrives");
+    assert_eq!(receiver.join().unwrap(), size, "every byte arrives");
+}
 
-    let tun = client_tun() - tun_before;
-    let written = vpn0() - vpn0_before;
-    let datagrams = session_rx() - rx_before;
-    assert!(
-        datagrams >= (SIZE / 1500) as u64,
-        "the gateway decrypted {datagrams} datagrams"
-    );
-    assert!(
-        datagrams >= 3 * tun,
-        "the client's stack wrote {tun} packets for {datagrams} datagrams: no TSO?"
-    );
-    assert!(
-        datagrams >= 3 * written,
-        "the gateway wrote {written} packets to vpn0 for {datagrams} datagrams: no GSO?"
-    );
-    eprintln!("{tun} TSO reads, {datagrams} datagrams, {written} vpn0 writes");
+/// Bulk TCP both ways through a native tunnel. Each TUN device hands
+/// userspace 64 KiB TCP super-packets (TSO), which are cut before sealing,
+/// and takes the segments userspace decrypted joined again (GSO): far more
+/// datagrams cross than packets either stack handled. Every byte arrives in
+/// order and intact (a wrong checksum, sequence number or length would
+/// stall the stream).
+#[test]
+fn bulk_tcp_both_ways_is_cut_and_joined_at_both_ends_and_arrives_intact() {
+    const SIZE: usize = 24 << 20;
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "alice", "alice-password-1", None);
+    let psk = gateway_creds(&gw);
+    let mut a = Client::start(&t.c1, "alice", "alice-password-1", &psk, &[]);
+    let a_ip: std::net::Ipv4Addr = a.wait_connected().parse().unwrap();
+    wait::until("alice reaches the LAN host", T, || {
+        ping(&t.c1, LAN_HOST).then_some(())
+    });
+    let session = |k: &str| gw.sessions()[0][k].as_u64().unwrap();
+    // (the stack's packets at the sending end's TUN, those at the
+    // receiving end's TUN, the session's datagrams) for one direction.
+    let counts = |up: bool| {
+        if up {
+            let c = link_packets(&t.c1, "vpnc0", "tx");
+            (c, link_packets(&t.gw, "vpn0", "rx"), session("rx_packets"))
+        } else {
+            let g = link_packets(&t.gw, "vpn0", "tx");
+            (g, link_packets(&t.c1, "vpnc0", "rx"), session("tx_packets"))
+        }
+    };
+    for up in [true, false] {
+        let before = counts(up);
+        if up {
+            bulk_tcp(&t.c1.name, &t.lan.name, LAN_HOST.parse().unwrap(), SIZE);
+        } else {
+            bulk_tcp(&t.lan.name, &t.c1.name, a_ip, SIZE);
+        }
+        let after = counts(up);
+        let (reads, writes, datagrams) =
+            (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+        let way = if up { "upload" } else { "download" };
+        eprintln!("{way}: {reads} TUN reads, {datagrams} datagrams, {writes} TUN writes");
+        assert!(
+            datagrams >= (SIZE / 1500) as u64,
+            "{way}: {datagrams} datagrams"
+        );
+        assert!(
+            datagrams >= 3 * reads,
+            "{way}: {reads} packets from the sender's stack for {datagrams} datagrams: no TSO?"
+        );
+        assert!(
+            datagrams >= 3 * writes,
+            "{way}: {writes} packets to the receiver's stack for {datagrams} datagrams: no GSO?"
+        );
+    }
     assert!(a.stop().success(), "{}", a.stderr());
 }

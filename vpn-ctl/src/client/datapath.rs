@@ -2,7 +2,9 @@
 //! batching datagrams in and out, and running the session's timers. Returns
 //! when the session ends, with why. The TUN device offloads TCP
 //! segmentation to us (`vpn_proto::offload`): a read is up to 64 KiB of a
-//! flow, cut here, sealed, and sent as one UDP GSO write.
+//! flow, cut here, sealed, and sent as one UDP GSO write. The other way,
+//! datagrams come coalesced (UDP GRO) and TCP segments go to the TUN
+//! device joined into GSO packets.
 use std::{
     net::SocketAddr,
     os::fd::{AsRawFd as _, OwnedFd},
@@ -15,7 +17,7 @@ use vpn_proto::{
         messages::Reason,
         session::{Event, Session},
     },
-    offload::{self, VnetHdr, VNET_HDR_LEN},
+    offload::{self, Coalescer, VnetHdr, VNET_HDR_LEN},
 };
 
 use crate::net::batch::{self, GsoBatch, RecvBatch, SendBatch, BATCH};
@@ -40,11 +42,15 @@ pub fn run(
     stop: &AtomicBool,
 ) -> std::io::Result<Ended> {
     let (tun, udp) = (tun.as_raw_fd(), udp.as_raw_fd());
-    let mut rx = RecvBatch::new();
+    let mut rx = RecvBatch::with_gro(batch::enable_gro(udp));
+    let mut to_tun = Coalescer::new();
+    let mut write_tun = |b: &[u8]| {
+        let _ = batch::write_fd(tun, b);
+    };
     let mut tx = SendBatch::new();
     let mut data_tx = GsoBatch::new();
     let mut packet = vec![0u8; VNET_HDR_LEN + 65_535];
-    let (mut segment, mut sealed) = (Vec::new(), Vec::new());
+    let mut segment = Vec::new();
     // Announce ourselves at once, so the gateway learns our UDP address
     // before any traffic needs it.
     session.probe(Instant::now());
@@ -62,15 +68,20 @@ pub fn run(
             loop {
                 let n = rx.recv(udp)?;
                 for i in 0..n {
+                    let size = rx.segment_size(i);
                     let (data, from, truncated) = rx.get(i);
                     // Only the gateway's address counts; anything else is noise.
                     if truncated || from.ip() != server.ip() {
                         continue;
                     }
-                    if let Ok(Some(range)) = session.handle_datagram(now, from, data) {
-                        let _ = batch::write_fd_vnet(tun, &data[range]);
+                    let size = size.min(data.len()).max(1);
+                    for d in data.chunks_mut(size) {
+                        if let Ok(Some(range)) = session.handle_datagram(now, from, d) {
+                            to_tun.push(&d[range], &mut write_tun);
+                        }
                     }
                 }
+                to_tun.flush(&mut write_tun);
                 if n < BATCH {
                     break;
                 }
@@ -86,9 +97,7 @@ pub fn run(
                     continue;
                 };
                 let cut = offload::split(&hdr, ip, &mut segment, |ip| {
-                    if session.seal_ip(now, ip, &mut sealed).is_ok() {
-                        data_tx.push(udp, &sealed, server);
-                    }
+                    data_tx.push_with(udp, server, |out| session.seal_ip(now, ip, out).is_ok());
                 });
                 if let Err(e) = cut {
                     log::debug!("dropped a packet the TUN device handed over: {e:?}");

@@ -231,10 +231,10 @@ pub async fn setup(
 
     // --- the VPN interface ---
     let tun = match inherited_tun.take() {
-        Some(queues) => Tun::adopt(vpn_name, queues, Framing::VnetHdr)?,
+        Some(queues) => Tun::adopt(vpn_name, queues, Framing::Tso)?,
         None => {
             let queues = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Tun::create(vpn_name, queues, Framing::VnetHdr)?
+            Tun::create(vpn_name, queues, Framing::Tso)?
         }
     };
     let vpn_ifindex = net::ifindex(vpn_name).context("TUN device vanished")?;

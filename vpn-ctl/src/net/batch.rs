@@ -267,6 +267,8 @@ impl RecvBatch {
 /// refuses GSO, each datagram goes out on its own.
 pub struct GsoBatch {
     buf: Vec<u8>,
+    /// Where `push_with` builds the next datagram.
+    scratch: Vec<u8>,
     seg: usize,
     count: usize,
     /// A shorter datagram ended the run (only the last may be shorter).
@@ -288,6 +290,7 @@ impl GsoBatch {
     pub fn new() -> GsoBatch {
         GsoBatch {
             buf: Vec::with_capacity(GSO_MAX_BYTES),
+            scratch: Vec::with_capacity(2048),
             seg: 0,
             count: 0,
             closed: false,
@@ -316,6 +319,22 @@ impl GsoBatch {
         self.closed = data.len() < self.seg;
         self.buf.extend_from_slice(data);
         self.count += 1;
+    }
+
+    /// Queues the datagram `build` writes (if it returns true).
+    pub fn push_with(
+        &mut self,
+        fd: RawFd,
+        dst: SocketAddr,
+        build: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        let mut d = std::mem::take(&mut self.scratch);
+        let built = build(&mut d);
+        if built {
+            self.push(fd, &d, dst);
+        }
+        self.scratch = d;
+        built
     }
 
     /// Sends the queued run. Datagrams the kernel refuses are dropped, as

@@ -11,13 +11,15 @@ use std::{
 
 use vpn_proto::offload::Coalescer;
 
-use crate::net::batch::SendBatch;
+use crate::net::batch::{GsoBatch, SendBatch};
 
 /// What a vpn0 worker lends a protocol to send with: its batch of outgoing
 /// datagrams, its writer to vpn0, and, when a protocol gave workers sockets of their own (the
 /// native protocol's SO_REUSEPORT group), this worker's socket.
 pub struct WorkerIo {
     pub tx: SendBatch,
+    /// Tunnel datagrams of one size to one peer, sent as UDP GSO runs.
+    pub data_tx: GsoBatch,
     pub udp: Option<RawFd>,
     /// Inner packets for vpn0, TCP flows coalesced into GSO writes; the
     /// worker writes what is left after each batch.

@@ -23,7 +23,7 @@ use vpn_proto::offload::{self, Coalescer, VnetHdr, VNET_HDR_LEN};
 use super::routes::WorkerIo;
 use crate::{
     daemon::Shared,
-    net::batch::{self, RecvBatch, SendBatch, BATCH},
+    net::batch::{self, GsoBatch, RecvBatch, SendBatch, BATCH},
 };
 
 /// How often an idle worker looks at the stop flag.
@@ -98,6 +98,7 @@ fn run(
     let udp = port.and_then(|p| p.socket(index));
     let mut io = WorkerIo {
         tx: SendBatch::new(),
+        data_tx: GsoBatch::new(),
         udp,
         to_tun: Coalescer::new(),
     };
@@ -107,7 +108,8 @@ fn run(
     };
     // Coalesced reads (UDP GRO): a client's burst comes up in a few reads.
     let mut rx = RecvBatch::with_gro(udp.is_some_and(batch::enable_gro));
-    let mut packet = vec![0u8; VNET_HDR_LEN + batch::DATAGRAM_MAX];
+    // vpn0 offloads TCP segmentation to us: a read may be 64 KiB of a flow.
+    let mut packet = vec![0u8; VNET_HDR_LEN + 65_535];
     let mut segment = Vec::new();
     let fds: Vec<RawFd> = std::iter::once(tun).chain(udp).collect();
     while !stop.load(Ordering::Relaxed) {
@@ -127,6 +129,7 @@ fn run(
                 }
                 port.received(datagrams);
                 io.to_tun.flush(&mut write_tun);
+                io.data_tx.flush(udp);
                 io.tx.flush(udp);
                 if n < BATCH {
                     break;
@@ -151,6 +154,7 @@ fn run(
                 }
             }
             if let Some(udp) = udp {
+                io.data_tx.flush(udp);
                 io.tx.flush(udp);
             }
         }

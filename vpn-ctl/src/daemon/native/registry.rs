@@ -50,10 +50,8 @@ impl Owner for NativeSession {
         let mut e = self.engine.lock().unwrap_or_else(|e| e.into_inner());
         // Handshaken, but no datagram from the client yet: nowhere to send.
         let Some(peer) = e.peer() else { return false };
-        let slot = io.tx.slot(udp);
-        if e.seal_ip(now, ip, slot).is_ok() {
-            io.tx.commit(peer);
-        }
+        io.data_tx
+            .push_with(udp, peer, |out| e.seal_ip(now, ip, out).is_ok());
         true
     }
 }
