@@ -1,13 +1,14 @@
 //! `cargo xtask bench native`: the native protocol against a real peer, in
 //! one run on the standard topology:
 //!
-//! - iperf3 TCP from a client host (c1) to the LAN: forwarded plainly
+//! - iperf3 TCP between a client host (c1) and the LAN, one stream up, four
+//!   streams up and one stream down: forwarded plainly
 //!   through the gateway (no tunnel: the ceiling), through our tunnel with
 //!   AES-256-GCM and with ChaCha20-Poly1305 (`vpn-ctl connect` -> `vpn-ctl
 //!   up`), and through boringtun and wireguard-go (userspace WireGuard,
 //!   ChaCha20-Poly1305) between the same two namespaces at the same MTU
 //!   (1420), interleaved round by round: median, spread and the ratios.
-//!   The native session's received bytes must cover what iperf3 reported
+//!   The native session's byte counters must cover what iperf3 reported
 //!   (the counters are checked against the measurement);
 //! - handshakes per second (TCP connect, Noise handshake, login, WELCOME).
 //!
@@ -55,8 +56,48 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// One iperf3 run from c1 to `dst` on the LAN: Mbit/s and bytes received.
-fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<(f64, u64)> {
+/// The iperf3 runs of a round, each on every path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One TCP stream c1 -> LAN.
+    Up,
+    /// Four parallel streams c1 -> LAN.
+    Up4,
+    /// One stream LAN -> c1 (iperf3 -R).
+    Down,
+}
+
+const MODES: [Mode; 3] = [Mode::Up, Mode::Up4, Mode::Down];
+
+impl Mode {
+    fn args(self) -> &'static str {
+        match self {
+            Mode::Up => "",
+            Mode::Up4 => "-P 4",
+            Mode::Down => "-R",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Up => "up, 1 stream",
+            Mode::Up4 => "up, 4 streams",
+            Mode::Down => "down, 1 stream",
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Mode::Up => "up_1",
+            Mode::Up4 => "up_4",
+            Mode::Down => "down_1",
+        }
+    }
+}
+
+/// One iperf3 run between c1 and `dst` on the LAN: Mbit/s and bytes
+/// received.
+fn iperf_once(t: &Topology, dst: &str, what: &str, mode: Mode) -> anyhow::Result<(f64, u64)> {
     // Bounded: a server whose client never came must not hang the run.
     let mut server: Child = t
         .lan
@@ -68,7 +109,8 @@ fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<(f64, u64)>
     // its JSON, whatever its exit status): try again.
     let j = wait::until("iperf3 to connect", Duration::from_secs(10), || {
         let o = t.c1.sh(&format!(
-            "timeout 30 iperf3 -c {dst} -t {IPERF_SECS} -O 1 -J"
+            "timeout 30 iperf3 -c {dst} -t {IPERF_SECS} -O 1 -J {}",
+            mode.args()
         ));
         let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         let refused = j["error"]
@@ -80,7 +122,7 @@ fn iperf_once(t: &Topology, dst: &str, what: &str) -> anyhow::Result<(f64, u64)>
     let bps = j["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .filter(|b| b.is_finite() && *b > 0.0)
-        .ok_or_else(|| anyhow::anyhow!("iperf3 through {what}: {}", j["error"]))?;
+        .ok_or_else(|| anyhow::anyhow!("iperf3 {} through {what}: {}", mode.name(), j["error"]))?;
     let bytes = j["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
     Ok((bps / 1e6, bytes))
 }
@@ -250,65 +292,77 @@ fn orchestrate() -> anyhow::Result<()> {
         "boringtun",
         "wireguard-go",
     ];
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    // results[mode][path]: Mbit/s per round.
+    let mut results = vec![vec![Vec::new(); configs.len()]; MODES.len()];
     for _ in 0..ROUNDS {
         for (i, what) in configs.iter().enumerate() {
-            let mbps = match *what {
-                "plain" => iperf_once(&t, LAN_HOST_PLAIN, what)?.0,
-                "boringtun" => iperf_once(&t, boringtun.lan_addr, what)?.0,
-                "wireguard-go" => iperf_once(&t, wggo.lan_addr, what)?.0,
+            let per_mode: Vec<f64> = match *what {
+                "plain" => each_mode(|m| Ok(iperf_once(&t, LAN_HOST_PLAIN, what, m)?.0))?,
+                "boringtun" => each_mode(|m| Ok(iperf_once(&t, boringtun.lan_addr, what, m)?.0))?,
+                "wireguard-go" => each_mode(|m| Ok(iperf_once(&t, wggo.lan_addr, what, m)?.0))?,
                 cipher => {
                     let mut c = Client::start(&t.c1, USER, PASSWORD, &psk, &["--cipher", cipher]);
                     let addr = c.wait_connected();
-                    let r = native_round(&t, &gw, cipher, addr.trim());
+                    let r = each_mode(|m| native_round(&t, &gw, cipher, addr.trim(), m));
                     c.stop();
                     r?
                 }
             };
-            results[i].push(mbps);
+            for (m, mbps) in per_mode.into_iter().enumerate() {
+                results[m][i].push(mbps);
+            }
         }
     }
-    let stats: Vec<Stats> = configs
+    let stats: Vec<Vec<Stats>> = results
         .iter()
-        .zip(&results)
-        .map(|(n, r)| Stats::of(n, r))
+        .zip(MODES)
+        .map(|(per_path, mode)| {
+            configs
+                .iter()
+                .zip(per_path)
+                .map(|(n, r)| Stats::of(&format!("{n}, {}", mode.name()), r))
+                .collect::<anyhow::Result<_>>()
+        })
         .collect::<anyhow::Result<_>>()?;
-    let [plain, aes, chacha, bt, wgo] = &stats[..] else {
-        unreachable!("one row per configuration")
-    };
 
     let per_session_kib = held_memory(&t, &gw, &psk)?;
 
     let (rate, per_core) = handshake_rates(&t, &gw, &psk)?;
 
     println!(
-        "native protocol: iperf3 TCP c1 -> LAN through the gateway, {ROUNDS} interleaved rounds of {IPERF_SECS} s, MTU 1420 (median [min-max] Mbit/s)"
+        "native protocol: iperf3 TCP between c1 and the LAN through the gateway, {ROUNDS} interleaved rounds of {IPERF_SECS} s, MTU 1420 (median [min-max] Mbit/s)"
     );
-    for (name, st) in [
-        ("plain forwarding, no tunnel", plain),
-        ("vpn-ctl native, aes-256-gcm", aes),
-        ("vpn-ctl native, chacha20-poly1305", chacha),
-        ("boringtun 0.7 (chacha20-poly1305)", bt),
-        ("wireguard-go (chacha20-poly1305)", wgo),
-    ] {
-        println!("  {name:<34} {}", st.show(0));
+    for (mode, stats) in MODES.iter().zip(&stats) {
+        let [plain, aes, chacha, bt, wgo] = &stats[..] else {
+            unreachable!("one row per configuration")
+        };
+        println!(" {}:", mode.name());
+        for (name, st) in [
+            ("plain forwarding, no tunnel", plain),
+            ("vpn-ctl native, aes-256-gcm", aes),
+            ("vpn-ctl native, chacha20-poly1305", chacha),
+            ("boringtun 0.7 (chacha20-poly1305)", bt),
+            ("wireguard-go (chacha20-poly1305)", wgo),
+        ] {
+            println!("  {name:<34} {}", st.show(0));
+        }
+        println!(
+            "  ratio native aes / boringtun:      {:>8.2}  (issue 15's goal: >= 3)",
+            bench::ratio(aes, bt)
+        );
+        println!(
+            "  ratio native chacha / boringtun:   {:>8.2}  (same cipher on both sides)",
+            bench::ratio(chacha, bt)
+        );
+        println!(
+            "  ratio native aes / wireguard-go:   {:>8.2}  (goal: > 1)",
+            bench::ratio(aes, wgo)
+        );
+        println!(
+            "  ratio native aes / plain:          {:>8.2}  (goal: >= 0.3)",
+            bench::ratio(aes, plain)
+        );
     }
-    println!(
-        "  ratio native aes / boringtun:      {:>8.2}  (issue 15's goal: >= 3)",
-        bench::ratio(aes, bt)
-    );
-    println!(
-        "  ratio native chacha / boringtun:   {:>8.2}  (same cipher on both sides)",
-        bench::ratio(chacha, bt)
-    );
-    println!(
-        "  ratio native aes / wireguard-go:   {:>8.2}  (goal: > 1)",
-        bench::ratio(aes, wgo)
-    );
-    println!(
-        "  ratio native aes / plain:          {:>8.2}  (goal: >= 0.3)",
-        bench::ratio(aes, plain)
-    );
     println!(
         "  handshakes per second ({HANDSHAKE_THREADS} clients): {rate:>10.0}  (repeat logins: the login cache spares argon2id, #42)"
     );
@@ -319,8 +373,12 @@ fn orchestrate() -> anyhow::Result<()> {
         "  daemon memory per held session:    {per_session_kib:>8.1} KiB  ({HELD} sessions; target <= 4 KiB beyond crypto state)"
     );
     let mut rows = serde_json::Map::new();
-    for (n, st) in configs.iter().zip(&stats) {
-        rows.insert(n.to_string(), st.json());
+    for (mode, stats) in MODES.iter().zip(&stats) {
+        let mut per_path = serde_json::Map::new();
+        for (n, st) in configs.iter().zip(stats) {
+            per_path.insert(n.to_string(), st.json());
+        }
+        rows.insert(mode.key().to_string(), per_path.into());
     }
     bench::write_json(
         "native",
@@ -338,24 +396,42 @@ fn orchestrate() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One iperf3 run through the native tunnel; the session's received bytes
-/// must cover what iperf3 counted (payload without IP and TCP headers, and
-/// without the omitted first second, hence the loose upper bound).
-fn native_round(t: &Topology, gw: &Gateway, cipher: &str, addr: &str) -> anyhow::Result<f64> {
+/// `f` for every mode, in order.
+fn each_mode(mut f: impl FnMut(Mode) -> anyhow::Result<f64>) -> anyhow::Result<Vec<f64>> {
+    MODES.iter().map(|&m| f(m)).collect()
+}
+
+/// One iperf3 run through the native tunnel; the session's byte counter of
+/// that direction must cover what iperf3 counted (payload without IP and
+/// TCP headers, and without the omitted first second, hence the loose
+/// upper bound).
+fn native_round(
+    t: &Topology,
+    gw: &Gateway,
+    cipher: &str,
+    addr: &str,
+    mode: Mode,
+) -> anyhow::Result<f64> {
+    let counter = if mode == Mode::Down {
+        "tx_bytes"
+    } else {
+        "rx_bytes"
+    };
     // This client's session (an earlier one may still be closing).
-    let rx = |gw: &Gateway| {
+    let count = |gw: &Gateway| {
         gw.sessions()
             .iter()
             .find(|s| s["assigned_ip"] == addr && s["protocol"] == "native")
-            .and_then(|s| s["rx_bytes"].as_u64())
+            .and_then(|s| s[counter].as_u64())
             .unwrap_or(0)
     };
-    let before = rx(gw);
-    let (mbps, bytes) = iperf_once(t, LAN_HOST, cipher)?;
-    let counted = bench::settled(|| rx(gw)).saturating_sub(before);
+    let before = count(gw);
+    let (mbps, bytes) = iperf_once(t, LAN_HOST, cipher, mode)?;
+    let counted = bench::settled(|| count(gw)).saturating_sub(before);
     anyhow::ensure!(
         counted >= bytes && counted <= 2 * bytes + 1_000_000,
-        "{cipher}: the session counted {counted} bytes received, iperf3 {bytes}"
+        "{cipher}, {}: the session counted {counted} bytes ({counter}), iperf3 {bytes}",
+        mode.name()
     );
     Ok(mbps)
 }
