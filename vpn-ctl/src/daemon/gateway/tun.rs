@@ -122,6 +122,11 @@ fn run(
                 for i in 0..n {
                     let size = rx.segment_size(i);
                     let (data, from, truncated) = rx.get(i);
+                    if data.is_empty() {
+                        // An empty datagram is still one (counted as malformed).
+                        port.datagram(data, from, truncated, now, tun, &mut io);
+                        datagrams += 1;
+                    }
                     for d in data.chunks_mut(size) {
                         port.datagram(d, from, truncated, now, tun, &mut io);
                         datagrams += 1;
@@ -149,6 +154,8 @@ fn run(
                 let cut = offload::split(&hdr, ip, &mut segment, |ip| {
                     packet_out(ip, now, &mut io, shared)
                 });
+                // A packet the workers cannot cut went nowhere, like one
+                // without a session (the kernel never hands over such).
                 if cut.is_err() {
                     shared.no_session.fetch_add(1, Ordering::Relaxed);
                 }
