@@ -308,7 +308,9 @@ impl Guest {
 fn start_capture(router: &Netns, tap: &str, dir: &Path) -> Child {
     let mut child = router
         .cmd("tcpdump")
-        .args(["-i", tap, "-n", "-U", "-s", "0", "-C", "256", "-W", "4", "-w"])
+        .args([
+            "-i", tap, "-n", "-U", "-s", "0", "-C", "256", "-W", "4", "-w",
+        ])
         .arg(dir.join("tap.pcap"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -424,7 +424,14 @@ pub struct SendBatch {
     bufs: Vec<Vec<u8>>,
     dsts: Vec<libc::sockaddr_in>,
     len: usize,
+    /// The system call's arrays, refilled by each flush (no allocation).
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
 }
+
+// SAFETY: the raw pointers in `iovs`/`hdrs` are only set and used within
+// `flush`, pointing into the struct's own buffers.
+unsafe impl Send for SendBatch {}
 
 impl Default for SendBatch {
     fn default() -> Self {
@@ -439,6 +446,8 @@ impl SendBatch {
             // SAFETY: plain old data, zero is valid.
             dsts: vec![unsafe { zeroed() }; BATCH],
             len: 0,
+            iovs: Vec::with_capacity(BATCH),
+            hdrs: Vec::with_capacity(BATCH),
         }
     }
 
@@ -469,27 +478,25 @@ impl SendBatch {
     pub fn flush(&mut self, fd: RawFd) {
         let mut sent = 0;
         while sent < self.len {
-            let mut iovs: Vec<libc::iovec> = self.bufs[sent..self.len]
-                .iter_mut()
-                .map(|b| libc::iovec {
+            self.iovs.clear();
+            self.iovs
+                .extend(self.bufs[sent..self.len].iter_mut().map(|b| libc::iovec {
                     iov_base: b.as_mut_ptr().cast(),
                     iov_len: b.len(),
-                })
-                .collect();
-            let mut hdrs: Vec<libc::mmsghdr> = (0..iovs.len())
-                .map(|i| {
-                    // SAFETY: plain old data, zero is valid.
-                    let mut h: libc::mmsghdr = unsafe { zeroed() };
-                    h.msg_hdr.msg_iov = &mut iovs[i];
-                    h.msg_hdr.msg_iovlen = 1;
-                    h.msg_hdr.msg_name =
-                        (&mut self.dsts[sent + i] as *mut libc::sockaddr_in).cast();
-                    h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
-                    h
-                })
-                .collect();
+                }));
+            self.hdrs.clear();
+            for i in 0..self.iovs.len() {
+                // SAFETY: plain old data, zero is valid.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_iov = &mut self.iovs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_name = (&mut self.dsts[sent + i] as *mut libc::sockaddr_in).cast();
+                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
+                self.hdrs.push(h);
+            }
             // SAFETY: the headers point at buffers alive for the call.
-            let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), hdrs.len() as u32, 0) };
+            let n =
+                unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), self.hdrs.len() as u32, 0) };
             if n <= 0 {
                 let e = io::Error::last_os_error();
                 if n < 0 && e.kind() == io::ErrorKind::WouldBlock {
