@@ -148,7 +148,7 @@ fn segment_tcp4(
         s[t + 13] = f;
         s[t + 16..t + 18].fill(0);
         let tcp_len = (s.len() - t) as u32;
-        let pseudo = sum(0, &s[12..20]) + u64::from(IPPROTO_TCP) + u64::from(tcp_len);
+        let pseudo = sum(u64::from(IPPROTO_TCP) + u64::from(tcp_len), &s[12..20]);
         let tcp_sum = !fold(sum(pseudo, &s[t..]));
         s[t + 16..t + 18].copy_from_slice(&tcp_sum.to_be_bytes());
         out(s);
@@ -158,6 +158,8 @@ fn segment_tcp4(
 
 /// The ones' complement sum of `data` as big-endian 16-bit words, added to
 /// `acc`, unfolded (8 bytes at a time: the carries wait in the upper bits).
+/// The result may use all 64 bits: add further words through `acc`, never
+/// with `+` afterwards.
 fn sum(mut acc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(8);
     for w in &mut words {

@@ -18,7 +18,7 @@ const RUSTFLAGS: &str = "-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-
     -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing";
 
 /// Every target (fuzz/Cargo.toml's binaries).
-pub const TARGETS: [&str; 15] = [
+pub const TARGETS: [&str; 16] = [
     "native_messages",
     "native_handshake",
     "native_datagram",
@@ -30,6 +30,7 @@ pub const TARGETS: [&str; 15] = [
     "ike",
     "esp",
     "dhcp",
+    "offload",
     "radius",
     "config_file",
     "users_file",

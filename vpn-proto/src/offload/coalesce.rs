@@ -192,7 +192,7 @@ fn segment(ip: &[u8]) -> Option<Segment> {
     if flags & !TCP_PSH != TCP_ACK {
         return None;
     }
-    let pseudo = sum(0, &ip[12..20]) + 6 + (total - 20) as u64;
+    let pseudo = sum(6 + (total - 20) as u64, &ip[12..20]);
     if fold(sum(pseudo, &ip[20..])) != 0xffff {
         return None;
     }
@@ -234,7 +234,7 @@ fn finish_gso(r: &mut Run) {
     ip[10..12].fill(0);
     let c = !fold(sum(0, &ip[..20]));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    let pseudo = fold(sum(0, &ip[12..20]) + 6 + (ip_len - 20) as u64);
+    let pseudo = fold(sum(6 + (ip_len - 20) as u64, &ip[12..20]));
     ip[36..38].copy_from_slice(&pseudo.to_be_bytes());
 }
 

@@ -74,6 +74,9 @@ fn the_header_decodes_little_endian() {
 fn a_super_packet_becomes_valid_segments_carrying_the_same_bytes() {
     let payload: Vec<u8> = (0..3001u32).map(|i| (i * 7 + 3) as u8).collect();
     let mut p = super_packet(&payload, 0x18 | TCP_FIN | TCP_CWR); // PSH ACK FIN CWR
+    let mut seed = vec![0, 1, 1, 52, 0, 0x78, 0x05, 20, 0, 16, 0];
+    seed.extend_from_slice(&p);
+    crate::fuzz_seed::save("offload", &seed);
     let segs = segments(&tso(1400), &mut p).unwrap();
     assert_eq!(
         segs.iter().map(Vec::len).collect::<Vec<_>>(),
@@ -177,4 +180,21 @@ fn the_wide_sum_equals_the_word_sum() {
         assert_eq!(!fold(sum(0, &d)), rfc1071(&[&d]), "length {len}");
     }
     assert_eq!(!fold(sum(0, &[0xff; 4096])), rfc1071(&[&[0xff; 4096]]));
+}
+
+#[test]
+fn all_ones_addresses_do_not_overflow_the_pseudo_header_sum() {
+    // The fuzzer's first find: the 8 address bytes summed as one 64-bit
+    // word, then the protocol and length added with `+`, overflowed.
+    let mut p = super_packet(&[9; 2000], 0x10);
+    p[12..20].fill(0xff);
+    let segs = segments(&tso(1000), &mut p).unwrap();
+    assert_eq!(segs.len(), 2);
+    for s in &segs {
+        let tcp = &s[20..];
+        assert_eq!(
+            rfc1071(&[&pseudo([0xff; 4], [0xff; 4], 6, tcp.len()), tcp]),
+            0
+        );
+    }
 }

@@ -50,6 +50,8 @@ fn written(c: &mut Coalescer, packets: &[Vec<u8>]) -> Writes {
 #[test]
 fn a_flow_becomes_one_gso_write_that_cuts_back_into_the_same_segments() {
     let segs = segments(1, 1000, 20 * 1400 + 300, 1400, true);
+    let framed: Vec<&[u8]> = segs.iter().map(Vec::as_slice).collect();
+    crate::fuzz_seed::save_frames("offload", &[1], &framed);
     let w = written(&mut Coalescer::new(), &segs);
     assert_eq!(w.len(), 1);
     let (hdr, back) = &w[0];
