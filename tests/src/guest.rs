@@ -302,15 +302,11 @@ impl Guest {
     }
 }
 
-/// tcpdump on the guest's tap, on the host side: kept on failure. Whole
-/// packets, in a ring of four files of 256 MB (tap.pcap0..3), so a long
-/// benchmark keeps its last gigabyte instead of filling the disk.
+/// tcpdump on the guest's tap, on the host side: kept on failure.
 fn start_capture(router: &Netns, tap: &str, dir: &Path) -> Child {
     let mut child = router
         .cmd("tcpdump")
-        .args([
-            "-i", tap, "-n", "-U", "-s", "0", "-C", "256", "-W", "4", "-w",
-        ])
+        .args(["-i", tap, "-n", "-U", "-s", "0", "-w"])
         .arg(dir.join("tap.pcap"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
