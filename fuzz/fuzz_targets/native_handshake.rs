@@ -3,13 +3,13 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use vpn_proto::native::{
-    crypto::{self, Cipher},
+    crypto::{self, Cipher, StaticKey},
     handshake::{ServerHandshake, ServerStep},
 };
 
 fuzz_target!(|data: &[u8]| {
     let psk = crypto::noise_psk("fuzzing-pre-shared-key");
-    let mut hs = ServerHandshake::new(&psk, &[7u8; 32], &Cipher::ALL);
+    let mut hs = ServerHandshake::new(&psk, &StaticKey::new(&[7u8; 32]), &Cipher::ALL);
     // The first byte says where to split, so partial frames are exercised.
     let (cut, rest) = match data.split_first() {
         Some((c, r)) => (usize::from(*c).min(r.len()), r),

@@ -635,7 +635,7 @@ fn native_service(
     Ok(Native {
         registry: Registry::new(leases.clone(), finals),
         psk: crypto::noise_psk(&secrets.psk),
-        key: zeroize::Zeroizing::new(secrets.gateway_private()?),
+        key: vpn_proto::native::crypto::StaticKey::new(&secrets.gateway_private()?),
         ciphers: n.cipher_list(),
         params,
         max_half_open: n.max_half_open as usize,

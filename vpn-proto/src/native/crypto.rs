@@ -5,7 +5,10 @@ use ring::{
     digest, hkdf,
 };
 
-use super::consts::*;
+use std::sync::Arc;
+
+pub use super::x25519::StaticKey;
+use super::{consts::*, x25519};
 
 /// Data-channel ciphers, by wire code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,7 +117,7 @@ pub fn data_keys(i2r: &[u8; 32], r2i: &[u8; 32], client: bool) -> KeyPair {
 /// responder) or the public key the client pinned (the initiator).
 #[derive(Clone, Copy)]
 pub enum GatewayKey<'a> {
-    Private(&'a [u8; 32]),
+    Private(&'a Arc<StaticKey>),
     Pinned(&'a [u8; 32]),
 }
 
@@ -127,13 +130,20 @@ pub(crate) fn noise_handshake(
     fixed_ephemeral: Option<&[u8; 32]>,
 ) -> Result<snow::HandshakeState, snow::Error> {
     let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
-    let mut b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
+    let preset = match key {
+        GatewayKey::Private(k) => Some(k.clone()),
+        GatewayKey::Pinned(_) => None,
+    };
+    let resolver = Box::new(x25519::Resolver { preset });
+    let mut b = snow::Builder::with_resolver(params, resolver)
+        .psk(0, psk)?
+        .prologue(prologue)?;
     if let Some(e) = fixed_ephemeral {
         b = b.fixed_ephemeral_key_for_testing_only(e);
     }
     match key {
         GatewayKey::Pinned(public) => b.remote_public_key(public)?.build_initiator(),
-        GatewayKey::Private(private) => b.local_private_key(private)?.build_responder(),
+        GatewayKey::Private(k) => b.local_private_key(k.private())?.build_responder(),
     }
 }
 
@@ -145,7 +155,10 @@ pub fn noise(
     initiator: bool,
 ) -> Result<snow::HandshakeState, snow::Error> {
     let params = REKEY_NOISE_PARAMS.parse().expect("valid Noise parameters");
-    let b = snow::Builder::new(params).psk(0, psk)?.prologue(prologue)?;
+    let resolver = Box::new(x25519::Resolver { preset: None });
+    let b = snow::Builder::with_resolver(params, resolver)
+        .psk(0, psk)?
+        .prologue(prologue)?;
     if initiator {
         b.build_initiator()
     } else {
@@ -154,22 +167,17 @@ pub fn noise(
 }
 
 /// A new gateway static private key.
+/// Any 32 random bytes are an X25519 private key.
 pub fn generate_gateway_key() -> [u8; 32] {
-    let params = NOISE_PARAMS.parse().expect("valid Noise parameters");
-    let kp = snow::Builder::new(params)
-        .generate_keypair()
-        .expect("X25519 key generation");
-    kp.private.try_into().expect("32-byte X25519 key")
+    let mut k = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut k)
+        .expect("the system's random source");
+    k
 }
 
 /// The public half of a gateway's static key (X25519).
 pub fn gateway_public(private: &[u8; 32]) -> [u8; 32] {
-    use snow::{params::DHChoice, resolvers::CryptoResolver as _};
-    let mut dh = snow::resolvers::DefaultResolver
-        .resolve_dh(&DHChoice::Curve25519)
-        .expect("the default resolver has X25519");
-    dh.set(private);
-    dh.pubkey().try_into().expect("32-byte X25519 key")
+    *StaticKey::new(private).public()
 }
 
 /// A short, comparable name of a gateway key: 16 bytes of SHA-256 in

@@ -3,11 +3,13 @@
 //! `-> psk, e, es` to the gateway's pinned static key), SERVER_INIT (`<- e,
 //! ee`), AUTH (user and password, encrypted: sent only once SERVER_INIT has
 //! proved the gateway holds the pinned key and the PSK), WELCOME or REJECT.
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 use super::{
     consts::*,
-    crypto::{self, AeadKey, Cipher, GatewayKey, KeyPair},
+    crypto::{self, AeadKey, Cipher, GatewayKey, KeyPair, StaticKey},
     messages::{self, AuthRequest, Reason, Welcome, WireError},
 };
 
@@ -259,9 +261,8 @@ pub struct ServerHandshake {
     state: ServerState,
     buf: Vec<u8>,
     psk: Zeroizing<[u8; 32]>,
-    /// The gateway's static private key, and its public key's fingerprint.
-    key: Zeroizing<[u8; 32]>,
-    fingerprint: String,
+    /// The gateway's static key (prepared once for every handshake).
+    key: Arc<StaticKey>,
     ciphers: Vec<Cipher>,
     fixed_ephemeral: Option<[u8; 32]>,
 }
@@ -269,13 +270,12 @@ pub struct ServerHandshake {
 impl ServerHandshake {
     /// `key`: the gateway's static private key; `ciphers`: what the
     /// gateway allows, most preferred first.
-    pub fn new(psk: &[u8; 32], key: &[u8; 32], ciphers: &[Cipher]) -> ServerHandshake {
+    pub fn new(psk: &[u8; 32], key: &Arc<StaticKey>, ciphers: &[Cipher]) -> ServerHandshake {
         ServerHandshake {
             state: ServerState::AwaitClientInit,
             buf: Vec::new(),
-            fingerprint: crypto::fingerprint(&crypto::gateway_public(key)),
             psk: Zeroizing::new(*psk),
-            key: Zeroizing::new(*key),
+            key: key.clone(),
             ciphers: ciphers.to_vec(),
             fixed_ephemeral: None,
         }
@@ -370,7 +370,7 @@ impl ServerHandshake {
                     "handshake did not authenticate (wrong pre-shared key, or the client pinned another gateway key)",
                     &format!(
                         "handshake failed: the pre-shared key does not match, or you pinned another gateway key ({KEY_IN_ERROR}{})",
-                        self.fingerprint
+                        crypto::fingerprint(self.key.public())
                     ),
                 )
             })?;

@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod handshake;
 pub mod messages;
 pub mod session;
+mod x25519;
 
 #[cfg(test)]
 mod tests;

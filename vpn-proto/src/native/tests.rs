@@ -68,7 +68,11 @@ fn handshake(
         }
         None => ClientHandshake::start(&psk, &key, auth(password), &Cipher::ALL),
     };
-    let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
+    let mut s = ServerHandshake::new(
+        &crypto::noise_psk(PSK),
+        &crypto::StaticKey::new(&GATEWAY_KEY),
+        &Cipher::ALL,
+    );
     if let Some(e) = eph {
         s = s.with_fixed_ephemeral(e.1);
     }
@@ -159,7 +163,11 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
         &Cipher::ALL,
     );
     for cut in 0..first.len() {
-        let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
+        let mut s = ServerHandshake::new(
+            &crypto::noise_psk(PSK),
+            &crypto::StaticKey::new(&GATEWAY_KEY),
+            &Cipher::ALL,
+        );
         let mut f = first[..cut].to_vec();
         if cut >= 2 {
             let len = (cut - 2) as u16;
@@ -171,7 +179,11 @@ fn garbage_and_truncated_hellos_fail_cleanly() {
             "cut at {cut} was accepted"
         );
     }
-    let mut s = ServerHandshake::new(&crypto::noise_psk(PSK), &GATEWAY_KEY, &Cipher::ALL);
+    let mut s = ServerHandshake::new(
+        &crypto::noise_psk(PSK),
+        &crypto::StaticKey::new(&GATEWAY_KEY),
+        &Cipher::ALL,
+    );
     s.handle_bytes(b"\x00\x05GET /");
     let e = s.poll().err().unwrap();
     assert!(e.what.contains("bad magic"), "{}", e.what);
@@ -496,7 +508,7 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
     let pinned = crypto::gateway_public(&GATEWAY_KEY);
     let (mut c, first) = ClientHandshake::start(&psk, &pinned, auth("pw-alice"), &Cipher::ALL);
     let rogue_key = [0x44u8; 32];
-    let mut rogue = ServerHandshake::new(&psk, &rogue_key, &Cipher::ALL);
+    let mut rogue = ServerHandshake::new(&psk, &crypto::StaticKey::new(&rogue_key), &Cipher::ALL);
     rogue.handle_bytes(&first);
     let refusal = rogue.poll().err().expect("the rogue cannot read the hello");
     c.handle_bytes(refusal.reply.as_deref().unwrap());
@@ -523,7 +535,7 @@ fn a_gateway_with_another_key_is_named_and_never_gets_the_password() {
         auth("x"),
         &Cipher::ALL,
     );
-    let mut mitm = ServerHandshake::new(&psk, &rogue_key, &Cipher::ALL);
+    let mut mitm = ServerHandshake::new(&psk, &crypto::StaticKey::new(&rogue_key), &Cipher::ALL);
     mitm.handle_bytes(&other_first);
     let Ok(Some(ServerStep::Send(forged))) = mitm.poll() else {
         panic!("the attacker's own handshake works");

@@ -40,8 +40,9 @@ pub struct HandshakeCounters {
 pub struct Native {
     pub registry: Registry,
     pub psk: zeroize::Zeroizing<[u8; 32]>,
-    /// The gateway key's private half (clients pin its public half).
-    pub key: zeroize::Zeroizing<[u8; 32]>,
+    /// The gateway's static key (clients pin its public half), prepared
+    /// once for every handshake.
+    pub key: std::sync::Arc<vpn_proto::native::crypto::StaticKey>,
     pub ciphers: Vec<Cipher>,
     pub params: Params,
     pub max_half_open: usize,
