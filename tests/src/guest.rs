@@ -302,11 +302,17 @@ impl Guest {
     }
 }
 
-/// tcpdump on the guest's tap, on the host side: kept on failure.
+/// tcpdump on the guest's tap, on the host side: kept on failure. Whole
+/// packets, in a ring of four files of 256 MB (tap.pcap0..3), so a long
+/// benchmark keeps its last gigabyte instead of filling the disk. `-Z
+/// root`: with -C, tcpdump drops to its own user before it opens each
+/// file, and target/interop is root's.
 fn start_capture(router: &Netns, tap: &str, dir: &Path) -> Child {
     let mut child = router
         .cmd("tcpdump")
-        .args(["-i", tap, "-n", "-U", "-s", "0", "-w"])
+        .args([
+            "-i", tap, "-n", "-U", "-s", "0", "-C", "256", "-W", "4", "-Z", "root", "-w",
+        ])
         .arg(dir.join("tap.pcap"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
