@@ -46,8 +46,24 @@ pub static GRE_SEQ: Array<GreSeq> = Array::with_max_entries(MAX_SESSIONS, BPF_F_
 pub static ESP_SPIS: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ESP_SAS, 0);
 
 /// The LAN interfaces XDP forwarding serves (see `vpn_common::maps::FORWARD_IFS`).
-#[map(name = "VPN_FORWARD_IFS")]
-pub static FORWARD_IFS: HashMap<u32, ForwardIf> = HashMap::with_max_entries(MAX_FORWARD_IFS, 0);
+#[map(name = "VPN_FORWARD_IF_LIST")]
+pub static FORWARD_IFS: Array<ForwardIf> = Array::with_max_entries(MAX_FORWARD_IFS, 0);
+
+/// The forwarding interface `ifindex`, if it is one: the list is packed,
+/// so the scan ends at the first empty slot.
+#[inline(always)]
+pub fn forward_if(ifindex: u32) -> Option<&'static ForwardIf> {
+    for i in 0..MAX_FORWARD_IFS {
+        let f = FORWARD_IFS.get(i)?;
+        if f.ifindex == 0 {
+            return None;
+        }
+        if f.ifindex == ifindex {
+            return Some(f);
+        }
+    }
+    None
+}
 
 /// Where XDP forwarding redirects to: the forwarding interfaces and the WAN.
 #[map(name = "VPN_REDIRECT_DEVS")]

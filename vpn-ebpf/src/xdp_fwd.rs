@@ -31,7 +31,7 @@ use crate::{
     bytes::{PacketBytes, XdpBytes},
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
     l2tp,
-    maps::{CONFIG, FIB_CACHE, FIB_GEN, FORWARD_IFS, REDIRECT_DEVS},
+    maps::{forward_if, CONFIG, FIB_CACHE, FIB_GEN, REDIRECT_DEVS},
     packet::{ptr_at, read_at},
     pptp,
     stats::count,
@@ -114,9 +114,8 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     }
     let ifindex = ctx.ingress_ifindex() as u32;
     // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
-    match FORWARD_IFS.get_ptr(ifindex) {
-        // SAFETY: a map value, read at once.
-        Some(f) if unsafe { (*f).mac } == eth.dst => {}
+    match forward_if(ifindex) {
+        Some(f) if f.mac == eth.dst => {}
         _ => return pass,
     }
     let Some((idx, entry)) = session_for(ip.dst) else {
@@ -279,7 +278,7 @@ fn route(
     ];
     // Kept with the route: the set of forwarding interfaces is fixed
     // while the daemon runs.
-    let forwarding = FORWARD_IFS.get_ptr(p.ifindex).is_some();
+    let forwarding = forward_if(p.ifindex).is_some();
     if let Some(s) = slot.filter(|_| gen != 0) {
         // SAFETY: this CPU's slot; a collision just replaces the other key.
         unsafe {

@@ -520,21 +520,26 @@ fn main() -> anyhow::Result<()> {
         repeat: REPEAT,
     };
 
-    // VPN_BENCH_PROFILE=plain|xdp|tc|userspace: that path alone (WAN to
-    // LAN), 20 long rounds, for `perf record` alongside; no ratios.
+    // VPN_BENCH_PROFILE=plain|xdp|tc|userspace, with `:up` for LAN to WAN:
+    // that path alone (else WAN to LAN), 20 long rounds, for `perf record`
+    // alongside; no ratios.
     if let Ok(only) = std::env::var("VPN_BENCH_PROFILE") {
-        let _receivers = [receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?];
+        let (only, dir) = match only.strip_suffix(":up") {
+            Some(p) => (p.to_owned(), &up),
+            None => (only, &down),
+        };
+        let _receivers = if std::ptr::eq(dir, &up) {
+            vec![receiver(&t.inet, "gw0")?]
+        } else {
+            vec![receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?]
+        };
         bench.repeat = 20 * REPEAT;
         let path = Path::ALL
             .into_iter()
             .find(|p| format!("{p:?}").eq_ignore_ascii_case(&only))
             .ok_or_else(|| anyhow::anyhow!("VPN_BENCH_PROFILE: no path {only}"))?;
         for _ in 0..20 {
-            println!(
-                "{}: {:.0} packets/s",
-                path.name(),
-                bench.round(&down, path)?
-            );
+            println!("{}: {:.0} packets/s", path.name(), bench.round(dir, path)?);
         }
         return Ok(());
     }

@@ -3,7 +3,7 @@
 //! config slot that the netfilter check turns on and off.
 use anyhow::Context as _;
 use aya::{
-    maps::{Array, DevMapHash, HashMap, MapData},
+    maps::{Array, DevMapHash, MapData},
     Ebpf,
 };
 use vpn_common::maps::{self, DataplaneConfig, ForwardIf, CONFIG_F_XDP_FORWARD};
@@ -16,20 +16,25 @@ pub fn set_interfaces(
     lan: &[(u32, [u8; 6])],
 ) -> anyhow::Result<()> {
     {
-        let mut ifs: HashMap<&mut MapData, u32, ForwardIf> = HashMap::try_from(
+        let mut ifs: Array<&mut MapData, ForwardIf> = Array::try_from(
             ebpf.map_mut(maps::FORWARD_IFS)
                 .context("forwarding interfaces map missing")?,
         )?;
-        for (ifindex, mac) in lan {
-            ifs.insert(
-                ifindex,
-                ForwardIf {
-                    mac: *mac,
-                    _pad: [0; 2],
-                },
-                0,
-            )
-            .context("write the forwarding interfaces map")?;
+        anyhow::ensure!(
+            lan.len() <= ifs.len() as usize,
+            "{} forwarding interfaces, at most {}",
+            lan.len(),
+            ifs.len()
+        );
+        // Packed from slot 0: the program's scan stops at an empty slot.
+        for (slot, (ifindex, mac)) in (0u32..).zip(lan) {
+            let f = ForwardIf {
+                ifindex: *ifindex,
+                mac: *mac,
+                _pad: [0; 2],
+            };
+            ifs.set(slot, f, 0)
+                .context("write the forwarding interfaces map")?;
         }
     }
     let mut devs = DevMapHash::try_from(

@@ -293,9 +293,11 @@ pub fn map_fill(ebpf: &Ebpf) -> anyhow::Result<Vec<MapFill>> {
                 ("hash", m.keys().filter(Result::is_ok).count() as u32)
             }
             maps::FORWARD_IFS => {
-                let m: HashMap<&MapData, u32, vpn_common::maps::ForwardIf> =
-                    HashMap::try_from(map)?;
-                ("hash", m.keys().filter(Result::is_ok).count() as u32)
+                let m: Array<&MapData, vpn_common::maps::ForwardIf> = Array::try_from(map)?;
+                let used = m
+                    .iter()
+                    .filter(|f| f.as_ref().is_ok_and(|f| f.ifindex != 0));
+                ("array", used.count() as u32)
             }
             maps::REDIRECT_DEVS => {
                 let m = aya::maps::DevMapHash::try_from(map)?;

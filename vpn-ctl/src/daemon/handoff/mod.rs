@@ -24,7 +24,7 @@ pub use exec::{exec, successor, Keep};
 
 /// The handoff's layout version: a binary refuses to restart into one that
 /// reads another (`vpn-ctl handoff-format` prints it).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// Names the descriptor of the file holding the handoff, in the successor's environment.
 pub const ENV: &str = "VPN_CTL_HANDOFF_FD";
 /// The largest handoff read (sessions' state is a few hundred bytes each).
