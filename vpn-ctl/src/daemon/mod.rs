@@ -43,6 +43,9 @@ pub struct Shared {
     pub received: Vec<AtomicU64>,
     /// Packets routed to the pool for an address without a session.
     pub no_session: AtomicU64,
+    /// Reads from vpn0 the workers could not cut into packets (a short or
+    /// inconsistent virtio header: the kernel never hands over one).
+    pub tun_uncut: AtomicU64,
     pub users: Arc<Mutex<UserDb>>,
     /// Addresses, row IDs and vpn0 routes for every protocol.
     pub pool: gateway::pool::Pool,
@@ -121,6 +124,8 @@ impl Shared {
         }
         s.drops
             .push_named("daemon_no_session", self.no_session.load(Ordering::Relaxed));
+        s.drops
+            .push_named("daemon_tun_uncut", self.tun_uncut.load(Ordering::Relaxed));
         s.sessions = 0;
         for svc in self.services() {
             for (name, v) in svc.drops() {

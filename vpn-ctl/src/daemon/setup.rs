@@ -469,6 +469,7 @@ pub async fn setup(
         base,
         received,
         no_session: AtomicU64::new(0),
+        tun_uncut: AtomicU64::new(0),
         users,
         pool: pool_alloc,
         native,

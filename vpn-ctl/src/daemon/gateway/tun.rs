@@ -6,7 +6,8 @@
 //! worker reads it in batches next to its TUN queue (coalesced by UDP GRO
 //! where the kernel can), so a flow's packets stay on one core in both
 //! directions. vpn0's packets carry a `virtio_net_hdr`: what a batch of
-//! datagrams yields is written back coalesced (`WorkerIo::to_tun`).
+//! datagrams yields is written back coalesced (`WorkerIo::to_tun`); a read
+//! whose header cannot be honoured is counted (`daemon_tun_uncut`).
 use std::{
     net::{Ipv4Addr, SocketAddr},
     os::fd::{AsRawFd as _, OwnedFd, RawFd},
@@ -148,16 +149,14 @@ fn run(
                     break;
                 };
                 let (hdr, ip) = packet[..len].split_at_mut(len.min(VNET_HDR_LEN));
-                let Some(hdr) = VnetHdr::decode(hdr) else {
-                    continue;
-                };
-                let cut = offload::split(&hdr, ip, &mut segment, |ip| {
-                    packet_out(ip, now, &mut io, shared)
+                let cut = VnetHdr::decode(hdr).ok_or(()).and_then(|hdr| {
+                    offload::split(&hdr, ip, &mut segment, |ip| {
+                        packet_out(ip, now, &mut io, shared)
+                    })
+                    .map_err(drop)
                 });
-                // A packet the workers cannot cut went nowhere, like one
-                // without a session (the kernel never hands over such).
                 if cut.is_err() {
-                    shared.no_session.fetch_add(1, Ordering::Relaxed);
+                    shared.tun_uncut.fetch_add(1, Ordering::Relaxed);
                 }
             }
             if let Some(udp) = udp {
