@@ -524,14 +524,13 @@ fn main() -> anyhow::Result<()> {
     // that path alone (else WAN to LAN), 20 long rounds, for `perf record`
     // alongside; no ratios.
     if let Ok(only) = std::env::var("VPN_BENCH_PROFILE") {
-        let (only, dir) = match only.strip_suffix(":up") {
-            Some(p) => (p.to_owned(), &up),
-            None => (only, &down),
-        };
-        let _receivers = if std::ptr::eq(dir, &up) {
-            vec![receiver(&t.inet, "gw0")?]
-        } else {
-            vec![receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?]
+        let (only, dir, _receivers) = match only.strip_suffix(":up") {
+            Some(p) => (p.to_owned(), &up, vec![receiver(&t.inet, "gw0")?]),
+            None => (
+                only,
+                &down,
+                vec![receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?],
+            ),
         };
         bench.repeat = 20 * REPEAT;
         let path = Path::ALL

@@ -149,13 +149,13 @@ fn run(
                     break;
                 };
                 let (hdr, ip) = packet[..len].split_at_mut(len.min(VNET_HDR_LEN));
-                let cut = VnetHdr::decode(hdr).ok_or(()).and_then(|hdr| {
+                let cut = VnetHdr::decode(hdr).is_some_and(|hdr| {
                     offload::split(&hdr, ip, &mut segment, |ip| {
                         packet_out(ip, now, &mut io, shared)
                     })
-                    .map_err(drop)
+                    .is_ok()
                 });
-                if cut.is_err() {
+                if !cut {
                     shared.tun_uncut.fetch_add(1, Ordering::Relaxed);
                 }
             }
