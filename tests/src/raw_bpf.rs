@@ -15,6 +15,8 @@ const BPF_XDP: u32 = 37;
 const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
 /// The helper `bpf_redirect(ifindex, flags)`.
 const HELPER_REDIRECT: i32 = 23;
+/// The helper `bpf_xdp_adjust_head(ctx, delta)`.
+const HELPER_ADJUST_HEAD: i32 = 44;
 /// The helper `bpf_tail_call(ctx, prog_array, index)`.
 const HELPER_TAIL_CALL: i32 = 12;
 
@@ -57,6 +59,7 @@ fn insn(op: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
 const MOV64_IMM: u8 = 0xb7;
 const MOV64_REG: u8 = 0xbf;
 const ADD64_IMM: u8 = 0x07;
+const SUB64_REG: u8 = 0x1f;
 const LDX_W: u8 = 0x61;
 const ST_W: u8 = 0x62;
 const JGT_REG: u8 = 0x2d;
@@ -149,19 +152,44 @@ pub fn prog_array_with(prog: &OwnedFd) -> anyhow::Result<OwnedFd> {
 /// frame's first bytes, a multiple of 4) back over the frame, then tail
 /// calls the program in slot 0 of `progs` (XDP_DROP if that fails).
 pub fn load_xdp_restore_then(prefix: &[u8], progs: &OwnedFd) -> anyhow::Result<OwnedFd> {
+    load_xdp("xdp_restore", &restore_then(&[], prefix, progs)?)
+}
+
+/// As `load_xdp_restore_then`, for BPF_PROG_TEST_RUN without live frames,
+/// which hands every run the same buffer as the last one left it: the
+/// frame's start is first moved back to where a frame of `len` bytes
+/// starts (a program that decapsulated or encapsulated moved it).
+pub fn load_xdp_reset_then(len: usize, prefix: &[u8], progs: &OwnedFd) -> anyhow::Result<OwnedFd> {
+    let reset = [
+        insn(MOV64_REG, 6, 1, 0, 0),             // r6 = ctx
+        insn(LDX_W, 2, 1, 0, 0),                 // r2 = data
+        insn(LDX_W, 3, 1, 4, 0),                 // r3 = data_end
+        insn(SUB64_REG, 3, 2, 0, 0),             // r3 = data_end - data
+        insn(ADD64_IMM, 3, 0, 0, -(len as i32)), // r3 -= len: the head's delta
+        insn(MOV64_REG, 2, 3, 0, 0),             // r2 = delta
+        insn(MOV64_REG, 1, 6, 0, 0),             // r1 = ctx
+        insn(CALL, 0, 0, 0, HELPER_ADJUST_HEAD),
+        insn(MOV64_REG, 1, 6, 0, 0), // r1 = ctx
+    ];
+    load_xdp("xdp_reset", &restore_then(&reset, prefix, progs)?)
+}
+
+/// `before`, then the stores of `prefix` and the tail call.
+fn restore_then(before: &[u64], prefix: &[u8], progs: &OwnedFd) -> anyhow::Result<Vec<u64>> {
     anyhow::ensure!(
         prefix.len().is_multiple_of(4),
         "the prefix must be whole words"
     );
     let words = prefix.len() / 4;
-    let mut p = vec![
+    let mut p = before.to_vec();
+    p.extend([
         insn(MOV64_REG, 6, 1, 0, 0),                   // r6 = ctx
         insn(LDX_W, 2, 1, 0, 0),                       // r2 = data
         insn(LDX_W, 3, 1, 4, 0),                       // r3 = data_end
         insn(MOV64_REG, 4, 2, 0, 0),                   // r4 = data
         insn(ADD64_IMM, 4, 0, 0, prefix.len() as i32), // r4 += len
         insn(JGT_REG, 4, 3, words as i16 + 5, 0),      // too short: to the drop
-    ];
+    ]);
     for (i, w) in prefix.chunks(4).enumerate() {
         let v = i32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         p.push(insn(ST_W, 2, 0, (i * 4) as i16, v)); // *(u32 *)(data + 4i) = w
@@ -175,7 +203,7 @@ pub fn load_xdp_restore_then(prefix: &[u8], progs: &OwnedFd) -> anyhow::Result<O
         insn(MOV64_IMM, 0, 0, 0, 1), // r0 = XDP_DROP
         insn(EXIT, 0, 0, 0, 0),
     ]);
-    load_xdp("xdp_restore", &p)
+    Ok(p)
 }
 
 /// A descriptor of the loaded program with this id.

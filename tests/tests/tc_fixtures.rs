@@ -57,12 +57,7 @@ fn harness() -> TcHarness {
         .iter()
         .map(|c| {
             let local_id = (u32::from(c.tunnel) << 16) | u32::from(c.session);
-            let key = TunnelKey {
-                peer_ip: wire_ip(c.ip.into()),
-                local_id,
-                proto: PROTO_L2TP,
-                _pad: [0; 3],
-            };
+            let key = TunnelKey::new(wire_ip(c.ip.into()), local_id, PROTO_L2TP);
             let entry = SessionEntry {
                 flags: SESSION_F_FAST_PATH,
                 proto: PROTO_L2TP,

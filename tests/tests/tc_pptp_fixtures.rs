@@ -57,12 +57,7 @@ fn harness(pptp_enabled: bool) -> TcHarness {
     let sessions: Vec<_> = [C, D]
         .iter()
         .map(|c| {
-            let key = TunnelKey {
-                peer_ip: wire_ip(c.ip.into()),
-                local_id: u32::from(c.ours),
-                proto: PROTO_PPTP,
-                _pad: [0; 3],
-            };
+            let key = TunnelKey::new(wire_ip(c.ip.into()), u32::from(c.ours), PROTO_PPTP);
             let entry = SessionEntry {
                 flags: SESSION_F_FAST_PATH,
                 proto: PROTO_PPTP,

@@ -155,6 +155,17 @@ pub struct TunnelKey {
 const _: () = assert!(core::mem::size_of::<TunnelKey>() == 12);
 
 impl TunnelKey {
+    /// The key of `proto`'s tunnel `local_id` with `peer_ip`, its padding
+    /// zeroed. Built as three words: a struct literal zeroes the 3-byte
+    /// padding with a call to a byte-loop `memset` in BPF.
+    #[inline(always)]
+    pub const fn new(peer_ip: u32, local_id: u32, proto: u8) -> TunnelKey {
+        let words = [peer_ip, local_id, u32::from_ne_bytes([proto, 0, 0, 0])];
+        // SAFETY: same size (asserted below), and TunnelKey is repr(C) of
+        // integers only: every bit pattern is a valid value.
+        unsafe { core::mem::transmute::<[u32; 3], TunnelKey>(words) }
+    }
+
     /// The key's slot in [`SESSION_CACHE`]: a multiplicative hash.
     #[inline(always)]
     pub const fn slot(&self) -> u32 {
@@ -285,3 +296,21 @@ const _: () = assert!(core::mem::size_of::<FibSlot>() == 44);
 
 /// `BPF_F_MMAPABLE` (linux/bpf.h): the array can be mmap'd by userspace.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_key_new_is_the_literal_with_its_padding_zeroed() {
+        let key = TunnelKey::new(0x0a00_0001, 0x1234_5678, PROTO_L2TP);
+        let literal = TunnelKey {
+            peer_ip: 0x0a00_0001,
+            local_id: 0x1234_5678,
+            proto: PROTO_L2TP,
+            _pad: [0; 3],
+        };
+        assert_eq!(key, literal);
+        assert_ne!(key, TunnelKey::new(0x0a00_0001, 0x1234_5678, PROTO_PPTP));
+    }
+}

@@ -54,12 +54,11 @@ pub fn arrived<P: PacketBytes>(ctx: &P, ip: &Ipv4Hdr, udp: usize, port: u16) -> 
         off += 2 + usize::from(ctx.be16(off)?);
     }
     Some(Arrived {
-        key: TunnelKey {
-            peer_ip: ip.src,
-            local_id: (u32::from(tunnel) << 16) | u32::from(session),
-            proto: PROTO_L2TP,
-            _pad: [0; 3],
-        },
+        key: TunnelKey::new(
+            ip.src,
+            (u32::from(tunnel) << 16) | u32::from(session),
+            PROTO_L2TP,
+        ),
         src_port,
         ppp: off,
     })

@@ -94,6 +94,8 @@ pub fn arrived<P: PacketBytes>(ctx: &P, ip: &Ipv4Hdr, g: usize, enabled: bool) -
         off += 4;
     }
     Some(Arrived {
+        // Not `TunnelKey::new`: with it, LLVM gives this function code the
+        // verifier refuses (a bitwise AND on a packet pointer's register).
         key: TunnelKey {
             peer_ip: ip.src,
             local_id: u32::from(call_id),

@@ -32,7 +32,7 @@ use crate::{
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
     l2tp,
     maps::{forward_if, CONFIG, FIB_CACHE, FIB_GEN, REDIRECT_DEVS},
-    packet::{ptr_at, read_at},
+    packet::ptr_at,
     pptp,
     stats::count,
     tunnel,
@@ -43,9 +43,13 @@ const AF_INET: u8 = 2;
 /// The daemon's configuration, when XDP forwarding is on.
 #[inline(always)]
 pub fn config() -> Option<&'static DataplaneConfig> {
-    CONFIG.get(0).filter(|c| {
-        c.flags & (CONFIG_F_VALID | CONFIG_F_XDP_FORWARD) == CONFIG_F_VALID | CONFIG_F_XDP_FORWARD
-    })
+    CONFIG.get(0).filter(|c| on(c))
+}
+
+/// XDP forwarding is on in the valid configuration `cfg`.
+#[inline(always)]
+pub fn on(cfg: &DataplaneConfig) -> bool {
+    cfg.flags & (CONFIG_F_VALID | CONFIG_F_XDP_FORWARD) == CONFIG_F_VALID | CONFIG_F_XDP_FORWARD
 }
 
 /// WAN ingress, untagged IPv4 whose L4 header is at `l4`: `Some(action)`
@@ -89,7 +93,7 @@ pub fn from_wan(
     // From here on the packet is changed: a failure drops it.
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
     write_l2(ctx, &hop)?;
-    decrement_ttl(ctx)?;
+    decrement_ttl(ctx, ETH_LEN, &inner)?;
     add_stats(a.idx, true, inner_len as u64);
     count(Counter::XdpFwdRx);
     redirect(hop.ifindex).map(Some)
@@ -167,7 +171,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         Some(hop) if hop.ifindex == cfg.wan_ifindex => hop,
         _ => return Ok(lan_to_stack()),
     };
-    decrement_ttl_at(ctx, ETH_LEN)?;
+    decrement_ttl(ctx, ETH_LEN, &ip)?;
     push(ctx, idx, &entry, inner_len)?;
     write_l2(ctx, &out)?;
     add_stats(idx, false, inner_len as u64);
@@ -364,20 +368,15 @@ fn write_l2(ctx: &XdpContext, hop: &Hop) -> Result<(), DropReason> {
     write_at(ctx, 12, ETH_P_IPV4.to_be())
 }
 
-fn decrement_ttl(ctx: &XdpContext) -> Result<(), DropReason> {
-    decrement_ttl_at(ctx, ETH_LEN)
-}
-
-/// One hop: TTL minus one, the header checksum updated incrementally
-/// (RFC 1624; as the kernel's ip_decrease_ttl).
+/// One hop for the IPv4 header `ip` at `l3`: TTL minus one, the header
+/// checksum updated incrementally (RFC 1624; as the kernel's
+/// ip_decrease_ttl), from the header already read.
 #[inline(always)]
-fn decrement_ttl_at(ctx: &XdpContext, l3: usize) -> Result<(), DropReason> {
-    let (start, end) = (ctx.data(), ctx.data_end());
-    let ip: Ipv4Hdr = read_at(start, end, l3).map_err(|_| DropReason::FastPathFailed)?;
+fn decrement_ttl(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> Result<(), DropReason> {
     let sum = u32::from(u16::from_be(ip.check)) + 0x0100;
     let check = ((sum & 0xffff) + (sum >> 16)) as u16;
-    write_at(ctx, l3 + 8, [ip.ttl - 1, ip.proto])?;
-    write_at(ctx, l3 + 10, check.to_be())
+    let [c0, c1] = check.to_be_bytes();
+    write_at(ctx, l3 + 8, [ip.ttl - 1, ip.proto, c0, c1])
 }
 
 fn redirect(ifindex: u32) -> Result<u32, DropReason> {

@@ -90,7 +90,7 @@ fn ipv4(ctx: &XdpContext, start: usize, end: usize, off: usize) -> Result<u32, D
 
     let l4 = off + ihl;
     if off == ETH_LEN {
-        if let Some(c) = xdp_fwd::config() {
+        if let Some(c) = cfg.filter(|c| xdp_fwd::on(c)) {
             if let Some(action) = xdp_fwd::from_wan(ctx, &ip, l4, c)? {
                 return Ok(action);
             }

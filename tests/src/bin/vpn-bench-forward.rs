@@ -42,6 +42,8 @@ use vpn_tests::{
 
 const ROUNDS: usize = 7;
 const REPEAT: u32 = 1_000_000;
+/// Runs per round when the programs are timed alone.
+const PROGRAM_REPEAT: u32 = 2_000_000;
 /// The inner packets' size (IPv4 + UDP + payload).
 const INNER: usize = 64;
 const LAN2_HOST: &str = "172.16.20.2";
@@ -160,32 +162,48 @@ fn peer_port(r: &serde_json::Value) -> anyhow::Result<u16> {
         .ok_or_else(|| anyhow::anyhow!("no peer port in {r}"))
 }
 
-/// Waits until `read` has not moved for 300 ms; returns its value and
-/// when it last moved.
-fn settle(start: Instant, mut read: impl FnMut() -> u64) -> (u64, Duration) {
-    let mut last = read();
-    let mut moved = start.elapsed();
+/// Reads `read` every 20 ms until it has not moved for 300 ms: each
+/// reading with when (after `start`) it was taken, the first at once.
+fn settle(start: Instant, mut read: impl FnMut() -> u64) -> Vec<(Duration, u64)> {
+    let mut seen = vec![(start.elapsed(), read())];
+    let mut still_since = start.elapsed();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         std::thread::sleep(Duration::from_millis(20));
         let now = read();
-        if now != last {
-            last = now;
-            moved = start.elapsed();
-        } else if start.elapsed() - moved > Duration::from_millis(300) || Instant::now() > deadline
+        if seen.last().is_some_and(|&(_, v)| v != now) {
+            still_since = start.elapsed();
+        } else if start.elapsed() - still_since > Duration::from_millis(300)
+            || Instant::now() > deadline
         {
-            return (last, moved);
+            return seen;
         }
+        seen.push((start.elapsed(), now));
+    }
+}
+
+/// How long after the generator returned (`returned`) the packets went on
+/// arriving: until the first reading of `seen` within a thousandth of the
+/// round's `delivered` of the final count (the odd packet of the hosts'
+/// own does not count); zero if the first reading, taken as the generator
+/// returned, was already there.
+fn arrival_tail(seen: &[(Duration, u64)], delivered: u64, returned: Duration) -> Duration {
+    let last = seen.last().map_or(0, |&(_, v)| v);
+    let near = last - delivered / 1000;
+    match seen.iter().position(|&(_, v)| v >= near) {
+        Some(0) | None => Duration::ZERO,
+        Some(i) => seen[i].0.saturating_sub(returned),
     }
 }
 
 /// One path's run: the frame, the generator that restores it and tail
 /// calls the program under test (with the program array it uses), the
-/// interface of the gateway the frames arrive on, and the receiver
-/// (namespace, interface).
+/// same for runs without live frames (`reset`), the interface of the
+/// gateway the frames arrive on, and the receiver (namespace, interface).
 struct Run<'a> {
     frame: Vec<u8>,
     first: OwnedFd,
+    reset: OwnedFd,
     _progs: OwnedFd,
     ingress: u32,
     receiver: (&'a Netns, &'static str),
@@ -216,9 +234,11 @@ fn run<'a>(
     let progs = raw_bpf::prog_array_with(prog)?;
     let restore = RESTORE.min(frame.len() / 4 * 4);
     let first = raw_bpf::load_xdp_restore_then(&frame[..restore], &progs)?;
+    let reset = raw_bpf::load_xdp_reset_then(frame.len(), &frame[..restore], &progs)?;
     Ok(Run {
         frame,
         first,
+        reset,
         _progs: progs,
         ingress,
         receiver,
@@ -254,14 +274,20 @@ impl Bench<'_> {
         let gw_ns = self.gw_ns.clone();
         let frame = r.frame.clone();
         let (ingress, repeat) = (r.ingress, self.repeat);
-        std::thread::spawn(move || {
+        let per_frame = std::thread::spawn(move || {
             enter_thread(&gw_ns);
             test_run::run_xdp_live(fd, &frame, ingress, repeat)
         })
         .join()
         .map_err(|_| anyhow::anyhow!("the generator thread panicked"))??;
-        let (rx1, took) = settle(start, receiver);
-        let delivered = rx1 - rx0;
+        let returned = start.elapsed();
+        let seen = settle(start, receiver);
+        let delivered = seen.last().map_or(0, |&(_, v)| v) - rx0;
+        // The generator's own loop (its page pool's set-up, tens of
+        // milliseconds, is not the path's time), then whatever arrived
+        // after it returned (the daemon's queue draining, say).
+        let took = Duration::from_nanos(u64::from(per_frame) * u64::from(repeat))
+            + arrival_tail(&seen, delivered, returned);
         let (xdp, tc, user) = (
             counter(dir.xdp_counter) - xdp0,
             counter(dir.tc_counter) - tc0,
@@ -284,6 +310,50 @@ impl Bench<'_> {
             dir.tc_counter
         );
         bench::measured(path.name(), delivered as f64 / took.as_secs_f64())
+    }
+
+    /// The time per packet of `path`'s first stage and program alone:
+    /// BPF_PROG_TEST_RUN without live frames (nothing is sent, a redirect
+    /// is only decided), in nanoseconds.
+    fn program_ns(&self, dir: &Direction, path: Path) -> anyhow::Result<f64> {
+        let r = &dir.runs[path as usize];
+        let (fd, frame, ingress) = (r.reset.as_raw_fd(), r.frame.clone(), r.ingress);
+        let gw_ns = self.gw_ns.clone();
+        let ns = std::thread::spawn(move || {
+            enter_thread(&gw_ns);
+            test_run::time_xdp(fd, &frame, ingress, PROGRAM_REPEAT)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the timing thread panicked"))??;
+        bench::measured(path.name(), f64::from(ns))
+    }
+
+    /// `ROUNDS` interleaved rounds of the plain and the XDP program alone:
+    /// their times per packet and the difference, printed and as JSON.
+    fn measure_programs(&self, dir: &Direction) -> anyhow::Result<serde_json::Value> {
+        let (mut plain, mut xdp, mut extra) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let (p, x) = (
+                self.program_ns(dir, Path::Plain)?,
+                self.program_ns(dir, Path::Xdp)?,
+            );
+            plain.push(p);
+            xdp.push(x);
+            extra.push(x - p);
+        }
+        let (plain, xdp, extra) = (
+            Stats::of("plain program", &plain)?,
+            Stats::of("XDP program", &xdp)?,
+            Stats::of("extra", &extra)?,
+        );
+        println!(
+            "{}, the programs alone (BPF_PROG_TEST_RUN without live frames, x{PROGRAM_REPEAT}), ns per packet, median [min-max]",
+            dir.title
+        );
+        println!("  {:<32} {}", Path::Plain.name(), plain.show(1));
+        println!("  {:<32} {}", Path::Xdp.name(), xdp.show(1));
+        println!("  {:<32} {}", "vpn-ctl's extra, per round", extra.show(1));
+        Ok(json!({"plain": plain.json(), "xdp": xdp.json(), "extra": extra.json()}))
     }
 
     /// `ROUNDS` interleaved rounds of every path of `dir`: the table and
@@ -542,6 +612,14 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // The programs alone first: nothing is sent, so no receiver is needed.
+    let programs = json!({
+        "wan_to_lan": bench.measure_programs(&down)?,
+        "lan_to_wan": bench.measure_programs(&up)?,
+    });
+    if std::env::var_os("VPN_BENCH_PROGRAMS_ONLY").is_some() {
+        return Ok(());
+    }
     let down_json = {
         let _receivers = [receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?];
         bench.measure(&down)?
@@ -557,6 +635,7 @@ fn main() -> anyhow::Result<()> {
         json!({
             "wan_to_lan": down_json,
             "lan_to_wan": up_json,
+            "programs_ns_per_packet": programs,
             "inner_bytes": INNER,
             "repeat": REPEAT,
             "rounds": ROUNDS,

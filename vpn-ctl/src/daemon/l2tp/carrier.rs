@@ -80,12 +80,11 @@ impl Carrier for Udp {
         let port = |p: u16| u16::from_ne_bytes(p.to_be_bytes());
         let ids = |t: u16, s: u16| (u32::from(t) << 16) | u32::from(s);
         Some(FastPathEntry {
-            key: TunnelKey {
-                peer_ip: wire_ip(*self.peer.ip()),
-                local_id: ids(self.tunnel, self.session),
-                proto: PROTO_L2TP,
-                _pad: [0; 3],
-            },
+            key: TunnelKey::new(
+                wire_ip(*self.peer.ip()),
+                ids(self.tunnel, self.session),
+                PROTO_L2TP,
+            ),
             entry: SessionEntry {
                 flags: SESSION_F_FAST_PATH,
                 proto: PROTO_L2TP,

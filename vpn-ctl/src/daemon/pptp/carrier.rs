@@ -79,12 +79,7 @@ impl Gre {
     }
 
     pub fn tunnel_key(&self) -> TunnelKey {
-        TunnelKey {
-            peer_ip: wire_ip(self.peer),
-            local_id: u32::from(self.call_id),
-            proto: PROTO_PPTP,
-            _pad: [0; 3],
-        }
+        TunnelKey::new(wire_ip(self.peer), u32::from(self.call_id), PROTO_PPTP)
     }
 }
 
