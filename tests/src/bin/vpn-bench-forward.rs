@@ -18,8 +18,12 @@
 //! baseline) as if it had arrived, redirects really happen and passed
 //! frames go up the stack. The receivers are XDP_DROP programs on the far
 //! veths (the LAN hosts', the internet router's); packets/s is what they
-//! received over the time until their count stopped. The gateway's
-//! counters prove which path carried each row. Results also go to
+//! received over the generator's own time (its loop over the frames, not
+//! its set-up; docs/decisions.md #60) plus however long packets went on
+//! arriving after it returned. The gateway's counters prove which path
+//! carried each row. Before the rounds, each direction's plain and XDP
+//! programs are also timed alone (BPF_PROG_TEST_RUN without live frames):
+//! vpn-ctl's own cost per packet. Results also go to
 //! target/bench/forward.json.
 use std::{
     net::Ipv4Addr,
