@@ -243,7 +243,10 @@ fn assert_restored(t: &Topology, gw: &Gateway) {
 #[test]
 fn a_restart_the_new_image_could_not_do_is_refused_and_the_gateway_runs_on() {
     let t = Topology::build();
-    let gw = Gateway::start(&t.gw, "[gateway]\nmax_sessions = 100\n");
+    let gw = Gateway::start(
+        &t.gw,
+        "[gateway]\nmax_sessions = 100\n[log]\nlevel = \"debug\"\n",
+    );
     add_user(&gw, "alice", "alice-password-1", None);
     let mut native = Client::start(&t.c1, "alice", "alice-password-1", &gateway_creds(&gw), &[]);
     native.wait_connected();
@@ -266,4 +269,17 @@ fn a_restart_the_new_image_could_not_do_is_refused_and_the_gateway_runs_on() {
     let said = gw.restart_in_place();
     assert!(said.contains("1 of 1 sessions carried over"), "{said}");
     t.c1.must(&format!("ping -c 2 -i 0.2 -W 2 {LAN_HOST}"));
+    // The programs (still the predecessor's) log through the pinned ring
+    // to the successor: a pool source arriving on the WAN is logged.
+    let pool = gw.status()["pool"].as_str().unwrap().to_string();
+    let spoof = pool.replace(".0/24", ".5");
+    t.inet.must(&format!("ip addr add {spoof}/32 dev gw0"));
+    let _ = t
+        .inet
+        .sh(&format!("ping -c 3 -i 0.2 -W 1 -I {spoof} {GW_WAN}"));
+    wait::until(
+        "the eBPF log line after the restart",
+        Duration::from_secs(10),
+        || gw.log().contains("arrived raw on the WAN").then_some(()),
+    );
 }

@@ -227,7 +227,6 @@ pub async fn setup(
         Some(_) => dataplane::load_pinned(level, pins)?,
         None => dataplane::load(level)?,
     };
-    let logger = dataplane::logger::spawn(&mut ebpf);
 
     // --- the VPN interface ---
     let tun = match inherited_tun.take() {
@@ -300,6 +299,9 @@ pub async fn setup(
             (xdp, tc_prog_id)
         }
     };
+    // After the pins: the logger takes the log ring out of `ebpf`, and a
+    // restart's successor reads the running programs' lines from its pin.
+    let logger = dataplane::logger::spawn(&mut ebpf);
     let seq_page = if cfg.pptp.enabled {
         Some(dataplane::fastpath::SeqPage::map(&ebpf)?)
     } else {

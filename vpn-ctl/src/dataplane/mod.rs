@@ -42,6 +42,13 @@ pub fn load_pinned(log_level: log::LevelFilter, dir: &Path) -> anyhow::Result<Eb
         }
         loader.map_pin_path(name, path.as_path());
     }
+    // The running programs' log ring, so their lines still reach the log
+    // (a predecessor from before it was pinned has none: its programs'
+    // lines stop until the next `up`).
+    let log_ring = dir.join(LOG_RING);
+    if log_ring.exists() {
+        loader.map_pin_path(LOG_RING, log_ring.as_path());
+    }
     loader
         .load(crate::EBPF_OBJECT)
         .context("cannot reopen the pinned eBPF maps")
@@ -200,10 +207,13 @@ pub fn attach_tc_egress(ebpf: &mut Ebpf, iface: &str, pins: &Path) -> anyhow::Re
     attach_tc(ebpf, TC_PROGRAM, iface, TcAttachType::Egress, pins)
 }
 
-/// Pins the contract maps under `dir` (created here).
+/// aya-log's ring buffer, which the programs write their log lines to.
+const LOG_RING: &str = "AYA_LOGS";
+
+/// Pins the contract maps and the log ring under `dir` (created here).
 pub fn pin_maps(ebpf: &Ebpf, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    for name in maps::PINNED {
+    for name in maps::PINNED.into_iter().chain([LOG_RING]) {
         let map = ebpf
             .map(name)
             .with_context(|| format!("map {name} missing"))?;
