@@ -34,6 +34,19 @@ fn wire(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str
 }
 
 impl Topology {
+    /// Three echo requests to the gateway's WAN address from the internet
+    /// host, sourced from an address of `pool` (the gateway's client pool,
+    /// "a.b.c.0/24"): spoofs the WAN must drop. Whether any was answered.
+    pub fn ping_from_pool_address(&self, pool: &str) -> bool {
+        let spoof = pool.replace(".0/24", ".5");
+        self.inet
+            .must(&format!("ip addr replace {spoof}/32 dev gw0"));
+        self.inet
+            .sh(&format!("ping -c 3 -i 0.2 -W 1 -I {spoof} {GW_WAN}"))
+            .status
+            .success()
+    }
+
     pub fn build() -> Topology {
         let p = unique_prefix();
         let ns = |n: &str| Netns::new(format!("{p}{n}"));

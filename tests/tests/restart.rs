@@ -272,11 +272,7 @@ fn a_restart_the_new_image_could_not_do_is_refused_and_the_gateway_runs_on() {
     // The programs (still the predecessor's) log through the pinned ring
     // to the successor: a pool source arriving on the WAN is logged.
     let pool = gw.status()["pool"].as_str().unwrap().to_string();
-    let spoof = pool.replace(".0/24", ".5");
-    t.inet.must(&format!("ip addr add {spoof}/32 dev gw0"));
-    let _ = t
-        .inet
-        .sh(&format!("ping -c 3 -i 0.2 -W 1 -I {spoof} {GW_WAN}"));
+    t.ping_from_pool_address(&pool);
     wait::until(
         "the eBPF log line after the restart",
         Duration::from_secs(10),
