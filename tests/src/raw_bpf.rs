@@ -9,6 +9,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_PROG_TYPE_XDP: u32 = 6;
 const BPF_XDP: u32 = 37;
@@ -213,6 +214,51 @@ pub fn prog_by_id(id: u32) -> anyhow::Result<OwnedFd> {
         .with_context(|| format!("BPF_PROG_GET_FD_BY_ID {id}"))?;
     // SAFETY: the kernel just gave us this descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The start of `struct bpf_prog_info`, as far as the JIT image (the
+/// kernel fills no more than the size passed).
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    prog_type: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+}
+
+/// The machine code the kernel's JIT made of `prog` (for `objdump -b
+/// binary`: perf's `symoff` offsets index it).
+pub fn jited_image(prog: &OwnedFd) -> anyhow::Result<Vec<u8>> {
+    let info_of = |info: &mut ProgInfo| {
+        let mut attr = InfoByFd {
+            bpf_fd: prog.as_raw_fd() as u32,
+            info_len: std::mem::size_of::<ProgInfo>() as u32,
+            info: info as *mut ProgInfo as u64,
+        };
+        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).context("BPF_OBJ_GET_INFO_BY_FD")
+    };
+    let mut info = ProgInfo::default();
+    info_of(&mut info)?;
+    let mut image = vec![0u8; info.jited_prog_len as usize];
+    info = ProgInfo {
+        jited_prog_len: info.jited_prog_len,
+        jited_prog_insns: image.as_mut_ptr() as u64,
+        ..ProgInfo::default()
+    };
+    info_of(&mut info)?;
+    image.truncate(info.jited_prog_len as usize);
+    Ok(image)
+}
+
+/// `union bpf_attr`'s `info` member.
+#[repr(C)]
+struct InfoByFd {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
 }
 
 /// Attaches XDP program `prog` to interface `ifindex` (of the calling

@@ -596,16 +596,26 @@ fn main() -> anyhow::Result<()> {
 
     // VPN_BENCH_PROFILE=plain|xdp|tc|userspace, with `:up` for LAN to WAN:
     // that path alone (else WAN to LAN), 20 long rounds, for `perf record`
-    // alongside; no ratios.
+    // alongside; no ratios. VPN_BENCH_JIT_DUMP=FILE also writes the JIT
+    // image of vpn-ctl's program for that direction (docs/performance.md).
     if let Ok(only) = std::env::var("VPN_BENCH_PROFILE") {
-        let (only, dir, _receivers) = match only.strip_suffix(":up") {
-            Some(p) => (p.to_owned(), &up, vec![receiver(&t.inet, "gw0")?]),
+        let (only, dir, prog, _receivers) = match only.strip_suffix(":up") {
+            Some(p) => (
+                p.to_owned(),
+                &up,
+                &lan_prog,
+                vec![receiver(&t.inet, "gw0")?],
+            ),
             None => (
                 only,
                 &down,
+                &wan_prog,
                 vec![receiver(&t.lan, "eth0")?, receiver(&lan2, "eth0")?],
             ),
         };
+        if let Some(file) = std::env::var_os("VPN_BENCH_JIT_DUMP") {
+            std::fs::write(&file, raw_bpf::jited_image(prog)?)?;
+        }
         bench.repeat = 20 * REPEAT;
         let path = Path::ALL
             .into_iter()
