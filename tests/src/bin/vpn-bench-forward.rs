@@ -38,7 +38,7 @@ use vpn_tests::{
     gateway::Gateway,
     l2tp_peer::L2tpCall,
     native_client::add_user,
-    netns::{enter_thread, Netns},
+    netns::{enter_thread, in_ns, Netns},
     packet::{Frame, L4},
     raw_bpf,
     topology::{Topology, C1, GW_WAN, INET, LAN_HOST},
@@ -274,16 +274,11 @@ impl Bench<'_> {
             receiver(),
         );
         let start = Instant::now();
-        let fd = r.first.as_raw_fd();
-        let gw_ns = self.gw_ns.clone();
-        let frame = r.frame.clone();
-        let (ingress, repeat) = (r.ingress, self.repeat);
-        let per_frame = std::thread::spawn(move || {
-            enter_thread(&gw_ns);
+        let (fd, frame, ingress, repeat) =
+            (r.first.as_raw_fd(), r.frame.clone(), r.ingress, self.repeat);
+        let per_frame = in_ns(&self.gw_ns, move || {
             test_run::run_xdp_live(fd, &frame, ingress, repeat)
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the generator thread panicked"))??;
+        })?;
         let returned = start.elapsed();
         let seen = settle(start, receiver);
         let delivered = seen.last().map_or(0, |&(_, v)| v) - rx0;
@@ -322,13 +317,9 @@ impl Bench<'_> {
     fn program_ns(&self, dir: &Direction, path: Path) -> anyhow::Result<f64> {
         let r = &dir.runs[path as usize];
         let (fd, frame, ingress) = (r.reset.as_raw_fd(), r.frame.clone(), r.ingress);
-        let gw_ns = self.gw_ns.clone();
-        let ns = std::thread::spawn(move || {
-            enter_thread(&gw_ns);
+        let ns = in_ns(&self.gw_ns, move || {
             test_run::time_xdp(fd, &frame, ingress, PROGRAM_REPEAT)
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the timing thread panicked"))??;
+        })?;
         bench::measured(path.name(), f64::from(ns))
     }
 
@@ -434,15 +425,11 @@ impl Bench<'_> {
 /// Attaches an XDP_DROP receiver to `ifname` in `ns`; detached when the
 /// returned link is dropped.
 fn receiver(ns: &Netns, ifname: &str) -> anyhow::Result<OwnedFd> {
-    let name = ns.name.clone();
     let idx = ifindex(ns, ifname);
-    std::thread::spawn(move || {
-        enter_thread(&name);
+    in_ns(&ns.name, move || {
         let prog = raw_bpf::load_xdp_drop()?;
         raw_bpf::attach_xdp(&prog, idx)
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("attach thread panicked"))?
 }
 
 /// The id of the XDP program attached to `ifname` in `ns`.
