@@ -206,6 +206,35 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
     wait::until("spoofs counted", Duration::from_secs(5), || {
         (gw.count("drops", "spoofed_inner_source") >= spoofs + 3).then_some(())
     });
+
+    // A session's cached flows end with it. The LAN host sends to the PPTP
+    // client from each CPU in turn (a veth runs lan0's XDP on the sender's
+    // CPU), which caches the flow on every CPU; once the session is
+    // killed, the same packets find no flow and are not sent.
+    let client = pptp.address().to_string();
+    let from_every_cpu = || {
+        let before = counts(gw).xdp_tx;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for cpu in 0..cpus {
+            t.lan.sh(&format!(
+                "taskset -c {cpu} ping -c 3 -i 0.05 -W 0.1 -q {client}"
+            ));
+        }
+        counts(gw).xdp_tx - before
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert!(from_every_cpu() >= 3 * cpus, "encapsulated in XDP");
+    let id = gw
+        .sessions()
+        .iter()
+        .find(|r| r["assigned_ip"] == client.as_str())
+        .and_then(|r| r["id"].as_u64())
+        .expect("the PPTP session");
+    assert!(gw.ctl(&["kill", &id.to_string()]).status.success());
+    wait::until("the session to be gone", Duration::from_secs(10), || {
+        (gw.sessions().len() == 1).then_some(())
+    });
+    assert_eq!(from_every_cpu(), 0, "nothing sent for an ended session");
 }
 
 #[test]

@@ -42,10 +42,20 @@ pub const SESSION_CACHE: &str = "VPN_SESSION_CACHE";
 /// `addr_slot(addr)`; a hit counts only if the session table's entry at
 /// that index is on the fast path with that address.
 pub const ADDR_CACHE: &str = "VPN_ADDR_CACHE";
-/// One-slot array: the route cache's generation (`u32`); 0 turns it off.
-/// The daemon moves it on at every routing, neighbour, address, link or
-/// rule change the kernel announces, which invalidates every entry.
+/// One-slot array: the generation (`u32`) of XDP forwarding's route and
+/// flow caches; 0 turns them off. The daemon moves it on at every routing,
+/// neighbour, address, link or rule change the kernel announces, and
+/// whenever a session joins or leaves the fast path, which invalidates
+/// every entry.
 pub const FIB_GEN: &str = "VPN_FIB_GEN";
+/// Per-CPU arrays of [`FlowSlot`]: XDP forwarding's flow caches, WAN to
+/// LAN and LAN to WAN, direct mapped (slot `FlowKey::slot`). A hit stands
+/// for a whole decision (session, routes, next hops) already made for an
+/// earlier packet of the flow under the same generation. Only the programs
+/// use them: not pinned (a restart's successor keeps the running
+/// programs, and their maps, as they are).
+pub const DOWN_FLOWS: &str = "VPN_DOWN_FLOWS";
+pub const UP_FLOWS: &str = "VPN_UP_FLOWS";
 
 /// Every map the daemon pins, in the order `status` reports them.
 pub const PINNED: [&str; 15] = [
@@ -80,6 +90,9 @@ pub const SESSION_SLOTS: u32 = 4096;
 
 /// Slots of [`FIB_CACHE`] per CPU (a power of two).
 pub const FIB_SLOTS: u32 = 4096;
+
+/// Slots of [`DOWN_FLOWS`] and of [`UP_FLOWS`] per CPU (a power of two).
+pub const FLOW_SLOTS: u32 = 4096;
 
 /// Capacity of [`FORWARD_IFS`] (and, with the WAN, of [`REDIRECT_DEVS`]).
 pub const MAX_FORWARD_IFS: u32 = 16;
@@ -294,6 +307,66 @@ pub struct FibSlot {
 }
 const _: () = assert!(core::mem::size_of::<FibSlot>() == 44);
 
+/// What identifies a flow XDP forwarding decided once: WAN to LAN, the
+/// tunnel (peer, our id, protocol) and the inner destination and ToS (the
+/// route may select on it); LAN to WAN, the ingress interface and the
+/// inner source, destination and ToS. Addresses in network order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub words: [u32; 4],
+}
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 16);
+
+impl FlowKey {
+    /// A tunnel packet's flow from the WAN.
+    #[inline(always)]
+    pub const fn down(tunnel: &TunnelKey, inner_dst: u32, tos: u8) -> FlowKey {
+        let tag = tunnel.proto as u32 | (tos as u32) << 8;
+        FlowKey {
+            words: [tunnel.peer_ip, tunnel.local_id, inner_dst, tag],
+        }
+    }
+
+    /// A LAN packet's flow towards a client.
+    #[inline(always)]
+    pub const fn up(ifindex: u32, src: u32, dst: u32, tos: u8) -> FlowKey {
+        FlowKey {
+            words: [dst, src, ifindex, tos as u32],
+        }
+    }
+
+    /// The key's slot in a flow cache: a multiplicative hash.
+    #[inline(always)]
+    pub const fn slot(&self) -> u32 {
+        let [a, b, c, d] = self.words;
+        let mix = a ^ b.rotate_left(16) ^ c.rotate_left(8) ^ d.rotate_left(24);
+        mix.wrapping_mul(0x9e37_79b1) >> (32 - FLOW_SLOTS.trailing_zeros())
+    }
+}
+
+/// One slot of a flow cache: the key it holds and the decision, valid
+/// while `gen` is the current generation ([`FIB_GEN`]) and for inner
+/// packets up to `fits` bytes (the largest one the routes' MTUs passed).
+/// `ifindex` and `l2` are the next hop (egress interface; destination then
+/// source MAC as words), `session` the session's entry at `idx` as it was
+/// (the generation moves on when it changes), and `mac`, LAN to WAN, the
+/// ingress interface's address (frames to another are not ours to route).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowSlot {
+    pub key: FlowKey,
+    pub gen: u32,
+    pub idx: u32,
+    pub fits: u32,
+    pub ifindex: u32,
+    pub l2: [u32; 3],
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+    pub session: SessionEntry,
+}
+const _: () = assert!(core::mem::size_of::<FlowSlot>() == 84);
+
 /// `BPF_F_MMAPABLE` (linux/bpf.h): the array can be mmap'd by userspace.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
@@ -312,5 +385,25 @@ mod tests {
         };
         assert_eq!(key, literal);
         assert_ne!(key, TunnelKey::new(0x0a00_0001, 0x1234_5678, PROTO_PPTP));
+    }
+
+    #[test]
+    fn flow_keys_differ_by_every_part_and_slots_stay_in_range() {
+        let t = TunnelKey::new(0x0a00_0001, 0x0001_0002, PROTO_L2TP);
+        let down = FlowKey::down(&t, 0xac10_0a02, 0);
+        assert_ne!(down, FlowKey::down(&t, 0xac10_0a03, 0));
+        assert_ne!(down, FlowKey::down(&t, 0xac10_0a02, 0x10));
+        let pptp = TunnelKey::new(0x0a00_0001, 0x0001_0002, PROTO_PPTP);
+        assert_ne!(down, FlowKey::down(&pptp, 0xac10_0a02, 0));
+        let up = FlowKey::up(3, 0xac10_0a02, 0xc0a8_6402, 0);
+        assert_ne!(up, FlowKey::up(4, 0xac10_0a02, 0xc0a8_6402, 0));
+        assert_ne!(up, FlowKey::up(3, 0xc0a8_6402, 0xac10_0a02, 0));
+        let mut used = [false; FLOW_SLOTS as usize];
+        for i in 0..10_000u32 {
+            used[FlowKey::up(3, 0xac10_0000 + i, 0xc0a8_6402, 0).slot() as usize] = true;
+        }
+        // Consecutive addresses spread over most of the slots.
+        let n = used.iter().filter(|u| **u).count();
+        assert!(n > FLOW_SLOTS as usize * 3 / 4, "{n}");
     }
 }

@@ -7,6 +7,7 @@
 
 mod bytes;
 mod encap;
+mod flow;
 mod l2tp;
 mod maps;
 mod packet;

@@ -7,9 +7,9 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, FibSlot, ForwardIf, GreSeq, SessionEntry, SessionStats, TunnelKey,
-        ADDR_SLOTS, BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS, MAX_FORWARD_IFS,
-        MAX_SESSIONS, SESSION_SLOTS,
+        DataplaneConfig, FibSlot, FlowSlot, ForwardIf, GreSeq, SessionEntry, SessionStats,
+        TunnelKey, ADDR_SLOTS, BPF_F_MMAPABLE, FIB_SLOTS, FLOW_SLOTS, MAX_ADDR_PREFIXES,
+        MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS, SESSION_SLOTS,
     },
 };
 
@@ -73,7 +73,7 @@ pub static REDIRECT_DEVS: DevMapHash = DevMapHash::with_max_entries(MAX_FORWARD_
 #[map(name = "VPN_FIB_CACHE")]
 pub static FIB_CACHE: PerCpuArray<FibSlot> = PerCpuArray::with_max_entries(FIB_SLOTS, 0);
 
-/// The route cache's generation (0: off).
+/// The generation of the route and flow caches (0: off).
 #[map(name = "VPN_FIB_GEN")]
 pub static FIB_GEN: Array<u32> = Array::with_max_entries(1, 0);
 
@@ -86,3 +86,11 @@ pub static SESSION_CACHE: PerCpuArray<u32> = PerCpuArray::with_max_entries(SESSI
 /// `vpn_common::maps::ADDR_CACHE`).
 #[map(name = "VPN_ADDR_CACHE")]
 pub static ADDR_CACHE: PerCpuArray<u32> = PerCpuArray::with_max_entries(ADDR_SLOTS, 0);
+
+/// XDP forwarding's flow cache, WAN to LAN (see `vpn_common::maps::DOWN_FLOWS`).
+#[map(name = "VPN_DOWN_FLOWS")]
+pub static DOWN_FLOWS: PerCpuArray<FlowSlot> = PerCpuArray::with_max_entries(FLOW_SLOTS, 0);
+
+/// XDP forwarding's flow cache, LAN to WAN (see `vpn_common::maps::UP_FLOWS`).
+#[map(name = "VPN_UP_FLOWS")]
+pub static UP_FLOWS: PerCpuArray<FlowSlot> = PerCpuArray::with_max_entries(FLOW_SLOTS, 0);

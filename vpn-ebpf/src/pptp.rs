@@ -69,14 +69,10 @@ pub fn arrived<P: PacketBytes>(ctx: &P, ip: &Ipv4Hdr, g: usize, enabled: bool) -
     if !enabled || ip.proto != IPPROTO_GRE {
         return None;
     }
-    let (Some(flags), Some(proto), Some(len), Some(call_id)) = (
-        ctx.be16(g),
-        ctx.be16(g + 2),
-        ctx.be16(g + 4),
-        ctx.be16(g + 6),
-    ) else {
-        return None;
-    };
+    // One read of the fixed 8 bytes: four reads left LLVM free to keep
+    // their bounds checks as flags in a packet pointer's register, which
+    // the verifier refuses.
+    let [flags, proto, len, call_id] = ctx.read::<[u16; 4]>(g)?.map(u16::from_be);
     if flags & GRE_VERSION_MASK != GRE_VERSION_PPTP
         || flags & GRE_F_KEY == 0
         || proto != GRE_PROTO_PPP

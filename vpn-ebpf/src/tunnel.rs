@@ -3,7 +3,7 @@
 //! gives the session key and the PPP offset, the session table the rest.
 //! Shared by TC ingress and XDP forwarding.
 use vpn_common::{
-    maps::{DataplaneConfig, SessionEntry, TunnelKey},
+    maps::{DataplaneConfig, SessionEntry, TunnelKey, PROTO_L2TP},
     wire::Ipv4Hdr,
 };
 
@@ -15,6 +15,21 @@ use crate::{
     pptp,
 };
 
+/// A tunnel data packet's header, before any lookup.
+pub struct Header {
+    pub key: TunnelKey,
+    /// Where the PPP frame starts.
+    pub ppp: usize,
+    /// L2TP: the sender's UDP port (network order), which must be the
+    /// session's (the daemon counts a wrong sender). PPTP: 0.
+    pub src_port: u16,
+    /// PPTP: the sequence number, when `has_seq`.
+    pub seq: u32,
+    pub has_seq: bool,
+    /// PPTP: an acknowledgement without payload (the daemon ignores it).
+    pub ack_only: bool,
+}
+
 /// A fast-path session's data packet.
 pub struct Arrived {
     pub idx: u32,
@@ -23,9 +38,61 @@ pub struct Arrived {
     pub ppp: usize,
 }
 
-/// The fast-path session of the tunnel packet whose L4 header is at `l4`.
-/// `None`: not a fast-path session's data (the daemon's, or the stack's).
-/// A PPTP sequence number is recorded for acknowledgements on the way.
+/// The header of the tunnel packet whose L4 header is at `l4`, if it is
+/// a fast-path protocol's data (`None`: the daemon's, or the stack's).
+#[inline(always)]
+pub fn header<P: PacketBytes>(
+    ctx: &P,
+    ip: &Ipv4Hdr,
+    l4: usize,
+    cfg: &DataplaneConfig,
+) -> Option<Header> {
+    if let Some(a) = pptp::arrived(ctx, ip, l4, cfg.pptp_enabled != 0) {
+        Some(Header {
+            key: a.key,
+            ppp: a.ppp,
+            src_port: 0,
+            seq: a.seq,
+            has_seq: a.has_seq,
+            ack_only: a.ack_only,
+        })
+    } else {
+        l2tp::arrived(ctx, ip, l4, cfg.l2tp_port).map(|a| Header {
+            key: a.key,
+            ppp: a.ppp,
+            src_port: a.src_port,
+            seq: 0,
+            has_seq: false,
+            ack_only: false,
+        })
+    }
+}
+
+/// Whether session `idx` (`entry`, the session of `h.key`) takes the
+/// packet's payload; a PPTP sequence number is recorded for
+/// acknowledgements on the way.
+#[inline(always)]
+pub fn accepts(h: &Header, idx: u32, entry: &SessionEntry) -> bool {
+    if h.has_seq {
+        pptp::record_seq(idx, h.seq);
+    }
+    !h.ack_only && (h.key.proto != PROTO_L2TP || h.src_port == entry.peer_port)
+}
+
+/// The fast-path session of the tunnel packet whose header is `h`.
+/// `None`: not a fast-path session's data.
+#[inline(always)]
+pub fn resolve(h: &Header) -> Option<Arrived> {
+    let (idx, entry) = lookup(&h.key)?;
+    accepts(h, idx, &entry).then_some(Arrived {
+        idx,
+        entry,
+        ppp: h.ppp,
+    })
+}
+
+/// The fast-path session of the tunnel packet whose L4 header is at `l4`
+/// (`header`, then `resolve`).
 #[inline(always)]
 pub fn arrived<P: PacketBytes>(
     ctx: &P,
@@ -33,32 +100,7 @@ pub fn arrived<P: PacketBytes>(
     l4: usize,
     cfg: &DataplaneConfig,
 ) -> Option<Arrived> {
-    if let Some(a) = pptp::arrived(ctx, ip, l4, cfg.pptp_enabled != 0) {
-        let (idx, entry) = lookup(&a.key)?;
-        if a.has_seq {
-            pptp::record_seq(idx, a.seq);
-        }
-        if a.ack_only {
-            return None; // the daemon ignores it
-        }
-        Some(Arrived {
-            idx,
-            entry,
-            ppp: a.ppp,
-        })
-    } else if let Some(a) = l2tp::arrived(ctx, ip, l4, cfg.l2tp_port) {
-        let (idx, entry) = lookup(&a.key)?;
-        if a.src_port != entry.peer_port {
-            return None; // the daemon counts a wrong sender
-        }
-        Some(Arrived {
-            idx,
-            entry,
-            ppp: a.ppp,
-        })
-    } else {
-        None
-    }
+    resolve(&header(ctx, ip, l4, cfg)?)
 }
 
 /// The fast-path session of `key`: this CPU's cache slot first (a hash

@@ -21,7 +21,7 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, FibKey, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD,
+        DataplaneConfig, FibKey, FlowKey, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD,
         FIB_KIND_FORWARD, FIB_KIND_OUTPUT, FIB_KIND_TO_VPN, PROTO_L2TP, PROTO_PPTP,
     },
     wire::{EthHdr, Ipv4Hdr, ETH_P_IPV4, IPPROTO_GRE, IPPROTO_UDP},
@@ -30,8 +30,8 @@ use vpn_common::{
 use crate::{
     bytes::{PacketBytes, XdpBytes},
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
-    l2tp,
-    maps::{forward_if, CONFIG, FIB_CACHE, FIB_GEN, REDIRECT_DEVS},
+    flow, l2tp,
+    maps::{forward_if, CONFIG, DOWN_FLOWS, FIB_CACHE, REDIRECT_DEVS, UP_FLOWS},
     packet::ptr_at,
     pptp,
     stats::count,
@@ -65,14 +65,30 @@ pub fn from_wan(
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    let Some(a) = tunnel::arrived(&b, ip, l4, cfg) else {
+    let Some(h) = tunnel::header(&b, ip, l4, cfg) else {
+        return Ok(None);
+    };
+    let gen = flow::generation();
+    // A flow already decided: the checks that depend on the packet only.
+    if let Some((off, inner)) = ppp_inner(&b, &h) {
+        let key = FlowKey::down(&h.key, inner.dst, inner.tos);
+        if let Some(f) = flow::hit(&DOWN_FLOWS, &key, gen) {
+            let inner_len = usize::from(u16::from_be(inner.total_len));
+            if tunnel::accepts(&h, f.idx, &f.session)
+                && inner.src == f.session.assigned_ip
+                && forwardable(&inner)
+                && off + inner_len <= b.len()
+                && inner_len <= f.fits as usize
+            {
+                return down(ctx, off, &inner, f.idx, f.ifindex, f.l2).map(Some);
+            }
+        }
+    }
+    let Some(a) = tunnel::resolve(&h) else {
         return Ok(None);
     };
     // Anything odd is TC's to count or drop, as without this path.
-    let Some(off) = ppp_ipv4(&b, a.ppp).ok().flatten() else {
-        return Ok(to_stack());
-    };
-    let Some(inner) = b.read::<Ipv4Hdr>(off) else {
+    let Some((off, inner)) = ppp_inner(&b, &h) else {
         return Ok(to_stack());
     };
     let inner_len = usize::from(u16::from_be(inner.total_len));
@@ -86,17 +102,48 @@ pub fn from_wan(
         ifindex: cfg.vpn_ifindex,
         kind: FIB_KIND_FORWARD | u32::from(inner.tos) << 8,
     };
-    let hop = match route(ctx, &key, inner.tos, inner.proto, inner_len, 0) {
+    let hop = match route(ctx, gen, &key, inner.tos, inner.proto, inner_len, 0) {
         Some(hop) if hop.forwarding => hop,
         _ => return Ok(to_stack()),
     };
-    // From here on the packet is changed: a failure drops it.
+    let decision = flow::Decision {
+        idx: a.idx,
+        session: &a.entry,
+        ifindex: hop.ifindex,
+        l2: hop.l2,
+        mac: [0; 6],
+        len: inner_len as u32,
+    };
+    let key = FlowKey::down(&h.key, inner.dst, inner.tos);
+    flow::fill(&DOWN_FLOWS, &key, gen, &decision);
+    down(ctx, off, &inner, a.idx, hop.ifindex, hop.l2).map(Some)
+}
+
+/// The IPv4 packet a tunnel packet's PPP frame carries: its offset and header.
+#[inline(always)]
+fn ppp_inner(b: &XdpBytes, h: &tunnel::Header) -> Option<(usize, Ipv4Hdr)> {
+    let off = ppp_ipv4(b, h.ppp).ok().flatten()?;
+    Some((off, b.read::<Ipv4Hdr>(off)?))
+}
+
+/// Decapsulates session `idx`'s inner packet `inner` (at `off`) and
+/// redirects it to the next hop `l2` on `ifindex`. The packet is changed
+/// from here on: a failure drops it.
+#[inline(always)]
+fn down(
+    ctx: &XdpContext,
+    off: usize,
+    inner: &Ipv4Hdr,
+    idx: u32,
+    ifindex: u32,
+    l2: [u32; 3],
+) -> Result<u32, DropReason> {
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
-    write_l2(ctx, &hop)?;
-    decrement_ttl(ctx, ETH_LEN, &inner)?;
-    add_stats(a.idx, true, inner_len as u64);
+    write_l2(ctx, l2)?;
+    decrement_ttl(ctx, ETH_LEN, inner)?;
+    add_stats(idx, true, u64::from(u16::from_be(inner.total_len)));
     count(Counter::XdpFwdRx);
-    redirect(hop.ifindex).map(Some)
+    redirect(ifindex)
 }
 
 /// A forwarding interface's ingress: a packet for a fast-path client is
@@ -117,15 +164,30 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         return pass;
     }
     let ifindex = ctx.ingress_ifindex() as u32;
-    // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
-    match forward_if(ifindex) {
-        Some(f) if f.mac == eth.dst => {}
-        _ => return pass,
+    let inner_len = usize::from(u16::from_be(ip.total_len));
+    let gen = flow::generation();
+    let flow_key = FlowKey::up(ifindex, ip.src, ip.dst, ip.tos);
+    // A flow already decided: the checks that depend on the packet only.
+    if let Some(f) = flow::hit(&UP_FLOWS, &flow_key, gen) {
+        if f.mac != eth.dst {
+            return pass;
+        }
+        if !forwardable(&ip) || ETH_LEN + inner_len > b.len() || checksum_partial(&b, ETH_LEN, &ip)
+        {
+            return Ok(lan_to_stack());
+        }
+        if inner_len <= f.fits as usize {
+            return up(ctx, cfg, &ip, f.idx, &f.session, f.l2);
+        }
     }
+    // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
+    let mac = match forward_if(ifindex) {
+        Some(f) if f.mac == eth.dst => f.mac,
+        _ => return pass,
+    };
     let Some((idx, entry)) = session_for(ip.dst) else {
         return pass;
     };
-    let inner_len = usize::from(u16::from_be(ip.total_len));
     if !forwardable(&ip) || ETH_LEN + inner_len > b.len() || checksum_partial(&b, ETH_LEN, &ip) {
         return Ok(lan_to_stack());
     }
@@ -138,6 +200,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     };
     match route(
         ctx,
+        gen,
         &key,
         ip.tos,
         ip.proto,
@@ -162,6 +225,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     // The outer header's ToS is 0 (`encap::ipv4_header`).
     let out = match route(
         ctx,
+        gen,
         &key,
         0,
         l4,
@@ -171,9 +235,33 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         Some(hop) if hop.ifindex == cfg.wan_ifindex => hop,
         _ => return Ok(lan_to_stack()),
     };
-    decrement_ttl(ctx, ETH_LEN, &ip)?;
-    push(ctx, idx, &entry, inner_len)?;
-    write_l2(ctx, &out)?;
+    let decision = flow::Decision {
+        idx,
+        session: &entry,
+        ifindex: out.ifindex,
+        l2: out.l2,
+        mac,
+        len: inner_len as u32,
+    };
+    flow::fill(&UP_FLOWS, &flow_key, gen, &decision);
+    up(ctx, cfg, &ip, idx, &entry, out.l2)
+}
+
+/// Encapsulates the LAN packet `ip` for session `idx` (`entry`) and
+/// redirects it out of the WAN to the next hop `l2`.
+#[inline(always)]
+fn up(
+    ctx: &XdpContext,
+    cfg: &DataplaneConfig,
+    ip: &Ipv4Hdr,
+    idx: u32,
+    entry: &SessionEntry,
+    l2: [u32; 3],
+) -> Result<u32, DropReason> {
+    let inner_len = usize::from(u16::from_be(ip.total_len));
+    decrement_ttl(ctx, ETH_LEN, ip)?;
+    push(ctx, idx, entry, inner_len)?;
+    write_l2(ctx, l2)?;
     add_stats(idx, false, inner_len as u64);
     count(Counter::XdpFwdTx);
     redirect(cfg.wan_ifindex)
@@ -232,20 +320,20 @@ struct Hop {
 }
 
 /// The FIB's answer for `key`, a packet of ToS `tos`, protocol `proto` and
-/// `len` bytes: from the route cache while its generation holds (and the
+/// `len` bytes: from the route cache while generation `gen` holds (and the
 /// packet is no bigger than one the lookup passed), else from
 /// `bpf_fib_lookup` with `flags`, which then fills the cache. `None`: the
 /// lookup did not succeed, the stack must handle the packet.
 #[inline(always)]
 fn route(
     ctx: &XdpContext,
+    gen: u32,
     key: &FibKey,
     tos: u8,
     proto: u8,
     len: usize,
     flags: u32,
 ) -> Option<Hop> {
-    let gen = FIB_GEN.get(0).copied().unwrap_or(0);
     let mut fits = len as u32;
     let slot = FIB_CACHE.get_ptr_mut(key.slot());
     if let Some(s) = slot.filter(|_| gen != 0) {
@@ -363,8 +451,8 @@ fn write_at<T>(ctx: &XdpContext, off: usize, v: T) -> Result<(), DropReason> {
 
 /// The Ethernet header for the next hop the FIB found.
 #[inline(always)]
-fn write_l2(ctx: &XdpContext, hop: &Hop) -> Result<(), DropReason> {
-    write_at(ctx, 0, hop.l2)?;
+fn write_l2(ctx: &XdpContext, l2: [u32; 3]) -> Result<(), DropReason> {
+    write_at(ctx, 0, l2)?;
     write_at(ctx, 12, ETH_P_IPV4.to_be())
 }
 

@@ -11,11 +11,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::{
-    maps::{Array, MapData},
-    Ebpf,
-};
-use vpn_common::maps;
+use aya::Ebpf;
 
 use super::xdp_forward::XdpForward;
 
@@ -108,17 +104,7 @@ fn default_rules() -> bool {
 /// Writes the next generation (never 0), or 0 when the cache must be off.
 fn advance(ebpf: &Mutex<Ebpf>, on: bool) -> anyhow::Result<()> {
     let mut ebpf = ebpf.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let mut gen: Array<&mut MapData, u32> = Array::try_from(
-        ebpf.map_mut(maps::FIB_GEN)
-            .context("route cache generation map missing")?,
-    )?;
-    let next = if on {
-        gen.get(&0, 0)?.wrapping_add(1).max(1)
-    } else {
-        0
-    };
-    gen.set(0, next, 0)?;
-    Ok(())
+    crate::dataplane::cache_gen::set(&mut ebpf, on)
 }
 
 /// Starts the watcher thread (it lives as long as the process).

@@ -244,7 +244,9 @@ fn enable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, entry: SessionEntry) -> any
             .context("VPN_ADDR_SESSIONS")?,
     )?;
     addrs.insert(&Key::new(32, entry.assigned_ip), idx, 0)?;
-    Ok(())
+    // A flow cached before may now be this session's (a routed subnet's
+    // address, say): decided again.
+    super::cache_gen::invalidate(ebpf)
 }
 
 /// Takes a session off the fast path (address first, entry last).
@@ -261,8 +263,10 @@ fn disable(ebpf: &mut Ebpf, idx: u32, key: TunnelKey, assigned_ip: u32) -> anyho
     let _ = tunnels.remove(&key);
     let mut sessions: Array<&mut MapData, SessionEntry> =
         Array::try_from(ebpf.map_mut(maps::SESSIONS).context("VPN_SESSIONS")?)?;
-    sessions.set(idx, SessionEntry::default(), 0)?;
-    Ok(())
+    let cleared = sessions.set(idx, SessionEntry::default(), 0);
+    // XDP forwarding's cached flows of the session end with it.
+    super::cache_gen::invalidate(ebpf)?;
+    Ok(cleared?)
 }
 
 /// The fast path's counters of session `idx`, summed over CPUs.

@@ -1,5 +1,6 @@
 //! Loading, attaching and reading the eBPF data plane.
 pub mod bpffs;
+pub mod cache_gen;
 pub mod esp_spis;
 pub mod fastpath;
 pub mod forward;
