@@ -9,7 +9,9 @@
 //! everything the stack must answer (TTL, MTU, options, fragments,
 //! unfinished checksums, unknown neighbours), takes the TC path, which is
 //! also all there is while the daemon has cleared CONFIG_F_XDP_FORWARD
-//! (netfilter rules that XDP would bypass).
+//! (netfilter rules that XDP would bypass). A flow's decisions (session,
+//! routes, next hop) are cached per CPU (`flow.rs`, decisions #61): its
+//! later packets only get the checks that depend on the packet itself.
 use aya_ebpf::{
     bindings::{
         bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT,
