@@ -48,12 +48,14 @@ pub const ADDR_CACHE: &str = "VPN_ADDR_CACHE";
 /// whenever a session joins or leaves the fast path, which invalidates
 /// every entry.
 pub const FIB_GEN: &str = "VPN_FIB_GEN";
-/// Per-CPU arrays of [`FlowSlot`]: XDP forwarding's flow caches, WAN to
-/// LAN and LAN to WAN, direct mapped (slot `FlowKey::slot`). A hit stands
-/// for a whole decision (session, routes, next hops) already made for an
-/// earlier packet of the flow under the same generation. Only the programs
-/// use them: not pinned (a restart's successor keeps the running
-/// programs, and their maps, as they are).
+/// Arrays of [`FlowTable`], one table per CPU (indexed by CPU number; the
+/// loader sets `max_entries` to the number of possible CPUs): XDP
+/// forwarding's flow caches, WAN to LAN and LAN to WAN, direct mapped
+/// (slot `FlowKey::slot`). A hit stands for a whole decision (session,
+/// routes, next hops) already made for an earlier packet of the flow under
+/// the same generation. Only the programs use them: not pinned (a
+/// restart's successor keeps the running programs, and their maps, as
+/// they are).
 pub const DOWN_FLOWS: &str = "VPN_DOWN_FLOWS";
 pub const UP_FLOWS: &str = "VPN_UP_FLOWS";
 
@@ -366,6 +368,17 @@ pub struct FlowSlot {
     pub session: SessionEntry,
 }
 const _: () = assert!(core::mem::size_of::<FlowSlot>() == 84);
+
+/// One CPU's flow cache. A table per CPU in a plain array rather than a
+/// per-CPU array of slots: the table's address depends on the CPU only,
+/// not on the packet, so a slot is found with arithmetic on the hash
+/// instead of a lookup (the key through the stack, then the per-CPU
+/// pointer) on the packet's critical path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FlowTable {
+    pub slots: [FlowSlot; FLOW_SLOTS as usize],
+}
 
 /// `BPF_F_MMAPABLE` (linux/bpf.h): the array can be mmap'd by userspace.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;

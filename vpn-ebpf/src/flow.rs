@@ -3,8 +3,8 @@
 //! hop) made once per CPU and generation, so that its later packets cost
 //! one slot instead of a session lookup and two or three route lookups,
 //! each a chain of dependent loads.
-use aya_ebpf::maps::PerCpuArray;
-use vpn_common::maps::{FlowKey, FlowSlot, SessionEntry};
+use aya_ebpf::{helpers::bpf_get_smp_processor_id, maps::Array};
+use vpn_common::maps::{FlowKey, FlowSlot, FlowTable, SessionEntry, FLOW_SLOTS};
 
 use crate::maps::FIB_GEN;
 
@@ -18,13 +18,14 @@ pub fn generation() -> u32 {
 
 /// The decision cached for `key` under generation `gen`, if any.
 #[inline(always)]
-pub fn hit(cache: &PerCpuArray<FlowSlot>, key: &FlowKey, gen: u32) -> Option<&'static FlowSlot> {
+pub fn hit(cache: &Array<FlowTable>, key: &FlowKey, gen: u32) -> Option<&'static FlowSlot> {
     if gen == 0 {
         return None;
     }
-    let s = cache.get_ptr(key.slot())?;
+    let s = slot(cache, key)?;
     // SAFETY: this CPU's slot; no other program runs on this CPU while
-    // this one does, and only programs write it.
+    // this one does (programs run with migration off, XDP in softirq
+    // context), and only programs write it.
     let s = unsafe { &*s };
     let [a, b, c, d] = key.words;
     let k = &s.key.words;
@@ -48,11 +49,11 @@ pub struct Decision<'a> {
 /// the other flow). Packets up to the largest length passed under this
 /// generation hit.
 #[inline(always)]
-pub fn fill(cache: &PerCpuArray<FlowSlot>, key: &FlowKey, gen: u32, d: &Decision) {
+pub fn fill(cache: &Array<FlowTable>, key: &FlowKey, gen: u32, d: &Decision) {
     if gen == 0 {
         return;
     }
-    let Some(s) = cache.get_ptr_mut(key.slot()) else {
+    let Some(s) = slot(cache, key) else {
         return;
     };
     // SAFETY: as in `hit`. Written field by field: a whole-struct copy is
@@ -70,4 +71,16 @@ pub fn fill(cache: &PerCpuArray<FlowSlot>, key: &FlowKey, gen: u32, d: &Decision
         (*s).mac = d.mac;
         (*s).session = *d.session;
     }
+}
+
+/// `key`'s slot in this CPU's table (`None`: the map has no table for this
+/// CPU, when a loader left `max_entries` at 1: the path without the cache).
+#[inline(always)]
+fn slot(cache: &Array<FlowTable>, key: &FlowKey) -> Option<*mut FlowSlot> {
+    // SAFETY: a plain helper call (inlined by the verifier on x86-64).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let t = cache.get_ptr_mut(cpu)?;
+    let i = (key.slot() & (FLOW_SLOTS - 1)) as usize;
+    // SAFETY: `i` is below the table's length (masked), inside `*t`.
+    Some(unsafe { core::ptr::addr_of_mut!((*t).slots[i]) })
 }

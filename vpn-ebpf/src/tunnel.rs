@@ -130,7 +130,7 @@ fn lookup(key: &TunnelKey) -> Option<(u32, SessionEntry)> {
     // caller's header then stays in registers on the paths without it.
     let key = TunnelKey::new(key.peer_ip, key.local_id, key.proto);
     // SAFETY: the value is a plain u32 copied out at once.
-    let idx = unsafe { TUNNEL_SESSIONS.get(&key) }.copied()?;
+    let idx = unsafe { TUNNEL_SESSIONS.get(key) }.copied()?;
     let entry = session(idx)?;
     if let Some(s) = slot {
         // SAFETY: as above.

@@ -67,8 +67,12 @@ fn pin_link(link: aya::programs::links::FdLink, dir: &Path, name: &str) -> anyho
 /// Loads the object and both programs into the kernel (verifier), unattached.
 pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
     let level = log_level as usize as u8;
+    // A flow table per possible CPU (the maps' own size is 1).
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| e)? as u32;
     let mut ebpf = EbpfLoader::new()
         .override_global(aya_log::LEVEL, &level, false)
+        .map_max_entries(maps::DOWN_FLOWS, cpus)
+        .map_max_entries(maps::UP_FLOWS, cpus)
         .load(crate::EBPF_OBJECT)
         .context("cannot load the eBPF object (is this kernel built with BPF and BTF?)")?;
     let xdp: &mut Xdp = program(&mut ebpf, XDP_PROGRAM)?.try_into()?;
