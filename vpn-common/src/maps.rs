@@ -349,11 +349,15 @@ impl FlowKey {
 
 /// One slot of a flow cache: the key it holds and the decision, valid
 /// while `gen` is the current generation ([`FIB_GEN`]) and for inner
-/// packets up to `fits` bytes (the largest one the routes' MTUs passed).
-/// `ifindex` and `l2` are the next hop (egress interface; destination then
-/// source MAC as words), `session` the session's entry at `idx` as it was
-/// (the generation moves on when it changes), and `mac`, LAN to WAN, the
-/// ingress interface's address (frames to another are not ours to route).
+/// packets up to `fits` bytes (the largest one the routes' MTUs passed):
+/// session `idx`, egress `ifindex`, and the frame's first bytes as they
+/// go out, `hdr` (memory order, little-endian words): WAN to LAN the
+/// Ethernet header; LAN to WAN the Ethernet, outer IPv4 and tunnel
+/// headers of an empty inner packet, whose lengths and IPv4 checksum
+/// (`csum0`) each packet's length then moves on. WAN to LAN also holds
+/// what the packet must match (`assigned_ip`, the inner source; `peer_port`,
+/// an L2TP sender's port); LAN to WAN, the ingress interface's `mac`
+/// (frames to another are not ours to route) and the session's `proto`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowSlot {
@@ -362,12 +366,19 @@ pub struct FlowSlot {
     pub idx: u32,
     pub fits: u32,
     pub ifindex: u32,
-    pub l2: [u32; 3],
     pub mac: [u8; 6],
-    pub _pad: [u8; 2],
-    pub session: SessionEntry,
+    pub peer_port: u16,
+    pub assigned_ip: u32,
+    pub proto: u8,
+    pub _pad: u8,
+    pub csum0: u16,
+    pub hdr: [u64; FLOW_HDR_WORDS],
 }
-const _: () = assert!(core::mem::size_of::<FlowSlot>() == 84);
+const _: () = assert!(core::mem::size_of::<FlowSlot>() == 104);
+
+/// Words of `FlowSlot::hdr`: room for Ethernet and PPTP's outer IPv4, GRE
+/// and PPP headers (54 bytes).
+pub const FLOW_HDR_WORDS: usize = 7;
 
 /// One CPU's flow cache. A table per CPU in a plain array rather than a
 /// per-CPU array of slots: the table's address depends on the CPU only,

@@ -4,9 +4,9 @@
 //! one slot instead of a session lookup and two or three route lookups,
 //! each a chain of dependent loads.
 use aya_ebpf::{helpers::bpf_get_smp_processor_id, maps::Array};
-use vpn_common::maps::{FlowKey, FlowSlot, FlowTable, SessionEntry, FLOW_SLOTS};
+use vpn_common::maps::{FlowKey, FlowSlot, FlowTable, FLOW_SLOTS};
 
-use crate::maps::FIB_GEN;
+use crate::{maps::FIB_GEN, template::Hdr};
 
 /// The caches' generation (0: off); read before any lookup whose result
 /// is cached, so a result the daemon changed meanwhile is filed under a
@@ -32,15 +32,16 @@ pub fn hit(cache: &Array<FlowTable>, key: &FlowKey, gen: u32) -> Option<&'static
     (s.gen == gen && k[0] == a && k[1] == b && k[2] == c && k[3] == d).then_some(s)
 }
 
-/// A forwarding decision, as `fill` records it.
-pub struct Decision<'a> {
+/// A forwarding decision, as `fill` records it (see `FlowSlot`).
+pub struct Decision {
     pub idx: u32,
-    pub session: &'a SessionEntry,
-    /// The next hop: egress interface, destination then source MAC.
     pub ifindex: u32,
-    pub l2: [u32; 3],
-    /// LAN to WAN: the ingress interface's MAC.
+    pub hdr: Hdr,
+    pub csum0: u16,
     pub mac: [u8; 6],
+    pub assigned_ip: u32,
+    pub peer_port: u16,
+    pub proto: u8,
     /// The inner packet's length, which the routes' MTUs passed.
     pub len: u32,
 }
@@ -67,9 +68,12 @@ pub fn fill(cache: &Array<FlowTable>, key: &FlowKey, gen: u32, d: &Decision) {
         (*s).idx = d.idx;
         (*s).fits = fits;
         (*s).ifindex = d.ifindex;
-        (*s).l2 = d.l2;
         (*s).mac = d.mac;
-        (*s).session = *d.session;
+        (*s).peer_port = d.peer_port;
+        (*s).assigned_ip = d.assigned_ip;
+        (*s).proto = d.proto;
+        (*s).csum0 = d.csum0;
+        (*s).hdr = d.hdr;
     }
 }
 

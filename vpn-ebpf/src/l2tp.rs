@@ -20,6 +20,12 @@ use crate::{
 /// Outer IPv4 (20) + UDP (8) + L2TP flags, tunnel, session (6) + PPP FF 03 00 21 (4).
 pub const ENCAP_LEN: usize = IPV4_LEN + 8 + 6 + 4;
 
+/// UDP's length (at `LEN_AT` of the header) less the inner packet's: UDP,
+/// L2TP and PPP headers.
+pub const LEN_BASE: usize = ENCAP_LEN - IPV4_LEN;
+/// Where UDP's length lies in the header.
+pub const LEN_AT: usize = IPV4_LEN + 4;
+
 /// What the WAN ingress needs of an L2TP data message.
 pub struct Arrived {
     pub key: TunnelKey,
@@ -92,7 +98,7 @@ pub fn header(entry: &SessionEntry, inner_len: usize) -> [u8; ENCAP_LEN] {
     let u = IPV4_LEN;
     h[u..u + 2].copy_from_slice(&entry.local_port.to_ne_bytes());
     h[u + 2..u + 4].copy_from_slice(&entry.peer_port.to_ne_bytes());
-    h[u + 4..u + 6].copy_from_slice(&((ENCAP_LEN - IPV4_LEN + inner_len) as u16).to_be_bytes());
+    h[u + 4..u + 6].copy_from_slice(&((LEN_BASE + inner_len) as u16).to_be_bytes());
     // UDP checksum 0: none (IPv4 allows it; L2TP clients accept it).
     let l = u + 8;
     h[l..l + 2].copy_from_slice(&L2TP_VERSION.to_be_bytes());

@@ -15,6 +15,7 @@ mod pptp;
 mod stats;
 mod tc_vpn;
 mod tc_wan;
+mod template;
 mod tunnel;
 mod xdp_fwd;
 mod xdp_wan;

@@ -133,12 +133,26 @@ pub fn write_bytes<const N: usize>(
     Ok(())
 }
 
-/// Stores the low `W` bytes of `v` at `p`, unaligned, in one instruction.
+/// The `N` bytes at `offset` of `[start, end)`, to write with [`store`],
+/// or `Truncated`.
+#[inline(always)]
+pub fn bytes_mut<const N: usize>(
+    start: usize,
+    end: usize,
+    offset: usize,
+) -> Result<*mut u8, DropReason> {
+    Ok(ptr_at::<[u8; N]>(start, end, offset)?
+        .cast::<u8>()
+        .cast_mut())
+}
+
+/// Stores the low `W` (8, 4 or 2) bytes of `v` at `p`, in memory order on
+/// this little-endian target, unaligned, in one instruction.
 ///
 /// # Safety
 /// `[p, p + W)` is writable packet memory.
 #[inline(always)]
-unsafe fn store<const W: usize>(p: *mut u8, v: u64) {
+pub unsafe fn store<const W: usize>(p: *mut u8, v: u64) {
     #[cfg(target_arch = "bpf")]
     // SAFETY: as the caller promises; a plain store, no other effect.
     unsafe {

@@ -142,15 +142,29 @@ pub fn header(
     entry: &SessionEntry,
     inner_len: usize,
 ) -> Result<[u8; ENCAP_LEN], DropReason> {
+    let (seq, ack) = next_seq(idx)?;
+    Ok(header_with(entry, inner_len, seq, ack))
+}
+
+/// Session `idx`'s next sequence number to send, taken, and the last one
+/// received (the acknowledgement).
+#[inline(always)]
+pub fn next_seq(idx: u32) -> Result<(u32, u32), DropReason> {
     let Some(seqs) = GRE_SEQ.get_ptr_mut(idx) else {
         return Err(DropReason::FastPathFailed);
     };
     // SAFETY: a valid slot; seq_out is only ever taken with atomic fetch-add,
     // by this program and by the daemon (through its mmap of the array).
-    let (seq, ack) = unsafe {
+    Ok(unsafe {
         let seq = fetch_add(&raw mut (*seqs).seq_out);
         (seq as u32, (*seqs).seq_in)
-    };
+    })
+}
+
+/// The IPv4+GRE+PPP header for `entry`, an inner IPv4 packet of
+/// `inner_len` bytes, sequence number `seq` and acknowledgement `ack`.
+#[inline(always)]
+pub fn header_with(entry: &SessionEntry, inner_len: usize, seq: u32, ack: u32) -> [u8; ENCAP_LEN] {
     let mut h = [0u8; ENCAP_LEN];
     ipv4_header(
         &mut h,
@@ -163,11 +177,20 @@ pub fn header(
     let gre_flags = GRE_F_KEY | GRE_F_SEQ | GRE_F_ACK | GRE_VERSION_PPTP;
     h[g..g + 2].copy_from_slice(&gre_flags.to_be_bytes());
     h[g + 2..g + 4].copy_from_slice(&GRE_PROTO_PPP.to_be_bytes());
-    h[g + 4..g + 6].copy_from_slice(&((inner_len + 4) as u16).to_be_bytes());
+    h[g + 4..g + 6].copy_from_slice(&((inner_len + LEN_BASE) as u16).to_be_bytes());
     h[g + 6..g + 8].copy_from_slice(&(entry.peer_id as u16).to_be_bytes());
     h[g + 8..g + 12].copy_from_slice(&seq.to_be_bytes());
     h[g + 12..g + 16].copy_from_slice(&ack.to_be_bytes());
     h[g + 16..g + 18].copy_from_slice(&PPP_ADDR_CTRL.to_be_bytes());
     h[g + 18..g + 20].copy_from_slice(&PPP_PROTO_IPV4.to_be_bytes());
-    Ok(h)
+    h
 }
+
+/// GRE's payload length (at `LEN_AT` of the header) less the inner
+/// packet's: PPP's address, control and protocol.
+pub const LEN_BASE: usize = 4;
+/// Where GRE's payload length, sequence number and acknowledgement lie
+/// in the header.
+pub const LEN_AT: usize = IPV4_LEN + 4;
+pub const SEQ_AT: usize = IPV4_LEN + 8;
+pub const ACK_AT: usize = IPV4_LEN + 12;

@@ -68,15 +68,15 @@ pub fn header<P: PacketBytes>(
     }
 }
 
-/// Whether session `idx` (`entry`, the session of `h.key`) takes the
-/// packet's payload; a PPTP sequence number is recorded for
-/// acknowledgements on the way.
+/// Whether session `idx` (the session of `h.key`, whose client's port is
+/// `peer_port`) takes the packet's payload; a PPTP sequence number is
+/// recorded for acknowledgements on the way.
 #[inline(always)]
-pub fn accepts(h: &Header, idx: u32, entry: &SessionEntry) -> bool {
+pub fn accepts(h: &Header, idx: u32, peer_port: u16) -> bool {
     if h.has_seq {
         pptp::record_seq(idx, h.seq);
     }
-    !h.ack_only && (h.key.proto != PROTO_L2TP || h.src_port == entry.peer_port)
+    !h.ack_only && (h.key.proto != PROTO_L2TP || h.src_port == peer_port)
 }
 
 /// The fast-path session of the tunnel packet whose header is `h`.
@@ -84,7 +84,7 @@ pub fn accepts(h: &Header, idx: u32, entry: &SessionEntry) -> bool {
 #[inline(always)]
 pub fn resolve(h: &Header) -> Option<Arrived> {
     let (idx, entry) = lookup(&h.key)?;
-    accepts(h, idx, &entry).then_some(Arrived {
+    accepts(h, idx, entry.peer_port).then_some(Arrived {
         idx,
         entry,
         ppp: h.ppp,

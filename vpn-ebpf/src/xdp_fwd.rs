@@ -23,8 +23,8 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, FibKey, FlowKey, SessionEntry, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD,
-        FIB_KIND_FORWARD, FIB_KIND_OUTPUT, FIB_KIND_TO_VPN, PROTO_L2TP, PROTO_PPTP,
+        DataplaneConfig, FibKey, FlowKey, CONFIG_F_VALID, CONFIG_F_XDP_FORWARD, FIB_KIND_FORWARD,
+        FIB_KIND_OUTPUT, FIB_KIND_TO_VPN, PROTO_L2TP, PROTO_PPTP,
     },
     wire::{EthHdr, Ipv4Hdr, ETH_P_IPV4, IPPROTO_GRE, IPPROTO_UDP},
 };
@@ -37,6 +37,7 @@ use crate::{
     packet::write_bytes,
     pptp,
     stats::count,
+    template::{self, Hdr},
     tunnel,
 };
 
@@ -76,13 +77,13 @@ pub fn from_wan(
         let key = FlowKey::down(&h.key, inner.dst, inner.tos);
         if let Some(f) = flow::hit(&DOWN_FLOWS, &key, gen) {
             let inner_len = usize::from(u16::from_be(inner.total_len));
-            if tunnel::accepts(&h, f.idx, &f.session)
-                && inner.src == f.session.assigned_ip
+            if tunnel::accepts(&h, f.idx, f.peer_port)
+                && inner.src == f.assigned_ip
                 && forwardable(&inner)
                 && off + inner_len <= b.len()
                 && inner_len <= f.fits as usize
             {
-                return down(ctx, off, &inner, f.idx, f.ifindex, f.l2).map(Some);
+                return down(ctx, off, &inner, f.idx, f.ifindex, &f.hdr).map(Some);
             }
         }
     }
@@ -110,15 +111,18 @@ pub fn from_wan(
     };
     let decision = flow::Decision {
         idx: a.idx,
-        session: &a.entry,
         ifindex: hop.ifindex,
-        l2: hop.l2,
+        hdr: template::build(hop.l2, &[]),
+        csum0: 0,
         mac: [0; 6],
+        assigned_ip: a.entry.assigned_ip,
+        peer_port: a.entry.peer_port,
+        proto: a.entry.proto,
         len: inner_len as u32,
     };
     let key = FlowKey::down(&h.key, inner.dst, inner.tos);
     flow::fill(&DOWN_FLOWS, &key, gen, &decision);
-    down(ctx, off, &inner, a.idx, hop.ifindex, hop.l2).map(Some)
+    down(ctx, off, &inner, a.idx, hop.ifindex, &decision.hdr).map(Some)
 }
 
 /// The IPv4 packet a tunnel packet's PPP frame carries: its offset and header.
@@ -129,8 +133,8 @@ fn ppp_inner(b: &XdpBytes, h: &tunnel::Header) -> Option<(usize, Ipv4Hdr)> {
 }
 
 /// Decapsulates session `idx`'s inner packet `inner` (at `off`) and
-/// redirects it to the next hop `l2` on `ifindex`. The packet is changed
-/// from here on: a failure drops it.
+/// redirects it out of `ifindex` behind the Ethernet header `hdr`. The
+/// packet is changed from here on: a failure drops it.
 #[inline(always)]
 fn down(
     ctx: &XdpContext,
@@ -138,13 +142,13 @@ fn down(
     inner: &Ipv4Hdr,
     idx: u32,
     ifindex: u32,
-    l2: [u32; 3],
+    hdr: &Hdr,
 ) -> Result<u32, DropReason> {
     // Counted first: fewer values to keep across the helper call.
     add_stats(idx, true, u64::from(u16::from_be(inner.total_len)));
     count(Counter::XdpFwdRx);
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
-    write_l2(ctx, 0, l2)?;
+    template::write_eth(ctx, hdr)?;
     decrement_ttl(ctx, ETH_LEN, inner)?;
     redirect(ifindex)
 }
@@ -183,7 +187,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
             return Ok(lan_to_stack());
         }
         if inner_len <= f.fits as usize {
-            return up(ctx, cfg, &ip, f.idx, &f.session, f.l2);
+            return up(ctx, cfg, &ip, f.idx, f.proto, &f.hdr, f.csum0);
         }
     }
     // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
@@ -241,35 +245,62 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         Some(hop) if hop.ifindex == cfg.wan_ifindex => hop,
         _ => return Ok(lan_to_stack()),
     };
+    // The frame's headers for an empty inner packet, each packet's
+    // lengths patched in as it goes (one arm per protocol: constant sizes).
+    let (hdr, csum0) = match entry.proto {
+        PROTO_PPTP => {
+            let t = pptp::header_with(&entry, 0, 0, 0);
+            (template::build(out.l2, &t), template::checksum(&t))
+        }
+        _ => {
+            let t = l2tp::header(&entry, 0);
+            (template::build(out.l2, &t), template::checksum(&t))
+        }
+    };
     let decision = flow::Decision {
         idx,
-        session: &entry,
         ifindex: out.ifindex,
-        l2: out.l2,
+        hdr,
+        csum0,
         mac,
+        assigned_ip: entry.assigned_ip,
+        peer_port: entry.peer_port,
+        proto: entry.proto,
         len: inner_len as u32,
     };
     flow::fill(&UP_FLOWS, &flow_key, gen, &decision);
-    up(ctx, cfg, &ip, idx, &entry, out.l2)
+    up(ctx, cfg, &ip, idx, entry.proto, &decision.hdr, csum0)
 }
 
-/// Encapsulates the LAN packet `ip` for session `idx` (`entry`) and
-/// redirects it out of the WAN to the next hop `l2`.
+/// Encapsulates the LAN packet `ip` for session `idx` (protocol `proto`)
+/// behind its flow's headers `hdr` (`csum0`: their IPv4 checksum for an
+/// empty packet) and redirects it out of the WAN.
 #[inline(always)]
 fn up(
     ctx: &XdpContext,
     cfg: &DataplaneConfig,
     ip: &Ipv4Hdr,
     idx: u32,
-    entry: &SessionEntry,
-    l2: [u32; 3],
+    proto: u8,
+    hdr: &Hdr,
+    csum0: u16,
 ) -> Result<u32, DropReason> {
     let inner_len = usize::from(u16::from_be(ip.total_len));
     decrement_ttl(ctx, ETH_LEN, ip)?;
     add_stats(idx, false, inner_len as u64);
     count(Counter::XdpFwdTx);
-    push(ctx, idx, entry, inner_len)?;
-    write_l2(ctx, 0, l2)?;
+    // One arm per protocol: the verifier needs constant sizes.
+    match proto {
+        PROTO_PPTP => {
+            let (seq, ack) = pptp::next_seq(idx)?;
+            adjust_head(ctx, -(pptp::ENCAP_LEN as i32))?;
+            template::write_pptp(ctx, hdr, csum0, inner_len, seq, ack)?;
+        }
+        _ => {
+            adjust_head(ctx, -(l2tp::ENCAP_LEN as i32))?;
+            template::write_l2tp(ctx, hdr, csum0, inner_len)?;
+        }
+    }
     redirect(cfg.wan_ifindex)
 }
 
@@ -282,27 +313,6 @@ struct EthIpv4 {
     ip: Ipv4Hdr,
 }
 const _: () = assert!(core::mem::size_of::<EthIpv4>() == ETH_LEN + IPV4_LEN);
-
-/// Pushes the session's tunnel headers between the Ethernet header and
-/// the inner packet (one arm per protocol: the verifier needs constant sizes).
-fn push(
-    ctx: &XdpContext,
-    idx: u32,
-    entry: &SessionEntry,
-    inner_len: usize,
-) -> Result<(), DropReason> {
-    match entry.proto {
-        // Built after the helper call: fewer values to keep across it.
-        PROTO_PPTP => {
-            adjust_head(ctx, -(pptp::ENCAP_LEN as i32))?;
-            write_at(ctx, ETH_LEN, &pptp::header(idx, entry, inner_len)?)
-        }
-        _ => {
-            adjust_head(ctx, -(l2tp::ENCAP_LEN as i32))?;
-            write_at(ctx, ETH_LEN, &l2tp::header(entry, inner_len))
-        }
-    }
-}
 
 /// What the stack would forward without asking anything of it: IPv4
 /// without options, not a fragment, a TTL left after this hop.
@@ -459,18 +469,6 @@ fn adjust_head(ctx: &XdpContext, delta: i32) -> Result<(), DropReason> {
 #[inline(always)]
 fn write_at<const N: usize>(ctx: &XdpContext, off: usize, v: &[u8; N]) -> Result<(), DropReason> {
     write_bytes(ctx.data(), ctx.data_end(), off, v).map_err(|_| DropReason::FastPathFailed)
-}
-
-/// The Ethernet header, at `off`, for the next hop `l2` (destination then
-/// source MAC, as words) of an IPv4 packet.
-#[inline(always)]
-fn write_l2(ctx: &XdpContext, off: usize, l2: [u32; 3]) -> Result<(), DropReason> {
-    let [a, b, c] = l2.map(u32::to_ne_bytes);
-    let [t0, t1] = ETH_P_IPV4.to_be_bytes();
-    let eth = [
-        a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3], c[0], c[1], c[2], c[3], t0, t1,
-    ];
-    write_at(ctx, off, &eth)
 }
 
 /// One hop for the IPv4 header `ip` at `l3`: TTL minus one, the header
