@@ -149,7 +149,7 @@ fn down(
     count(Counter::XdpFwdRx);
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
     template::write_eth(ctx, hdr)?;
-    decrement_ttl(ctx, ETH_LEN, inner)?;
+    decrement_ttl_in_frame(ctx, ETH_LEN)?;
     redirect(ifindex)
 }
 
@@ -480,6 +480,25 @@ fn decrement_ttl(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> Result<(), DropRe
     let check = ((sum & 0xffff) + (sum >> 16)) as u16;
     let [c0, c1] = check.to_be_bytes();
     write_at(ctx, l3 + 8, &[ip.ttl - 1, ip.proto, c0, c1])
+}
+
+/// `decrement_ttl` for the IPv4 header at `l3`, read from the frame
+/// again: after a helper call that is cheaper than keeping the header's
+/// fields across it.
+#[inline(always)]
+fn decrement_ttl_in_frame(ctx: &XdpContext, l3: usize) -> Result<(), DropReason> {
+    let b = XdpBytes {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let [ttl_proto, check] = b
+        .read::<[u16; 2]>(l3 + 8)
+        .ok_or(DropReason::FastPathFailed)?;
+    let [ttl, proto] = ttl_proto.to_ne_bytes();
+    let sum = u32::from(u16::from_be(check)) + 0x0100;
+    let check = ((sum & 0xffff) + (sum >> 16)) as u16;
+    let [c0, c1] = check.to_be_bytes();
+    write_at(ctx, l3 + 8, &[ttl.wrapping_sub(1), proto, c0, c1])
 }
 
 fn redirect(ifindex: u32) -> Result<u32, DropReason> {
