@@ -476,10 +476,7 @@ fn write_at<const N: usize>(ctx: &XdpContext, off: usize, v: &[u8; N]) -> Result
 /// ip_decrease_ttl), from the header already read.
 #[inline(always)]
 fn decrement_ttl(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> Result<(), DropReason> {
-    let sum = u32::from(u16::from_be(ip.check)) + 0x0100;
-    let check = ((sum & 0xffff) + (sum >> 16)) as u16;
-    let [c0, c1] = check.to_be_bytes();
-    write_at(ctx, l3 + 8, &[ip.ttl - 1, ip.proto, c0, c1])
+    write_at(ctx, l3 + 8, &one_hop(ip.ttl, ip.proto, ip.check))
 }
 
 /// `decrement_ttl` for the IPv4 header at `l3`, read from the frame
@@ -495,10 +492,16 @@ fn decrement_ttl_in_frame(ctx: &XdpContext, l3: usize) -> Result<(), DropReason>
         .read::<[u16; 2]>(l3 + 8)
         .ok_or(DropReason::FastPathFailed)?;
     let [ttl, proto] = ttl_proto.to_ne_bytes();
+    write_at(ctx, l3 + 8, &one_hop(ttl, proto, check))
+}
+
+/// An IPv4 header's TTL, protocol and checksum (network order) after one
+/// hop, as they lie in the header (bytes 8 to 11).
+#[inline(always)]
+fn one_hop(ttl: u8, proto: u8, check: u16) -> [u8; 4] {
     let sum = u32::from(u16::from_be(check)) + 0x0100;
-    let check = ((sum & 0xffff) + (sum >> 16)) as u16;
-    let [c0, c1] = check.to_be_bytes();
-    write_at(ctx, l3 + 8, &[ttl.wrapping_sub(1), proto, c0, c1])
+    let [c0, c1] = (((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes();
+    [ttl.wrapping_sub(1), proto, c0, c1]
 }
 
 fn redirect(ifindex: u32) -> Result<u32, DropReason> {
