@@ -98,7 +98,7 @@ pub fn header(entry: &SessionEntry, inner_len: usize) -> [u8; ENCAP_LEN] {
     let u = IPV4_LEN;
     h[u..u + 2].copy_from_slice(&entry.local_port.to_ne_bytes());
     h[u + 2..u + 4].copy_from_slice(&entry.peer_port.to_ne_bytes());
-    h[u + 4..u + 6].copy_from_slice(&((LEN_BASE + inner_len) as u16).to_be_bytes());
+    h[LEN_AT..LEN_AT + 2].copy_from_slice(&((LEN_BASE + inner_len) as u16).to_be_bytes());
     // UDP checksum 0: none (IPv4 allows it; L2TP clients accept it).
     let l = u + 8;
     h[l..l + 2].copy_from_slice(&L2TP_VERSION.to_be_bytes());

@@ -82,57 +82,6 @@ unsafe fn load16(p: *const u8) -> u16 {
     }
 }
 
-/// Writes `bytes` at `offset` into `[start, end)`, or `Truncated`: eight
-/// bytes a store, then four, two, one. A Rust unaligned write is a store
-/// per byte in BPF, and XDP forwarding writes 18 to 52 bytes of headers a
-/// packet; these stores are unaligned, which the verifier allows on the
-/// architectures with efficient unaligned access the gateway runs on
-/// (x86-64, arm64).
-#[inline(always)]
-pub fn write_bytes<const N: usize>(
-    start: usize,
-    end: usize,
-    offset: usize,
-    bytes: &[u8; N],
-) -> Result<(), DropReason> {
-    let p = ptr_at::<[u8; N]>(start, end, offset)?
-        .cast::<u8>()
-        .cast_mut();
-    let mut i = 0;
-    while i + 8 <= N {
-        let w = u64::from_ne_bytes([
-            bytes[i],
-            bytes[i + 1],
-            bytes[i + 2],
-            bytes[i + 3],
-            bytes[i + 4],
-            bytes[i + 5],
-            bytes[i + 6],
-            bytes[i + 7],
-        ]);
-        // SAFETY: `ptr_at` proved `[p, p + N)` lies inside the packet.
-        unsafe { store::<8>(p.add(i), w) };
-        i += 8;
-    }
-    if i + 4 <= N {
-        let w = u32::from_ne_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        // SAFETY: as above.
-        unsafe { store::<4>(p.add(i), u64::from(w)) };
-        i += 4;
-    }
-    if i + 2 <= N {
-        let w = u16::from_ne_bytes([bytes[i], bytes[i + 1]]);
-        // SAFETY: as above.
-        unsafe { store::<2>(p.add(i), u64::from(w)) };
-        i += 2;
-    }
-    if i < N {
-        // SAFETY: as above.
-        unsafe { p.add(i).write(bytes[i]) };
-    }
-    Ok(())
-}
-
 /// The `N` bytes at `offset` of `[start, end)`, to write with [`store`],
 /// or `Truncated`.
 #[inline(always)]

@@ -177,10 +177,10 @@ pub fn header_with(entry: &SessionEntry, inner_len: usize, seq: u32, ack: u32) -
     let gre_flags = GRE_F_KEY | GRE_F_SEQ | GRE_F_ACK | GRE_VERSION_PPTP;
     h[g..g + 2].copy_from_slice(&gre_flags.to_be_bytes());
     h[g + 2..g + 4].copy_from_slice(&GRE_PROTO_PPP.to_be_bytes());
-    h[g + 4..g + 6].copy_from_slice(&((inner_len + LEN_BASE) as u16).to_be_bytes());
+    h[LEN_AT..LEN_AT + 2].copy_from_slice(&((inner_len + LEN_BASE) as u16).to_be_bytes());
     h[g + 6..g + 8].copy_from_slice(&(entry.peer_id as u16).to_be_bytes());
-    h[g + 8..g + 12].copy_from_slice(&seq.to_be_bytes());
-    h[g + 12..g + 16].copy_from_slice(&ack.to_be_bytes());
+    h[SEQ_AT..SEQ_AT + 4].copy_from_slice(&seq.to_be_bytes());
+    h[ACK_AT..ACK_AT + 4].copy_from_slice(&ack.to_be_bytes());
     h[g + 16..g + 18].copy_from_slice(&PPP_ADDR_CTRL.to_be_bytes());
     h[g + 18..g + 20].copy_from_slice(&PPP_PROTO_IPV4.to_be_bytes());
     h

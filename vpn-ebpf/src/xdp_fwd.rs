@@ -34,7 +34,7 @@ use crate::{
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
     flow, l2tp,
     maps::{forward_if, CONFIG, DOWN_FLOWS, FIB_CACHE, REDIRECT_DEVS, UP_FLOWS},
-    packet::write_bytes,
+    packet::{bytes_mut, store},
     pptp,
     stats::count,
     template::{self, Hdr},
@@ -72,18 +72,21 @@ pub fn from_wan(
         return Ok(None);
     };
     let gen = flow::generation();
-    // A flow already decided: the checks that depend on the packet only.
-    if let Some((off, inner)) = ppp_inner(&b, &h) {
+    let parsed = ppp_inner(&b, &h).map(|(off, inner)| {
         let key = FlowKey::down(&h.key, inner.dst, inner.tos);
-        if let Some(f) = flow::hit(&DOWN_FLOWS, &key, gen) {
+        (off, inner, key)
+    });
+    // A flow already decided: the checks that depend on the packet only.
+    if let Some((off, inner, key)) = &parsed {
+        if let Some(f) = flow::hit(&DOWN_FLOWS, key, gen) {
             let inner_len = usize::from(u16::from_be(inner.total_len));
             if tunnel::accepts(&h, f.idx, f.peer_port)
                 && inner.src == f.assigned_ip
-                && forwardable(&inner)
+                && forwardable(inner)
                 && off + inner_len <= b.len()
                 && inner_len <= f.fits as usize
             {
-                return down(ctx, off, &inner, f.idx, f.ifindex, &f.hdr).map(Some);
+                return down(ctx, *off, inner, f.idx, f.ifindex, &f.hdr).map(Some);
             }
         }
     }
@@ -91,7 +94,7 @@ pub fn from_wan(
         return Ok(None);
     };
     // Anything odd is TC's to count or drop, as without this path.
-    let Some((off, inner)) = ppp_inner(&b, &h) else {
+    let Some((off, inner, key)) = parsed else {
         return Ok(to_stack());
     };
     let inner_len = usize::from(u16::from_be(inner.total_len));
@@ -99,13 +102,13 @@ pub fn from_wan(
         return Ok(to_stack());
     }
     // The route the stack takes for it after vpn0's ingress.
-    let key = FibKey {
+    let fib = FibKey {
         dst: inner.dst,
         src: inner.src,
         ifindex: cfg.vpn_ifindex,
         kind: FIB_KIND_FORWARD | u32::from(inner.tos) << 8,
     };
-    let hop = match route(ctx, gen, &key, inner.tos, inner.proto, inner_len, 0) {
+    let hop = match route(ctx, gen, &fib, inner.tos, inner.proto, inner_len, 0) {
         Some(hop) if hop.forwarding => hop,
         _ => return Ok(to_stack()),
     };
@@ -120,7 +123,6 @@ pub fn from_wan(
         proto: a.entry.proto,
         len: inner_len as u32,
     };
-    let key = FlowKey::down(&h.key, inner.dst, inner.tos);
     flow::fill(&DOWN_FLOWS, &key, gen, &decision);
     down(ctx, off, &inner, a.idx, hop.ifindex, &decision.hdr).map(Some)
 }
@@ -466,9 +468,14 @@ fn adjust_head(ctx: &XdpContext, delta: i32) -> Result<(), DropReason> {
     }
 }
 
+/// Four bytes at `off`, in one store.
 #[inline(always)]
-fn write_at<const N: usize>(ctx: &XdpContext, off: usize, v: &[u8; N]) -> Result<(), DropReason> {
-    write_bytes(ctx.data(), ctx.data_end(), off, v).map_err(|_| DropReason::FastPathFailed)
+fn write_at(ctx: &XdpContext, off: usize, v: &[u8; 4]) -> Result<(), DropReason> {
+    let p =
+        bytes_mut::<4>(ctx.data(), ctx.data_end(), off).map_err(|_| DropReason::FastPathFailed)?;
+    // SAFETY: `bytes_mut` proved the four bytes lie inside the frame.
+    unsafe { store::<4>(p, u64::from(u32::from_ne_bytes(*v))) };
+    Ok(())
 }
 
 /// One hop for the IPv4 header `ip` at `l3`: TTL minus one, the header
