@@ -462,6 +462,16 @@ fn the_gateway_rekeys_an_esp_sa_the_client_lets_expire() {
         log.contains("expired"),
         "the old pair ends at its time:\n{log}"
     );
+    // The gateway moved to the new pair once the client had it (its first
+    // packet on it, or the grace after QM3), not when the old one ended.
+    let started = log.find("the gateway starts a Quick Mode").unwrap();
+    let moved = log[started..]
+        .find("(the client has the pair)")
+        .map(|at| started + at);
+    assert!(
+        moved.is_some_and(|m| m < log.find("expired").unwrap()),
+        "the new outbound SA taken into use before the old pair expired:\n{log}"
+    );
     let sas = g.must("ipsec statusall", T);
     assert!(sas.contains("INSTALLED"), "{sas}");
     let rows = gw.sessions();

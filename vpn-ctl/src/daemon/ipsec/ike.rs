@@ -284,13 +284,7 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
                     }),
                 );
             }
-            IkeEvent::ChildActive { spi_in } => {
-                if let Some(out) = t.pending_out.remove(&spi_in) {
-                    if let Some(sa) = ipsec.inbound_read().get(&spi_in) {
-                        *sa.peer.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
-                    }
-                }
-            }
+            IkeEvent::ChildActive { spi_in } => activate(ipsec, t, spi_in),
             IkeEvent::DeleteChild { spi } => {
                 let found = ipsec
                     .inbound_read()
@@ -376,6 +370,21 @@ fn initial_contact_from(
     }
 }
 
+/// The client has the SA pair of `spi_in`: its outbound half, if still
+/// waiting, becomes the one the gateway sends on.
+pub fn activate(ipsec: &Ipsec, t: &mut Tables, spi_in: u32) {
+    if let Some(out) = t.pending_out.remove(&spi_in) {
+        if let Some(sa) = ipsec.inbound_read().get(&spi_in) {
+            let remote = *sa.peer.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+            log::info!(
+                "ipsec: {remote}: sending on ESP SA out {:08x} (the client has the pair)",
+                out.esp.spi
+            );
+            *sa.peer.out.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+        }
+    }
+}
+
 /// Drops an inbound ESP SA (and its outbound half); when the client has
 /// none left, its L2TP tunnels end.
 fn remove_child(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, spi_in: u32, why: &str) {
@@ -384,10 +393,25 @@ fn remove_child(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, spi_in: u32, why: &s
     };
     ipsec.spis.remove(spi_in);
     t.pending_out.remove(&spi_in);
-    {
+    let gone = {
         let mut o = sa.peer.out.lock().unwrap_or_else(|e| e.into_inner());
-        if o.as_ref().is_some_and(|o| o.esp.spi == sa.spi_out) {
+        let gone = o.as_ref().is_some_and(|o| o.esp.spi == sa.spi_out);
+        if gone {
             *o = None;
+        }
+        gone
+    };
+    if gone {
+        // A newer pair still waiting for the client takes over (a client
+        // that deletes the old pair has the new one).
+        let waiting = ipsec
+            .inbound_read()
+            .iter()
+            .filter(|(k, v)| Arc::ptr_eq(&v.peer, &sa.peer) && t.pending_out.contains_key(k))
+            .max_by_key(|(_, v)| v.expires)
+            .map(|(k, _)| *k);
+        if let Some(spi) = waiting {
+            activate(ipsec, t, spi);
         }
     }
     let left = ipsec

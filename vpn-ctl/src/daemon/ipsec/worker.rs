@@ -185,7 +185,11 @@ fn esp_in(
             return;
         }
     };
-    sa.rx_packets.fetch_add(1, Ordering::Relaxed);
+    if sa.rx_packets.fetch_add(1, Ordering::Relaxed) == 0 {
+        // The client sends on the new pair: it has installed it, so the
+        // gateway can send on it too (a rekey's outbound half may wait).
+        ike::activate(ipsec, &mut ipsec.tables(), spi);
+    }
     if udp {
         // Authenticated: a NAT rebinding moves the client here.
         let mut ep = sa.peer.endpoint.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,6 +6,7 @@ mod informational;
 mod main_mode;
 mod quick_mode;
 mod rekey;
+pub use rekey::ACTIVATE_AFTER;
 mod seal;
 
 use std::{
@@ -94,8 +95,11 @@ pub enum IkeEvent {
         initial_contact: bool,
     },
     /// A Quick Mode answered: the inbound SA can be used now, the outbound
-    /// one once [`IkeEvent::ChildActive`] says the client installed it.
+    /// one once [`IkeEvent::ChildActive`] says the client installed it, or
+    /// once the client's first packet arrives on the new inbound SA.
     Child(Box<ChildSa>),
+    /// The client's QM3 (it started the exchange), or [`ACTIVATE_AFTER`]
+    /// after ours.
     ChildActive {
         spi_in: u32,
     },

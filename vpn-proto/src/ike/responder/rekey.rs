@@ -2,9 +2,14 @@
 //! ESP SA pair to replace one the client lets expire without rekeying.
 //! The proposal is the transform the client chose last time (with its PFS
 //! group) and the traffic selectors it used, swapped to our side, so the
-//! client's policy matches them. QM1 → QM2 → QM3; the new pair is usable
-//! in both directions once QM3 is sent (make-before-break: the old pair
-//! stays until it expires).
+//! client's policy matches them. QM1 → QM2 → QM3; the new inbound SA is
+//! usable once QM3 is sent, the new outbound one only once the client has
+//! installed the pair, which it does on receiving QM3: sending on it at
+//! once loses the packets that overtake QM3's processing (seen with
+//! strongSwan, 0.25 ms after QM3). [`IkeEvent::ChildActive`] follows
+//! [`ACTIVATE_AFTER`] later; the host switches sooner when the client's
+//! first packet arrives on the new inbound SA, which proves the same.
+//! Make-before-break: the old pair stays until it expires.
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -22,6 +27,11 @@ const NONCE_LEN: usize = 32;
 const RETRANSMIT: Duration = Duration::from_secs(3);
 /// Transmissions of QM1 before the attempt is given up.
 const TRIES: u32 = 5;
+/// After QM3, when the client is taken to have installed the new pair
+/// even if it sent nothing on it. A repeated QM2 (QM3 was lost) restarts it.
+pub const ACTIVATE_AFTER: Duration = Duration::from_secs(2);
+/// How long a finished exchange keeps its QM3 for a repeated QM2.
+const REPEAT_WINDOW: Duration = Duration::from_secs(30);
 
 /// A Quick Mode we started, waiting for QM2 (or answered, keeping QM3 for
 /// a repeated QM2).
@@ -37,12 +47,15 @@ pub(super) struct Initiated {
     /// After QM2: (QM2, QM3) to answer a repeat of QM2.
     finished: Option<(Vec<u8>, Vec<u8>)>,
     finished_at: Option<Instant>,
+    /// ChildActive was said.
+    active: bool,
 }
 
 impl Initiated {
     pub(super) fn deadline(&self) -> Instant {
         match self.finished_at {
-            Some(t) => t + Duration::from_secs(30),
+            Some(t) if !self.active => t + ACTIVATE_AFTER,
+            Some(t) => t + REPEAT_WINDOW,
             None => self.next,
         }
     }
@@ -111,6 +124,7 @@ impl IkeSa {
                 next: now + RETRANSMIT,
                 finished: None,
                 finished_at: None,
+                active: false,
             },
         );
         true
@@ -125,17 +139,23 @@ impl IkeSa {
         msg: &[u8],
     ) -> Result<(), IkeError> {
         let mid = h.message_id;
-        let (State::Up(up), Some(i)) = (&self.state, self.initiated.get(&mid)) else {
-            return Err(IkeError::Unexpected);
-        };
-        if let Some((qm2, qm3)) = &i.finished {
-            if msg == qm2.as_slice() {
+        if let Some(i) = self.initiated.get_mut(&mid) {
+            if let Some((qm2, qm3)) = &i.finished {
+                if msg != qm2.as_slice() {
+                    return Err(IkeError::Unexpected);
+                }
                 let again = qm3.clone();
+                if !i.active {
+                    // The client has not got QM3, so not the new pair either.
+                    i.finished_at = Some(now);
+                }
                 self.out.push_back(again);
                 return Ok(());
             }
-            return Err(IkeError::Unexpected);
         }
+        let (State::Up(up), Some(i)) = (&self.state, self.initiated.get(&mid)) else {
+            return Err(IkeError::Unexpected);
+        };
         let (cipher, hash) = (up.algs.cipher, up.algs.hash);
         let (plain, last) = open_hashed(up, &i.iv, h, msg, &i.ni)?;
         let (payloads, _) = split(h.next, &plain).map_err(|_| IkeError::Malformed)?;
@@ -194,7 +214,6 @@ impl IkeSa {
             client_port: i.template.client_port,
             template: i.template.clone(),
         };
-        let spi_in = i.spi_in;
         self.out.push_back(qm3.clone());
         if let Some(i) = self.initiated.get_mut(&mid) {
             i.finished = Some((msg.to_vec(), qm3));
@@ -202,7 +221,6 @@ impl IkeSa {
             i.ke = None;
         }
         self.events.push_back(IkeEvent::Child(Box::new(child)));
-        self.events.push_back(IkeEvent::ChildActive { spi_in });
         Ok(())
     }
 
@@ -211,9 +229,14 @@ impl IkeSa {
     pub(super) fn initiated_timeouts(&mut self, now: Instant) {
         let mut resend = Vec::new();
         let mut gave_up = 0;
+        let mut active = Vec::new();
         self.initiated.retain(|_, i| {
             if let Some(t) = i.finished_at {
-                return now < t + Duration::from_secs(30);
+                if !i.active && now >= t + ACTIVATE_AFTER {
+                    i.active = true;
+                    active.push(IkeEvent::ChildActive { spi_in: i.spi_in });
+                }
+                return now < t + REPEAT_WINDOW;
             }
             if now < i.next {
                 return true;
@@ -228,6 +251,7 @@ impl IkeSa {
             true
         });
         self.out.extend(resend);
+        self.events.extend(active);
         for _ in 0..gave_up {
             self.events.push_back(IkeEvent::Refusal {
                 reason: "the client did not answer the gateway's Quick Mode (rekey)".into(),

@@ -530,10 +530,12 @@ fn a_quick_mode_started_by_the_gateway_replaces_the_sa_pair() {
     s.sa.handle_message(s.now, &qm2, &mut s.host).unwrap();
     let qm3 = s.sa.poll_transmit().unwrap();
     let ev = events(&mut s.sa);
-    let [IkeEvent::Child(new), IkeEvent::ChildActive { spi_in }] = &ev[..] else {
-        panic!("no Child + ChildActive")
+    // The new outbound SA waits until the client has had time to install
+    // the pair from QM3.
+    let [IkeEvent::Child(new)] = &ev[..] else {
+        panic!("no Child alone")
     };
-    assert_eq!((new.spi_in, new.spi_out, *spi_in), (spi_gw, spi_us, spi_gw));
+    assert_eq!((new.spi_in, new.spi_out), (spi_gw, spi_us));
     assert!(new.udp_encap && new.transform == t);
     // Both directions' keys agree with the client's.
     assert_eq!(*new.keymat_in, toward_gw);
@@ -546,7 +548,29 @@ fn a_quick_mode_started_by_the_gateway_replaces_the_sa_pair() {
         .open(&mut pkt)
         .unwrap();
     assert_eq!(&pkt[o.start..o.end], b"l2tp");
-    // A repeated QM2 (our QM3 was lost) gets the same QM3; nothing new.
+    // A repeated QM2 (our QM3 was lost) gets the same QM3, nothing new,
+    // and the wait for the client starts again.
+    let grace = crate::ike::responder::ACTIVATE_AFTER;
+    s.now += grace / 2;
+    s.sa.handle_message(s.now, &qm2, &mut s.host).unwrap();
+    assert_eq!(s.sa.poll_transmit().unwrap(), qm3);
+    assert!(events(&mut s.sa).is_empty());
+    s.now += grace - Duration::from_millis(1);
+    assert!(s.sa.poll_timeout().unwrap() > s.now);
+    s.sa.handle_timeout(s.now, &mut s.host);
+    assert!(events(&mut s.sa).is_empty());
+    s.now += Duration::from_millis(1);
+    assert!(s.sa.poll_timeout().unwrap() <= s.now);
+    s.sa.handle_timeout(s.now, &mut s.host);
+    let ev = events(&mut s.sa);
+    assert!(
+        matches!(ev[..], [IkeEvent::ChildActive { spi_in }] if spi_in == spi_gw),
+        "ChildActive for the new pair"
+    );
+    // Said once; the QM3 is still kept for a repeat.
+    s.now += grace;
+    s.sa.handle_timeout(s.now, &mut s.host);
+    assert!(events(&mut s.sa).is_empty());
     s.sa.handle_message(s.now, &qm2, &mut s.host).unwrap();
     assert_eq!(s.sa.poll_transmit().unwrap(), qm3);
     assert!(events(&mut s.sa).is_empty());
