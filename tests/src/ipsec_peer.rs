@@ -6,7 +6,8 @@
 //! network namespace.
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket},
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -28,13 +29,25 @@ use crate::{
 
 const L2TP: u16 = 1701;
 
+/// A call's ESP SAs: the one it sends on, those it takes packets on, and
+/// the SPI the last packet came on (which SA the gateway sends on).
+struct Sas {
+    out: Outbound,
+    inbound: Vec<Inbound>,
+    last_spi_in: Option<u32>,
+}
+
 /// L2TP datagrams in UDP 1701 in ESP transport mode, through a raw socket.
 pub struct Esp {
     raw: RawIp,
     gw: Ipv4Addr,
-    out: Outbound,
-    inb: Inbound,
-    spi_in: u32,
+    sas: Arc<Mutex<Sas>>,
+}
+
+impl Esp {
+    fn sas(&self) -> std::sync::MutexGuard<'_, Sas> {
+        self.sas.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Datagrams for Esp {
@@ -46,7 +59,8 @@ impl Datagrams for Esp {
         udp.extend_from_slice(&[0, 0]); // no checksum (IPv4 allows it)
         udp.extend_from_slice(d);
         let mut pkt = Vec::new();
-        self.out
+        self.sas()
+            .out
             .seal(NEXT_UDP, &udp, &mut pkt)
             .map_err(|e| anyhow::anyhow!("ESP seal: {e:?}"))?;
         self.raw.send_to(self.gw, &pkt)
@@ -59,12 +73,15 @@ impl Datagrams for Esp {
                 return Ok(None);
             };
             let esp = &mut b[r];
-            if u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]) != self.spi_in {
-                continue;
-            }
-            let Ok(o) = self.inb.open(esp) else {
+            let spi = u32::from_be_bytes([esp[0], esp[1], esp[2], esp[3]]);
+            let mut sas = self.sas();
+            let Some(inb) = sas.inbound.iter_mut().find(|i| i.spi == spi) else {
                 continue;
             };
+            let Ok(o) = inb.open(esp) else {
+                continue;
+            };
+            sas.last_spi_in = Some(spi);
             let inner = &esp[o.start..o.end];
             if o.next != NEXT_UDP || inner.len() < 8 {
                 continue;
@@ -74,12 +91,21 @@ impl Datagrams for Esp {
     }
 }
 
+/// A new SA pair from a Quick Mode the gateway started, not yet sent on.
+pub struct NewPair {
+    /// Ours (the gateway sends on it).
+    pub spi_in: u32,
+    out: Outbound,
+}
+
 /// An L2TP/IPsec call, up: the L2TP call and the IKE state to end it with.
 pub struct IpsecCall {
     pub l2tp: L2tpCall,
     ike: UdpSocket,
     init: Initiator,
     spi_in: u32,
+    transform: EspTransform,
+    sas: Arc<Mutex<Sas>>,
 }
 
 fn exchange(sock: &UdpSocket, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -99,6 +125,18 @@ impl IpsecCall {
         password: &str,
         id: u16,
     ) -> anyhow::Result<IpsecCall> {
+        Self::connect_with(gw, psk, user, password, id, None)
+    }
+
+    /// As `connect`, proposing an ESP SA lifetime of `esp_lifetime` seconds.
+    pub fn connect_with(
+        gw: Ipv4Addr,
+        psk: &str,
+        user: &str,
+        password: &str,
+        id: u16,
+        esp_lifetime: Option<u16>,
+    ) -> anyhow::Result<IpsecCall> {
         let ike = UdpSocket::bind("0.0.0.0:0")?;
         ike.connect(SocketAddr::from((gw, 500)))?;
         ike.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -110,6 +148,7 @@ impl IpsecCall {
         (i.me, i.gw) = (me.ip().octets(), gw.octets());
         // ECP256, as Windows and macOS propose it first (cheaper than MODP).
         i.group = DhGroup::Ecp256;
+        i.esp_lifetime = esp_lifetime;
         let mm1 = i.mm1(
             &[transform(ENC_AES_CBC, 128, HASH_SHA1, 19)],
             &[&VID_NATT_RFC3947],
@@ -138,12 +177,15 @@ impl IpsecCall {
         let (qm3, spi_r, km_out) = i.qm3(&qm2, t.keymat_len());
         ike.send(&qm3)?;
         let (spi_in, km_in) = i.inbound.clone().context("no inbound keys")?;
+        let sas = Arc::new(Mutex::new(Sas {
+            out: Outbound::new(spi_r, t, &km_out),
+            inbound: vec![Inbound::new(spi_in, t, &km_in)],
+            last_spi_in: None,
+        }));
         let esp = Esp {
             raw: RawIp::open(libc::IPPROTO_ESP, Duration::from_millis(5))?,
             gw,
-            out: Outbound::new(spi_r, t, &km_out),
-            inb: Inbound::new(spi_in, t, &km_in),
-            spi_in,
+            sas: sas.clone(),
         };
         let l2tp = L2tpCall::connect_over(Box::new(esp), user, password, id)?;
         Ok(IpsecCall {
@@ -151,7 +193,73 @@ impl IpsecCall {
             ike,
             init: i,
             spi_in,
+            transform: t,
+            sas,
         })
+    }
+
+    fn sas(&self) -> std::sync::MutexGuard<'_, Sas> {
+        self.sas.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The SPI our ESP SA in use has (the gateway's packets come on it).
+    pub fn spi_in(&self) -> u32 {
+        self.spi_in
+    }
+
+    /// The SPI the last ESP packet from the gateway came on.
+    pub fn last_spi_in(&self) -> Option<u32> {
+        self.sas().last_spi_in
+    }
+
+    /// Waits up to `within` for a Quick Mode the gateway starts, answers
+    /// it (QM2, our SPI `spi`) and waits for its QM3. Packets on the new
+    /// inbound SA are taken from now on (to see when the gateway uses it);
+    /// ours stay on the old SA until `install`, as a client's that has not
+    /// yet processed QM3.
+    pub fn answer_gateway_quick_mode(
+        &mut self,
+        spi: u32,
+        within: Duration,
+    ) -> anyhow::Result<NewPair> {
+        let deadline = Instant::now() + within;
+        let mut b = [0u8; 4096];
+        let mut next = |what: &str| -> anyhow::Result<Vec<u8>> {
+            loop {
+                anyhow::ensure!(Instant::now() < deadline, "no {what} from the gateway");
+                let Ok(n) = self.ike.recv(&mut b) else {
+                    continue;
+                };
+                let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                if h.exchange == EXCH_QUICK {
+                    return Ok(b[..n].to_vec());
+                }
+            }
+        };
+        let qm1 = next("QM1")?;
+        let t = self.transform;
+        let (qm2, (spi_gw, toward_gw), (spi_us, toward_us)) =
+            self.init.answer_qm1(&qm1, spi, t.keymat_len());
+        self.ike.send(&qm2)?;
+        let mid = message::Header::decode(&qm1).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        loop {
+            let qm3 = next("QM3")?;
+            let h = message::Header::decode(&qm3).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            if h.message_id == mid.message_id && qm3 != qm1 {
+                break;
+            }
+        }
+        self.sas().inbound.push(Inbound::new(spi_us, t, &toward_us));
+        Ok(NewPair {
+            spi_in: spi_us,
+            out: Outbound::new(spi_gw, t, &toward_gw),
+        })
+    }
+
+    /// Sends on the new pair from now on (the client installed it).
+    pub fn install(&mut self, pair: NewPair) {
+        self.sas().out = pair.out;
+        self.spi_in = pair.spi_in;
     }
 
     /// L2TP's hang-up, then Deletes of the ESP SA and of the IKE SA.
@@ -161,6 +269,7 @@ impl IpsecCall {
             ike,
             mut init,
             spi_in,
+            ..
         } = self;
         l2tp.hang_up()?;
         let esp = message::delete(PROTO_ESP, &[&spi_in.to_be_bytes()]);

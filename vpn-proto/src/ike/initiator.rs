@@ -43,6 +43,8 @@ pub struct Initiator {
     /// keys of the gateway -> initiator direction.
     spi_i: u32,
     pub inbound: Option<(u32, Vec<u8>)>,
+    /// The ESP SA lifetime QM1 proposes, in seconds (none when `None`).
+    pub esp_lifetime: Option<u16>,
 }
 
 pub fn transform(enc: u16, key_bits: u16, hash: u16, group: u16) -> Vec<u8> {
@@ -100,6 +102,7 @@ impl Initiator {
             gw: [198, 18, 0, 1],
             spi_i: 0,
             inbound: None,
+            esp_lifetime: None,
         }
     }
 
@@ -263,6 +266,10 @@ impl Initiator {
         }
         if key_bits != 0 {
             put_attr_tv(&mut t, P2_KEY_LEN, key_bits);
+        }
+        if let Some(secs) = self.esp_lifetime {
+            put_attr_tv(&mut t, P2_LIFE_TYPE, LIFE_SECONDS);
+            put_attr_tv(&mut t, P2_LIFE_DURATION, secs);
         }
         let sa = sa_body(PROTO_ESP, &spi.to_be_bytes(), &[t]);
         let ni = vec![0x5a; 20];

@@ -1,0 +1,97 @@
+//! The gateway's own Quick Mode (it rekeys an ESP SA the client lets
+//! expire, docs/decisions.md #51) and when it starts sending on the new
+//! pair (#63): only once the client has installed it. Driven by the
+//! project's own L2TP/IPsec client, which can hold back from installing
+//! the pair after QM3 and see which SA each of the gateway's packets
+//! came on. Needs root.
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use vpn_proto::ike::responder::ACTIVATE_AFTER;
+use vpn_tests::{
+    gateway::Gateway,
+    ipsec_peer::IpsecCall,
+    native_client::add_user,
+    netns::in_ns,
+    packet::icmp_echo,
+    topology::{Topology, GW_WAN, LAN_HOST},
+};
+
+/// The client's ESP SA lifetime: the gateway starts its Quick Mode half of
+/// it (10 s) before the end, the client never does.
+const LIFETIME: u16 = 20;
+
+/// One echo request to the LAN host through `call`; whether its reply
+/// came back.
+fn ping(call: &mut IpsecCall, seq: u16) -> bool {
+    let lan: Ipv4Addr = LAN_HOST.parse().unwrap();
+    let me = call.l2tp.ppp.address().unwrap();
+    let echo = icmp_echo(me.octets(), lan.octets(), 7, seq);
+    let replies = call.l2tp.exchange(&echo, Duration::from_secs(2)).unwrap();
+    replies
+        .iter()
+        .any(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())
+}
+
+#[test]
+fn the_gateway_sends_on_its_new_esp_sa_only_once_the_client_has_it() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "erin", "erin-password-1", None);
+    let psk = gw.ipsec_psk();
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    let (old, new, before, pending, after) = in_ns(&t.c1.name, move || {
+        let mut call =
+            IpsecCall::connect_with(gw_wan, &psk, "erin", "erin-password-1", 51, Some(LIFETIME))
+                .unwrap();
+        let old = call.spi_in();
+        assert!(ping(&mut call, 1), "no reply before the rekey");
+        let before = call.last_spi_in();
+        let pair = call
+            .answer_gateway_quick_mode(0x5eed_0051, Duration::from_secs(2 * u64::from(LIFETIME)))
+            .unwrap();
+        let qm3 = Instant::now();
+        // QM3 is in, but this client has not installed the pair: the
+        // gateway must go on sending on the old SA.
+        assert!(ping(&mut call, 2), "no reply while the new pair waits");
+        let pending = call.last_spi_in();
+        assert!(
+            qm3.elapsed() < ACTIVATE_AFTER,
+            "the reply took longer than the gateway's wait for the client ({:?}): \
+             the check above proves nothing",
+            qm3.elapsed()
+        );
+        // The client installs it and sends on it: the gateway follows at
+        // once, without waiting out ACTIVATE_AFTER.
+        let new = pair.spi_in;
+        call.install(pair);
+        assert!(ping(&mut call, 3), "no reply on the new pair");
+        let after = call.last_spi_in();
+        assert!(qm3.elapsed() < ACTIVATE_AFTER, "{:?}", qm3.elapsed());
+        call.hang_up().unwrap();
+        (old, new, before, pending, after)
+    });
+    assert_ne!(old, new);
+    assert_eq!(before, Some(old));
+    assert_eq!(
+        pending,
+        Some(old),
+        "the gateway sent on the new SA before the client had it"
+    );
+    assert_eq!(
+        after,
+        Some(new),
+        "the gateway did not move to the SA the client sends on"
+    );
+    let log = gw.log();
+    assert!(
+        log.contains("the gateway starts a Quick Mode"),
+        "no gateway rekey:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("sending on ESP SA out {new:08x}")),
+        "{log}"
+    );
+}
