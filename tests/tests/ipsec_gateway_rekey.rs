@@ -3,7 +3,8 @@
 //! pair (#63): only once the client has installed it. Driven by the
 //! project's own L2TP/IPsec client, which can hold back from installing
 //! the pair after QM3 and see which SA each of the gateway's packets
-//! came on. Needs root.
+//! came on; and across a `vpn-ctl restart` while the new pair waits.
+//! Needs root.
 use std::{
     net::Ipv4Addr,
     time::{Duration, Instant},
@@ -14,7 +15,7 @@ use vpn_tests::{
     gateway::Gateway,
     ipsec_peer::IpsecCall,
     native_client::add_user,
-    netns::in_ns,
+    netns::{enter_thread, in_ns},
     packet::icmp_echo,
     topology::{Topology, GW_WAN, LAN_HOST},
 };
@@ -93,5 +94,65 @@ fn the_gateway_sends_on_its_new_esp_sa_only_once_the_client_has_it() {
     assert!(
         log.contains(&format!("sending on ESP SA out {new:08x}")),
         "{log}"
+    );
+}
+
+/// `vpn-ctl restart` while the new pair waits for the client: the
+/// successor carries the waiting outbound SA (and the ISAKMP SA, whose
+/// finished Quick Mode no longer keeps it from being carried), and moves
+/// to the pair when the client sends on it.
+#[test]
+fn a_restart_while_the_new_pair_waits_carries_it() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "fay", "fay-password-1", None);
+    let psk = gw.ipsec_psk();
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    let c1 = t.c1.name.clone();
+    let gw = &gw;
+    let (old, new, pending, after) = std::thread::scope(|s| {
+        s.spawn(move || {
+            enter_thread(&c1);
+            let mut call =
+                IpsecCall::connect_with(gw_wan, &psk, "fay", "fay-password-1", 52, Some(LIFETIME))
+                    .unwrap();
+            let old = call.spi_in();
+            let pair = call
+                .answer_gateway_quick_mode(
+                    0x5eed_0052,
+                    Duration::from_secs(2 * u64::from(LIFETIME)),
+                )
+                .unwrap();
+            let qm3 = Instant::now();
+            let said = gw.restart_in_place();
+            assert!(said.contains("1 of 1 sessions carried over"), "{said}");
+            assert!(
+                qm3.elapsed() < ACTIVATE_AFTER,
+                "the restart took longer than the gateway's wait for the client \
+                 ({:?}): the pair may have been taken into use before it",
+                qm3.elapsed()
+            );
+            assert_eq!(gw.count("counters", "ike_sas"), 1, "the ISAKMP SA carried");
+            // The successor still sends on the old SA (it has no fallback
+            // timer: the gateway's Quick Mode was not carried)...
+            assert!(ping(&mut call, 1), "no reply after the restart");
+            let pending = call.last_spi_in();
+            // ...and moves when the client sends on the new pair.
+            let new = pair.spi_in;
+            call.install(pair);
+            assert!(ping(&mut call, 2), "no reply on the new pair");
+            let after = call.last_spi_in();
+            call.hang_up().unwrap();
+            (old, new, pending, after)
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!(gw.status()["restarts"].as_u64(), Some(1));
+    assert_eq!(pending, Some(old), "before the client sent on the new pair");
+    assert_eq!(
+        after,
+        Some(new),
+        "the successor did not carry the waiting outbound SA"
     );
 }

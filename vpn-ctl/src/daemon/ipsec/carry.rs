@@ -2,7 +2,8 @@
 //! are up and idle (keys, IVs, NAT-T state), every client (its id, the
 //! endpoint it moved to, the outbound ESP SA with its sequence number)
 //! and every inbound ESP SA (keys, replay window, lifetime, the rekey
-//! template). The kernel's SPI map outlives the exec (pinned), so the
+//! template, and the outbound half of its pair while that waits for the
+//! client, #63). The kernel's SPI map outlives the exec (pinned), so the
 //! WAN keeps passing their ESP. A Quick Mode in flight is not carried.
 use std::{
     net::SocketAddrV4,
@@ -40,6 +41,10 @@ pub struct InboundCarry {
     pub rx_packets: u64,
     pub template: ChildTemplate,
     pub superseded: bool,
+    /// Its pair's outbound SA, not yet sent on (the client has not shown
+    /// it installed the pair). Absent from a predecessor's older carry.
+    #[serde(default)]
+    pub pending_out: Option<(SaCarry, bool)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,6 +59,15 @@ pub struct IpsecCarry {
     pub peers: Vec<PeerCarry>,
     pub inbound: Vec<InboundCarry>,
     pub next_peer_id: u64,
+}
+
+/// An outbound SA as carried (with whether it is in UDP), rebuilt.
+fn resume_out(c: &Option<(SaCarry, bool)>) -> Option<OutboundSa> {
+    let (sa, udp) = c.as_ref()?;
+    Some(OutboundSa {
+        esp: esp::Outbound::resume(sa)?,
+        udp: *udp,
+    })
 }
 
 fn ms_until(now: Instant, t: Instant) -> u64 {
@@ -93,8 +107,8 @@ impl Ipsec {
             .collect();
         let inbound = self
             .inbound_read()
-            .values()
-            .map(|sa| InboundCarry {
+            .iter()
+            .map(|(spi, sa)| InboundCarry {
                 peer_id: sa.peer.id,
                 esp: sa.esp.lock().unwrap_or_else(|e| e.into_inner()).carry(),
                 udp: sa.udp,
@@ -105,6 +119,7 @@ impl Ipsec {
                 rx_packets: sa.rx_packets.load(Ordering::Relaxed),
                 template: sa.template.clone(),
                 superseded: sa.superseded.load(Ordering::Relaxed),
+                pending_out: t.pending_out.get(spi).map(|o| (o.esp.carry(), o.udp)),
             })
             .collect();
         IpsecCarry {
@@ -134,12 +149,7 @@ impl Ipsec {
             );
         }
         for p in &c.peers {
-            let out = p.out.as_ref().and_then(|(sa, udp)| {
-                Some(OutboundSa {
-                    esp: esp::Outbound::resume(sa)?,
-                    udp: *udp,
-                })
-            });
+            let out = resume_out(&p.out);
             let peer = Arc::new(Peer {
                 id: p.id,
                 endpoint: Mutex::new(p.endpoint),
@@ -175,6 +185,9 @@ impl Ipsec {
                     superseded: i.superseded.into(),
                 }),
             );
+            if let Some(out) = resume_out(&i.pending_out) {
+                t.pending_out.insert(i.esp.spi, out);
+            }
         }
         lost
     }

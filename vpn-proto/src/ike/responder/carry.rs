@@ -48,11 +48,15 @@ impl Drop for IkeCarry {
 
 impl IkeSa {
     /// The SA's state if it is up with no exchange in flight, else None.
+    /// A Quick Mode the gateway started and finished is not carried (only
+    /// a repeat of its QM3 and its ChildActive fallback are lost; the host
+    /// carries the waiting outbound SA, and the client's first packet on
+    /// the new pair still moves the gateway to it).
     pub fn carry(&self, now: Instant) -> Option<IkeCarry> {
         let State::Up(up) = &self.state else {
             return None;
         };
-        if !self.quick.is_empty() || !self.initiated.is_empty() {
+        if !self.quick.is_empty() || self.initiated.values().any(|i| i.in_flight()) {
             return None;
         }
         let k = &up.keys;

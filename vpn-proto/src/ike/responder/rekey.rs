@@ -52,6 +52,12 @@ pub(super) struct Initiated {
 }
 
 impl Initiated {
+    /// Waiting for QM2 (after it, only a repeat of QM3 and the fallback
+    /// ChildActive are left).
+    pub(super) fn in_flight(&self) -> bool {
+        self.finished.is_none()
+    }
+
     pub(super) fn deadline(&self) -> Instant {
         match self.finished_at {
             Some(t) if !self.active => t + ACTIVATE_AFTER,

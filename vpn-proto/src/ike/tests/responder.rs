@@ -523,6 +523,8 @@ fn a_quick_mode_started_by_the_gateway_replaces_the_sa_pair() {
     let (qm2, (spi_gw, toward_gw), (spi_us, toward_us)) =
         s.i.answer_qm1(&qm1, 0xc0ffee77, t.keymat_len());
     assert_ne!(spi_gw, old.spi_in);
+    // In flight: a restart cannot carry the SA.
+    assert!(s.sa.carry(s.now).is_none());
     // Unanswered for a while: the same QM1 again.
     s.now += Duration::from_secs(4);
     s.sa.handle_timeout(s.now, &mut s.host);
@@ -548,6 +550,8 @@ fn a_quick_mode_started_by_the_gateway_replaces_the_sa_pair() {
         .open(&mut pkt)
         .unwrap();
     assert_eq!(&pkt[o.start..o.end], b"l2tp");
+    // Finished: it can (losing only the repeat of QM3 and the fallback).
+    assert!(s.sa.carry(s.now).is_some());
     // A repeated QM2 (our QM3 was lost) gets the same QM3, nothing new,
     // and the wait for the client starts again.
     let grace = crate::ike::responder::ACTIVATE_AFTER;
