@@ -69,7 +69,8 @@ pub fn add_stats(idx: u32, rx: bool, bytes: u64) {
 }
 
 /// One's-complement sum of big-endian 16-bit words, folded.
-fn fold(mut sum: u32) -> u16 {
+#[inline(always)]
+pub fn fold(mut sum: u32) -> u16 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
     sum as u16

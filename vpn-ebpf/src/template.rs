@@ -7,7 +7,7 @@ use aya_ebpf::programs::XdpContext;
 use vpn_common::{counters::DropReason, maps::FLOW_HDR_WORDS, wire::ETH_P_IPV4};
 
 use crate::{
-    encap::{ETH_LEN, IPV4_LEN},
+    encap::{fold, ETH_LEN, IPV4_LEN},
     l2tp,
     packet::{bytes_mut, store},
     pptp,
@@ -144,10 +144,7 @@ fn write_encap<const N: usize>(
     let p =
         bytes_mut::<N>(ctx.data(), ctx.data_end(), 0).map_err(|_| DropReason::FastPathFailed)?;
     let total = (N - ETH_LEN + inner_len) as u16;
-    let mut sum = u32::from(!csum0) + inner_len as u32;
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    let csum = !(sum as u16);
+    let csum = !fold(u32::from(!csum0) + inner_len as u32);
     let len = (len_base + inner_len) as u16;
     // SAFETY: `bytes_mut` proved `[p, p + N)` lies inside the frame, and
     // the patched fields lie inside the IPv4 and tunnel headers.
