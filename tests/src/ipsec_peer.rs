@@ -224,7 +224,8 @@ impl IpsecCall {
     ) -> anyhow::Result<NewPair> {
         let deadline = Instant::now() + within;
         let mut b = [0u8; 4096];
-        let mut next = |what: &str| -> anyhow::Result<Vec<u8>> {
+        // The next Quick Mode message: its ID and bytes.
+        let mut next = |what: &str| -> anyhow::Result<(u32, Vec<u8>)> {
             loop {
                 anyhow::ensure!(Instant::now() < deadline, "no {what} from the gateway");
                 let Ok(n) = self.ike.recv(&mut b) else {
@@ -232,20 +233,19 @@ impl IpsecCall {
                 };
                 let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 if h.exchange == EXCH_QUICK {
-                    return Ok(b[..n].to_vec());
+                    return Ok((h.message_id, b[..n].to_vec()));
                 }
             }
         };
-        let qm1 = next("QM1")?;
+        let (mid, qm1) = next("QM1")?;
         let t = self.transform;
         let (qm2, (spi_gw, toward_gw), (spi_us, toward_us)) =
             self.init.answer_qm1(&qm1, spi, t.keymat_len());
         self.ike.send(&qm2)?;
-        let mid = message::Header::decode(&qm1).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        // QM3: the same exchange, and not a repeat of QM1.
         loop {
-            let qm3 = next("QM3")?;
-            let h = message::Header::decode(&qm3).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            if h.message_id == mid.message_id && qm3 != qm1 {
+            let (m, qm3) = next("QM3")?;
+            if m == mid && qm3 != qm1 {
                 break;
             }
         }

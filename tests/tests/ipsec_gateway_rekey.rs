@@ -13,7 +13,7 @@ use std::{
 use vpn_proto::ike::responder::ACTIVATE_AFTER;
 use vpn_tests::{
     gateway::Gateway,
-    ipsec_peer::IpsecCall,
+    ipsec_peer::{IpsecCall, NewPair},
     native_client::add_user,
     netns::{enter_thread, in_ns},
     packet::icmp_echo,
@@ -36,24 +36,34 @@ fn ping(call: &mut IpsecCall, seq: u16) -> bool {
         .any(|ip| ip[9] == 1 && ip[20] == 0 && ip[12..16] == lan.octets())
 }
 
+/// An L2TP/IPsec call of `user` (password `USER-password-1`) proposing
+/// an ESP lifetime of LIFETIME.
+fn connect(psk: &str, user: &str, id: u16) -> IpsecCall {
+    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
+    let password = format!("{user}-password-1");
+    IpsecCall::connect_with(gw_wan, psk, user, &password, id, Some(LIFETIME)).unwrap()
+}
+
+/// The gateway's Quick Mode, answered with our SPI `spi` (the pair not
+/// installed), and when its QM3 came.
+fn answer_rekey(call: &mut IpsecCall, spi: u32) -> (NewPair, Instant) {
+    let within = Duration::from_secs(2 * u64::from(LIFETIME));
+    let pair = call.answer_gateway_quick_mode(spi, within).unwrap();
+    (pair, Instant::now())
+}
+
 #[test]
 fn the_gateway_sends_on_its_new_esp_sa_only_once_the_client_has_it() {
     let t = Topology::build();
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "erin", "erin-password-1", None);
     let psk = gw.ipsec_psk();
-    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
     let (old, new, before, pending, after) = in_ns(&t.c1.name, move || {
-        let mut call =
-            IpsecCall::connect_with(gw_wan, &psk, "erin", "erin-password-1", 51, Some(LIFETIME))
-                .unwrap();
+        let mut call = connect(&psk, "erin", 51);
         let old = call.spi_in();
         assert!(ping(&mut call, 1), "no reply before the rekey");
         let before = call.last_spi_in();
-        let pair = call
-            .answer_gateway_quick_mode(0x5eed_0051, Duration::from_secs(2 * u64::from(LIFETIME)))
-            .unwrap();
-        let qm3 = Instant::now();
+        let (pair, qm3) = answer_rekey(&mut call, 0x5eed_0051);
         // QM3 is in, but this client has not installed the pair: the
         // gateway must go on sending on the old SA.
         assert!(ping(&mut call, 2), "no reply while the new pair waits");
@@ -107,23 +117,14 @@ fn a_restart_while_the_new_pair_waits_carries_it() {
     let gw = Gateway::start(&t.gw, "");
     add_user(&gw, "fay", "fay-password-1", None);
     let psk = gw.ipsec_psk();
-    let gw_wan: Ipv4Addr = GW_WAN.parse().unwrap();
     let c1 = t.c1.name.clone();
     let gw = &gw;
     let (old, new, pending, after) = std::thread::scope(|s| {
         s.spawn(move || {
             enter_thread(&c1);
-            let mut call =
-                IpsecCall::connect_with(gw_wan, &psk, "fay", "fay-password-1", 52, Some(LIFETIME))
-                    .unwrap();
+            let mut call = connect(&psk, "fay", 52);
             let old = call.spi_in();
-            let pair = call
-                .answer_gateway_quick_mode(
-                    0x5eed_0052,
-                    Duration::from_secs(2 * u64::from(LIFETIME)),
-                )
-                .unwrap();
-            let qm3 = Instant::now();
+            let (pair, qm3) = answer_rekey(&mut call, 0x5eed_0052);
             let said = gw.restart_in_place();
             assert!(said.contains("1 of 1 sessions carried over"), "{said}");
             assert!(
