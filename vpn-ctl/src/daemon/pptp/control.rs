@@ -90,7 +90,12 @@ pub(super) fn spawn_connection(
             permit,
             notify: notify.unwrap_or_default(),
         };
-        let result = conn.run(stream, ctl, handoff).await;
+        let mut stream = stream;
+        let result = conn.run(&mut stream, ctl, handoff).await;
+        // The half-open slot goes before the socket closes: a client that
+        // reconnects once it sees our FIN must not find its own closed
+        // connection still holding its address's share.
+        conn.permit = None;
         match result {
             Ok(Ended::HandedOver) => {}
             Ok(Ended::Closed) => conn.teardown(),
@@ -102,6 +107,7 @@ pub(super) fn spawn_connection(
                 });
             }
         }
+        drop(stream); // after the counters: a client that sees the close sees them
         pptp.handoff.live.fetch_sub(1, Ordering::SeqCst);
     });
 }
@@ -128,7 +134,7 @@ impl Connection<'_> {
     /// Drives the sans-IO engine (`vpn_proto::pptp::control`) with the socket.
     async fn run(
         &mut self,
-        mut stream: TcpStream,
+        stream: &mut TcpStream,
         mut ctl: ControlConnection,
         mut handoff: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<Ended> {
@@ -147,7 +153,7 @@ impl Connection<'_> {
                 }
                 r = handoff.changed() => {
                     if r.is_ok() && *handoff.borrow() {
-                        if self.hand_over(&stream, &ctl) {
+                        if self.hand_over(stream, &ctl) {
                             return Ok(Ended::HandedOver);
                         }
                         log::info!("pptp: {}: its call cannot be carried over the restart; closing", self.from);
@@ -168,7 +174,7 @@ impl Connection<'_> {
             while let Some(ev) = ctl.poll() {
                 match ev {
                     ControlEvent::CallRequested { peer_call_id } => {
-                        match self.new_call(&stream, peer_call_id)? {
+                        match self.new_call(stream, peer_call_id)? {
                             Ok(call) => {
                                 ctl.accept_call(call.carrier.call_id, peer_call_id);
                                 new_calls.push(call);
