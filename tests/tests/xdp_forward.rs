@@ -117,6 +117,30 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
             d.xdp_tx
         );
         assert_eq!((d.tc_rx, d.tc_tx), (0, 0), "{name}: nothing through TC");
+        // The flow is cached now (decisions #61, #64), which must not skip
+        // the TTL: an echo with TTL 1 is the stack's, which answers that it
+        // expired; XDP forwards none of it.
+        let before = counts(gw).xdp_rx;
+        let mut echo = icmp_echo(
+            src.octets(),
+            LAN_HOST.parse::<Ipv4Addr>().unwrap().octets(),
+            7,
+            90,
+        );
+        echo[8] = 1;
+        echo[10..12].fill(0);
+        let c = checksum(&echo[..20]);
+        echo[10..12].copy_from_slice(&c.to_be_bytes());
+        let replies = call.echo(&echo, Duration::from_secs(2));
+        assert!(
+            replies.iter().any(|ip| ip[9] == 1 && ip[20] == 11),
+            "{name}: time exceeded for TTL 1: {replies:?}"
+        );
+        assert_eq!(
+            counts(gw).xdp_rx,
+            before,
+            "{name}: TTL 1 not forwarded in XDP"
+        );
     }
 
     // An operator's forward rule: XDP would bypass it, so it stops.

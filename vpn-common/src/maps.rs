@@ -58,6 +58,11 @@ pub const FIB_GEN: &str = "VPN_FIB_GEN";
 /// they are).
 pub const DOWN_FLOWS: &str = "VPN_DOWN_FLOWS";
 pub const UP_FLOWS: &str = "VPN_UP_FLOWS";
+/// Array of [`FrameTable`], one table per CPU (sized as [`DOWN_FLOWS`]):
+/// WAN to LAN, a flow's frames as its earlier packets looked (decisions
+/// #64), so that a later one is recognised by a masked compare of its
+/// first bytes instead of parsing them. Not pinned, as [`DOWN_FLOWS`].
+pub const DOWN_FRAMES: &str = "VPN_DOWN_FRAMES";
 
 /// Every map the daemon pins, in the order `status` reports them.
 pub const PINNED: [&str; 15] = [
@@ -95,6 +100,48 @@ pub const FIB_SLOTS: u32 = 4096;
 
 /// Slots of [`DOWN_FLOWS`] and of [`UP_FLOWS`] per CPU (a power of two).
 pub const FLOW_SLOTS: u32 = 4096;
+
+/// Slots of [`DOWN_FRAMES`] per CPU (a power of two).
+pub const FRAME_SLOTS: u32 = 2048;
+
+/// The bytes of a frame a [`FrameSlot`] compares: `FRAME_WORDS` 4-byte
+/// words from `FRAME_AT` (the ethertype) on, which hold the outer IPv4
+/// header, the tunnel and PPP headers and the inner IPv4 header of every
+/// layout the frame cache takes (the inner header ends by byte 74).
+pub const FRAME_AT: usize = 12;
+pub const FRAME_WORDS: usize = 16;
+/// Where the window ends: frames shorter than this are not matched.
+pub const FRAME_END: usize = FRAME_AT + 4 * FRAME_WORDS;
+
+/// One slot of [`DOWN_FRAMES`]: a frame whose window matches `want` in
+/// the bits of its layout's mask (`layout`, an index into the program's
+/// masks; the window's words as they lie in memory) is a packet of the
+/// flow whose forwarding decision the slot holds, while `gen` is the
+/// current generation: session `idx`, egress `ifindex` behind the
+/// Ethernet header `eth`, inner packets up to `fits` bytes, the inner
+/// IPv4 header at `inner_at`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameSlot {
+    pub gen: u32,
+    pub idx: u32,
+    pub ifindex: u32,
+    pub fits: u32,
+    pub inner_at: u32,
+    pub layout: u32,
+    pub eth: [u64; 2],
+    pub want: [u32; FRAME_WORDS],
+    /// To 128 bytes: a slot's address is a shift.
+    pub _align: [u64; 3],
+}
+const _: () = assert!(core::mem::size_of::<FrameSlot>() == 128);
+
+/// One CPU's frame cache (see [`FlowTable`] for why a table per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FrameTable {
+    pub slots: [FrameSlot; FRAME_SLOTS as usize],
+}
 
 /// Capacity of [`FORWARD_IFS`] (and, with the WAN, of [`REDIRECT_DEVS`]).
 pub const MAX_FORWARD_IFS: u32 = 16;

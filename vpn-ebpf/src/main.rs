@@ -8,6 +8,7 @@
 mod bytes;
 mod encap;
 mod flow;
+mod frame;
 mod l2tp;
 mod maps;
 mod packet;

@@ -7,9 +7,9 @@ use aya_ebpf::{
 use vpn_common::{
     counters::{Counter, DropReason},
     maps::{
-        DataplaneConfig, FibSlot, FlowTable, ForwardIf, GreSeq, SessionEntry, SessionStats,
-        TunnelKey, ADDR_SLOTS, BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES, MAX_ESP_SAS,
-        MAX_FORWARD_IFS, MAX_SESSIONS, SESSION_SLOTS,
+        DataplaneConfig, FibSlot, FlowTable, ForwardIf, FrameTable, GreSeq, SessionEntry,
+        SessionStats, TunnelKey, ADDR_SLOTS, BPF_F_MMAPABLE, FIB_SLOTS, MAX_ADDR_PREFIXES,
+        MAX_ESP_SAS, MAX_FORWARD_IFS, MAX_SESSIONS, SESSION_SLOTS,
     },
 };
 
@@ -94,3 +94,7 @@ pub static DOWN_FLOWS: Array<FlowTable> = Array::with_max_entries(1, 0);
 /// XDP forwarding's flow cache, LAN to WAN (see `vpn_common::maps::UP_FLOWS`).
 #[map(name = "VPN_UP_FLOWS")]
 pub static UP_FLOWS: Array<FlowTable> = Array::with_max_entries(1, 0);
+
+/// XDP forwarding's frame cache, WAN to LAN (see `vpn_common::maps::DOWN_FRAMES`).
+#[map(name = "VPN_DOWN_FRAMES")]
+pub static DOWN_FRAMES: Array<FrameTable> = Array::with_max_entries(1, 0);

@@ -60,7 +60,7 @@ unsafe fn load<T: Copy>(p: *const T) -> T {
 /// # Safety
 /// `[p, p + 2)` is readable packet memory.
 #[inline(always)]
-unsafe fn load16(p: *const u8) -> u16 {
+pub unsafe fn load16(p: *const u8) -> u16 {
     #[cfg(target_arch = "bpf")]
     {
         let v: u64;
@@ -79,6 +79,33 @@ unsafe fn load16(p: *const u8) -> u16 {
     // SAFETY: as the caller promises.
     unsafe {
         p.cast::<u16>().read_unaligned()
+    }
+}
+
+/// The four bytes at `p` as they lie in memory, in one load.
+///
+/// # Safety
+/// `[p, p + 4)` is readable packet memory.
+#[inline(always)]
+pub unsafe fn load32(p: *const u8) -> u32 {
+    #[cfg(target_arch = "bpf")]
+    {
+        let v: u64;
+        // SAFETY: as the caller promises; a plain load, no other effect.
+        unsafe {
+            core::arch::asm!(
+                "{v} = *(u32 *)({p} + 0)",
+                p = in(reg) p,
+                v = out(reg) v,
+                options(nostack, readonly, pure),
+            );
+        }
+        v as u32
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as the caller promises.
+    unsafe {
+        p.cast::<u32>().read_unaligned()
     }
 }
 

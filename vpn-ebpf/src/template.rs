@@ -49,7 +49,7 @@ pub fn checksum<const N: usize>(tunnel: &[u8; N]) -> u16 {
 /// # Safety
 /// `p` is the frame's start with `N` writable bytes (`bytes_mut`).
 #[inline(always)]
-unsafe fn copy<const N: usize>(p: *mut u8, hdr: &Hdr) {
+unsafe fn copy<const N: usize, const W: usize>(p: *mut u8, hdr: &[u64; W]) {
     let mut i = 0;
     while i + 8 <= N {
         // SAFETY: as the caller promises.
@@ -69,13 +69,22 @@ unsafe fn copy<const N: usize>(p: *mut u8, hdr: &Hdr) {
     }
 }
 
-/// The Ethernet header of `hdr`, at the frame's start.
+/// The first two words of a template: its Ethernet header.
+pub type Eth = [u64; 2];
+
+/// `hdr`'s Ethernet header.
 #[inline(always)]
-pub fn write_eth(ctx: &XdpContext, hdr: &Hdr) -> Result<(), DropReason> {
+pub fn eth(hdr: &Hdr) -> Eth {
+    [hdr[0], hdr[1]]
+}
+
+/// The Ethernet header `eth`, at the frame's start.
+#[inline(always)]
+pub fn write_eth(ctx: &XdpContext, eth: &Eth) -> Result<(), DropReason> {
     let p = bytes_mut::<ETH_LEN>(ctx.data(), ctx.data_end(), 0)
         .map_err(|_| DropReason::FastPathFailed)?;
     // SAFETY: `bytes_mut` proved the bytes lie inside the frame.
-    unsafe { copy::<ETH_LEN>(p, hdr) };
+    unsafe { copy::<ETH_LEN, 2>(p, eth) };
     Ok(())
 }
 
@@ -149,7 +158,7 @@ fn write_encap<const N: usize>(
     // SAFETY: `bytes_mut` proved `[p, p + N)` lies inside the frame, and
     // the patched fields lie inside the IPv4 and tunnel headers.
     unsafe {
-        copy::<N>(p, hdr);
+        copy::<N, FLOW_HDR_WORDS>(p, hdr);
         store::<2>(p.add(ETH_LEN + 2), u64::from(total.to_be()));
         store::<2>(p.add(ETH_LEN + 10), u64::from(csum.to_be()));
         store::<2>(p.add(ETH_LEN + len_at), u64::from(len.to_be()));

@@ -12,6 +12,8 @@
 //! (netfilter rules that XDP would bypass). A flow's decisions (session,
 //! routes, next hop) are cached per CPU (`flow.rs`, decisions #61): its
 //! later packets only get the checks that depend on the packet itself.
+//! WAN to LAN, the frame is kept with the decision too (`frame.rs`,
+//! decisions #64), and `xdp_wan` tries it before parsing anything.
 use aya_ebpf::{
     bindings::{
         bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT,
@@ -32,12 +34,14 @@ use vpn_common::{
 use crate::{
     bytes::{PacketBytes, XdpBytes},
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
-    flow, l2tp,
+    flow,
+    frame::{self, Learned},
+    l2tp,
     maps::{forward_if, CONFIG, DOWN_FLOWS, FIB_CACHE, REDIRECT_DEVS, UP_FLOWS},
     packet::{bytes_mut, store},
     pptp,
     stats::count,
-    template::{self, Hdr},
+    template::{self, Eth, Hdr},
     tunnel,
 };
 
@@ -86,7 +90,14 @@ pub fn from_wan(
                 && off + inner_len <= b.len()
                 && inner_len <= f.fits as usize
             {
-                return down(ctx, *off, inner, f.idx, f.ifindex, &f.hdr).map(Some);
+                let d = Learned {
+                    idx: f.idx,
+                    ifindex: f.ifindex,
+                    fits: f.fits,
+                    eth: &template::eth(&f.hdr),
+                };
+                frame::learn(ctx, gen, *off, &d);
+                return down(ctx, *off, inner_len, d.idx, d.ifindex, d.eth).map(Some);
             }
         }
     }
@@ -124,7 +135,14 @@ pub fn from_wan(
         len: inner_len as u32,
     };
     flow::fill(&DOWN_FLOWS, &key, gen, &decision);
-    down(ctx, off, &inner, a.idx, hop.ifindex, &decision.hdr).map(Some)
+    let d = Learned {
+        idx: a.idx,
+        ifindex: hop.ifindex,
+        fits: inner_len as u32,
+        eth: &template::eth(&decision.hdr),
+    };
+    frame::learn(ctx, gen, off, &d);
+    down(ctx, off, inner_len, a.idx, hop.ifindex, d.eth).map(Some)
 }
 
 /// The IPv4 packet a tunnel packet's PPP frame carries: its offset and header.
@@ -134,23 +152,23 @@ fn ppp_inner(b: &XdpBytes, h: &tunnel::Header) -> Option<(usize, Ipv4Hdr)> {
     Some((off, b.read::<Ipv4Hdr>(off)?))
 }
 
-/// Decapsulates session `idx`'s inner packet `inner` (at `off`) and
-/// redirects it out of `ifindex` behind the Ethernet header `hdr`. The
-/// packet is changed from here on: a failure drops it.
+/// Decapsulates session `idx`'s inner packet (`inner_len` bytes at `off`)
+/// and redirects it out of `ifindex` behind the Ethernet header `eth`.
+/// The packet is changed from here on: a failure drops it.
 #[inline(always)]
-fn down(
+pub fn down(
     ctx: &XdpContext,
     off: usize,
-    inner: &Ipv4Hdr,
+    inner_len: usize,
     idx: u32,
     ifindex: u32,
-    hdr: &Hdr,
+    eth: &Eth,
 ) -> Result<u32, DropReason> {
     // Counted first: fewer values to keep across the helper call.
-    add_stats(idx, true, u64::from(u16::from_be(inner.total_len)));
+    add_stats(idx, true, inner_len as u64);
     count(Counter::XdpFwdRx);
     adjust_head(ctx, (off - ETH_LEN) as i32)?;
-    template::write_eth(ctx, hdr)?;
+    template::write_eth(ctx, eth)?;
     decrement_ttl_in_frame(ctx, ETH_LEN)?;
     redirect(ifindex)
 }

@@ -21,6 +21,7 @@ use vpn_common::{
 
 use crate::{
     encap::ETH_LEN,
+    flow, frame,
     maps::{CONFIG, ESP_SPIS},
     packet::read_at,
     stats::count,
@@ -30,6 +31,12 @@ use crate::{
 pub fn process(ctx: &XdpContext) -> Result<u32, DropReason> {
     let (start, end) = (ctx.data(), ctx.data_end());
     count(Counter::XdpRx);
+    // A frame like an earlier one of a forwarded flow: forwarded the same way.
+    if let Some(cfg) = xdp_fwd::config() {
+        if let Some(action) = frame::forward(ctx, cfg, flow::generation()) {
+            return action;
+        }
+    }
 
     let eth: EthHdr = read_at(start, end, 0)?;
     let mut ethertype = u16::from_be(eth.ethertype);

@@ -73,6 +73,7 @@ pub fn load(log_level: log::LevelFilter) -> anyhow::Result<Ebpf> {
         .override_global(aya_log::LEVEL, &level, false)
         .map_max_entries(maps::DOWN_FLOWS, cpus)
         .map_max_entries(maps::UP_FLOWS, cpus)
+        .map_max_entries(maps::DOWN_FRAMES, cpus)
         .load(crate::EBPF_OBJECT)
         .context("cannot load the eBPF object (is this kernel built with BPF and BTF?)")?;
     let xdp: &mut Xdp = program(&mut ebpf, XDP_PROGRAM)?.try_into()?;
