@@ -248,6 +248,18 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     assert!(from_every_cpu() >= 3 * cpus, "encapsulated in XDP");
+    // Frames to another MAC (a bridge port's, promiscuous mode's) are not
+    // the gateway's to route, though their flow is cached: the LAN host
+    // addresses its echoes to a MAC that is not lan0's.
+    t.lan
+        .must("ip neigh replace 172.16.10.1 lladdr 02:00:00:00:00:99 dev eth0 nud permanent");
+    assert_eq!(
+        from_every_cpu(),
+        0,
+        "nothing sent for frames to another MAC"
+    );
+    t.lan.must("ip neigh del 172.16.10.1 dev eth0");
+    assert!(from_every_cpu() >= 3 * cpus, "encapsulated in XDP again");
     let id = gw
         .sessions()
         .iter()

@@ -32,6 +32,20 @@ pub fn hit(cache: &Array<FlowTable>, key: &FlowKey, gen: u32) -> Option<&'static
     (s.gen == gen && k[0] == a && k[1] == b && k[2] == c && k[3] == d).then_some(s)
 }
 
+/// Whether `s` is for frames to `mac`: the slot's MAC read as a 4- and a
+/// 2-byte word (it lies 4-aligned), where a compare of the arrays is six
+/// byte loads and the shifts that join them.
+#[inline(always)]
+pub fn mac_is(s: &FlowSlot, mac: &[u8; 6]) -> bool {
+    const _: () = assert!(core::mem::offset_of!(FlowSlot, mac) % 4 == 0);
+    let p = core::ptr::addr_of!(s.mac).cast::<u8>();
+    // SAFETY: the slot's six MAC bytes, at a 4-aligned offset of an
+    // 8-aligned struct.
+    let (hi, lo) = unsafe { (p.cast::<u32>().read(), p.add(4).cast::<u16>().read()) };
+    hi == u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
+        && lo == u16::from_ne_bytes([mac[4], mac[5]])
+}
+
 /// A forwarding decision, as `fill` records it (see `FlowSlot`).
 pub struct Decision {
     pub idx: u32,

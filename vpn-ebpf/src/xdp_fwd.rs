@@ -199,7 +199,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     let flow_key = FlowKey::up(ifindex, ip.src, ip.dst, ip.tos);
     // A flow already decided: the checks that depend on the packet only.
     if let Some(f) = flow::hit(&UP_FLOWS, &flow_key, gen) {
-        if f.mac != eth.dst {
+        if !flow::mac_is(f, &eth.dst) {
             return pass;
         }
         if !forwardable(&ip) || ETH_LEN + inner_len > b.len() || checksum_partial(&b, ETH_LEN, &ip)
