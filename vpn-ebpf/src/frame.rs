@@ -112,7 +112,9 @@ struct Located {
 /// `p` is the frame's start `start`, with `FRAME_END` readable bytes.
 #[inline(always)]
 unsafe fn locate(p: *const u8, start: usize, end: usize) -> Option<Located> {
-    // SAFETY: every offset below is inside the window.
+    // SAFETY: every offset below is inside the window. Only 2-byte loads
+    // here: a 4-byte one across two of the generator's 4-byte stores (the
+    // ports at 34) waits for them to reach the cache (decisions #64).
     let (layout, inner_at, tunnel) = unsafe {
         let proto = (load16(p.add(22)) >> 8) as u8;
         if proto == IPPROTO_UDP {
