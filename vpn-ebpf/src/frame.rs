@@ -286,7 +286,17 @@ pub fn forward(
     {
         return None;
     }
-    if s.layout as usize >= PPTP {
+    if (s.layout as usize) < PPTP {
+        // The port L2TP is served on now (a restart may have moved it).
+        // SAFETY: inside the window.
+        let port = u16::from_be(unsafe { load16(p.add(36)) });
+        if port != cfg.l2tp_port || port == 0 {
+            return None;
+        }
+    } else {
+        if cfg.pptp_enabled == 0 {
+            return None;
+        }
         // SAFETY: inside the window.
         let (payload, flags, seq) = unsafe {
             (
