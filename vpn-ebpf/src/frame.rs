@@ -105,6 +105,8 @@ struct Located {
     layout: usize,
     inner_at: usize,
     inner: *const u8,
+    /// The outer source address, as it lies in the frame.
+    src: u32,
     slot: u32,
 }
 
@@ -141,7 +143,7 @@ unsafe fn locate(p: *const u8, start: usize, end: usize) -> Option<Located> {
     // SAFETY: inside the window, and inside the inner header.
     let (src, dst) = unsafe {
         (
-            u32::from(load16(p.add(26))) << 16 | u32::from(load16(p.add(28))),
+            u32::from(load16(p.add(26))) | u32::from(load16(p.add(28))) << 16,
             u32::from(load16(inner.add(16))) << 16 | u32::from(load16(inner.add(18))),
         )
     };
@@ -150,6 +152,7 @@ unsafe fn locate(p: *const u8, start: usize, end: usize) -> Option<Located> {
         layout,
         inner_at,
         inner,
+        src,
         slot: mix.wrapping_mul(0x9e37_79b1) >> (32 - FRAME_SLOTS.trailing_zeros()),
     })
 }
@@ -157,12 +160,14 @@ unsafe fn locate(p: *const u8, start: usize, end: usize) -> Option<Located> {
 /// Nonzero if any of words `i` of the window at `p` differs from
 /// `want[i]` in the bits of layout `l`'s mask, an immediate. One assembly
 /// block a word: LLVM would load every word first and keep most of them
-/// on the stack. `i` lists the words the mask has bits in (`LISTED`).
+/// on the stack. `i` lists the words the mask has bits in (checked at
+/// compile time: a word left out must have none).
 ///
 /// # Safety
 /// `p` has `FRAME_END` readable bytes; `want` `FRAME_WORDS` words.
 macro_rules! differ {
     ($p:expr, $want:expr, $l:literal; $($i:literal)*) => {{
+        const _: () = assert!(covers($l, &[$($i),*]));
         let mut acc: u64 = 0;
         $(
             #[cfg(target_arch = "bpf")]
@@ -193,32 +198,23 @@ macro_rules! differ {
     }};
 }
 
-/// The words each layout's mask has bits in, as `forward` compares them.
-const LISTED: [&[usize]; LAYOUTS] = [
-    &[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14],
-    &[0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15],
-    &[0, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13],
-    &[0, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14],
-    &[0, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15],
-];
-// A word left out of a list must have no bits in that layout's mask.
-const _: () = {
-    let mut l = 0;
-    while l < LAYOUTS {
-        let mut w = 0;
-        while w < FRAME_WORDS {
-            let mut listed = false;
-            let mut j = 0;
-            while j < LISTED[l].len() {
-                listed |= LISTED[l][j] == w;
-                j += 1;
-            }
-            assert!(listed || MASKS[l][w] == 0);
-            w += 1;
+/// Whether `words` lists every word layout `l`'s mask has bits in.
+const fn covers(l: usize, words: &[usize]) -> bool {
+    let mut w = 0;
+    while w < FRAME_WORDS {
+        let mut listed = false;
+        let mut j = 0;
+        while j < words.len() {
+            listed |= words[j] == w;
+            j += 1;
         }
-        l += 1;
+        if !listed && MASKS[l][w] != 0 {
+            return false;
+        }
+        w += 1;
     }
-};
+    true
+}
 
 /// This CPU's slot `i`.
 #[inline(always)]
@@ -268,18 +264,17 @@ pub fn forward(
     let len = end - start;
     let inner_at = at.inner_at;
     // SAFETY: inside the window, and inside the inner header.
-    let (outer_len, inner_len, ttl, src) = unsafe {
+    let (outer_len, inner_len, ttl) = unsafe {
         (
             usize::from(u16::from_be(load16(p.add(16)))),
             usize::from(u16::from_be(load16(at.inner.add(2)))),
             load16(at.inner.add(8)) as u8,
-            u32::from(load16(p.add(26))) | u32::from(load16(p.add(28))) << 16,
         )
     };
     // The checks of the full path that depend on more than these bytes.
     if ETH_LEN + outer_len > len
         || outer_len < IPV4_LEN
-        || cfg.in_pool(u32::from_be(src))
+        || cfg.in_pool(u32::from_be(at.src))
         || inner_at + inner_len > len
         || inner_len > s.fits as usize
         || ttl <= 1

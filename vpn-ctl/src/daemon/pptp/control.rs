@@ -70,7 +70,7 @@ pub async fn serve(listener: TcpListener, index: usize, shared: Arc<Shared>) {
 /// `calls`, `notify`: a resumed connection's (restart).
 pub(super) fn spawn_connection(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     from: SocketAddr,
     ctl: ControlConnection,
     calls: Vec<Arc<PptpCall>>,
@@ -90,7 +90,6 @@ pub(super) fn spawn_connection(
             permit,
             notify: notify.unwrap_or_default(),
         };
-        let mut stream = stream;
         let result = conn.run(&mut stream, ctl, handoff).await;
         // The half-open slot goes before the socket closes: a client that
         // reconnects once it sees our FIN must not find its own closed
