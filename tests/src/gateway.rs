@@ -210,6 +210,30 @@ impl<'a> Gateway<'a> {
 }
 
 impl Gateway<'_> {
+    /// For a failed test's report: the non-zero counters and drops, and the
+    /// sessions, while the daemon still runs.
+    fn print_state(&self) {
+        let out = self.ctl(&["status", "--json"]);
+        let Ok(serde_json::Value::Array(v)) = serde_json::from_slice(&out.stdout) else {
+            return;
+        };
+        for list in ["counters", "drops"] {
+            let set: Vec<String> = v[0][list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["value"].as_u64().is_some_and(|n| n > 0))
+                .map(|c| format!("{}={}", c["name"].as_str().unwrap_or("?"), c["value"]))
+                .collect();
+            eprintln!("--- gateway {list} (non-zero) ---\n{}", set.join(" "));
+        }
+        let rows = self.ctl(&["sessions", "--json"]);
+        eprintln!(
+            "--- gateway sessions ---\n{}",
+            String::from_utf8_lossy(&rows.stdout).trim()
+        );
+    }
+
     /// SIGKILL: the daemon gets no chance to restore anything.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -226,6 +250,9 @@ impl Gateway<'_> {
 
 impl Drop for Gateway<'_> {
     fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() {
+            self.print_state();
+        }
         if let Some(c) = self.child.take() {
             // SIGTERM first: it restores the host.
             crate::netns::terminate(c);

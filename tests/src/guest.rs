@@ -199,7 +199,7 @@ impl Guest {
         router.must(&format!("ip link set {tap} up"));
         let tcpdump = start_capture(router, &tap, &dir);
         let append = format!(
-            "console=ttyS0 quiet panic=-1 vpn.name={name} vpn.ip={}/24 vpn.gw={}",
+            "console=ttyS0 quiet panic=-1 {GUEST_NET_PARAMS} vpn.name={name} vpn.ip={}/24 vpn.gw={}",
             site.addr(),
             site.gateway()
         );
@@ -278,12 +278,42 @@ impl Guest {
             } else {
                 format!("exited with code {}", r.code)
             };
+            let state = self.network_state();
             panic!(
                 "{}",
-                self.report(&format!("{what}; output:\n{}", r.output), script)
+                self.report(
+                    &format!("{what}\n{state}--- output ---\n{}", shorten(&r.output)),
+                    script
+                )
             );
         }
         r.output
+    }
+
+    /// The guest's and its tap's network state, for a failure report: what
+    /// tells a stalled receive path, an unresolved neighbour or a dead
+    /// client process apart.
+    fn network_state(&mut self) -> String {
+        let guest = match self.agent.as_mut() {
+            Some(a) => match a.run(GUEST_STATE_SCRIPT, Duration::from_secs(20)) {
+                Ok(r) => r.output,
+                Err(e) => format!("(guest state not read: {e})\n"),
+            },
+            None => String::new(),
+        };
+        let tap = Command::new("ip")
+            .args([
+                "-n",
+                &self.router_ns,
+                "-s",
+                "link",
+                "show",
+                &self.site.tap(),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        format!("--- guest network state ---\n{guest}--- its tap, host side ---\n{tap}")
     }
 
     fn report(&self, what: &str, script: &str) -> String {
@@ -300,6 +330,35 @@ impl Guest {
             self.dir.display()
         )
     }
+}
+
+/// virtio-net without transmit NAPI (the guest's modprobe reads it from the
+/// kernel command line). With it, the guest's eth0 stopped transmitting for
+/// good under a heavy PPTP transfer (two CI failures; docs/interop.md):
+/// transmit completions then wait on an interrupt the queue never asks for
+/// again. Without it, completions are reaped as packets are sent.
+const GUEST_NET_PARAMS: &str = "virtio_net.napi_tx=0";
+
+/// Run in the guest when a script fails (busybox-level tools only).
+const GUEST_STATE_SCRIPT: &str = "ip -s link show eth0; ip -s link show ppp0 2>/dev/null; \
+     ip neigh show; grep -A1 '^Tcp:' /proc/net/snmp; grep virtio /proc/interrupts; \
+     for p in pppd pptp xl2tpd charon iperf3; do pidof $p >/dev/null && echo \"$p running\"; done; \
+     grep -E 'MemFree|MemAvailable' /proc/meminfo; tc -s qdisc show dev eth0 | head -4; \
+     echo \"tx-0 inflight $(cat /sys/class/net/eth0/queues/tx-0/byte_queue_limits/inflight 2>/dev/null) \
+     timeouts $(cat /sys/class/net/eth0/queues/tx-0/tx_timeout 2>/dev/null)\"; dmesg | tail -8; true";
+
+/// A long output's first and last lines (a stalled iperf3 prints hundreds).
+fn shorten(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    if lines.len() <= 40 {
+        return output.to_string();
+    }
+    format!(
+        "{}\n[… {} lines …]\n{}",
+        lines[..15].join("\n"),
+        lines.len() - 30,
+        lines[lines.len() - 15..].join("\n")
+    )
 }
 
 /// tcpdump on the guest's tap, on the host side: kept on failure. Whole

@@ -6,7 +6,7 @@ use vpn_tests::{
     gateway::Gateway,
     guest::{Guest, Site},
     native_client::add_user,
-    pptp_client::{connect_script, ppp_address},
+    pptp_client::{connect_script, ppp_address, TERMINATED_BY_PEER},
     topology::{Topology, GW_WAN, INET, LAN_HOST},
     wait,
 };
@@ -124,13 +124,16 @@ fn run_case(mppe: bool) {
     vpn_tests::restart::ping_across_restart(&gw, &mut g, LAN_HOST);
     assert_eq!(gw.sessions()[0]["id"], r["id"]);
 
-    // kill: the client sees the link go down.
+    // kill: the client sees the link go down, and pppd got the gateway's
+    // Terminate-Request: numbered on from the shared sequence space after
+    // the fast path, not behind the client's window (decisions #27).
     let id = r["id"].as_u64().unwrap();
     assert!(gw.ctl(&["kill", &id.to_string()]).status.success());
     g.must(
         "for i in $(seq 200); do ip link show ppp0 >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1",
         T,
     );
+    g.must(TERMINATED_BY_PEER, T);
     wait::until("the session to be gone", T, || {
         gw.sessions().is_empty().then_some(())
     });

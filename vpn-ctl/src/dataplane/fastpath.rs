@@ -76,6 +76,13 @@ impl SeqPage {
         a.fetch_add(1, Ordering::Relaxed) as u32
     }
 
+    /// Session `idx`'s next sequence number, not taken.
+    pub fn peek_seq(&self, idx: u32) -> u32 {
+        // SAFETY: as in `next_seq`.
+        let a = unsafe { AtomicU64::from_ptr(&raw mut (*self.slot(idx)).seq_out) };
+        a.load(Ordering::Relaxed) as u32
+    }
+
     /// The highest sequence number the kernel received, if any.
     pub fn seq_in(&self, idx: u32) -> Option<u32> {
         // SAFETY: aligned u32s inside the mapping; read atomically.

@@ -46,7 +46,7 @@ impl SecureLink for Peer {
 
     /// UDP (1701 → the client's port, checksum 0 as RFC 3948 allows for
     /// transport mode over NAT) in ESP.
-    fn send(&self, port: u16, datagram: &[u8]) {
+    fn send(&self, port: u16, datagram: &[u8]) -> bool {
         let len = (datagram.len() + 8) as u16;
         let mut inner = Vec::with_capacity(datagram.len() + 8);
         inner.extend_from_slice(&L2TP_PORT.to_be_bytes());
@@ -59,16 +59,16 @@ impl SecureLink for Peer {
             let mut g = self.out.lock().unwrap_or_else(|e| e.into_inner());
             let Some(sa) = g.as_mut() else {
                 self.counters.no_outbound_sa.fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             };
             if sa.esp.seal(NEXT_UDP, &inner, &mut packet).is_err() {
                 self.counters.no_outbound_sa.fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             }
             sa.udp
         };
         self.tx_packets.fetch_add(1, Ordering::Relaxed);
-        self.sockets.send_esp(self.endpoint_now(), &packet, udp);
+        self.sockets.send_esp(self.endpoint_now(), &packet, udp)
     }
 
     fn endpoint(&self) -> SocketAddrV4 {

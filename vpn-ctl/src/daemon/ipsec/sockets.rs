@@ -37,12 +37,15 @@ impl Sockets {
     }
 
     /// An ESP packet, in UDP to `to` or raw to its address.
-    pub fn send_esp(&self, to: SocketAddrV4, packet: &[u8], udp: bool) {
+    /// Whether the kernel took the packet.
+    pub fn send_esp(&self, to: SocketAddrV4, packet: &[u8], udp: bool) -> bool {
         if udp {
-            let _ = batch::send_to(self.natt.as_raw_fd(), packet, SocketAddr::V4(to));
+            batch::send_to(self.natt.as_raw_fd(), packet, SocketAddr::V4(to)).is_ok()
         } else if let Some(raw) = &self.esp {
             let dst = SocketAddrV4::new(*to.ip(), 0);
-            let _ = batch::send_to(raw.as_raw_fd(), packet, SocketAddr::V4(dst));
+            batch::send_to(raw.as_raw_fd(), packet, SocketAddr::V4(dst)).is_ok()
+        } else {
+            false
         }
     }
 }

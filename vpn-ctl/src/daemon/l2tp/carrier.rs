@@ -59,7 +59,7 @@ impl Carrier for Udp {
         (*self.peer.ip()).into()
     }
 
-    fn send_frame(&self, w: &mut DataSeq, _fast: Option<&FastSlot>, frame: &[u8]) {
+    fn send_frame(&self, w: &mut DataSeq, _fast: Option<&FastSlot>, frame: &[u8]) -> bool {
         let seq = w.enabled.then(|| {
             let ns = w.ns;
             w.ns = ns.wrapping_add(1);
@@ -68,7 +68,7 @@ impl Carrier for Udp {
         let mut out = Vec::with_capacity(frame.len() + 10);
         Header::encode_data(&mut out, self.peer_tunnel, self.peer_session, seq);
         out.extend_from_slice(frame);
-        self.link.send(&out);
+        self.link.send(&out)
     }
 
     /// The kernel carries unsequenced plain L2TP only (sequencing and

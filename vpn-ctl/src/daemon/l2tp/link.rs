@@ -14,8 +14,9 @@ use std::{
 pub trait SecureLink: Send + Sync {
     /// Stable while the client keeps its IKE endpoint (survives rekeys).
     fn id(&self) -> u64;
-    /// Sends an L2TP datagram to the client's L2TP port `port`.
-    fn send(&self, port: u16, datagram: &[u8]);
+    /// Sends an L2TP datagram to the client's L2TP port `port`; false if
+    /// it could not (no outbound SA, or the socket refused it).
+    fn send(&self, port: u16, datagram: &[u8]) -> bool;
     /// The client's outer address, now.
     fn endpoint(&self) -> SocketAddrV4;
     /// e.g. "esp aes128-sha1 in udp", for `sessions`.
@@ -46,11 +47,12 @@ impl Link {
         }
     }
 
-    pub fn send(&self, datagram: &[u8]) {
+    /// Whether the datagram left (the kernel took it).
+    pub fn send(&self, datagram: &[u8]) -> bool {
         match self {
             Link::Udp { peer, socket } => {
-                let _ =
-                    crate::net::batch::send_to(socket.as_raw_fd(), datagram, SocketAddr::V4(*peer));
+                crate::net::batch::send_to(socket.as_raw_fd(), datagram, SocketAddr::V4(*peer))
+                    .is_ok()
             }
             Link::Secure { sa, port } => sa.send(*port, datagram),
         }

@@ -184,6 +184,7 @@ impl Service for L2tp {
             ("l2tp_per_address_limit", l(&c.per_address_limit)),
             ("l2tp_ppp_dropped", l(&p.dropped)),
             ("l2tp_ppp_flood", l(&p.flood)),
+            ("l2tp_ppp_send_failed", l(&p.send_failed)),
             ("l2tp_login_failed", l(&p.login_failed)),
             ("l2tp_login_throttled", l(&p.login_throttled)),
         ];
@@ -192,6 +193,7 @@ impl Service for L2tp {
             v.extend([
                 ("l2tp_ipsec_ppp_dropped", l(&p.dropped)),
                 ("l2tp_ipsec_ppp_flood", l(&p.flood)),
+                ("l2tp_ipsec_ppp_send_failed", l(&p.send_failed)),
                 ("l2tp_ipsec_login_failed", l(&p.login_failed)),
                 ("l2tp_ipsec_login_throttled", l(&p.login_throttled)),
             ]);

@@ -48,12 +48,14 @@ pub struct GreWire {
 pub type PptpCall = ppp::Call<Gre>;
 
 impl Gre {
-    fn send(&self, gre: &[u8]) {
-        let _ = crate::net::batch::send_to(
+    /// Whether the kernel took the packet.
+    fn send(&self, gre: &[u8]) -> bool {
+        crate::net::batch::send_to(
             self.socket.as_raw_fd(),
             gre,
             SocketAddr::from((self.peer, 0)),
-        );
+        )
+        .is_ok()
     }
 
     /// The highest number received: the kernel's while on the fast path.
@@ -75,7 +77,7 @@ impl Gre {
         w.ack_owed = false;
         let mut out = Vec::with_capacity(16);
         h.encode(&mut out);
-        self.send(&out);
+        let _ = self.send(&out); // a lost ack: the next one carries the same
     }
 
     pub fn tunnel_key(&self) -> TunnelKey {
@@ -100,7 +102,7 @@ impl Carrier for Gre {
 
     /// GRE header + PPP frame: the next sequence number, and the
     /// acknowledgement of what we received.
-    fn send_frame(&self, w: &mut GreWire, fast: Option<&FastSlot>, frame: &[u8]) {
+    fn send_frame(&self, w: &mut GreWire, fast: Option<&FastSlot>, frame: &[u8]) -> bool {
         let seq = match (fast, &self.seq) {
             (Some(f), Some(page)) => page.next_seq(f.index()),
             _ => {
@@ -119,7 +121,7 @@ impl Carrier for Gre {
         let mut out = Vec::with_capacity(frame.len() + 16);
         h.encode(&mut out);
         out.extend_from_slice(frame);
-        self.send(&out);
+        self.send(&out)
     }
 
     fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry> {
@@ -143,6 +145,16 @@ impl Carrier for Gre {
     fn prepare_fast(&self, w: &mut GreWire, slot: u32) {
         if let Some(page) = &self.seq {
             page.init(slot, w.seq_out, w.seq_in);
+        }
+    }
+
+    /// Numbers on from where the kernel and the daemon left the shared
+    /// space: a frame numbered from the call's old counter would be behind
+    /// the client's window and discarded (a Terminate-Request, say).
+    fn leave_fast(&self, w: &mut GreWire, slot: u32) {
+        if let Some(page) = &self.seq {
+            w.seq_out = page.peek_seq(slot);
+            w.seq_in = page.seq_in(slot).or(w.seq_in);
         }
     }
 

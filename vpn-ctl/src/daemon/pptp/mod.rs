@@ -148,6 +148,7 @@ impl Service for Pptp {
             ("pptp_calls_refused", l(&c.calls_refused)),
             ("pptp_ppp_dropped", l(&p.dropped)),
             ("pptp_ppp_flood", l(&p.flood)),
+            ("pptp_ppp_send_failed", l(&p.send_failed)),
             ("pptp_login_failed", l(&p.login_failed)),
             ("pptp_login_throttled", l(&p.login_throttled)),
         ]

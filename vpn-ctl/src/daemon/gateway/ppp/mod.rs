@@ -74,6 +74,9 @@ pub struct PppCounters {
     pub login_throttled: AtomicU64,
     /// DHCPINFORMs answered (with the pushed routes and DNS).
     pub dhcp_informs: AtomicU64,
+    /// Frames to a client the carrier could not send (its socket refused
+    /// them, or IPsec had no outbound SA).
+    pub send_failed: AtomicU64,
 }
 
 /// What the kernel needs to carry a call (its maps' key and entry).
@@ -92,8 +95,9 @@ pub trait Carrier: Send + Sync + 'static {
     fn peer(&self) -> String;
     /// The client's address (login backoff).
     fn peer_ip(&self) -> std::net::IpAddr;
-    /// Encapsulates one PPP frame and sends it to the client.
-    fn send_frame(&self, wire: &mut Self::Wire, fast: Option<&FastSlot>, frame: &[u8]);
+    /// Encapsulates one PPP frame and sends it to the client; false if it
+    /// could not leave (counted by the caller as `send_failed`).
+    fn send_frame(&self, wire: &mut Self::Wire, fast: Option<&FastSlot>, frame: &[u8]) -> bool;
     /// The map entries that put this call on the in-kernel path, if the
     /// carrier has one. `addr`: the client's inner address.
     fn fast_path(&self, addr: Ipv4Addr) -> Option<FastPathEntry>;
@@ -103,6 +107,9 @@ pub trait Carrier: Send + Sync + 'static {
     }
     /// Runs with the fast-path slot before the kernel can find the call.
     fn prepare_fast(&self, _wire: &mut Self::Wire, _slot: u32) {}
+    /// Runs with the fast-path slot as the call leaves the kernel: what the
+    /// kernel moved on (shared sequence numbers) becomes the call's own again.
+    fn leave_fast(&self, _wire: &mut Self::Wire, _slot: u32) {}
     /// The link is over: the control connection should clear the call.
     fn link_ended(&self);
 }
@@ -126,20 +133,6 @@ pub struct PppState {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: u64,
-}
-
-impl PppState {
-    /// Takes the call out of the kernel, keeping what the kernel counted in
-    /// the call's own totals (the end-of-session line reports them).
-    fn leave_kernel(&mut self) {
-        if let Some(fast) = self.fast.take() {
-            let k = fast.stats();
-            self.rx_packets += k.rx_packets;
-            self.rx_bytes += k.rx_bytes;
-            self.tx_packets += k.tx_packets;
-            self.tx_bytes += k.tx_bytes;
-        }
-    }
 }
 
 pub struct CallState<W> {
@@ -248,8 +241,10 @@ impl<C: Carrier> Call<C> {
                         Some(ack) => {
                             svc.counters.dhcp_informs.fetch_add(1, Ordering::Relaxed);
                             let mut out = Vec::with_capacity(ack.len() + 8);
-                            if p.link.encap_ip(&ack, &mut out) {
-                                self.carrier.send_frame(&mut s.wire, p.fast.as_ref(), &out);
+                            if p.link.encap_ip(&ack, &mut out)
+                                && !self.carrier.send_frame(&mut s.wire, p.fast.as_ref(), &out)
+                            {
+                                svc.counters.send_failed.fetch_add(1, Ordering::Relaxed);
                             }
                         }
                         None => {
@@ -293,7 +288,12 @@ impl<C: Carrier> Call<C> {
         }
         let CallState { ppp, wire } = s;
         while let Some(f) = ppp.link.poll_transmit() {
-            self.carrier.send_frame(wire, ppp.fast.as_ref(), &f);
+            if !self.carrier.send_frame(wire, ppp.fast.as_ref(), &f) {
+                self.service
+                    .counters
+                    .send_failed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -384,7 +384,7 @@ impl<C: Carrier> Call<C> {
             LinkEvent::Down { reason } => {
                 log::info!("{proto}: session {row} link down: {reason}");
                 // Out of the kernel at once; the address goes with the call.
-                s.ppp.leave_kernel();
+                self.leave_kernel(s);
                 self.carrier.link_ended();
             }
         }
@@ -455,10 +455,25 @@ impl<C: Carrier> Call<C> {
         }
     }
 
+    /// Takes the call out of the kernel, keeping what the kernel counted in
+    /// the call's own totals (the end-of-session line reports them) and
+    /// the carrier's sequence state (frames still to send are numbered on).
+    fn leave_kernel(&self, s: &mut CallState<C::Wire>) {
+        if let Some(fast) = s.ppp.fast.take() {
+            self.carrier.leave_fast(&mut s.wire, fast.index());
+            let k = fast.stats();
+            let p = &mut s.ppp;
+            p.rx_packets += k.rx_packets;
+            p.rx_bytes += k.rx_bytes;
+            p.tx_packets += k.tx_packets;
+            p.tx_bytes += k.tx_bytes;
+        }
+    }
+
     /// The call is over (its tunnel said so, or its link ended): the kernel
     /// and the pool let go of it now, even while a reader still holds it.
     pub fn end(&self, why: &str) {
-        self.lock().ppp.leave_kernel();
+        self.leave_kernel(&mut self.lock());
         if let Some(r) = &self.service.radius {
             r.finals.record(self.row(self.carrier.peer()));
         }
@@ -516,9 +531,16 @@ impl<C: Carrier> Owner for Call<C> {
         if !ppp.link.encap_ip(ip, &mut frame) {
             return false;
         }
+        if !self.carrier.send_frame(wire, ppp.fast.as_ref(), &frame) {
+            ppp.drops += 1;
+            self.service
+                .counters
+                .send_failed
+                .fetch_add(1, Ordering::Relaxed);
+            return true; // handled: counted, not the caller's drop
+        }
         ppp.tx_packets += 1;
         ppp.tx_bytes += ip.len() as u64;
-        self.carrier.send_frame(wire, ppp.fast.as_ref(), &frame);
         true
     }
 }
