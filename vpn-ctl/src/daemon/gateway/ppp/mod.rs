@@ -241,10 +241,8 @@ impl<C: Carrier> Call<C> {
                         Some(ack) => {
                             svc.counters.dhcp_informs.fetch_add(1, Ordering::Relaxed);
                             let mut out = Vec::with_capacity(ack.len() + 8);
-                            if p.link.encap_ip(&ack, &mut out)
-                                && !self.carrier.send_frame(&mut s.wire, p.fast.as_ref(), &out)
-                            {
-                                svc.counters.send_failed.fetch_add(1, Ordering::Relaxed);
+                            if p.link.encap_ip(&ack, &mut out) {
+                                self.send_frame(&mut s.wire, p.fast.as_ref(), &out);
                             }
                         }
                         None => {
@@ -288,12 +286,7 @@ impl<C: Carrier> Call<C> {
         }
         let CallState { ppp, wire } = s;
         while let Some(f) = ppp.link.poll_transmit() {
-            if !self.carrier.send_frame(wire, ppp.fast.as_ref(), &f) {
-                self.service
-                    .counters
-                    .send_failed
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            self.send_frame(wire, ppp.fast.as_ref(), &f);
         }
     }
 
@@ -455,6 +448,16 @@ impl<C: Carrier> Call<C> {
         }
     }
 
+    /// One frame to the client by the carrier; a refusal is counted.
+    fn send_frame(&self, wire: &mut C::Wire, fast: Option<&FastSlot>, frame: &[u8]) -> bool {
+        let sent = self.carrier.send_frame(wire, fast, frame);
+        if !sent {
+            let c = &self.service.counters;
+            c.send_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
     /// Takes the call out of the kernel, keeping what the kernel counted in
     /// the call's own totals (the end-of-session line reports them) and
     /// the carrier's sequence state (frames still to send are numbered on).
@@ -531,13 +534,9 @@ impl<C: Carrier> Owner for Call<C> {
         if !ppp.link.encap_ip(ip, &mut frame) {
             return false;
         }
-        if !self.carrier.send_frame(wire, ppp.fast.as_ref(), &frame) {
+        if !self.send_frame(wire, ppp.fast.as_ref(), &frame) {
             ppp.drops += 1;
-            self.service
-                .counters
-                .send_failed
-                .fetch_add(1, Ordering::Relaxed);
-            return true; // handled: counted, not the caller's drop
+            return true; // counted as send_failed, not the caller's drop
         }
         ppp.tx_packets += 1;
         ppp.tx_bytes += ip.len() as u64;
