@@ -257,6 +257,28 @@ impl Guest {
         self.site.addr()
     }
 
+    /// The packets on the guest's tap so far, one line each as `tcpdump -n`
+    /// prints them, that match the pcap `filter` (the ring's files in order;
+    /// a test's capture stays in the first one unless it moves ~256 MB).
+    pub fn capture(&self, filter: &str) -> String {
+        let mut all = String::new();
+        for i in 0..4 {
+            let file = self.dir.join(format!("tap.pcap{i}"));
+            if !file.exists() {
+                break;
+            }
+            let out = Command::new("tcpdump")
+                .args(["-n", "-r"])
+                .arg(&file)
+                .arg(filter)
+                .stderr(Stdio::null())
+                .output()
+                .expect("run tcpdump -r");
+            all.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        all
+    }
+
     /// Runs a bash script in the guest, stopped after `timeout`.
     /// Panics only when the guest itself is lost (hung or QEMU gone).
     pub fn run(&mut self, script: &str, timeout: Duration) -> ScriptRun {

@@ -27,9 +27,7 @@ usepeerdns
 maxfail 1
 lcp-echo-interval 5
 lcp-echo-failure 3
-logfile /tmp/pppd.log
 PEERS
-rm -f /tmp/pppd.log
 pppd call gw updetach debug logfd 2 || exit 1
 ip route replace 172.16.10.0/24 dev ppp0
 ip route replace 10.99.0.0/24 dev ppp0
@@ -38,12 +36,6 @@ cat /etc/ppp/resolv.conf 2>/dev/null || true
 "#
     )
 }
-
-/// Exits 0 once pppd has logged the gateway's LCP Terminate-Request (its
-/// log outlives the link: `connect_script` keeps it in /tmp/pppd.log).
-pub const TERMINATED_BY_PEER: &str = "for i in $(seq 100); do \
-     grep -q 'LCP terminated by peer' /tmp/pppd.log && exit 0; sleep 0.1; done; \
-     tail -20 /tmp/pppd.log; exit 1";
 
 /// Ends the client in the guest (pppd, then pptp with it).
 pub const DISCONNECT_SCRIPT: &str = "ip route del 172.16.10.0/24 2>/dev/null; \
