@@ -355,10 +355,10 @@ impl Guest {
 }
 
 /// virtio-net without transmit NAPI (the guest's modprobe reads it from the
-/// kernel command line). With it, the guest's eth0 stopped transmitting for
-/// good under a heavy PPTP transfer (two CI failures; docs/interop.md):
-/// transmit completions then wait on an interrupt the queue never asks for
-/// again. Without it, completions are reaped as packets are sent.
+/// kernel command line). With it, the guest's eth0 now and then stopped
+/// transmitting for good under load (two CI failures; docs/interop.md), most
+/// likely a stopped queue waiting on a completion interrupt it never asked
+/// for. Without it, completions are reaped as packets are sent.
 const GUEST_NET_PARAMS: &str = "virtio_net.napi_tx=0";
 
 /// Run in the guest when a script fails (busybox-level tools only).
