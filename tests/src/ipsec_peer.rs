@@ -108,6 +108,31 @@ pub struct IpsecCall {
     sas: Arc<Mutex<Sas>>,
 }
 
+/// Main Mode on `ike` (connected to the gateway's port 500) with `psk`:
+/// AES-128-CBC, SHA-1, ECP256 (as Windows and macOS propose first).
+/// `seed` and `id` make the cookies.
+fn main_mode(ike: &UdpSocket, psk: &str, seed: u8, id: u16) -> anyhow::Result<Initiator> {
+    let (SocketAddr::V4(me), SocketAddr::V4(gw)) = (ike.local_addr()?, ike.peer_addr()?) else {
+        anyhow::bail!("not IPv4");
+    };
+    let mut i = Initiator::new(psk.as_bytes(), seed);
+    i.icookie[..2].copy_from_slice(&id.to_be_bytes());
+    (i.me, i.gw) = (me.ip().octets(), gw.ip().octets());
+    i.group = DhGroup::Ecp256;
+    let mm1 = i.mm1(
+        &[transform(ENC_AES_CBC, 128, HASH_SHA1, 19)],
+        &[&VID_NATT_RFC3947],
+        EXCH_MAIN,
+    );
+    let mm2 = exchange(ike, &mm1)?;
+    let mm3 = i.mm3(&mm2, SocketAddrV4::new(*gw.ip(), 500), me);
+    let mm4 = exchange(ike, &mm3)?;
+    let mm5 = i.mm5(&mm4, false);
+    let mm6 = exchange(ike, &mm5)?;
+    i.mm6(&mm6);
+    Ok(i)
+}
+
 fn exchange(sock: &UdpSocket, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
     sock.send(msg)?;
     let mut b = [0u8; 4096];
@@ -140,26 +165,8 @@ impl IpsecCall {
         let ike = UdpSocket::bind("0.0.0.0:0")?;
         ike.connect(SocketAddr::from((gw, 500)))?;
         ike.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let SocketAddr::V4(me) = ike.local_addr()? else {
-            anyhow::bail!("not IPv4");
-        };
-        let mut i = Initiator::new(psk.as_bytes(), (id % 250) as u8 + 1);
-        i.icookie[..2].copy_from_slice(&id.to_be_bytes());
-        (i.me, i.gw) = (me.ip().octets(), gw.octets());
-        // ECP256, as Windows and macOS propose it first (cheaper than MODP).
-        i.group = DhGroup::Ecp256;
+        let mut i = main_mode(&ike, psk, (id % 250) as u8 + 1, id)?;
         i.esp_lifetime = esp_lifetime;
-        let mm1 = i.mm1(
-            &[transform(ENC_AES_CBC, 128, HASH_SHA1, 19)],
-            &[&VID_NATT_RFC3947],
-            EXCH_MAIN,
-        );
-        let mm2 = exchange(&ike, &mm1)?;
-        let mm3 = i.mm3(&mm2, SocketAddrV4::new(gw, 500), me);
-        let mm4 = exchange(&ike, &mm3)?;
-        let mm5 = i.mm5(&mm4, false);
-        let mm6 = exchange(&ike, &mm5)?;
-        i.mm6(&mm6);
         let t = EspTransform {
             cipher: EspCipher::Cbc(CbcAlg::Aes128),
             integ: EspInteg::HmacSha1_96,
@@ -254,6 +261,42 @@ impl IpsecCall {
             spi_in: spi_us,
             out: Outbound::new(spi_gw, t, &toward_gw),
         })
+    }
+
+    /// The cookies of the ISAKMP SA in use.
+    pub fn cookies(&self) -> ([u8; 8], [u8; 8]) {
+        (self.init.icookie, self.init.rcookie)
+    }
+
+    /// A new Main Mode from the same address and port, as a client's
+    /// reauthentication: Quick Modes are answered on the new ISAKMP SA
+    /// from now on (the old one is left to lapse).
+    pub fn reauthenticate(&mut self, psk: &str, id: u16) -> anyhow::Result<()> {
+        let seed = self.init.icookie[7].wrapping_add(101);
+        let mut i = main_mode(&self.ike, psk, seed, id)?;
+        i.esp_lifetime = self.init.esp_lifetime;
+        self.init = i;
+        Ok(())
+    }
+
+    /// The cookies of the next Quick Mode message the gateway sends within
+    /// `within`, unanswered: which ISAKMP SA it started a Quick Mode on.
+    pub fn gateway_quick_mode_cookies(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<([u8; 8], [u8; 8])> {
+        let deadline = Instant::now() + within;
+        let mut b = [0u8; 4096];
+        loop {
+            anyhow::ensure!(Instant::now() < deadline, "no Quick Mode from the gateway");
+            let Ok(n) = self.ike.recv(&mut b) else {
+                continue;
+            };
+            let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            if h.exchange == EXCH_QUICK {
+                return Ok((h.icookie, h.rcookie));
+            }
+        }
     }
 
     /// Sends on the new pair from now on (the client installed it).

@@ -157,3 +157,40 @@ fn a_restart_while_the_new_pair_waits_carries_it() {
         "the successor did not carry the waiting outbound SA"
     );
 }
+
+/// A client that reauthenticates (a new Main Mode from the same address
+/// and port, as strongSwan does at its IKE lifetime) and leaves its ESP SA
+/// to the gateway: the gateway's Quick Mode goes on the new ISAKMP SA, not
+/// on the one being replaced, which the client ignores (strongSwan: "quick
+/// mode request for unestablished IKE_SA"; the pair then expired with the
+/// session). The rekey completes there and the call goes on.
+#[test]
+fn the_gateway_rekeys_on_the_clients_newest_isakmp_sa() {
+    let t = Topology::build();
+    let gw = Gateway::start(&t.gw, "");
+    add_user(&gw, "frank", "frank-password-1", None);
+    let psk = gw.ipsec_psk();
+    let (old, new, quick, replied) = in_ns(&t.c1.name, move || {
+        let mut call = connect(&psk, "frank", 52);
+        let old = call.cookies();
+        call.reauthenticate(&psk, 52).unwrap();
+        let new = call.cookies();
+        let within = Duration::from_secs(2 * u64::from(LIFETIME));
+        let quick = call.gateway_quick_mode_cookies(within).unwrap();
+        if quick != new {
+            return (old, new, quick, false); // on an SA this client left
+        }
+        // Answered (the gateway repeats its QM1), installed, used.
+        let (pair, _) = answer_rekey(&mut call, 0x5eed_0052);
+        call.install(pair);
+        let replied = ping(&mut call, 1);
+        call.hang_up().unwrap();
+        (old, new, quick, replied)
+    });
+    assert_ne!(old, new);
+    assert_eq!(
+        quick, new,
+        "the gateway's Quick Mode went on the ISAKMP SA being replaced"
+    );
+    assert!(replied, "no reply on the pair made on the new ISAKMP SA");
+}

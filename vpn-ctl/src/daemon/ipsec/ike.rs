@@ -204,9 +204,10 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
     };
     let remote = entry.sa.ends.remote;
     let natt = entry.natt_port;
-    while let Some(m) = entry.sa.poll_transmit() {
-        ipsec.sockets.send_ike(remote, &m, natt);
-    }
+    // Sent after the events are acted on: the third message of a Quick
+    // Mode the gateway started goes out once its SA pair is in the tables,
+    // as the client may send on the pair the moment it has it.
+    let out: Vec<Vec<u8>> = std::iter::from_fn(|| entry.sa.poll_transmit()).collect();
     let events: Vec<IkeEvent> = std::iter::from_fn(|| entry.sa.poll()).collect();
     let mut closed = false;
     for ev in events {
@@ -303,6 +304,9 @@ fn drive(ipsec: &Ipsec, l2tp: &L2tp, t: &mut Tables, key: Key, now: Instant) {
                 closed = true;
             }
         }
+    }
+    for m in &out {
+        ipsec.sockets.send_ike(remote, m, natt);
     }
     if closed {
         if let Some(e) = t.ike.remove(&key) {
@@ -468,6 +472,34 @@ fn with_engine(
     f(&mut e.sa, &mut host);
 }
 
+/// The ISAKMP SA a Quick Mode the gateway starts for `key`'s child goes
+/// on: the newest one up with the same client (its address and port). A
+/// client that reauthenticated (a new Main Mode) ignores Quick Modes on the
+/// ISAKMP SA it is replacing, and the child would expire unrenewed.
+fn newest_with_client(t: &Tables, key: Key) -> Key {
+    let Some(client) = t.ike.get(&key).map(|e| e.sa.ends.remote) else {
+        return key;
+    };
+    newest(
+        client,
+        t.ike
+            .iter()
+            .filter(|(_, e)| e.sa.is_up())
+            .map(|(k, e)| (*k, e.sa.ends.remote, e.sa.created())),
+    )
+    .unwrap_or(key)
+}
+
+/// The newest of `sas` (key, client, created) whose client is `client`.
+fn newest(
+    client: SocketAddrV4,
+    sas: impl Iterator<Item = (Key, SocketAddrV4, Instant)>,
+) -> Option<Key> {
+    sas.filter(|(_, c, _)| *c == client)
+        .max_by_key(|(_, _, created)| *created)
+        .map(|(k, _, _)| k)
+}
+
 /// Timers: Main Modes past their deadline, ISAKMP SAs past their
 /// lifetime, ESP SAs past theirs (deleted, with a Delete to the client).
 pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
@@ -490,6 +522,7 @@ pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
         .map(|(k, v)| (*k, v.ike, v.template.clone()))
         .collect();
     for (spi, key, template) in due {
+        let key = newest_with_client(&t, key);
         with_engine(ipsec, &mut t, key, |sa, host| {
             if sa.rekey_child(now, &template, host) {
                 log::info!(
@@ -521,5 +554,32 @@ pub fn tick(ipsec: &Ipsec, l2tp: &L2tp, now: Instant) {
             }
         }
         remove_child(ipsec, l2tp, &mut t, spi, "its IPsec SA expired");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_newest_isakmp_sa_of_the_same_client_is_chosen() {
+        let (a, b) = (
+            "198.18.2.2:4500".parse().unwrap(),
+            "198.18.2.2:4501".parse().unwrap(),
+        );
+        let t0 = Instant::now();
+        let key = |n: u8| ([n; 8], [n; 8]);
+        let sas = [
+            (key(1), a, t0),
+            (key(2), a, t0 + Duration::from_secs(75)),
+            // Another client behind the same NAT, newer still: not a.
+            (key(3), b, t0 + Duration::from_secs(80)),
+        ];
+        assert_eq!(newest(a, sas.into_iter()), Some(key(2)));
+        assert_eq!(newest(b, sas.into_iter()), Some(key(3)));
+        let other = "198.18.9.9:4500".parse().unwrap();
+        assert_eq!(newest(other, sas.into_iter()), None);
     }
 }

@@ -231,6 +231,11 @@ impl IkeSa {
         matches!(self.state, State::Dead)
     }
 
+    /// When the client's first message made this SA.
+    pub fn created(&self) -> Instant {
+        self.created
+    }
+
     /// Negotiated Phase 1 algorithms, e.g. "aes256-sha256-modp2048".
     pub fn algorithms(&self) -> Option<String> {
         match &self.state {
