@@ -133,6 +133,26 @@ fn main_mode(ike: &UdpSocket, psk: &str, seed: u8, id: u16) -> anyhow::Result<In
     Ok(i)
 }
 
+/// The next Quick Mode message from the gateway on `ike` before
+/// `deadline`: its header and bytes (anything else is skipped).
+fn next_quick_mode(
+    ike: &UdpSocket,
+    deadline: Instant,
+    what: &str,
+) -> anyhow::Result<(message::Header, Vec<u8>)> {
+    let mut b = [0u8; 4096];
+    loop {
+        anyhow::ensure!(Instant::now() < deadline, "no {what} from the gateway");
+        let Ok(n) = ike.recv(&mut b) else {
+            continue;
+        };
+        let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if h.exchange == EXCH_QUICK {
+            return Ok((h, b[..n].to_vec()));
+        }
+    }
+}
+
 fn exchange(sock: &UdpSocket, msg: &[u8]) -> anyhow::Result<Vec<u8>> {
     sock.send(msg)?;
     let mut b = [0u8; 4096];
@@ -230,20 +250,9 @@ impl IpsecCall {
         within: Duration,
     ) -> anyhow::Result<NewPair> {
         let deadline = Instant::now() + within;
-        let mut b = [0u8; 4096];
-        // The next Quick Mode message: its ID and bytes.
-        let mut next = |what: &str| -> anyhow::Result<(u32, Vec<u8>)> {
-            loop {
-                anyhow::ensure!(Instant::now() < deadline, "no {what} from the gateway");
-                let Ok(n) = self.ike.recv(&mut b) else {
-                    continue;
-                };
-                let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                if h.exchange == EXCH_QUICK {
-                    return Ok((h.message_id, b[..n].to_vec()));
-                }
-            }
-        };
+        let ike = &self.ike;
+        let next =
+            |what: &str| next_quick_mode(ike, deadline, what).map(|(h, m)| (h.message_id, m));
         let (mid, qm1) = next("QM1")?;
         let t = self.transform;
         let (qm2, (spi_gw, toward_gw), (spi_us, toward_us)) =
@@ -285,18 +294,8 @@ impl IpsecCall {
         &mut self,
         within: Duration,
     ) -> anyhow::Result<([u8; 8], [u8; 8])> {
-        let deadline = Instant::now() + within;
-        let mut b = [0u8; 4096];
-        loop {
-            anyhow::ensure!(Instant::now() < deadline, "no Quick Mode from the gateway");
-            let Ok(n) = self.ike.recv(&mut b) else {
-                continue;
-            };
-            let h = message::Header::decode(&b[..n]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            if h.exchange == EXCH_QUICK {
-                return Ok((h.icookie, h.rcookie));
-            }
-        }
+        let (h, _) = next_quick_mode(&self.ike, Instant::now() + within, "Quick Mode")?;
+        Ok((h.icookie, h.rcookie))
     }
 
     /// Sends on the new pair from now on (the client installed it).
