@@ -63,6 +63,7 @@ const ADD64_IMM: u8 = 0x07;
 const SUB64_REG: u8 = 0x1f;
 const LDX_W: u8 = 0x61;
 const ST_W: u8 = 0x62;
+const STX_DW: u8 = 0x7b;
 const JGT_REG: u8 = 0x2d;
 const LD_IMM64: u8 = 0x18;
 /// `src_reg` of LD_IMM64: the immediate is a map's descriptor.
@@ -181,19 +182,32 @@ fn restore_then(before: &[u64], prefix: &[u8], progs: &OwnedFd) -> anyhow::Resul
         prefix.len().is_multiple_of(4),
         "the prefix must be whole words"
     );
-    let words = prefix.len() / 4;
+    let (dwords, tail) = (prefix.len() / 8, prefix.len() % 8 / 4);
     let mut p = before.to_vec();
     p.extend([
-        insn(MOV64_REG, 6, 1, 0, 0),                   // r6 = ctx
-        insn(LDX_W, 2, 1, 0, 0),                       // r2 = data
-        insn(LDX_W, 3, 1, 4, 0),                       // r3 = data_end
-        insn(MOV64_REG, 4, 2, 0, 0),                   // r4 = data
-        insn(ADD64_IMM, 4, 0, 0, prefix.len() as i32), // r4 += len
-        insn(JGT_REG, 4, 3, words as i16 + 5, 0),      // too short: to the drop
+        insn(MOV64_REG, 6, 1, 0, 0),                            // r6 = ctx
+        insn(LDX_W, 2, 1, 0, 0),                                // r2 = data
+        insn(LDX_W, 3, 1, 4, 0),                                // r3 = data_end
+        insn(MOV64_REG, 4, 2, 0, 0),                            // r4 = data
+        insn(ADD64_IMM, 4, 0, 0, prefix.len() as i32),          // r4 += len
+        insn(JGT_REG, 4, 3, (3 * dwords + tail) as i16 + 5, 0), // too short: to the drop
     ]);
-    for (i, w) in prefix.chunks(4).enumerate() {
-        let v = i32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        p.push(insn(ST_W, 2, 0, (i * 4) as i16, v)); // *(u32 *)(data + 4i) = w
+    // In 8-byte stores, as a copy of the frame would write it: a narrower
+    // store under a wider load of the program's is not forwarded to it,
+    // and the load waits for the store to reach the cache (decisions #64).
+    for (i, w) in prefix.chunks(8).enumerate() {
+        let off = (i * 8) as i16;
+        if let Ok(w) = <[u8; 8]>::try_from(w) {
+            let v = u64::from_le_bytes(w);
+            p.extend([
+                insn(LD_IMM64, 4, 0, 0, v as u32 as i32), // r4 = w
+                insn(0, 0, 0, 0, (v >> 32) as u32 as i32),
+                insn(STX_DW, 2, 4, off, 0), // *(u64 *)(data + off) = r4
+            ]);
+        } else {
+            let v = i32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+            p.push(insn(ST_W, 2, 0, off, v)); // *(u32 *)(data + off) = w
+        }
     }
     p.extend([
         insn(MOV64_REG, 1, 6, 0, 0), // r1 = ctx

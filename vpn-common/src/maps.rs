@@ -104,14 +104,15 @@ pub const FLOW_SLOTS: u32 = 4096;
 /// Slots of [`DOWN_FRAMES`] per CPU (a power of two).
 pub const FRAME_SLOTS: u32 = 2048;
 
-/// The bytes of a frame a [`FrameSlot`] compares: `FRAME_WORDS` 4-byte
-/// words from `FRAME_AT` (the ethertype) on, which hold the outer IPv4
-/// header, the tunnel and PPP headers and the inner IPv4 header of every
-/// layout the frame cache takes (the inner header ends by byte 74).
-pub const FRAME_AT: usize = 12;
-pub const FRAME_WORDS: usize = 16;
+/// The bytes of a frame a [`FrameSlot`] compares: `FRAME_DWORDS` 8-byte
+/// words from `FRAME_AT` on (8-aligned, as a frame's start is), which hold
+/// the ethertype, the outer IPv4 header, the tunnel and PPP headers and
+/// the inner IPv4 header of every layout the frame cache takes (the inner
+/// header ends by byte 74).
+pub const FRAME_AT: usize = 8;
+pub const FRAME_DWORDS: usize = 9;
 /// Where the window ends: frames shorter than this are not matched.
-pub const FRAME_END: usize = FRAME_AT + 4 * FRAME_WORDS;
+pub const FRAME_END: usize = FRAME_AT + 8 * FRAME_DWORDS;
 
 /// One slot of [`DOWN_FRAMES`]: a frame whose window matches `want` in
 /// the bits of its layout's mask (`layout`, an index into the program's
@@ -130,9 +131,9 @@ pub struct FrameSlot {
     pub inner_at: u32,
     pub layout: u32,
     pub eth: [u64; 2],
-    pub want: [u32; FRAME_WORDS],
+    pub want: [u64; FRAME_DWORDS],
     /// To 128 bytes: a slot's address is a shift.
-    pub _align: [u64; 3],
+    pub _align: [u64; 2],
 }
 const _: () = assert!(core::mem::size_of::<FrameSlot>() == 128);
 

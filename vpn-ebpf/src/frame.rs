@@ -11,14 +11,14 @@
 use aya_ebpf::{helpers::bpf_get_smp_processor_id, programs::XdpContext};
 use vpn_common::{
     counters::DropReason,
-    maps::{DataplaneConfig, FrameSlot, FRAME_AT, FRAME_END, FRAME_SLOTS, FRAME_WORDS},
+    maps::{FrameSlot, FrameTable, FRAME_AT, FRAME_DWORDS, FRAME_END, FRAME_SLOTS},
     wire::{GRE_F_ACK, GRE_F_SEQ, IPPROTO_GRE, IPPROTO_UDP, L2TP_F_LENGTH},
 };
 
 use crate::{
     encap::{ETH_LEN, IPV4_LEN},
     maps::DOWN_FRAMES,
-    packet::{load16, load32, ptr_at},
+    packet::{load16, load64, ptr_at},
     pptp,
     template::Eth,
     xdp_fwd,
@@ -34,7 +34,7 @@ const L2TP: usize = 0;
 const PPTP: usize = 2;
 
 /// Which bytes of the window must equal the kept frame's, per layout.
-const MASKS: [[u32; FRAME_WORDS]; LAYOUTS] = [
+const MASKS: [[u64; FRAME_DWORDS]; LAYOUTS] = [
     mask(true, 52),
     mask(true, 54),
     mask(false, 46),
@@ -47,7 +47,7 @@ const MASKS: [[u32; FRAME_WORDS]; LAYOUTS] = [
 /// no fragment, protocol, source; the UDP ports or GRE's flags, protocol
 /// and call ID; L2TP's flags, tunnel and session; PPP; the inner version,
 /// length of header, ToS, no fragment, source and destination.
-const fn mask(udp: bool, inner: usize) -> [u32; FRAME_WORDS] {
+const fn mask(udp: bool, inner: usize) -> [u64; FRAME_DWORDS] {
     let mut b = [0u8; FRAME_END];
     let exact: &[(usize, usize)] = &[(12, 15), (23, 24), (26, 30), (34, 38)];
     let mut i = 0;
@@ -69,11 +69,20 @@ const fn mask(udp: bool, inner: usize) -> [u32; FRAME_WORDS] {
     b[inner + 6] = 0x3f;
     b[inner + 7] = 0xff;
     b = set(b, inner + 12, inner + 20, 0xff);
-    let mut w = [0u32; FRAME_WORDS];
+    let mut w = [0u64; FRAME_DWORDS];
     let mut k = 0;
-    while k < FRAME_WORDS {
-        let o = FRAME_AT + 4 * k;
-        w[k] = u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    while k < FRAME_DWORDS {
+        let o = FRAME_AT + 8 * k;
+        w[k] = u64::from_le_bytes([
+            b[o],
+            b[o + 1],
+            b[o + 2],
+            b[o + 3],
+            b[o + 4],
+            b[o + 5],
+            b[o + 6],
+            b[o + 7],
+        ]);
         k += 1;
     }
     w
@@ -93,205 +102,213 @@ const _: () = assert!(cfg!(target_endian = "little"));
 const _: () = {
     let mut l = 0;
     while l < LAYOUTS {
-        assert!(MASKS[l][1] == 0);
+        assert!(MASKS[l][1] & 0xffff_ffff == 0);
         l += 1;
     }
 };
 
-/// Where a frame's inner IPv4 header would start if it is one of the
-/// layouts (`inner`: its 20 bytes, checked to lie in the frame), and
-/// which slot it would be in.
-struct Located {
-    layout: usize,
-    inner_at: usize,
-    inner: *const u8,
-    /// The outer source address, as it lies in the frame.
-    src: u32,
-    slot: u32,
-}
+/// Where each layout's inner IPv4 header starts.
+const INNER_AT: [usize; LAYOUTS] = [52, 54, 46, 50, 54];
 
+/// Which layout the frame at `p` would be, if any. Branches rather than
+/// arithmetic: the CPU predicts them, and what follows reads at constant
+/// offsets instead of waiting for these loads (decisions #64).
+///
 /// # Safety
-/// `p` is the frame's start `start`, with `FRAME_END` readable bytes.
+/// `p` has `FRAME_END` readable bytes.
 #[inline(always)]
-unsafe fn locate(p: *const u8, start: usize, end: usize) -> Option<Located> {
+unsafe fn layout(p: *const u8) -> Option<usize> {
     // SAFETY: every offset below is inside the window. Only 2-byte loads
     // here: a 4-byte one across two of the generator's 4-byte stores (the
     // ports at 34) waits for them to reach the cache (decisions #64).
-    let (layout, inner_at, tunnel) = unsafe {
+    unsafe {
         let proto = (load16(p.add(22)) >> 8) as u8;
         if proto == IPPROTO_UDP {
-            let flags = u16::from_be(load16(p.add(42)));
-            let long = usize::from(flags & L2TP_F_LENGTH != 0);
-            (
-                L2TP + long,
-                52 + 2 * long,
-                (u32::from(load16(p.add(34))) << 16 | u32::from(load16(p.add(36))))
-                    ^ u32::from(flags),
-            )
+            if u16::from_be(load16(p.add(42))) & L2TP_F_LENGTH != 0 {
+                Some(L2TP + 1)
+            } else {
+                Some(L2TP)
+            }
         } else if proto == IPPROTO_GRE {
             let flags = u16::from_be(load16(p.add(34)));
-            let n = usize::from(flags & GRE_F_SEQ != 0) + usize::from(flags & GRE_F_ACK != 0);
-            let call = u32::from(load16(p.add(40)));
-            (PPTP + n, 46 + 4 * n, call << 16 | u32::from(flags))
+            match (flags & GRE_F_SEQ != 0, flags & GRE_F_ACK != 0) {
+                (false, false) => Some(PPTP),
+                (true, true) => Some(PPTP + 2),
+                _ => Some(PPTP + 1),
+            }
         } else {
-            return None;
+            None
         }
-    };
-    // Checked again on its own: the verifier keeps no range for a packet
-    // pointer moved by a variable offset.
-    let inner = ptr_at::<[u8; 20]>(start, end, inner_at).ok()?.cast::<u8>();
-    // SAFETY: inside the window, and inside the inner header.
-    let (src, dst) = unsafe {
-        (
-            u32::from(load16(p.add(26))) | u32::from(load16(p.add(28))) << 16,
-            u32::from(load16(inner.add(16))) << 16 | u32::from(load16(inner.add(18))),
-        )
-    };
-    let mix = src ^ tunnel.rotate_left(16) ^ dst.rotate_left(8) ^ inner_at as u32;
-    Some(Located {
-        layout,
-        inner_at,
-        inner,
-        src,
-        slot: mix.wrapping_mul(0x9e37_79b1) >> (32 - FRAME_SLOTS.trailing_zeros()),
-    })
+    }
 }
 
-/// Nonzero if any of words `i` of the window at `p` differs from
-/// `want[i]` in the bits of layout `l`'s mask, an immediate. One assembly
-/// block a word: LLVM would load every word first and keep most of them
-/// on the stack. `i` lists the words the mask has bits in (checked at
-/// compile time: a word left out must have none).
+/// The slot of a frame of layout `L`: the outer source, the tunnel (UDP
+/// ports, or GRE's call ID) and the inner destination, hashed.
 ///
 /// # Safety
-/// `p` has `FRAME_END` readable bytes; `want` `FRAME_WORDS` words.
+/// `p` has `FRAME_END` readable bytes.
+#[inline(always)]
+unsafe fn slot_of<const L: usize>(p: *const u8) -> u32 {
+    let inner = INNER_AT[L];
+    // SAFETY: inside the window (the inner header of every layout is).
+    let (src, tunnel, dst) = unsafe {
+        (
+            u32::from(load16(p.add(26))) | u32::from(load16(p.add(28))) << 16,
+            if L < PPTP {
+                u32::from(load16(p.add(34))) << 16 | u32::from(load16(p.add(36)))
+            } else {
+                u32::from(load16(p.add(40)))
+            },
+            u32::from(load16(p.add(inner + 16))) << 16 | u32::from(load16(p.add(inner + 18))),
+        )
+    };
+    let mix = src ^ tunnel.rotate_left(16) ^ dst.rotate_left(8) ^ L as u32;
+    mix.wrapping_mul(0x9e37_79b1) >> (32 - FRAME_SLOTS.trailing_zeros())
+}
+const _: () = assert!(INNER_AT[1] + 20 <= FRAME_END && INNER_AT[4] + 20 <= FRAME_END);
+
+/// Nonzero if any 8-byte word `i` of the window at `p` differs from
+/// `want[i]` in the bits of layout `L`'s mask, for the words the mask has
+/// bits in. One assembly block a word: LLVM would load every word first
+/// and keep most of them on the stack.
+///
+/// # Safety
+/// `p` has `FRAME_END` readable bytes; `want` `FRAME_DWORDS` words.
 macro_rules! differ {
-    ($p:expr, $want:expr, $l:literal; $($i:literal)*) => {{
-        const _: () = assert!(covers($l, &[$($i),*]));
+    ($p:expr, $want:expr, $l:ident; $($i:literal)*) => {{
+        const _: () = assert!(FRAME_DWORDS == [$($i),*].len());
         let mut acc: u64 = 0;
         $(
+            let m = MASKS[$l][$i];
             #[cfg(target_arch = "bpf")]
-            core::arch::asm!(
-                "{t} = *(u32 *)({p} + {o})",
-                "{t} &= {m}",
-                "{w} = *(u32 *)({want} + {k})",
-                "{t} ^= {w}",
-                "{acc} |= {t}",
-                p = in(reg) $p,
-                want = in(reg) $want,
-                o = const FRAME_AT + 4 * $i,
-                k = const 4 * $i,
-                // Sign-extended by the instruction; `t` has no high bits.
-                m = const MASKS[$l][$i] as i32,
-                t = out(reg) _,
-                w = out(reg) _,
-                acc = inout(reg) acc,
-                options(nostack, readonly),
-            );
+            if m == u64::MAX {
+                core::arch::asm!(
+                    "{t} = *(u64 *)({p} + {o})",
+                    "{w} = *(u64 *)({want} + {k})",
+                    "{t} ^= {w}",
+                    "{acc} |= {t}",
+                    p = in(reg) $p,
+                    want = in(reg) $want,
+                    o = const FRAME_AT + 8 * $i,
+                    k = const 8 * $i,
+                    t = out(reg) _,
+                    w = out(reg) _,
+                    acc = inout(reg) acc,
+                    options(nostack, readonly),
+                );
+            } else if m != 0 {
+                core::arch::asm!(
+                    "{t} = *(u64 *)({p} + {o})",
+                    "{w} = {m} ll",
+                    "{t} &= {w}",
+                    "{w} = *(u64 *)({want} + {k})",
+                    "{t} ^= {w}",
+                    "{acc} |= {t}",
+                    p = in(reg) $p,
+                    want = in(reg) $want,
+                    o = const FRAME_AT + 8 * $i,
+                    k = const 8 * $i,
+                    m = const MASKS[$l][$i] as i64,
+                    t = out(reg) _,
+                    w = out(reg) _,
+                    acc = inout(reg) acc,
+                    options(nostack, readonly),
+                );
+            }
             #[cfg(not(target_arch = "bpf"))]
             {
-                let v = $p.add(FRAME_AT + 4 * $i).cast::<u32>().read_unaligned();
-                acc |= u64::from((v & MASKS[$l][$i]) ^ *$want.add($i));
+                let v = $p.add(FRAME_AT + 8 * $i).cast::<u64>().read_unaligned();
+                acc |= (v & m) ^ *$want.add($i);
             }
         )*
         acc
     }};
 }
 
-/// Whether `words` lists every word layout `l`'s mask has bits in.
-const fn covers(l: usize, words: &[usize]) -> bool {
-    let mut w = 0;
-    while w < FRAME_WORDS {
-        let mut listed = false;
-        let mut j = 0;
-        while j < words.len() {
-            listed |= words[j] == w;
-            j += 1;
-        }
-        if !listed && MASKS[l][w] != 0 {
-            return false;
-        }
-        w += 1;
-    }
-    true
-}
-
-/// This CPU's slot `i`.
+/// This CPU's table. Looked up before the frame is read: the helper call
+/// would otherwise make LLVM keep the frame's words on the stack across it.
 #[inline(always)]
-fn slot(i: u32) -> Option<*mut FrameSlot> {
+fn table() -> Option<*mut FrameTable> {
     // SAFETY: a plain helper call (inlined by the verifier on x86-64).
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let t = DOWN_FRAMES.get_ptr_mut(cpu)?;
+    DOWN_FRAMES.get_ptr_mut(cpu)
+}
+
+/// Slot `i` of table `t`.
+#[inline(always)]
+fn slot(t: *mut FrameTable, i: u32) -> *mut FrameSlot {
     let i = (i & (FRAME_SLOTS - 1)) as usize;
     // SAFETY: `i` is below the table's length (masked), inside `*t`.
-    Some(unsafe { core::ptr::addr_of_mut!((*t).slots[i]) })
+    unsafe { core::ptr::addr_of_mut!((*t).slots[i]) }
 }
 
 /// A frame of a flow in the cache, forwarded: `Some(action)`. `None`: the
-/// full path must look at it (the frame is unchanged).
+/// full path must look at it (the frame is unchanged). What the full path
+/// checked against the configuration (the pool, the L2TP port, PPTP on,
+/// XDP forwarding on) holds for the slot's generation: the daemon moves
+/// the generation on whenever it writes the configuration.
 #[inline(always)]
-pub fn forward(
+pub fn forward(ctx: &XdpContext, gen: u32) -> Option<Result<u32, DropReason>> {
+    if gen == 0 {
+        return None;
+    }
+    let t = table()?;
+    let p = ptr_at::<[u8; FRAME_END]>(ctx.data(), ctx.data_end(), 0)
+        .ok()?
+        .cast::<u8>();
+    // SAFETY: `ptr_at` proved the window's bytes lie inside the frame.
+    match unsafe { layout(p) }? {
+        0 => forward_as::<0>(ctx, p, t, gen),
+        1 => forward_as::<1>(ctx, p, t, gen),
+        2 => forward_as::<2>(ctx, p, t, gen),
+        3 => forward_as::<3>(ctx, p, t, gen),
+        _ => forward_as::<4>(ctx, p, t, gen),
+    }
+}
+
+/// `forward` for a frame of layout `L` at `p` (its window checked), with
+/// this CPU's table `t`: every offset a constant.
+#[inline(always)]
+fn forward_as<const L: usize>(
     ctx: &XdpContext,
-    cfg: &DataplaneConfig,
+    p: *const u8,
+    t: *mut FrameTable,
     gen: u32,
 ) -> Option<Result<u32, DropReason>> {
-    let (start, end) = (ctx.data(), ctx.data_end());
-    let p = ptr_at::<[u8; FRAME_END]>(start, end, 0).ok()?.cast::<u8>();
-    // SAFETY: `ptr_at` proved the window's bytes lie inside the frame.
-    let at = unsafe { locate(p, start, end) }?;
-    let s = slot(at.slot)?;
+    // SAFETY: `p`'s window is readable.
+    let s = slot(t, unsafe { slot_of::<L>(p) });
     // SAFETY: this CPU's slot; no other program runs on this CPU while
     // this one does (see `flow.rs`).
     let s = unsafe { &*s };
-    if s.gen != gen || gen == 0 || s.inner_at as usize != at.inner_at {
+    if s.gen != gen || s.layout as usize != L {
         return None;
     }
     let want = s.want.as_ptr();
     // SAFETY: the window's words and the slot's (`differ`).
-    let diff = unsafe {
-        match s.layout {
-            0 => differ!(p, want, 0; 0 2 3 4 5 6 7 8 9 10 11 13 14),
-            1 => differ!(p, want, 1; 0 2 3 4 5 6 7 8 9 10 12 13 14 15),
-            2 => differ!(p, want, 2; 0 2 3 4 5 6 7 8 10 11 12 13),
-            3 => differ!(p, want, 3; 0 2 3 4 5 6 7 8 9 11 12 13 14),
-            4 => differ!(p, want, 4; 0 2 3 4 5 6 7 9 10 12 13 14 15),
-            _ => 1,
-        }
-    };
+    let diff = unsafe { differ!(p, want, L; 0 1 2 3 4 5 6 7 8) };
     if diff != 0 {
         return None;
     }
-    let len = end - start;
-    let inner_at = at.inner_at;
-    // SAFETY: inside the window, and inside the inner header.
+    let inner_at = INNER_AT[L];
+    let len = ctx.data_end() - ctx.data();
+    // SAFETY: inside the window (the inner header of every layout is).
     let (outer_len, inner_len, ttl) = unsafe {
         (
             usize::from(u16::from_be(load16(p.add(16)))),
-            usize::from(u16::from_be(load16(at.inner.add(2)))),
-            load16(at.inner.add(8)) as u8,
+            usize::from(u16::from_be(load16(p.add(inner_at + 2)))),
+            load16(p.add(inner_at + 8)) as u8,
         )
     };
     // The checks of the full path that depend on more than these bytes.
     if ETH_LEN + outer_len > len
         || outer_len < IPV4_LEN
-        || cfg.in_pool(u32::from_be(at.src))
         || inner_at + inner_len > len
         || inner_len > s.fits as usize
         || ttl <= 1
     {
         return None;
     }
-    if (s.layout as usize) < PPTP {
-        // The port L2TP is served on now (a restart may have moved it).
-        // SAFETY: inside the window.
-        let port = u16::from_be(unsafe { load16(p.add(36)) });
-        if port != cfg.l2tp_port || port == 0 {
-            return None;
-        }
-    } else {
-        if cfg.pptp_enabled == 0 {
-            return None;
-        }
+    if L >= PPTP {
         // SAFETY: inside the window.
         let (payload, flags, seq) = unsafe {
             (
@@ -323,30 +340,42 @@ pub fn learn(ctx: &XdpContext, gen: u32, inner_at: usize, d: &Learned) {
     };
     let p = p.cast::<u8>();
     // SAFETY: `ptr_at` proved the window's bytes lie inside the frame.
-    let Some(at) = (unsafe { locate(p, ctx.data(), ctx.data_end()) }) else {
+    let Some(l) = (unsafe { layout(p) }) else {
         return;
     };
+    let l = l.min(LAYOUTS - 1);
     // Another layout (a compressed PPP header, L2TP's offset field, IPv4
     // options) read as one of ours: not kept.
     // SAFETY: inside the window.
     let version_ihl = unsafe { load16(p.add(14)) } as u8;
-    if at.inner_at != inner_at || version_ihl != 0x45 || gen == 0 {
+    if INNER_AT[l] != inner_at || version_ihl != 0x45 || gen == 0 {
         return;
     }
-    let Some(s) = slot(at.slot) else { return };
-    let masks = &MASKS[at.layout.min(LAYOUTS - 1)];
+    let Some(t) = table() else { return };
+    // SAFETY: inside the window.
+    let i = unsafe {
+        match l {
+            0 => slot_of::<0>(p),
+            1 => slot_of::<1>(p),
+            2 => slot_of::<2>(p),
+            3 => slot_of::<3>(p),
+            _ => slot_of::<4>(p),
+        }
+    };
+    let s = slot(t, i);
+    let masks = &MASKS[l];
     // SAFETY: as in `forward`; written field by field (a whole-struct
     // copy is a call to a byte-loop memcpy in BPF).
     unsafe {
         for (i, mask) in masks.iter().enumerate() {
-            (*s).want[i] = load32(p.add(FRAME_AT + 4 * i)) & mask;
+            (*s).want[i] = load64(p.add(FRAME_AT + 8 * i)) & mask;
         }
         (*s).gen = gen;
         (*s).idx = d.idx;
         (*s).ifindex = d.ifindex;
         (*s).fits = d.fits;
-        (*s).inner_at = at.inner_at as u32;
-        (*s).layout = at.layout as u32;
+        (*s).inner_at = inner_at as u32;
+        (*s).layout = l as u32;
         (*s).eth = *d.eth;
     }
 }

@@ -82,30 +82,30 @@ pub unsafe fn load16(p: *const u8) -> u16 {
     }
 }
 
-/// The four bytes at `p` as they lie in memory, in one load.
+/// The eight bytes at `p` as they lie in memory, in one load.
 ///
 /// # Safety
-/// `[p, p + 4)` is readable packet memory.
+/// `[p, p + 8)` is readable packet memory.
 #[inline(always)]
-pub unsafe fn load32(p: *const u8) -> u32 {
+pub unsafe fn load64(p: *const u8) -> u64 {
     #[cfg(target_arch = "bpf")]
     {
         let v: u64;
         // SAFETY: as the caller promises; a plain load, no other effect.
         unsafe {
             core::arch::asm!(
-                "{v} = *(u32 *)({p} + 0)",
+                "{v} = *(u64 *)({p} + 0)",
                 p = in(reg) p,
                 v = out(reg) v,
                 options(nostack, readonly, pure),
             );
         }
-        v as u32
+        v
     }
     #[cfg(not(target_arch = "bpf"))]
     // SAFETY: as the caller promises.
     unsafe {
-        p.cast::<u32>().read_unaligned()
+        p.cast::<u64>().read_unaligned()
     }
 }
 

@@ -32,10 +32,8 @@ pub fn process(ctx: &XdpContext) -> Result<u32, DropReason> {
     let (start, end) = (ctx.data(), ctx.data_end());
     count(Counter::XdpRx);
     // A frame like an earlier one of a forwarded flow: forwarded the same way.
-    if let Some(cfg) = xdp_fwd::config() {
-        if let Some(action) = frame::forward(ctx, cfg, flow::generation()) {
-            return action;
-        }
+    if let Some(action) = frame::forward(ctx, flow::generation()) {
+        return action;
     }
 
     let eth: EthHdr = read_at(start, end, 0)?;

@@ -49,7 +49,7 @@ pub fn set_interfaces(
 }
 
 /// Turns XDP forwarding on or off in the config slot; returns whether it
-/// changed.
+/// changed. A change moves the caches' generation on (see `write_config`).
 pub fn set_enabled(ebpf: &mut Ebpf, on: bool) -> anyhow::Result<bool> {
     let mut arr: Array<&mut MapData, DataplaneConfig> =
         Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map missing")?)?;
@@ -60,5 +60,6 @@ pub fn set_enabled(ebpf: &mut Ebpf, on: bool) -> anyhow::Result<bool> {
     }
     cfg.flags ^= CONFIG_F_XDP_FORWARD;
     arr.set(0, cfg, 0).context("write config map")?;
+    super::cache_gen::invalidate(ebpf)?;
     Ok(true)
 }

@@ -109,10 +109,14 @@ pub fn tc_wan(ebpf: &Ebpf) -> anyhow::Result<&SchedClassifier> {
         .try_into()?)
 }
 
+/// Writes the configuration slot, then moves the caches' generation on:
+/// XDP forwarding's frame cache relies on the configuration a kept
+/// decision was made under for as long as its generation lasts.
 pub fn write_config(ebpf: &mut Ebpf, cfg: &DataplaneConfig) -> anyhow::Result<()> {
     let mut arr: Array<&mut MapData, DataplaneConfig> =
         Array::try_from(ebpf.map_mut(maps::CONFIG).context("config map missing")?)?;
-    arr.set(0, cfg, 0).context("write config map")
+    arr.set(0, cfg, 0).context("write config map")?;
+    cache_gen::invalidate(ebpf)
 }
 
 /// How the XDP program ended up attached.
