@@ -16,17 +16,27 @@ pub fn generation() -> u32 {
     FIB_GEN.get(0).copied().unwrap_or(0)
 }
 
-/// The decision cached for `key` under generation `gen`, if any.
+/// This CPU's table of `cache` (`None`: the map has no table for this
+/// CPU, when a loader left `max_entries` at 1: the path without the
+/// cache). Looked up before the packet is read: the helper call would
+/// otherwise make LLVM keep the packet's fields on the stack across it.
 #[inline(always)]
-pub fn hit(cache: &Array<FlowTable>, key: &FlowKey, gen: u32) -> Option<&'static FlowSlot> {
+pub fn table(cache: &Array<FlowTable>) -> Option<*mut FlowTable> {
+    // SAFETY: a plain helper call (inlined by the verifier on x86-64).
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    cache.get_ptr_mut(cpu)
+}
+
+/// The decision table `t` holds for `key` under generation `gen`, if any.
+#[inline(always)]
+pub fn hit(t: *mut FlowTable, key: &FlowKey, gen: u32) -> Option<&'static FlowSlot> {
     if gen == 0 {
         return None;
     }
-    let s = slot(cache, key)?;
     // SAFETY: this CPU's slot; no other program runs on this CPU while
     // this one does (programs run with migration off, XDP in softirq
     // context), and only programs write it.
-    let s = unsafe { &*s };
+    let s = unsafe { &*slot(t, key) };
     let [a, b, c, d] = key.words;
     let k = &s.key.words;
     (s.gen == gen && k[0] == a && k[1] == b && k[2] == c && k[3] == d).then_some(s)
@@ -64,13 +74,11 @@ pub struct Decision {
 /// the other flow). Packets up to the largest length passed under this
 /// generation hit.
 #[inline(always)]
-pub fn fill(cache: &Array<FlowTable>, key: &FlowKey, gen: u32, d: &Decision) {
+pub fn fill(t: *mut FlowTable, key: &FlowKey, gen: u32, d: &Decision) {
     if gen == 0 {
         return;
     }
-    let Some(s) = slot(cache, key) else {
-        return;
-    };
+    let s = slot(t, key);
     // SAFETY: as in `hit`. Written field by field: a whole-struct copy is
     // a call to a byte-loop memcpy in BPF.
     unsafe {
@@ -91,14 +99,10 @@ pub fn fill(cache: &Array<FlowTable>, key: &FlowKey, gen: u32, d: &Decision) {
     }
 }
 
-/// `key`'s slot in this CPU's table (`None`: the map has no table for this
-/// CPU, when a loader left `max_entries` at 1: the path without the cache).
+/// `key`'s slot in table `t`.
 #[inline(always)]
-fn slot(cache: &Array<FlowTable>, key: &FlowKey) -> Option<*mut FlowSlot> {
-    // SAFETY: a plain helper call (inlined by the verifier on x86-64).
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    let t = cache.get_ptr_mut(cpu)?;
+fn slot(t: *mut FlowTable, key: &FlowKey) -> *mut FlowSlot {
     let i = (key.slot() & (FLOW_SLOTS - 1)) as usize;
     // SAFETY: `i` is below the table's length (masked), inside `*t`.
-    Some(unsafe { core::ptr::addr_of_mut!((*t).slots[i]) })
+    unsafe { core::ptr::addr_of_mut!((*t).slots[i]) }
 }

@@ -24,11 +24,11 @@ pub fn read_at<T: Copy>(start: usize, end: usize, offset: usize) -> Result<T, Dr
 #[repr(C, align(8))]
 struct Aligned<T>(core::mem::MaybeUninit<T>);
 
-/// The `T` at `p`, in 16-bit loads when its size is even: a Rust
-/// unaligned read is a load per byte in BPF, plus the shifts and ORs that
-/// put them together. 16-bit loads, unaligned (which the verifier allows
-/// on the architectures with efficient unaligned access the gateway runs
-/// on), halve that.
+/// The `T` at `p`, in 8-byte loads and then 16-bit ones when its size is
+/// even: a Rust unaligned read is a load per byte in BPF, plus the shifts
+/// and ORs that put them together. Wide unaligned loads (which the
+/// verifier allows on the architectures with efficient unaligned access
+/// the gateway runs on) are a fraction of that.
 ///
 /// # Safety
 /// `[p, p + size_of::<T>())` is readable packet memory, and any bit
@@ -38,14 +38,19 @@ unsafe fn load<T: Copy>(p: *const T) -> T {
     let n = core::mem::size_of::<T>();
     if cfg!(target_arch = "bpf") && n.is_multiple_of(2) {
         let mut buf = Aligned::<T>(core::mem::MaybeUninit::uninit());
-        let dst = buf.0.as_mut_ptr().cast::<u16>();
+        let dst = buf.0.as_mut_ptr().cast::<u8>();
         let src = p.cast::<u8>();
         let mut i = 0;
-        while i < n / 2 {
-            // SAFETY: within `T` on both sides; `dst` is 2-aligned (the
-            // buffer is 8-aligned); the bytes keep their order.
-            unsafe { dst.add(i).write(load16(src.add(2 * i))) };
-            i += 1;
+        while i + 8 <= n {
+            // SAFETY: within `T` on both sides; `dst + i` is 8-aligned
+            // (the buffer is); the bytes keep their order.
+            unsafe { dst.add(i).cast::<u64>().write(load64(src.add(i))) };
+            i += 8;
+        }
+        while i < n {
+            // SAFETY: as above, 2-aligned.
+            unsafe { dst.add(i).cast::<u16>().write(load16(src.add(i))) };
+            i += 2;
         }
         // SAFETY: every byte was written; any bit pattern is a valid `T`.
         unsafe { buf.0.assume_init() }

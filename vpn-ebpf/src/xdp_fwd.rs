@@ -76,13 +76,14 @@ pub fn from_wan(
         return Ok(None);
     };
     let gen = flow::generation();
+    let flows = flow::table(&DOWN_FLOWS);
     let parsed = ppp_inner(&b, &h).map(|(off, inner)| {
         let key = FlowKey::down(&h.key, inner.dst, inner.tos);
         (off, inner, key)
     });
     // A flow already decided: the checks that depend on the packet only.
     if let Some((off, inner, key)) = &parsed {
-        if let Some(f) = flow::hit(&DOWN_FLOWS, key, gen) {
+        if let Some(f) = flows.and_then(|t| flow::hit(t, key, gen)) {
             let inner_len = usize::from(u16::from_be(inner.total_len));
             if tunnel::accepts(&h, f.idx, f.peer_port)
                 && inner.src == f.assigned_ip
@@ -134,7 +135,9 @@ pub fn from_wan(
         proto: a.entry.proto,
         len: inner_len as u32,
     };
-    flow::fill(&DOWN_FLOWS, &key, gen, &decision);
+    if let Some(t) = flows {
+        flow::fill(t, &key, gen, &decision);
+    }
     let d = Learned {
         idx: a.idx,
         ifindex: hop.ifindex,
@@ -180,6 +183,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     let Some(cfg) = config() else {
         return pass;
     };
+    let flows = flow::table(&UP_FLOWS);
     let b = XdpBytes {
         start: ctx.data(),
         end: ctx.data_end(),
@@ -198,7 +202,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     let gen = flow::generation();
     let flow_key = FlowKey::up(ifindex, ip.src, ip.dst, ip.tos);
     // A flow already decided: the checks that depend on the packet only.
-    if let Some(f) = flow::hit(&UP_FLOWS, &flow_key, gen) {
+    if let Some(f) = flows.and_then(|t| flow::hit(t, &flow_key, gen)) {
         if !flow::mac_is(f, &eth.dst) {
             return pass;
         }
@@ -288,7 +292,9 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
         proto: entry.proto,
         len: inner_len as u32,
     };
-    flow::fill(&UP_FLOWS, &flow_key, gen, &decision);
+    if let Some(t) = flows {
+        flow::fill(t, &flow_key, gen, &decision);
+    }
     up(ctx, cfg, &ip, idx, entry.proto, &decision.hdr, csum0)
 }
 
