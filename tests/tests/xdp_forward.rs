@@ -96,6 +96,66 @@ fn nft_rule_packets(t: &Topology) -> u64 {
         .expect("the rule's counter")
 }
 
+/// A UDP datagram the LAN host's stack left with its checksum unfinished
+/// (veth's checksum offload: the pseudo-header sum alone) reaches the
+/// client finished, though its flow is cached on every CPU and it is
+/// smaller than the pings that cached it: XDP leaves it to the stack,
+/// which finishes it. (Nothing on the way would notice a wrong checksum:
+/// veths mark what they carry as checked.) The same for a TTL of 1.
+fn unfinished_checksums_are_finished(t: &Topology, gw: &Gateway, call: &mut dyn Call) {
+    let client = call.address();
+    let lan: Ipv4Addr = LAN_HOST.parse().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for cpu in 0..cpus {
+        t.lan.sh(&format!(
+            "taskset -c {cpu} ping -c 2 -i 0.05 -W 0.1 -q {client}"
+        ));
+    }
+    let to_stack = gw.count("counters", "xdp_fwd_to_stack");
+    for cpu in 0..cpus {
+        t.lan.must(&format!(
+            "taskset -c {cpu} python3 -c \"import socket; \
+             socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'unfinished', ('{client}', 9))\""
+        ));
+    }
+    // The LAN host's pings arrived first; an exchange returns what came
+    // back by the first packet, so as many as it takes.
+    let mut udp: Vec<Vec<u8>> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while udp.len() < cpus && std::time::Instant::now() < deadline {
+        let echo = icmp_echo(client.octets(), lan.octets(), 7, 500);
+        udp.extend(
+            call.echo(&echo, Duration::from_millis(500))
+                .into_iter()
+                .filter(|ip| ip[9] == 17 && ip[12..16] == lan.octets()),
+        );
+    }
+    assert_eq!(udp.len(), cpus, "one datagram from each CPU: {udp:?}");
+    for ip in &udp {
+        let segment = &ip[20..];
+        let mut pseudo = ip[12..20].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+        pseudo.extend_from_slice(segment);
+        assert_eq!(checksum(&pseudo), 0, "a finished UDP checksum: {ip:?}");
+    }
+    assert!(
+        gw.count("counters", "xdp_fwd_to_stack") >= to_stack + cpus as u64,
+        "left to the stack"
+    );
+    // Nor does the cached flow skip the TTL: an echo with TTL 1 is the
+    // stack's, which answers that it expired.
+    let before = gw.count("counters", "xdp_fwd_tx");
+    for cpu in 0..cpus {
+        let out = t
+            .lan
+            .sh(&format!("taskset -c {cpu} ping -c 1 -t 1 -W 2 {client}"));
+        let out = String::from_utf8_lossy(&out.stdout);
+        assert!(out.contains("Time to live exceeded"), "{out}");
+    }
+    assert_eq!(gw.count("counters", "xdp_fwd_tx"), before, "none in XDP");
+}
+
 /// Both calls through XDP; an operator rule turns it off and back on;
 /// spoofs still dropped.
 fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall) {
@@ -230,6 +290,8 @@ fn exercise(t: &Topology, gw: &Gateway, pptp: &mut PptpCall, l2tp: &mut L2tpCall
     wait::until("spoofs counted", Duration::from_secs(5), || {
         (gw.count("drops", "spoofed_inner_source") >= spoofs + 3).then_some(())
     });
+
+    unfinished_checksums_are_finished(t, gw, l2tp);
 
     // A session's cached flows end with it. The LAN host sends to the PPTP
     // client from each CPU in turn (a veth runs lan0's XDP on the sender's

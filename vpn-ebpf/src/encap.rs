@@ -106,17 +106,33 @@ pub fn ipv4_header(h: &mut [u8], proto: u8, src: u32, dst: u32, total_len: usize
 /// to its pseudo-header sum (1 in 65536) only costs that packet the slow path.
 pub fn checksum_partial<P: PacketBytes>(ctx: &P, l3: usize, ip: &Ipv4Hdr) -> bool {
     let ihl = usize::from(ip.version_ihl & 0x0f) * 4;
-    let field = match ip.proto {
-        IPPROTO_TCP => l3 + ihl + 16,
-        IPPROTO_UDP => l3 + ihl + 6,
-        _ => return false,
+    let Some(at) = l4_checksum_at(ip.proto) else {
+        return false;
     };
-    let Some(check) = ctx.be16(field) else {
+    let Some(check) = ctx.be16(l3 + ihl + at) else {
         return false;
     };
     let l4_len = u32::from(u16::from_be(ip.total_len)).saturating_sub(ihl as u32);
-    let (s, d) = (u32::from_be(ip.src), u32::from_be(ip.dst));
-    let sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(ip.proto) + l4_len;
+    pseudo_sum_only(check, ip.proto, ip.src, ip.dst, l4_len)
+}
+
+/// Where a TCP or UDP header holds its checksum; `None`: another protocol.
+#[inline(always)]
+pub fn l4_checksum_at(proto: u8) -> Option<usize> {
+    match proto {
+        IPPROTO_TCP => Some(16),
+        IPPROTO_UDP => Some(6),
+        _ => None,
+    }
+}
+
+/// Whether `check` (host order) is the pseudo-header sum alone of a
+/// protocol `proto` packet of `l4_len` bytes from `src` to `dst`
+/// (network order).
+#[inline(always)]
+pub fn pseudo_sum_only(check: u16, proto: u8, src: u32, dst: u32, l4_len: u32) -> bool {
+    let (s, d) = (u32::from_be(src), u32::from_be(dst));
+    let sum = (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + l4_len;
     check == fold(sum)
 }
 

@@ -42,18 +42,16 @@ pub fn hit(t: *mut FlowTable, key: &FlowKey, gen: u32) -> Option<&'static FlowSl
     (s.gen == gen && k[0] == a && k[1] == b && k[2] == c && k[3] == d).then_some(s)
 }
 
-/// Whether `s` is for frames to `mac`: the slot's MAC read as a 4- and a
-/// 2-byte word (it lies 4-aligned), where a compare of the arrays is six
-/// byte loads and the shifts that join them.
+/// `s.mac` as the low 48 bits of a little-endian word (the slot's two
+/// bytes after it masked off), to compare with a frame's first 6 bytes.
 #[inline(always)]
-pub fn mac_is(s: &FlowSlot, mac: &[u8; 6]) -> bool {
-    const _: () = assert!(core::mem::offset_of!(FlowSlot, mac) % 4 == 0);
-    let p = core::ptr::addr_of!(s.mac).cast::<u8>();
-    // SAFETY: the slot's six MAC bytes, at a 4-aligned offset of an
-    // 8-aligned struct.
-    let (hi, lo) = unsafe { (p.cast::<u32>().read(), p.add(4).cast::<u16>().read()) };
-    hi == u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]])
-        && lo == u16::from_ne_bytes([mac[4], mac[5]])
+pub fn mac48(s: &FlowSlot) -> u64 {
+    const _: () = assert!(core::mem::offset_of!(FlowSlot, mac) % 8 == 0);
+    const _: () =
+        assert!(core::mem::offset_of!(FlowSlot, mac) + 8 <= core::mem::size_of::<FlowSlot>());
+    // SAFETY: eight bytes of the slot from its 8-aligned MAC on.
+    let w = unsafe { core::ptr::addr_of!(s.mac).cast::<u64>().read() };
+    w & 0xffff_ffff_ffff
 }
 
 /// A forwarding decision, as `fill` records it (see `FlowSlot`).

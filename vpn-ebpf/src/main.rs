@@ -10,6 +10,7 @@ mod encap;
 mod flow;
 mod frame;
 mod l2tp;
+mod lan_hit;
 mod maps;
 mod packet;
 mod pptp;

@@ -36,7 +36,7 @@ use crate::{
     encap::{add_stats, checksum_partial, ppp_ipv4, session_for, ETH_LEN, IPV4_LEN},
     flow,
     frame::{self, Learned},
-    l2tp,
+    l2tp, lan_hit,
     maps::{forward_if, CONFIG, DOWN_FLOWS, FIB_CACHE, REDIRECT_DEVS, UP_FLOWS},
     packet::{bytes_mut, store},
     pptp,
@@ -183,7 +183,14 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     let Some(cfg) = config() else {
         return pass;
     };
+    let gen = flow::generation();
     let flows = flow::table(&UP_FLOWS);
+    // A flow already decided: the checks that depend on the packet only.
+    if let Some(t) = flows {
+        if let Some(action) = lan_hit::forward(ctx, cfg, t, gen) {
+            return action;
+        }
+    }
     let b = XdpBytes {
         start: ctx.data(),
         end: ctx.data_end(),
@@ -199,21 +206,7 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     }
     let ifindex = ctx.ingress_ifindex() as u32;
     let inner_len = usize::from(u16::from_be(ip.total_len));
-    let gen = flow::generation();
     let flow_key = FlowKey::up(ifindex, ip.src, ip.dst, ip.tos);
-    // A flow already decided: the checks that depend on the packet only.
-    if let Some(f) = flows.and_then(|t| flow::hit(t, &flow_key, gen)) {
-        if !flow::mac_is(f, &eth.dst) {
-            return pass;
-        }
-        if !forwardable(&ip) || ETH_LEN + inner_len > b.len() || checksum_partial(&b, ETH_LEN, &ip)
-        {
-            return Ok(lan_to_stack());
-        }
-        if inner_len <= f.fits as usize {
-            return up(ctx, cfg, &ip, f.idx, f.proto, &f.hdr, f.csum0);
-        }
-    }
     // Frames for another host (promiscuous mode, a bridge port) are not ours to route.
     let mac = match forward_if(ifindex) {
         Some(f) if f.mac == eth.dst => f.mac,
@@ -295,24 +288,37 @@ pub fn from_lan(ctx: &XdpContext) -> Result<u32, DropReason> {
     if let Some(t) = flows {
         flow::fill(t, &flow_key, gen, &decision);
     }
-    up(ctx, cfg, &ip, idx, entry.proto, &decision.hdr, csum0)
+    let hop = one_hop(ip.ttl, ip.proto, ip.check);
+    up(
+        ctx,
+        cfg,
+        inner_len,
+        hop,
+        idx,
+        entry.proto,
+        &decision.hdr,
+        csum0,
+    )
 }
 
-/// Encapsulates the LAN packet `ip` for session `idx` (protocol `proto`)
-/// behind its flow's headers `hdr` (`csum0`: their IPv4 checksum for an
-/// empty packet) and redirects it out of the WAN.
+/// Encapsulates the LAN packet at the frame's start (`inner_len` bytes;
+/// `hop`: its bytes 8 to 11 after this hop, see `one_hop`) for session
+/// `idx` (protocol `proto`) behind its flow's headers `hdr` (`csum0`:
+/// their IPv4 checksum for an empty packet) and redirects it out of the
+/// WAN.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn up(
+pub fn up(
     ctx: &XdpContext,
     cfg: &DataplaneConfig,
-    ip: &Ipv4Hdr,
+    inner_len: usize,
+    hop: [u8; 4],
     idx: u32,
     proto: u8,
     hdr: &Hdr,
     csum0: u16,
 ) -> Result<u32, DropReason> {
-    let inner_len = usize::from(u16::from_be(ip.total_len));
-    decrement_ttl(ctx, ETH_LEN, ip)?;
+    write_at(ctx, ETH_LEN + 8, &hop)?;
     add_stats(idx, false, inner_len as u64);
     count(Counter::XdpFwdTx);
     // One arm per protocol: the verifier needs constant sizes.
@@ -502,17 +508,9 @@ fn write_at(ctx: &XdpContext, off: usize, v: &[u8; 4]) -> Result<(), DropReason>
     Ok(())
 }
 
-/// One hop for the IPv4 header `ip` at `l3`: TTL minus one, the header
-/// checksum updated incrementally (RFC 1624; as the kernel's
-/// ip_decrease_ttl), from the header already read.
-#[inline(always)]
-fn decrement_ttl(ctx: &XdpContext, l3: usize, ip: &Ipv4Hdr) -> Result<(), DropReason> {
-    write_at(ctx, l3 + 8, &one_hop(ip.ttl, ip.proto, ip.check))
-}
-
-/// `decrement_ttl` for the IPv4 header at `l3`, read from the frame
-/// again: after a helper call that is cheaper than keeping the header's
-/// fields across it.
+/// One hop for the IPv4 header at `l3`, read from the frame again: after
+/// a helper call that is cheaper than keeping the header's fields across
+/// it.
 #[inline(always)]
 fn decrement_ttl_in_frame(ctx: &XdpContext, l3: usize) -> Result<(), DropReason> {
     let b = XdpBytes {
@@ -529,7 +527,7 @@ fn decrement_ttl_in_frame(ctx: &XdpContext, l3: usize) -> Result<(), DropReason>
 /// An IPv4 header's TTL, protocol and checksum (network order) after one
 /// hop, as they lie in the header (bytes 8 to 11).
 #[inline(always)]
-fn one_hop(ttl: u8, proto: u8, check: u16) -> [u8; 4] {
+pub fn one_hop(ttl: u8, proto: u8, check: u16) -> [u8; 4] {
     let sum = u32::from(u16::from_be(check)) + 0x0100;
     let [c0, c1] = (((sum & 0xffff) + (sum >> 16)) as u16).to_be_bytes();
     [ttl.wrapping_sub(1), proto, c0, c1]
