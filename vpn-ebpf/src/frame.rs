@@ -182,38 +182,11 @@ macro_rules! differ {
             let m = MASKS[$l][$i];
             #[cfg(target_arch = "bpf")]
             if m == u64::MAX {
-                core::arch::asm!(
-                    "{t} = *(u64 *)({p} + {o})",
-                    "{w} = *(u64 *)({want} + {k})",
-                    "{t} ^= {w}",
-                    "{acc} |= {t}",
-                    p = in(reg) $p,
-                    want = in(reg) $want,
-                    o = const FRAME_AT + 8 * $i,
-                    k = const 8 * $i,
-                    t = out(reg) _,
-                    w = out(reg) _,
-                    acc = inout(reg) acc,
-                    options(nostack, readonly),
-                );
+                differ_word!(acc, $p, $want, $i;;);
             } else if m != 0 {
-                core::arch::asm!(
-                    "{t} = *(u64 *)({p} + {o})",
-                    "{w} = {m} ll",
-                    "{t} &= {w}",
-                    "{w} = *(u64 *)({want} + {k})",
-                    "{t} ^= {w}",
-                    "{acc} |= {t}",
-                    p = in(reg) $p,
-                    want = in(reg) $want,
-                    o = const FRAME_AT + 8 * $i,
-                    k = const 8 * $i,
-                    m = const MASKS[$l][$i] as i64,
-                    t = out(reg) _,
-                    w = out(reg) _,
-                    acc = inout(reg) acc,
-                    options(nostack, readonly),
-                );
+                differ_word!(acc, $p, $want, $i;
+                    "{m} = {mask} ll" "{t} &= {m}";
+                    m = out(reg) _, mask = const MASKS[$l][$i] as i64,);
             }
             #[cfg(not(target_arch = "bpf"))]
             {
@@ -223,6 +196,31 @@ macro_rules! differ {
         )*
         acc
     }};
+}
+
+/// One word of `differ!` into `acc`: the frame's word, masked by the
+/// instructions `mask` (none for an all-ones mask) with their operands
+/// `ops`, XORed with the kept one.
+#[cfg(target_arch = "bpf")]
+macro_rules! differ_word {
+    ($acc:ident, $p:expr, $want:expr, $i:literal; $($mask:literal)*; $($ops:tt)*) => {
+        core::arch::asm!(
+            "{t} = *(u64 *)({p} + {o})",
+            $($mask,)*
+            "{w} = *(u64 *)({want} + {k})",
+            "{t} ^= {w}",
+            "{acc} |= {t}",
+            p = in(reg) $p,
+            want = in(reg) $want,
+            o = const FRAME_AT + 8 * $i,
+            k = const 8 * $i,
+            t = out(reg) _,
+            w = out(reg) _,
+            acc = inout(reg) $acc,
+            $($ops)*
+            options(nostack, readonly),
+        )
+    };
 }
 
 /// This CPU's table. Looked up before the frame is read: the helper call
