@@ -132,9 +132,42 @@ fn run_case(mppe: bool) {
         T,
     );
     terminate_request_numbered_on(&g);
+    acknowledged_before_the_call_is_cleared(&g);
     wait::until("the session to be gone", T, || {
         gw.sessions().is_empty().then_some(())
     });
+}
+
+/// `kill` ends the link as RFC 1661 has it: the call is cleared (the
+/// Call-Disconnect-Notify) only once the client has acknowledged the
+/// gateway's Terminate-Request. Cleared at once, the client hung up on the
+/// former first (pppd: "Modem hangup" rather than "LCP terminated by
+/// peer"). From the capture: the acknowledgement, to the gateway, before
+/// the gateway's only Call-Disconnect-Notify.
+fn acknowledged_before_the_call_is_cleared(g: &Guest) {
+    let filter = format!("host {GW_WAN} and (ip proto 47 or tcp port 1723)");
+    let cap = wait::until(
+        "the gateway's Call-Disconnect-Notify in the capture",
+        T,
+        || {
+            let cap = g.capture(&filter);
+            cap.contains("CTRL_MSGTYPE=CDN").then_some(cap)
+        },
+    );
+    let lines: Vec<&str> = cap.lines().collect();
+    let cdn = lines
+        .iter()
+        .position(|l| l.contains("CTRL_MSGTYPE=CDN"))
+        .unwrap();
+    let to_gw = format!("> {GW_WAN}:");
+    let ack = lines
+        .iter()
+        .position(|l| l.contains("LCP, Term-Ack") && l.contains(&to_gw));
+    assert!(
+        ack.is_some_and(|a| a < cdn),
+        "the client's Terminate-Ack (line {ack:?}) before the Call-Disconnect-Notify (line {cdn}):\n{}",
+        lines[cdn.saturating_sub(6)..(cdn + 4).min(lines.len())].join("\n")
+    );
 }
 
 /// The gateway's LCP Terminate-Request (sent at `kill`) carries a GRE

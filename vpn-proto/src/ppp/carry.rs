@@ -120,6 +120,7 @@ impl Link {
             up: true,
             next_echo: Some(now + cfg.echo_interval),
             echoes_unanswered: c.echoes_unanswered,
+            finished: false,
             frames: VecDeque::new(),
             events: VecDeque::new(),
             cfg,

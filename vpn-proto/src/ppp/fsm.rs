@@ -152,6 +152,13 @@ impl<O: Options> Fsm<O> {
         self.state == State::Opened
     }
 
+    /// Terminating: a Terminate-Request out and its restart timer running
+    /// (`Closing`), or the peer's acknowledged and a restart interval
+    /// left for the acknowledgement to arrive (`Stopping`).
+    pub fn is_terminating(&self) -> bool {
+        matches!(self.state, State::Closing | State::Stopping)
+    }
+
     /// A packet to send (code, id, length, data), without the protocol field.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.out.pop_front()

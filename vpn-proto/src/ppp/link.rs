@@ -42,8 +42,14 @@ pub enum LinkEvent {
     AuthFailed { user: String },
     /// IP can flow. `encryption`: "mppe-128", "mppe-40" or "none".
     Up { encryption: &'static str },
-    /// The link is over.
+    /// The link is over: no more IP.
     Down { reason: String },
+    /// After `Down`, LCP is done terminating (the peer acknowledged our
+    /// Terminate-Request, or it never answered it, or it terminated the
+    /// link and a restart interval has passed for our acknowledgement to
+    /// reach it, RFC 1661 §3.7): the call below may end now. Ending it at
+    /// `Down` would hang the peer up before it reads the Terminate-Request.
+    Finished,
 }
 
 /// Why a frame carried no IP packet for the caller.
@@ -78,6 +84,8 @@ pub struct Link {
     pub(super) up: bool,
     pub(super) next_echo: Option<Instant>,
     pub(super) echoes_unanswered: u32,
+    /// `Finished` was reported.
+    pub(super) finished: bool,
     pub(super) frames: VecDeque<Vec<u8>>,
     pub(super) events: VecDeque<LinkEvent>,
 }
@@ -122,6 +130,7 @@ impl Link {
             up: false,
             next_echo: None,
             echoes_unanswered: 0,
+            finished: false,
             frames: VecDeque::new(),
             events: VecDeque::new(),
             cfg,
@@ -140,6 +149,11 @@ impl Link {
         self.phase == Phase::Dead
     }
 
+    /// `Finished` was reported: dead and done terminating.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.frames.pop_front()
     }
@@ -156,10 +170,28 @@ impl Link {
         }
     }
 
-    /// Ends the link (Terminate-Request to the peer).
+    /// After `Down`: `Finished`, once LCP is no longer terminating.
+    fn finish_when_terminated(&mut self) {
+        if self.phase == Phase::Dead && !self.finished && !self.lcp.is_terminating() {
+            self.finished = true;
+            self.events.push_back(LinkEvent::Finished);
+        }
+    }
+
+    /// Ends the link: a Terminate-Request to the peer, `Down` now and
+    /// `Finished` once it is acknowledged or its retries run out.
     pub fn close(&mut self, now: Instant, reason: &str) {
         self.down(reason.to_string());
         self.lcp.close(now);
+        self.pump(now);
+    }
+
+    /// `close` for a peer that stopped answering: one Terminate-Request,
+    /// and `Finished` at once (no acknowledgement will come).
+    fn close_unanswered(&mut self, now: Instant, reason: &str) {
+        self.down(reason.to_string());
+        self.lcp.close(now);
+        self.lcp.down();
         self.pump(now);
     }
 
@@ -273,6 +305,7 @@ impl Link {
             };
             self.events.push_back(LinkEvent::Up { encryption });
         }
+        self.finish_when_terminated();
     }
 
     /// A PPP frame from the peer. `Ok(Some(range))`: an IP packet at
@@ -283,7 +316,15 @@ impl Link {
         f: &mut [u8],
     ) -> Result<Option<std::ops::Range<usize>>, Dropped> {
         if self.phase == Phase::Dead {
-            return Err(Dropped::NotReady);
+            // While terminating, LCP still listens (for the acknowledgement).
+            return match parse_frame(f) {
+                Some((PROTO_LCP, at)) if self.lcp.is_terminating() => {
+                    self.lcp_input(now, &f[at..]);
+                    self.pump(now);
+                    Ok(None)
+                }
+                _ => Err(Dropped::NotReady),
+            };
         }
         let (proto, at) = parse_frame(f).ok_or(Dropped::Malformed)?;
         let result = match proto {
@@ -482,6 +523,9 @@ impl Link {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase == Phase::Dead {
+            return self.lcp.poll_timeout();
+        }
         [
             self.lcp.poll_timeout(),
             self.auth.as_ref().and_then(Authenticator::poll_timeout),
@@ -496,6 +540,9 @@ impl Link {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Dead {
+            // Only a terminating LCP's restart timer is left.
+            self.lcp.handle_timeout(now);
+            self.pump(now);
             return;
         }
         self.lcp.handle_timeout(now);
@@ -514,7 +561,7 @@ impl Link {
         }
         if self.next_echo.is_some_and(|t| now >= t) {
             if self.echoes_unanswered >= self.cfg.echo_failures {
-                self.close(now, "the peer stopped answering LCP echo requests");
+                self.close_unanswered(now, "the peer stopped answering LCP echo requests");
                 return;
             }
             self.echoes_unanswered += 1;
@@ -742,10 +789,89 @@ mod tests {
             while link.poll_transmit().is_some() {}
         }
         let ev: Vec<_> = std::iter::from_fn(|| link.poll()).collect();
+        // No acknowledgement will come: finished at once.
         assert!(
-            matches!(&ev[..], [LinkEvent::Down { reason }] if reason.contains("echo")),
+            matches!(&ev[..], [LinkEvent::Down { reason }, LinkEvent::Finished] if reason.contains("echo")),
             "{ev:?}"
         );
+    }
+
+    /// The LCP codes of the frames `link` sends.
+    fn lcp_codes(link: &mut Link) -> Vec<u8> {
+        std::iter::from_fn(|| link.poll_transmit())
+            .filter_map(|f| match parse_frame(&f) {
+                Some((PROTO_LCP, at)) => Some(f[at]),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_closed_link_finishes_when_the_peer_acknowledges() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(false), [6; 32], now);
+        let mut peer = peer(now, "pw-alice-1", false);
+        converse(&mut link, &mut peer, now);
+        assert!(link.is_up());
+        link.close(now, "killed");
+        let ev: Vec<_> = std::iter::from_fn(|| link.poll()).collect();
+        assert_eq!(
+            ev,
+            [LinkEvent::Down {
+                reason: "killed".into()
+            }]
+        );
+        // No IP once down, however the call below carries on.
+        let mut ip = frame(PROTO_IPV4, &[0x45; 20]);
+        assert_eq!(link.handle_frame(now, &mut ip), Err(Dropped::NotReady));
+        // The peer reads the Terminate-Request and acknowledges it.
+        let later = now + Duration::from_millis(5);
+        while let Some(mut f) = link.poll_transmit() {
+            peer.handle_frame(later, &mut f);
+        }
+        assert!(link.poll().is_none(), "not finished before the ack");
+        for mut f in std::iter::from_fn(|| peer.poll_transmit()).collect::<Vec<_>>() {
+            let _ = link.handle_frame(later, &mut f);
+        }
+        assert_eq!(link.poll(), Some(LinkEvent::Finished));
+        assert_eq!(link.poll_timeout(), None, "nothing left to time");
+    }
+
+    #[test]
+    fn a_closed_link_finishes_when_its_terminate_requests_run_out() {
+        let start = Instant::now();
+        let mut link = Link::new(cfg(false), [7; 32], start);
+        let mut peer = peer(start, "pw-alice-1", false);
+        converse(&mut link, &mut peer, start);
+        link.close(start, "killed");
+        let mut sent = lcp_codes(&mut link);
+        let mut now = start;
+        while !link.events.contains(&LinkEvent::Finished) {
+            now = link
+                .poll_timeout()
+                .expect("a restart timer while terminating");
+            link.handle_timeout(now);
+            sent.extend(lcp_codes(&mut link));
+        }
+        assert_eq!(sent, [TERM_REQ; MAX_TERMINATE as usize]);
+        assert_eq!(now - start, RESTART_INTERVAL * MAX_TERMINATE);
+    }
+
+    #[test]
+    fn a_link_the_peer_terminates_finishes_a_restart_interval_after_the_ack() {
+        let now = Instant::now();
+        let mut link = Link::new(cfg(false), [8; 32], now);
+        let mut peer = peer(now, "pw-alice-1", false);
+        converse(&mut link, &mut peer, now);
+        peer.close(now);
+        for mut f in std::iter::from_fn(|| peer.poll_transmit()).collect::<Vec<_>>() {
+            let _ = link.handle_frame(now, &mut f);
+        }
+        assert!(matches!(link.poll(), Some(LinkEvent::Down { .. })));
+        assert_eq!(lcp_codes(&mut link), [TERM_ACK]);
+        assert_eq!(link.poll(), None);
+        link.handle_timeout(now + RESTART_INTERVAL);
+        assert_eq!(link.poll(), Some(LinkEvent::Finished));
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl Service for L2tp {
             .collect()
     }
 
-    /// Ends a call (`vpn-ctl kill`): LCP terminate, then CDN.
+    /// Ends a call (`vpn-ctl kill`): LCP terminate, then, once that is
+    /// acknowledged (`LinkEvent::Finished`), CDN.
     fn end(&self, row_id: u64, why: &str) -> bool {
         let Some(call) = self
             .calls()

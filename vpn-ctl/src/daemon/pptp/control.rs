@@ -160,7 +160,7 @@ impl Connection<'_> {
                     }
                 }
                 _ = self.notify.notified() => {
-                    for c in self.dead_calls() {
+                    for c in self.finished_calls() {
                         ctl.clear_call(c.carrier.call_id);
                         self.drop_call(&c, "the PPP link ended");
                         cleared = true;
@@ -278,9 +278,14 @@ impl Connection<'_> {
         Ok(Ok(call))
     }
 
-    /// Our calls whose PPP link is over (kill, echo timeout, auth failure).
-    fn dead_calls(&self) -> Vec<Arc<PptpCall>> {
-        self.calls.iter().filter(|c| c.is_dead()).cloned().collect()
+    /// Our calls whose PPP link is over and done terminating (kill, echo
+    /// timeout, auth failure).
+    fn finished_calls(&self) -> Vec<Arc<PptpCall>> {
+        self.calls
+            .iter()
+            .filter(|c| c.is_finished())
+            .cloned()
+            .collect()
     }
 
     fn drop_call(&mut self, c: &Arc<PptpCall>, why: &str) {

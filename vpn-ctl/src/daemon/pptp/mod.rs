@@ -114,8 +114,9 @@ impl Service for Pptp {
             .collect()
     }
 
-    /// Ends a call (`vpn-ctl kill`): LCP terminate, then its control
-    /// connection clears it.
+    /// Ends a call (`vpn-ctl kill`): LCP terminate, then, once that is
+    /// acknowledged (`LinkEvent::Finished`), its control connection clears
+    /// it.
     fn end(&self, row_id: u64, why: &str) -> bool {
         let Some(call) = self.all().into_iter().find(|c| c.carrier.row_id == row_id) else {
             return false;

@@ -110,7 +110,8 @@ pub trait Carrier: Send + Sync + 'static {
     /// Runs with the fast-path slot as the call leaves the kernel: what the
     /// kernel moved on (shared sequence numbers) becomes the call's own again.
     fn leave_fast(&self, _wire: &mut Self::Wire, _slot: u32) {}
-    /// The link is over: the control connection should clear the call.
+    /// The link is over and done terminating: the control connection
+    /// should clear the call.
     fn link_ended(&self);
 }
 
@@ -197,8 +198,9 @@ impl<C: Carrier> Call<C> {
         self.lock().ppp.lease.as_ref().map(Lease::addr)
     }
 
-    pub fn is_dead(&self) -> bool {
-        self.lock().ppp.link.is_dead()
+    /// The link is over and done terminating (`LinkEvent::Finished`).
+    pub fn is_finished(&self) -> bool {
+        self.lock().ppp.link.is_finished()
     }
 
     /// A PPP frame from the client (its carrier header removed). IP goes to
@@ -378,8 +380,10 @@ impl<C: Carrier> Call<C> {
                 log::info!("{proto}: session {row} link down: {reason}");
                 // Out of the kernel at once; the address goes with the call.
                 self.leave_kernel(s);
-                self.carrier.link_ended();
             }
+            // The peer has had its Terminate-Request (or acknowledgement):
+            // now the call may be cleared under it.
+            LinkEvent::Finished => self.carrier.link_ended(),
         }
     }
 
