@@ -1,5 +1,5 @@
 //! WAN to LAN, a flow's later packets recognised by their frame
-//! (docs/decisions.md #64). Once the full path (`xdp_wan`, `tunnel`,
+//! (docs/decisions.md #64, #65). Once the full path (`xdp_wan`, `tunnel`,
 //! `xdp_fwd`) has forwarded a packet, its frame's first bytes, from the
 //! ethertype to the end of the inner IPv4 header, are kept with the
 //! decision, less the bytes that vary from packet to packet (lengths, IDs,
@@ -118,9 +118,7 @@ const INNER_AT: [usize; LAYOUTS] = [52, 54, 46, 50, 54];
 /// `p` has `FRAME_END` readable bytes.
 #[inline(always)]
 unsafe fn layout(p: *const u8) -> Option<usize> {
-    // SAFETY: every offset below is inside the window. Only 2-byte loads
-    // here: a 4-byte one across two of the generator's 4-byte stores (the
-    // ports at 34) waits for them to reach the cache (decisions #64).
+    // SAFETY: every offset below is inside the window.
     unsafe {
         let proto = (load16(p.add(22)) >> 8) as u8;
         if proto == IPPROTO_UDP {
