@@ -119,8 +119,8 @@ pub const FRAME_END: usize = FRAME_AT + 8 * FRAME_DWORDS;
 /// masks; the window's words as they lie in memory) is a packet of the
 /// flow whose forwarding decision the slot holds, while `gen` is the
 /// current generation: session `idx`, egress `ifindex` behind the
-/// Ethernet header `eth`, inner packets up to `fits` bytes, the inner
-/// IPv4 header at `inner_at`.
+/// Ethernet header `eth`, inner packets up to `fits` bytes (the layout
+/// says where the inner IPv4 header is).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FrameSlot {
@@ -128,8 +128,8 @@ pub struct FrameSlot {
     pub idx: u32,
     pub ifindex: u32,
     pub fits: u32,
-    pub inner_at: u32,
     pub layout: u32,
+    pub _pad: u32,
     pub eth: [u64; 2],
     pub want: [u64; FRAME_DWORDS],
     /// To 128 bytes: a slot's address is a shift.

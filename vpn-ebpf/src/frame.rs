@@ -370,7 +370,6 @@ pub fn learn(ctx: &XdpContext, gen: u32, inner_at: usize, d: &Learned) {
         (*s).idx = d.idx;
         (*s).ifindex = d.ifindex;
         (*s).fits = d.fits;
-        (*s).inner_at = inner_at as u32;
         (*s).layout = l as u32;
         (*s).eth = *d.eth;
     }

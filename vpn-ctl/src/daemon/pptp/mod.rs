@@ -122,7 +122,6 @@ impl Service for Pptp {
             return false;
         };
         call.close(why);
-        call.carrier.clear.notify_one();
         true
     }
 
